@@ -1,0 +1,194 @@
+-- CreateTable
+CREATE TABLE "Workspace" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "platform" TEXT NOT NULL,
+    "externalId" TEXT NOT NULL,
+    "name" TEXT NOT NULL DEFAULT '',
+    "settings" JSONB NOT NULL,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
+-- CreateTable
+CREATE TABLE "Theme" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "workspaceId" TEXT NOT NULL,
+    "name" TEXT NOT NULL,
+    "description" TEXT NOT NULL DEFAULT '',
+    "rules" TEXT NOT NULL DEFAULT '',
+    "rating" TEXT NOT NULL DEFAULT 'general',
+    "artStyle" TEXT NOT NULL DEFAULT '',
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "Theme_workspaceId_fkey" FOREIGN KEY ("workspaceId") REFERENCES "Workspace" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
+
+-- CreateTable
+CREATE TABLE "User" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "platform" TEXT NOT NULL,
+    "externalId" TEXT NOT NULL,
+    "displayName" TEXT NOT NULL DEFAULT '',
+    "locale" TEXT NOT NULL DEFAULT 'en',
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
+-- CreateTable
+CREATE TABLE "Story" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "workspaceId" TEXT NOT NULL,
+    "ownerId" TEXT NOT NULL,
+    "conversationId" TEXT NOT NULL,
+    "premise" TEXT NOT NULL,
+    "genre" TEXT NOT NULL DEFAULT 'none',
+    "title" TEXT NOT NULL DEFAULT '',
+    "language" TEXT NOT NULL DEFAULT 'en',
+    "rating" TEXT NOT NULL DEFAULT 'general',
+    "status" TEXT NOT NULL DEFAULT 'active',
+    "bible" JSONB NOT NULL,
+    "arc" JSONB NOT NULL,
+    "summary" TEXT NOT NULL DEFAULT '',
+    "summaryUpTo" INTEGER NOT NULL DEFAULT 0,
+    "headChapterId" TEXT,
+    "revision" INTEGER NOT NULL DEFAULT 0,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt" DATETIME NOT NULL,
+    CONSTRAINT "Story_workspaceId_fkey" FOREIGN KEY ("workspaceId") REFERENCES "Workspace" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
+    CONSTRAINT "Story_ownerId_fkey" FOREIGN KEY ("ownerId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
+
+-- CreateTable
+CREATE TABLE "Chapter" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "storyId" TEXT NOT NULL,
+    "parentId" TEXT,
+    "number" INTEGER NOT NULL,
+    "task" TEXT NOT NULL,
+    "status" TEXT NOT NULL DEFAULT 'pending',
+    "action" TEXT NOT NULL DEFAULT '',
+    "direction" TEXT NOT NULL DEFAULT '',
+    "rewriteOfId" TEXT,
+    "title" TEXT NOT NULL DEFAULT '',
+    "text" TEXT NOT NULL DEFAULT '',
+    "summary" TEXT NOT NULL DEFAULT '',
+    "error" TEXT NOT NULL DEFAULT '',
+    "messageRefs" JSONB NOT NULL,
+    "requestKey" TEXT NOT NULL,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt" DATETIME NOT NULL,
+    CONSTRAINT "Chapter_storyId_fkey" FOREIGN KEY ("storyId") REFERENCES "Story" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
+    CONSTRAINT "Chapter_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "Chapter" ("id") ON DELETE SET NULL ON UPDATE CASCADE
+);
+
+-- CreateTable
+CREATE TABLE "Choice" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "chapterId" TEXT NOT NULL,
+    "position" INTEGER NOT NULL,
+    "label" TEXT NOT NULL,
+    "direction" TEXT NOT NULL DEFAULT '',
+    "writeIn" BOOLEAN NOT NULL DEFAULT false,
+    CONSTRAINT "Choice_chapterId_fkey" FOREIGN KEY ("chapterId") REFERENCES "Chapter" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
+
+-- CreateTable
+CREATE TABLE "Vote" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "chapterId" TEXT NOT NULL,
+    "choiceId" TEXT NOT NULL,
+    "userId" TEXT NOT NULL,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt" DATETIME NOT NULL,
+    CONSTRAINT "Vote_chapterId_fkey" FOREIGN KEY ("chapterId") REFERENCES "Chapter" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
+    CONSTRAINT "Vote_choiceId_fkey" FOREIGN KEY ("choiceId") REFERENCES "Choice" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
+    CONSTRAINT "Vote_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
+
+-- CreateTable
+CREATE TABLE "Character" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "storyId" TEXT NOT NULL,
+    "name" TEXT NOT NULL,
+    "role" TEXT NOT NULL DEFAULT '',
+    "appearance" TEXT NOT NULL DEFAULT '',
+    "notes" TEXT NOT NULL DEFAULT '',
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt" DATETIME NOT NULL,
+    CONSTRAINT "Character_storyId_fkey" FOREIGN KEY ("storyId") REFERENCES "Story" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
+
+-- CreateTable
+CREATE TABLE "LoreEntry" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "storyId" TEXT NOT NULL,
+    "keys" TEXT NOT NULL,
+    "content" TEXT NOT NULL,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "LoreEntry_storyId_fkey" FOREIGN KEY ("storyId") REFERENCES "Story" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
+
+-- CreateTable
+CREATE TABLE "AgentRun" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "storyId" TEXT NOT NULL,
+    "chapterId" TEXT,
+    "task" TEXT NOT NULL,
+    "method" TEXT NOT NULL,
+    "model" TEXT NOT NULL,
+    "baseUrl" TEXT NOT NULL DEFAULT '',
+    "promptVersion" TEXT NOT NULL,
+    "messages" JSONB NOT NULL,
+    "tools" JSONB NOT NULL,
+    "promptTokens" INTEGER NOT NULL DEFAULT 0,
+    "completionTokens" INTEGER NOT NULL DEFAULT 0,
+    "costUsd" REAL NOT NULL DEFAULT 0,
+    "latencyMs" INTEGER NOT NULL DEFAULT 0,
+    "status" TEXT NOT NULL,
+    "error" TEXT NOT NULL DEFAULT '',
+    "checks" JSONB NOT NULL,
+    "outcome" JSONB NOT NULL,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "AgentRun_storyId_fkey" FOREIGN KEY ("storyId") REFERENCES "Story" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
+    CONSTRAINT "AgentRun_chapterId_fkey" FOREIGN KEY ("chapterId") REFERENCES "Chapter" ("id") ON DELETE SET NULL ON UPDATE CASCADE
+);
+
+-- CreateIndex
+CREATE UNIQUE INDEX "Workspace_platform_externalId_key" ON "Workspace"("platform", "externalId");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "Theme_workspaceId_name_key" ON "Theme"("workspaceId", "name");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "User_platform_externalId_key" ON "User"("platform", "externalId");
+
+-- CreateIndex
+CREATE INDEX "Story_ownerId_updatedAt_idx" ON "Story"("ownerId", "updatedAt");
+
+-- CreateIndex
+CREATE INDEX "Story_conversationId_idx" ON "Story"("conversationId");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "Chapter_requestKey_key" ON "Chapter"("requestKey");
+
+-- CreateIndex
+CREATE INDEX "Chapter_storyId_number_idx" ON "Chapter"("storyId", "number");
+
+-- CreateIndex
+CREATE INDEX "Chapter_status_idx" ON "Chapter"("status");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "Choice_chapterId_position_key" ON "Choice"("chapterId", "position");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "Vote_chapterId_userId_key" ON "Vote"("chapterId", "userId");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "Character_storyId_name_key" ON "Character"("storyId", "name");
+
+-- CreateIndex
+CREATE INDEX "LoreEntry_storyId_idx" ON "LoreEntry"("storyId");
+
+-- CreateIndex
+CREATE INDEX "AgentRun_storyId_idx" ON "AgentRun"("storyId");
+
+-- CreateIndex
+CREATE INDEX "AgentRun_chapterId_idx" ON "AgentRun"("chapterId");
+

@@ -1,0 +1,170 @@
+/**
+ * Configuration: parsed once at boot from the environment, validated with zod.
+ * A missing or bad variable fails fast with a message naming the variable.
+ */
+import { z } from "zod";
+import { METHODS, type Method, type WritingTask } from "../agent/types.ts";
+import { type ModelRoute, TASKS, type Task } from "../llm/types.ts";
+
+export const DEFAULTS = {
+  DATABASE_URL: "file:./data/inkloom.db",
+  OPENAI_TIMEOUT_MS: 60_000,
+  OPENAI_MAX_RETRIES: 2,
+  METHOD_OPEN: "cot",
+  METHOD_CONTINUE: "react",
+  METHOD_REWRITE: "reflexion",
+  REACT_MAX_STEPS: 6,
+  RECENT_CHAPTERS: 3,
+  EXPORT_DIR: "./data/exports",
+  MODEL_PRICE_INPUT_PER_MTOK: 0,
+  MODEL_PRICE_OUTPUT_PER_MTOK: 0,
+} as const;
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(problems.join("\n"));
+  }
+}
+
+const optionalText = z
+  .string()
+  .trim()
+  .transform((v) => (v === "" ? undefined : v))
+  .optional();
+
+const url = (name: string) =>
+  optionalText.refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), {
+    message: `${name} must be an http(s) URL, for example http://localhost:11434/v1`,
+  });
+
+const int = (name: string, min: number, max: number) =>
+  optionalText.refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) >= min && Number(v) <= max), {
+    message: `${name} must be a whole number from ${min} to ${max}`,
+  });
+
+const price = (name: string) =>
+  optionalText.refine((v) => v === undefined || (Number.isFinite(Number(v)) && Number(v) >= 0), {
+    message: `${name} must be a number of US dollars per million tokens, such as 0.15`,
+  });
+
+const method = (name: string) =>
+  optionalText.refine((v) => v === undefined || (METHODS as readonly string[]).includes(v), {
+    message: `${name} must be one of: ${METHODS.join(", ")}`,
+  });
+
+const EnvSchema = z.object({
+  OPENAI_API_KEY: optionalText,
+  OPENAI_BASE_URL: url("OPENAI_BASE_URL"),
+  OPENAI_MODEL: optionalText,
+  MODEL_OPEN: optionalText,
+  MODEL_CONTINUE: optionalText,
+  MODEL_REWRITE: optionalText,
+  MODEL_CHOICES: optionalText,
+  MODEL_SUMMARIZE: optionalText,
+  MODEL_CHECK: optionalText,
+  METHOD_OPEN: method("METHOD_OPEN"),
+  METHOD_CONTINUE: method("METHOD_CONTINUE"),
+  METHOD_REWRITE: method("METHOD_REWRITE"),
+  OPENAI_TIMEOUT_MS: int("OPENAI_TIMEOUT_MS", 1000, 600_000),
+  OPENAI_MAX_RETRIES: int("OPENAI_MAX_RETRIES", 0, 10),
+  MODEL_PRICE_INPUT_PER_MTOK: price("MODEL_PRICE_INPUT_PER_MTOK"),
+  MODEL_PRICE_OUTPUT_PER_MTOK: price("MODEL_PRICE_OUTPUT_PER_MTOK"),
+  REACT_MAX_STEPS: int("REACT_MAX_STEPS", 1, 20),
+  RECENT_CHAPTERS: int("RECENT_CHAPTERS", 1, 10),
+  DATABASE_URL: optionalText.refine((v) => v === undefined || v.startsWith("file:"), {
+    message: "DATABASE_URL must be a SQLite file URL such as file:./data/inkloom.db",
+  }),
+  EXPORT_DIR: optionalText,
+  INKLOOM_LOCALE: optionalText.refine((v) => v === undefined || v === "en" || v === "zh", {
+    message: "INKLOOM_LOCALE must be en or zh",
+  }),
+  LANG: optionalText,
+});
+
+export type Locale = "en" | "zh";
+
+export interface Config {
+  models: Record<Task, ModelRoute>;
+  apiKey: string;
+  timeoutMs: number;
+  maxRetries: number;
+  prices: { inputPerMTok: number; outputPerMTok: number };
+  methods: Record<WritingTask, Method>;
+  reactMaxSteps: number;
+  recentChapters: number;
+  databaseUrl: string;
+  exportDir: string;
+  locale: Locale;
+}
+
+const OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1";
+
+/** What to tell a person who has not configured a model endpoint yet. */
+export const NO_ENDPOINT_HELP = [
+  "Inkloom needs an OpenAI-compatible model endpoint to write stories.",
+  "Set these environment variables (or put them in a .env file, see .env.example):",
+  "",
+  "  OPENAI_BASE_URL   the endpoint, e.g. http://localhost:11434/v1 for Ollama",
+  "  OPENAI_MODEL      the model name, e.g. qwen2.5:7b-instruct",
+  "  OPENAI_API_KEY    the key (any text for local servers such as Ollama)",
+  "",
+  "Example with Ollama running locally:",
+  "  OPENAI_BASE_URL=http://localhost:11434/v1 OPENAI_MODEL=qwen2.5:7b-instruct OPENAI_API_KEY=ollama npm start",
+  "",
+  "With OpenAI itself, OPENAI_API_KEY alone is enough (OPENAI_MODEL defaults to gpt-4.1-mini).",
+].join("\n");
+
+/** Parse and validate the environment. Throws `ConfigError` naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => i.message));
+  }
+  const e = parsed.data;
+  if (e.OPENAI_BASE_URL === undefined && e.OPENAI_API_KEY === undefined) {
+    throw new ConfigError([NO_ENDPOINT_HELP]);
+  }
+  const baseUrl = e.OPENAI_BASE_URL ?? OPENAI_DEFAULT_BASE_URL;
+  const usingOpenAi = e.OPENAI_BASE_URL === undefined;
+  const defaultModel = e.OPENAI_MODEL ?? (usingOpenAi ? "gpt-4.1-mini" : undefined);
+  if (defaultModel === undefined) {
+    throw new ConfigError([
+      `OPENAI_MODEL is not set: name the model that ${baseUrl} should use, e.g. OPENAI_MODEL=qwen2.5:7b-instruct`,
+    ]);
+  }
+  const perTask: Record<Task, string | undefined> = {
+    open: e.MODEL_OPEN,
+    continue: e.MODEL_CONTINUE,
+    rewrite: e.MODEL_REWRITE,
+    choices: e.MODEL_CHOICES,
+    summarize: e.MODEL_SUMMARIZE,
+    check: e.MODEL_CHECK,
+  };
+  const models = Object.fromEntries(
+    TASKS.map((t) => [t, { model: perTask[t] ?? defaultModel, baseUrl, fineTuned: false }]),
+  ) as Record<Task, ModelRoute>;
+  const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+  const lang = (e.LANG ?? "").toLowerCase();
+  return {
+    models,
+    // Local servers (Ollama, llama.cpp) ignore the key, but the SDK needs one.
+    apiKey: e.OPENAI_API_KEY ?? "not-needed",
+    timeoutMs: num(e.OPENAI_TIMEOUT_MS, DEFAULTS.OPENAI_TIMEOUT_MS),
+    maxRetries: num(e.OPENAI_MAX_RETRIES, DEFAULTS.OPENAI_MAX_RETRIES),
+    prices: {
+      inputPerMTok: num(e.MODEL_PRICE_INPUT_PER_MTOK, DEFAULTS.MODEL_PRICE_INPUT_PER_MTOK),
+      outputPerMTok: num(e.MODEL_PRICE_OUTPUT_PER_MTOK, DEFAULTS.MODEL_PRICE_OUTPUT_PER_MTOK),
+    },
+    methods: {
+      open: (e.METHOD_OPEN ?? DEFAULTS.METHOD_OPEN) as Method,
+      continue: (e.METHOD_CONTINUE ?? DEFAULTS.METHOD_CONTINUE) as Method,
+      rewrite: (e.METHOD_REWRITE ?? DEFAULTS.METHOD_REWRITE) as Method,
+    },
+    reactMaxSteps: num(e.REACT_MAX_STEPS, DEFAULTS.REACT_MAX_STEPS),
+    recentChapters: num(e.RECENT_CHAPTERS, DEFAULTS.RECENT_CHAPTERS),
+    databaseUrl: e.DATABASE_URL ?? DEFAULTS.DATABASE_URL,
+    exportDir: e.EXPORT_DIR ?? DEFAULTS.EXPORT_DIR,
+    locale: e.INKLOOM_LOCALE ?? (lang.startsWith("zh") ? "zh" : "en"),
+  };
+}

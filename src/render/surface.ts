@@ -1,0 +1,40 @@
+/**
+ * The `Surface` port: one conversation (Discord thread, Telegram chat, terminal)
+ * that the core writes to. Adapters implement it; only the renderer
+ * (src/render/stream-renderer.ts) and command handlers call it.
+ */
+
+/** Platform numbers the renderer must respect. */
+export interface SurfaceLimits {
+  /** Longest message the platform accepts, in characters (Discord 2000, Telegram 4096). */
+  maxMessageLength: number;
+  /** Minimum time between two edits of one message, in ms (0 = edit freely). */
+  minEditIntervalMs: number;
+}
+
+/** Opaque reference to a posted message (platform message id). */
+export interface MessageRef {
+  id: string;
+}
+
+export interface ChoiceOffer {
+  /** Story and revision the choices belong to (buttons carry them, so stale ones are refused). */
+  storyId: string;
+  revision: number;
+  /** Labels, in order; readers pick by position (1-based in text). */
+  choices: string[];
+  /** Whether the reader may type their own action. */
+  allowWriteIn: boolean;
+}
+
+export interface Surface {
+  readonly limits: SurfaceLimits;
+  /** Post a new message with this text; resolves once the platform accepted it. */
+  post(text: string): Promise<MessageRef>;
+  /** Replace the text of a message this surface posted. */
+  edit(ref: MessageRef, text: string): Promise<void>;
+  /** Offer the chapter's choices (buttons, numbered list...). */
+  offerChoices(offer: ChoiceOffer): Promise<MessageRef>;
+  /** A short notice that is not story text (status, confirmation, error). */
+  notice(text: string): Promise<void>;
+}
