@@ -1,0 +1,50 @@
+/**
+ * Types of the fake OpenAI-compatible server (tests/fakes/fake-openai-server.ts).
+ * A `Responder` decides what the server answers to each request; tests script
+ * it per test. The server speaks real HTTP and SSE, so the real `openai` SDK runs.
+ */
+
+/** A request as the server received it. */
+export interface FakeRequest {
+  method: string;
+  /** Path without the `/v1` prefix, e.g. "/chat/completions". */
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** Parsed JSON body (chat completion params for /chat/completions). */
+  // biome-ignore lint/suspicious/noExplicitAny: request bodies are arbitrary JSON
+  body: any;
+}
+
+interface Timing {
+  /** Wait this long before sending the response headers (counted as model latency). */
+  delayMs?: number;
+}
+
+/** What the fake answers. For a streaming request text is sent as SSE chunks. */
+export type FakeReply = Timing &
+  (
+    | {
+        kind: "text";
+        text: string;
+        /** Characters per SSE chunk (default 12). */
+        chunkSize?: number;
+        /** Pause between chunks, counted as model latency (default 0). */
+        chunkDelayMs?: number;
+      }
+    | {
+        kind: "tool_calls";
+        calls: { name: string; arguments: string | Record<string, unknown> }[];
+        /** Optional assistant content sent with the calls (a ReAct "thought"). */
+        content?: string;
+      }
+    /** Content that is this value serialized as JSON (for response_format json_schema). */
+    | { kind: "json"; value: unknown }
+    /** An HTTP error, e.g. 429 with headers {"retry-after": "0"} or 500. */
+    | { kind: "error"; status: number; message?: string; headers?: Record<string, string> }
+    /** Stream `text` (in chunks), then destroy the socket without a finish chunk or [DONE]. */
+    | { kind: "cut"; text: string; chunkSize?: number }
+    /** Accept the request and never answer (timeouts). */
+    | { kind: "hang" }
+  );
+
+export type Responder = (req: FakeRequest) => FakeReply | Promise<FakeReply>;
