@@ -1,0 +1,149 @@
+/**
+ * Structured output of the story agent: one zod schema per tool call or JSON response,
+ * and the JSON schema sent to the model for it (derived from the zod schema, so the two
+ * never drift). Prose is never parsed for structure.
+ */
+import { z } from "zod";
+import type { ToolSpec } from "../llm/types.ts";
+
+const characterSchema = z.object({
+  name: z.string().trim().min(1).max(80),
+  role: z.string().trim().min(1).max(200),
+  appearance: z.string().trim().max(400),
+});
+
+const arcSchema = z.object({
+  beats: z.array(z.string().trim().min(1).max(300)).min(3).max(8),
+  open_threads: z.array(z.string().trim().min(1).max(300)).max(12),
+});
+
+export const planStorySchema = z.object({
+  title: z.string().trim().min(1).max(120),
+  language: z
+    .string()
+    .trim()
+    .regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, "language must be a BCP-47 tag such as en or zh"),
+  logline: z.string().trim().min(1).max(400),
+  characters: z.array(characterSchema).min(1).max(8),
+  places: z.array(z.object({ name: z.string().trim().min(1).max(80), description: z.string().trim().max(400) })).max(8),
+  facts: z.array(z.string().trim().min(1).max(300)).max(12),
+  arc: arcSchema,
+});
+export type PlanStory = z.infer<typeof planStorySchema>;
+
+const choiceSchema = z.object({
+  label: z.string().trim().min(1).max(80),
+  direction: z.string().trim().min(1).max(300),
+});
+
+export const submitChapterSchema = z
+  .object({
+    chapter_title: z.string().trim().min(1).max(120),
+    summary: z.string().trim().min(1).max(600),
+    choices: z.array(choiceSchema).min(2).max(4),
+    new_characters: z.array(characterSchema).max(6),
+    new_facts: z.array(z.string().trim().min(1).max(300)).max(8),
+    arc: arcSchema.optional(),
+  })
+  .superRefine((value, ctx) => {
+    const labels = value.choices.map((c) => c.label.toLowerCase());
+    if (new Set(labels).size !== labels.length) {
+      ctx.addIssue({ code: "custom", path: ["choices"], message: "choice labels must be distinct" });
+    }
+    const directions = value.choices.map((c) => c.direction.toLowerCase());
+    if (new Set(directions).size !== directions.length) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["choices"],
+        message: "each choice must lead somewhere different (directions must differ)",
+      });
+    }
+  });
+export type SubmitChapter = z.infer<typeof submitChapterSchema>;
+
+export const continuityReportSchema = z.object({
+  ok: z.boolean(),
+  issues: z.array(z.string().max(500)).max(12),
+});
+export type ContinuityReport = z.infer<typeof continuityReportSchema>;
+
+export const recallArgsSchema = z.object({ query: z.string().trim().min(1).max(200) });
+export const lookupArgsSchema = z.object({ name: z.string().trim().min(1).max(120) });
+export const checkContinuityArgsSchema = z.object({ draft: z.string().trim().min(1).max(20_000) });
+export const beginWritingArgsSchema = z.object({ plan: z.string().trim().min(1).max(4000) });
+
+/** JSON schema for a tool's `parameters` or a `response_format`, from its zod schema. */
+export function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: "input" }) as Record<string, unknown>;
+  return rest;
+}
+
+function tool(name: string, description: string, schema: z.ZodType): ToolSpec {
+  return { type: "function", function: { name, description, parameters: jsonSchemaOf(schema) } };
+}
+
+export const TOOL_NAMES = {
+  planStory: "plan_story",
+  submitChapter: "submit_chapter",
+  recall: "recall",
+  lookup: "lookup",
+  checkContinuity: "check_continuity",
+  beginWriting: "begin_writing",
+} as const;
+
+export const CONTINUITY_REPORT_NAME = "continuity_report";
+
+export const planStoryTool = tool(
+  TOOL_NAMES.planStory,
+  "Plan a new story: title, language, logline, cast, places, canon facts and a hidden arc of beats.",
+  planStorySchema,
+);
+export const submitChapterTool = tool(
+  TOOL_NAMES.submitChapter,
+  "Submit the structured parts of the chapter just written: title, summary, 2-4 choices that lead to different places, new characters and facts, and the revised arc if it changed.",
+  submitChapterSchema,
+);
+export const recallTool = tool(
+  TOOL_NAMES.recall,
+  "Search earlier chapters by keywords; returns up to 3 short passages with their chapter numbers.",
+  recallArgsSchema,
+);
+export const lookupTool = tool(
+  TOOL_NAMES.lookup,
+  "Look up a character, place or lore entry of the story by name.",
+  lookupArgsSchema,
+);
+export const checkContinuityTool = tool(
+  TOOL_NAMES.checkContinuity,
+  "Check a draft against the story bible and recent chapters for contradictions and repetition.",
+  checkContinuityArgsSchema,
+);
+export const beginWritingTool = tool(
+  TOOL_NAMES.beginWriting,
+  "Stop gathering and write the chapter following this plan.",
+  beginWritingArgsSchema,
+);
+
+/** Tools offered in the ReAct loop, in the order they are described. */
+export const REACT_TOOLS: ToolSpec[] = [recallTool, lookupTool, checkContinuityTool, beginWritingTool];
+
+export const continuityResponseFormat = {
+  name: CONTINUITY_REPORT_NAME,
+  schema: jsonSchemaOf(continuityReportSchema),
+};
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** Parse a tool call's JSON arguments (or a JSON response) and validate them. */
+export function parseJsonWith<T>(schema: z.ZodType<T>, raw: string | null | undefined): ParseResult<T> {
+  if (raw === null || raw === undefined || raw.trim() === "") return { ok: false, error: "empty arguments" };
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch (err) {
+    return { ok: false, error: `arguments are not valid JSON: ${(err as Error).message}` };
+  }
+  const parsed = schema.safeParse(data);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  return { ok: false, error: z.prettifyError(parsed.error) };
+}
