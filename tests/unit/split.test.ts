@@ -45,7 +45,11 @@ describe("splitForLimit", () => {
 
   it("cuts after a sentence end before falling back to spaces", () => {
     const text = "The door creaked open. She stepped inside and listened to the rain";
-    expect(splitForLimit(text, 40)).toEqual(["The door creaked open.", "She stepped inside and listened to the", "rain"]);
+    expect(splitForLimit(text, 40)).toEqual([
+      "The door creaked open.",
+      "She stepped inside and listened to the",
+      "rain",
+    ]);
   });
 
   it("splits CJK text without spaces at 。", () => {
