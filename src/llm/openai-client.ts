@@ -100,6 +100,7 @@ export class OpenAiModelClient implements ModelClient {
         }
         if (acc.finishReason === undefined) throw new ModelError("cut", "the stream ended before the model finished");
         const message = acc.message();
+        attempt.disarm();
         yield {
           type: "done",
           message,

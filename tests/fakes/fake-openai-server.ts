@@ -224,8 +224,9 @@ export class FakeOpenAiServer {
     const chunk = this.chunker(body);
     startSse(res);
     writeSse(res, chunk({ role: "assistant", content: "" }));
-    for (const piece of split(output.content ?? "", chunkSize)) {
-      if (chunkDelayMs > 0) await this.sleep(chunkDelayMs);
+    for (const [i, piece] of split(output.content ?? "", chunkSize).entries()) {
+      // Between chunks, not before the first: a fast first token then a stall is a case worth testing.
+      if (i > 0 && chunkDelayMs > 0) await this.sleep(chunkDelayMs);
       if (res.destroyed) return;
       writeSse(res, chunk({ content: piece }));
     }
