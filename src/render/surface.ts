@@ -37,4 +37,12 @@ export interface Surface {
   offerChoices(offer: ChoiceOffer): Promise<MessageRef>;
   /** A short notice that is not story text (status, confirmation, error). */
   notice(text: string): Promise<void>;
+  /** Deliver a file (an export): an attachment, a document, or a saved file in the terminal. */
+  sendFile(file: OutgoingFile): Promise<void>;
+}
+
+export interface OutgoingFile {
+  /** File name with extension, safe for any file system. */
+  name: string;
+  content: string | Uint8Array;
 }

@@ -17,13 +17,14 @@
  * ...
  * expect(surface.visibleText()).toBe("...");
  */
-import type { ChoiceOffer, MessageRef, Surface, SurfaceLimits } from "../../src/render/surface.ts";
+import type { ChoiceOffer, MessageRef, OutgoingFile, Surface, SurfaceLimits } from "../../src/render/surface.ts";
 
 export type FakeSurfaceCall =
   | { kind: "post"; at: number; text: string; ref?: MessageRef; error?: unknown }
   | { kind: "edit"; at: number; ref: MessageRef; text: string; error?: unknown }
   | { kind: "offerChoices"; at: number; offer: ChoiceOffer; ref?: MessageRef; error?: unknown }
-  | { kind: "notice"; at: number; text: string; error?: unknown };
+  | { kind: "notice"; at: number; text: string; error?: unknown }
+  | { kind: "sendFile"; at: number; file: OutgoingFile; error?: unknown };
 
 export type FakeSurfaceCallKind = FakeSurfaceCall["kind"];
 
@@ -116,6 +117,16 @@ export class FakeSurface implements Surface {
     const call: FakeSurfaceCall = { kind: "notice", at: this.now(), text };
     return this.perform(call, () => {
       this.notices.push(text);
+    });
+  }
+
+  /** Files sent, in order. */
+  readonly files: OutgoingFile[] = [];
+
+  async sendFile(file: OutgoingFile): Promise<void> {
+    const call: FakeSurfaceCall = { kind: "sendFile", at: this.now(), file };
+    return this.perform(call, () => {
+      this.files.push(file);
     });
   }
 

@@ -1,0 +1,71 @@
+/**
+ * Runs a command for any adapter: validates raw arguments against the spec,
+ * calls the handler, and is the one place that decides what a reader sees
+ * when something goes wrong.
+ */
+import { t } from "../src/i18n/messages.ts";
+import { ModelError } from "../src/llm/types.ts";
+import { UserFacingError } from "../src/story/errors.ts";
+import type { ArgsOf, Command, CommandContext, CommandOutcome, CommandSpec } from "./types.ts";
+
+/** Validate raw option values (strings from a terminal, typed values from a platform). */
+export function validateArgs<S extends CommandSpec>(spec: S, raw: Record<string, unknown>): ArgsOf<S> {
+  const out: Record<string, string | number | undefined> = {};
+  for (const option of spec.options) {
+    const value = raw[option.name];
+    const text = typeof value === "string" ? value.trim() : value;
+    if (text === undefined || text === null || text === "") {
+      if (option.required) {
+        throw new UserFacingError("error.missingArgument", {
+          name: spec.name,
+          option: option.name,
+          example: spec.example,
+        });
+      }
+      out[option.name] = undefined;
+      continue;
+    }
+    if (option.type === "integer") {
+      const n = typeof text === "number" ? text : /^-?\d{1,9}$/.test(String(text)) ? Number(text) : Number.NaN;
+      if (!Number.isSafeInteger(n) || (option.min !== undefined && n < option.min)) {
+        throw new UserFacingError("error.badInteger", { input: String(text) });
+      }
+      out[option.name] = n;
+    } else {
+      const s = String(text);
+      if (option.maxLength !== undefined && s.length > option.maxLength) {
+        throw new UserFacingError("error.argumentTooLong", {
+          option: option.name,
+          length: s.length,
+          max: option.maxLength,
+        });
+      }
+      out[option.name] = s;
+    }
+  }
+  return out as ArgsOf<S>;
+}
+
+/** The text a reader sees for an error; internal details never leak. */
+export function describeError(error: unknown, locale: CommandContext["locale"]): string {
+  if (error instanceof UserFacingError) return t(locale, error.id, error.params);
+  if (error instanceof ModelError) return t(locale, `model.${error.kind}`);
+  return t(locale, "error.internal");
+}
+
+export async function dispatch(
+  command: Command<CommandSpec>,
+  raw: Record<string, unknown>,
+  ctx: CommandContext,
+  log: (message: string) => void = () => {},
+): Promise<CommandOutcome> {
+  try {
+    return await command.run(ctx, validateArgs(command.spec, raw));
+  } catch (error) {
+    if (!(error instanceof UserFacingError) && !(error instanceof ModelError)) {
+      log(`command /${command.spec.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    }
+    await ctx.surface.notice(describeError(error, ctx.locale));
+    return { kind: "done" };
+  }
+}

@@ -1,0 +1,26 @@
+import { t } from "../src/i18n/messages.ts";
+import type { Command, CommandSpec } from "./types.ts";
+import { defineCommand } from "./types.ts";
+
+/** /help lists every visible command; built from the registry so it never drifts. */
+export function makeHelp(all: () => readonly Command<CommandSpec>[]) {
+  return defineCommand(
+    {
+      name: "help",
+      description: { en: "List the commands", zh: "列出全部命令" },
+      example: "/help",
+      options: [],
+    } as const,
+    async (ctx) => {
+      const lines = [t(ctx.locale, "help.heading")];
+      for (const { spec } of all()) {
+        if (spec.hidden) continue;
+        const options = spec.options.map((o) => (o.required ? ` <${o.name}>` : ` [${o.name}]`)).join("");
+        lines.push(`  /${spec.name}${options} — ${spec.description[ctx.locale]}`);
+      }
+      lines.push(t(ctx.locale, "help.play"));
+      await ctx.surface.notice(lines.join("\n"));
+      return { kind: "done" };
+    },
+  );
+}

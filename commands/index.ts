@@ -1,0 +1,35 @@
+/** Every command, once. Adapters look commands up here. */
+import { branch } from "./branch.ts";
+import { exportStory } from "./export.ts";
+import { makeHelp } from "./help.ts";
+import { act, choose } from "./play.ts";
+import { quit } from "./quit.ts";
+import { recap } from "./recap.ts";
+import { retry } from "./retry.ts";
+import { rewrite } from "./rewrite.ts";
+import { start } from "./start.ts";
+import { stories } from "./stories.ts";
+import type { Command, CommandSpec } from "./types.ts";
+import { undo } from "./undo.ts";
+
+const help = makeHelp(() => COMMANDS);
+
+// Each command keeps its precise argument types; the registry only needs the common shape.
+export const COMMANDS: readonly Command<CommandSpec>[] = [
+  start,
+  stories,
+  undo,
+  rewrite,
+  branch,
+  retry,
+  recap,
+  exportStory,
+  help,
+  quit,
+  choose,
+  act,
+] as unknown as readonly Command<CommandSpec>[];
+
+export function findCommand(name: string): Command<CommandSpec> | undefined {
+  return COMMANDS.find((c) => c.spec.name === name.toLowerCase());
+}

@@ -1,0 +1,45 @@
+import { LIMITS } from "../src/story/limits.ts";
+import { currentStory } from "./story-context.ts";
+import { defineCommand } from "./types.ts";
+
+/** Pick one of the offered choices (a button, or a number typed in the terminal). */
+export const choose = defineCommand(
+  {
+    name: "choose",
+    hidden: true,
+    description: { en: "Pick a choice", zh: "做出选择" },
+    example: "2",
+    options: [
+      { name: "position", type: "integer", required: true, min: 1, description: { en: "Choice number", zh: "选项编号" } },
+      { name: "revision", type: "integer", required: true, min: 0, description: { en: "Story revision", zh: "故事版本" } },
+    ],
+  } as const,
+  async (ctx, args) => {
+    const ticket = await ctx.stories.choose(currentStory(ctx), args.revision, args.position);
+    return { kind: "writing", ticket };
+  },
+);
+
+/** Do something of the reader's own instead of a listed choice. */
+export const act = defineCommand(
+  {
+    name: "act",
+    hidden: true,
+    description: { en: "Write your own action", zh: "写下你自己的行动" },
+    example: "I open the letter",
+    options: [
+      {
+        name: "text",
+        type: "string",
+        required: true,
+        maxLength: LIMITS.action,
+        description: { en: "What you do", zh: "你要做的事" },
+      },
+      { name: "revision", type: "integer", required: true, min: 0, description: { en: "Story revision", zh: "故事版本" } },
+    ],
+  } as const,
+  async (ctx, args) => {
+    const ticket = await ctx.stories.act(currentStory(ctx), args.revision, args.text);
+    return { kind: "writing", ticket };
+  },
+);

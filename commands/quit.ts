@@ -1,0 +1,15 @@
+import { t } from "../src/i18n/messages.ts";
+import { defineCommand } from "./types.ts";
+
+export const quit = defineCommand(
+  {
+    name: "quit",
+    description: { en: "Leave (your story is saved)", zh: "退出（故事已保存）" },
+    example: "/quit",
+    options: [],
+  } as const,
+  async (ctx) => {
+    await ctx.surface.notice(t(ctx.locale, "quit.bye"));
+    return { kind: "quit" };
+  },
+);

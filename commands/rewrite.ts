@@ -1,0 +1,26 @@
+import { t } from "../src/i18n/messages.ts";
+import { LIMITS } from "../src/story/limits.ts";
+import { currentStory } from "./story-context.ts";
+import { defineCommand } from "./types.ts";
+
+export const rewrite = defineCommand(
+  {
+    name: "rewrite",
+    description: { en: "Rewrite the last chapter, optionally with a direction", zh: "重写上一章，可附改写要求" },
+    example: "/rewrite make the ending happier",
+    options: [
+      {
+        name: "direction",
+        type: "string",
+        required: false,
+        maxLength: LIMITS.direction,
+        description: { en: "How to change it", zh: "如何修改" },
+      },
+    ],
+  } as const,
+  async (ctx, args) => {
+    const ticket = await ctx.stories.rewrite(currentStory(ctx), args.direction ?? "");
+    await ctx.surface.notice(t(ctx.locale, "rewrite.writing", { number: ticket.number }));
+    return { kind: "writing", ticket };
+  },
+);

@@ -1,0 +1,53 @@
+import { GENRES, type Genre } from "../src/agent/types.ts";
+import { t } from "../src/i18n/messages.ts";
+import { LIMITS } from "../src/story/limits.ts";
+import { defineCommand } from "./types.ts";
+
+export const start = defineCommand(
+  {
+    name: "start",
+    description: { en: "Begin a new story from a scenario", zh: "根据设定开始一个新故事" },
+    example: "/start a ghost detective in 1920s Shanghai",
+    options: [
+      {
+        name: "scenario",
+        type: "string",
+        required: false,
+        maxLength: LIMITS.scenario,
+        description: { en: "Who, where, what is at stake", zh: "谁、在哪里、面临什么" },
+      },
+      {
+        name: "genre",
+        type: "string",
+        required: false,
+        description: { en: `One of: ${GENRES.join(", ")}`, zh: `可选：${GENRES.join("、")}` },
+      },
+    ],
+  } as const,
+  async (ctx, args) => {
+    const genre = parseGenre(args.genre);
+    if (args.genre !== undefined && genre === undefined) return { kind: "ask", field: "genre" };
+    if (args.scenario === undefined) {
+      return genre === undefined ? { kind: "ask", field: "genre" } : { kind: "ask", field: "scenario", genre };
+    }
+    const ticket = await ctx.stories.start({
+      actor: ctx.actor,
+      conversation: ctx.conversation,
+      premise: args.scenario,
+      genre: genre ?? "none",
+    });
+    ctx.session.storyId = ticket.storyId;
+    await ctx.surface.notice(t(ctx.locale, "start.writing"));
+    return { kind: "writing", ticket };
+  },
+);
+
+/** A genre from its name (either language), its number in GENRES, or "" for none. */
+export function parseGenre(input: string | undefined): Genre | undefined {
+  if (input === undefined) return undefined;
+  const text = input.trim().toLowerCase();
+  if (text === "") return "none";
+  if (/^\d+$/.test(text)) return GENRES[Number(text) - 1];
+  const normalized = text.replace(/\s+/g, "-");
+  return GENRES.find((g) => g === normalized || t("zh", `genre.${g}`) === text);
+}

@@ -1,0 +1,42 @@
+import { t } from "../src/i18n/messages.ts";
+import { UserFacingError } from "../src/story/errors.ts";
+import { showState } from "./show-state.ts";
+import { defineCommand } from "./types.ts";
+
+export const stories = defineCommand(
+  {
+    name: "stories",
+    description: { en: "List your stories, or continue story N", zh: "列出你的故事，或继续第 N 个" },
+    example: "/stories 1",
+    options: [
+      { name: "number", type: "integer", required: false, min: 1, description: { en: "Story to continue", zh: "要继续的故事" } },
+    ],
+  } as const,
+  async (ctx, args) => {
+    const list = await ctx.stories.list(ctx.actor);
+    if (list.length === 0) {
+      await ctx.surface.notice(t(ctx.locale, "stories.none"));
+      return { kind: "done" };
+    }
+    if (args.number === undefined) {
+      const lines = list.map((s, i) =>
+        t(ctx.locale, "stories.item", {
+          index: i + 1,
+          title: s.title || t(ctx.locale, "untitled"),
+          chapter: s.chapter,
+          updated: s.updatedAt.toISOString().slice(0, 16).replace("T", " "),
+        }),
+      );
+      await ctx.surface.notice([...lines, t(ctx.locale, "stories.hint")].join("\n"));
+      return { kind: "done" };
+    }
+    const picked = list[args.number - 1];
+    if (picked === undefined) throw new UserFacingError("error.storyNumber", { input: args.number });
+    ctx.session.storyId = picked.storyId;
+    await ctx.surface.notice(
+      t(ctx.locale, "stories.resumed", { title: picked.title || t(ctx.locale, "untitled"), number: picked.chapter }),
+    );
+    await showState(ctx, picked.storyId, { text: true });
+    return { kind: "done" };
+  },
+);

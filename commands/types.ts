@@ -1,0 +1,79 @@
+/**
+ * Commands are defined once, as data plus a handler whose arguments are typed
+ * from that data. Each adapter renders the data for its platform (terminal
+ * parsing now; Discord application commands and Telegram setMyCommands later).
+ */
+import type { Genre } from "../src/agent/types.ts";
+import type { Locale } from "../src/app/config.ts";
+import type { Surface } from "../src/render/surface.ts";
+import type { Actor, Conversation, StoryService, WriteTicket } from "../src/story/story-service.ts";
+
+export interface Localized {
+  en: string;
+  zh: string;
+}
+
+export interface OptionSpec {
+  readonly name: string;
+  readonly type: "string" | "integer";
+  readonly required: boolean;
+  readonly description: Localized;
+  /** Strings: longest accepted value. */
+  readonly maxLength?: number;
+  /** Integers: smallest accepted value. */
+  readonly min?: number;
+}
+
+export interface CommandSpec {
+  readonly name: string;
+  readonly description: Localized;
+  readonly options: readonly OptionSpec[];
+  /** Example invocation, shown when a required option is missing. */
+  readonly example: string;
+  /** Not listed in /help or registered as a slash command (choices and typed actions). */
+  readonly hidden?: boolean;
+}
+
+type ValueOf<O extends OptionSpec> = O["type"] extends "integer" ? number : string;
+
+/** Handler arguments typed from the spec's options. */
+export type ArgsOf<S extends CommandSpec> = {
+  [O in S["options"][number] as O["name"]]: O["required"] extends true ? ValueOf<O> : ValueOf<O> | undefined;
+};
+
+/** Per-conversation state the adapter keeps between commands. */
+export interface Session {
+  /** The story this conversation is playing. */
+  storyId?: string;
+}
+
+export interface CommandContext {
+  actor: Actor;
+  conversation: Conversation;
+  locale: Locale;
+  surface: Surface;
+  session: Session;
+  stories: StoryService;
+}
+
+/** What the adapter should do after a handler returns. */
+export type CommandOutcome =
+  | { kind: "done" }
+  /** A chapter is being written; the adapter may wait for `ticket.job.finished`. */
+  | { kind: "writing"; ticket: WriteTicket }
+  /** The command needs more input (the terminal asks; Discord shows a modal). */
+  | { kind: "ask"; field: "genre" | "scenario"; genre?: Genre }
+  | { kind: "quit" };
+
+export interface Command<S extends CommandSpec = CommandSpec> {
+  readonly spec: S;
+  run(ctx: CommandContext, args: ArgsOf<S>): Promise<CommandOutcome>;
+}
+
+/** Build a command; `as const` on the spec keeps option names and types for `ArgsOf`. */
+export function defineCommand<const S extends CommandSpec>(
+  spec: S,
+  run: (ctx: CommandContext, args: ArgsOf<S>) => Promise<CommandOutcome>,
+): Command<S> {
+  return { spec, run };
+}

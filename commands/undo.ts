@@ -1,0 +1,20 @@
+import { t } from "../src/i18n/messages.ts";
+import { currentStory } from "./story-context.ts";
+import { showState } from "./show-state.ts";
+import { defineCommand } from "./types.ts";
+
+export const undo = defineCommand(
+  {
+    name: "undo",
+    description: { en: "Go back one chapter (it stays as a branch)", zh: "退回上一章（保留为分支）" },
+    example: "/undo",
+    options: [],
+  } as const,
+  async (ctx) => {
+    const storyId = currentStory(ctx);
+    const number = await ctx.stories.undo(storyId);
+    await ctx.surface.notice(t(ctx.locale, "undo.done", { number }));
+    await showState(ctx, storyId, { text: false });
+    return { kind: "done" };
+  },
+);

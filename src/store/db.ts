@@ -1,0 +1,49 @@
+/**
+ * Opens the SQLite database: creates its folder, applies migrations, returns a
+ * Prisma client on the better-sqlite3 driver adapter.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
+import Database from "better-sqlite3";
+import { PrismaClient } from "../generated/prisma/client.ts";
+import { applyMigrations } from "./migrate.ts";
+
+export type Db = PrismaClient;
+
+/** The database could not be opened or created; `message` says where and why, for a person. */
+export class DatabaseOpenError extends Error {
+  override readonly name = "DatabaseOpenError";
+}
+
+/** `file:./data/x.db` -> absolute path (relative to `cwd`). ":memory:" stays as it is. */
+export function sqlitePath(url: string, cwd: string = process.cwd()): string {
+  const raw = url.replace(/^file:/, "").replace(/\?.*$/, "");
+  if (raw === ":memory:") return raw;
+  return isAbsolute(raw) ? raw : resolve(cwd, raw);
+}
+
+export async function openDatabase(url: string): Promise<Db> {
+  const path = sqlitePath(url);
+  try {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    const raw = new Database(path);
+    try {
+      // WAL lets readers go on while a chapter is being saved.
+      raw.pragma("journal_mode = WAL");
+      raw.pragma("busy_timeout = 5000");
+      applyMigrations(raw);
+    } finally {
+      raw.close();
+    }
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new DatabaseOpenError(
+      `Cannot open the database at ${path}: ${reason}.\n` +
+        "Set DATABASE_URL to a SQLite file in a folder you can write to, e.g. DATABASE_URL=file:./data/inkloom.db",
+    );
+  }
+  const db = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: `file:${path}`, timeout: 5000 }) });
+  await db.$connect();
+  return db;
+}

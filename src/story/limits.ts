@@ -1,0 +1,9 @@
+/** Input limits for everything a reader can type. One place, used by every adapter. */
+export const LIMITS = {
+  /** Scenario for /start (Discord's modal text input allows 4000; stories need far less). */
+  scenario: 2000,
+  /** A typed action or a written-in choice. */
+  action: 500,
+  /** A /rewrite direction. */
+  direction: 300,
+} as const satisfies Record<string, number>;

@@ -1,0 +1,115 @@
+/**
+ * Loads what the agent may read about a story: the head branch (walked up the
+ * chapter tree from a chapter), the bible and the lore, as a `StorySnapshot`.
+ */
+import type { Arc, Bible, BibleCharacter, ChapterSnapshot, Genre, StorySnapshot } from "../agent/types.ts";
+import type { Db } from "../store/db.ts";
+
+export interface ChainChapter extends ChapterSnapshot {
+  id: string;
+  parentId: string | null;
+  status: string;
+  rollingSummary: string;
+  facts: string[];
+  arc: Arc | null;
+}
+
+const EMPTY_ARC: Arc = { beats: [], openThreads: [] };
+
+function asStringArray(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+}
+
+export function parseArc(v: unknown): Arc | null {
+  if (v === null || typeof v !== "object") return null;
+  const o = v as Record<string, unknown>;
+  return { beats: asStringArray(o.beats), openThreads: asStringArray(o.openThreads) };
+}
+
+/** Chapters from chapter 1 to `fromId` (inclusive), oldest first. */
+export async function loadChain(db: Db, storyId: string, fromId: string | null): Promise<ChainChapter[]> {
+  if (fromId === null) return [];
+  const rows = await db.chapter.findMany({
+    where: { storyId },
+    select: {
+      id: true,
+      parentId: true,
+      number: true,
+      status: true,
+      title: true,
+      text: true,
+      summary: true,
+      action: true,
+      rollingSummary: true,
+      bibleUpdates: true,
+      arc: true,
+    },
+  });
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const chain: ChainChapter[] = [];
+  for (let id: string | null = fromId; id !== null; ) {
+    const r = byId.get(id);
+    if (r === undefined) break;
+    chain.push({
+      id: r.id,
+      parentId: r.parentId,
+      number: r.number,
+      status: r.status,
+      title: r.title,
+      text: r.text,
+      summary: r.summary,
+      action: r.action,
+      rollingSummary: r.rollingSummary,
+      facts: asStringArray((r.bibleUpdates as { facts?: unknown } | null)?.facts),
+      arc: parseArc(r.arc),
+    });
+    id = r.parentId;
+  }
+  return chain.reverse();
+}
+
+/** The snapshot the agent sees when writing after `chain` (done chapters only). */
+export async function buildSnapshot(db: Db, storyId: string, chain: ChainChapter[]): Promise<StorySnapshot> {
+  const story = await db.story.findUniqueOrThrow({
+    where: { id: storyId },
+    include: { characters: { orderBy: { createdAt: "asc" } }, lore: true },
+  });
+  const done = chain.filter((c) => c.status === "done");
+  const base = (story.bible ?? {}) as { places?: Bible["places"]; facts?: unknown };
+  const characters: BibleCharacter[] = story.characters.map((c) => ({
+    name: c.name,
+    role: c.role,
+    appearance: c.appearance,
+    ...(c.notes === "" ? {} : { notes: c.notes }),
+  }));
+  let summary = "";
+  let summaryUpTo = 0;
+  let arc = parseArc(story.arc) ?? EMPTY_ARC;
+  const facts = asStringArray(base.facts);
+  for (const c of done) {
+    if (c.rollingSummary !== "") {
+      summary = c.rollingSummary;
+      summaryUpTo = c.number;
+    }
+    if (c.arc !== null) arc = c.arc;
+    facts.push(...c.facts);
+  }
+  return {
+    premise: story.premise,
+    genre: story.genre as Genre,
+    language: story.language,
+    title: story.title,
+    bible: { characters, places: Array.isArray(base.places) ? base.places : [], facts },
+    arc,
+    summary,
+    summaryUpTo,
+    chapters: done.map(({ number, title, text, summary: s, action }) => ({ number, title, text, summary: s, action })),
+    lore: story.lore.map((l) => ({
+      keys: l.keys
+        .split(",")
+        .map((k) => k.trim())
+        .filter(Boolean),
+      content: l.content,
+    })),
+  };
+}

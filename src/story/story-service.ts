@@ -1,0 +1,361 @@
+/**
+ * The story domain: every command that changes a story goes through here, in
+ * one transaction, guarded by the story's revision so a stale or doubled
+ * request changes nothing. Chapter writing is enqueued as a job
+ * (src/story/chapter-writer.ts).
+ */
+import type { Genre } from "../agent/types.ts";
+import type { Locale } from "../app/config.ts";
+import { t } from "../i18n/messages.ts";
+import type { EnqueuedJob, JobQueue } from "../jobs/job-queue.ts";
+import type { Db } from "../store/db.ts";
+import { UserFacingError } from "./errors.ts";
+import { storyToMarkdown } from "./export.ts";
+import { LIMITS } from "./limits.ts";
+import { buildSnapshot, type ChainChapter, loadChain } from "./snapshot.ts";
+
+export interface Actor {
+  platform: string;
+  /** Platform user id. */
+  id: string;
+  name: string;
+}
+
+export interface Conversation {
+  platform: string;
+  /** Discord guild / Telegram chat / "local": where settings live. */
+  workspaceId: string;
+  /** Discord thread / Telegram chat / terminal: where the story is shown. */
+  id: string;
+}
+
+export const CHAPTER_JOB = "chapter";
+
+export interface ChapterJobPayload {
+  chapterId: string;
+}
+
+/** A request that led to a chapter being written; `job.finished` settles when it is. */
+export interface WriteTicket {
+  storyId: string;
+  chapterId: string;
+  number: number;
+  job: EnqueuedJob;
+}
+
+export interface StoryState {
+  storyId: string;
+  title: string;
+  revision: number;
+  head: { id: string; number: number; status: string; text: string; title: string } | null;
+  choices: string[];
+}
+
+export interface StoryListItem {
+  storyId: string;
+  title: string;
+  chapter: number;
+  updatedAt: Date;
+}
+
+const BUSY = new Set(["pending", "writing"]);
+
+function conversationKey(c: Conversation): string {
+  return `${c.platform}:${c.id}`;
+}
+
+export class StoryService {
+  constructor(
+    private readonly db: Db,
+    private readonly queue: JobQueue,
+  ) {}
+
+  /** Create a story and enqueue chapter 1. */
+  async start(input: { actor: Actor; conversation: Conversation; premise: string; genre: Genre }): Promise<WriteTicket> {
+    const premise = input.premise.trim();
+    if (premise === "") throw new UserFacingError("error.emptyScenario");
+    if (premise.length > LIMITS.scenario) {
+      throw new UserFacingError("error.scenarioTooLong", { length: premise.length, max: LIMITS.scenario });
+    }
+    const { actor, conversation } = input;
+    const created = await this.db.$transaction(async (tx) => {
+      const user = await tx.user.upsert({
+        where: { platform_externalId: { platform: actor.platform, externalId: actor.id } },
+        create: { platform: actor.platform, externalId: actor.id, displayName: actor.name },
+        update: {},
+      });
+      const workspace = await tx.workspace.upsert({
+        where: { platform_externalId: { platform: conversation.platform, externalId: conversation.workspaceId } },
+        create: { platform: conversation.platform, externalId: conversation.workspaceId, settings: {} },
+        update: {},
+      });
+      const story = await tx.story.create({
+        data: {
+          workspaceId: workspace.id,
+          ownerId: user.id,
+          conversationId: conversationKey(conversation),
+          premise,
+          genre: input.genre,
+          bible: {},
+          arc: {},
+          revision: 1,
+        },
+      });
+      const chapter = await tx.chapter.create({
+        data: { storyId: story.id, number: 1, task: "open", requestKey: `${story.id}:r0`, bibleUpdates: {}, messageRefs: [] },
+      });
+      await tx.story.update({ where: { id: story.id }, data: { headChapterId: chapter.id } });
+      return { storyId: story.id, chapterId: chapter.id };
+    });
+    return this.enqueue(created.storyId, created.chapterId, 1, 1);
+  }
+
+  /** Continue with choice `position` (1-based) of the head chapter. */
+  async choose(storyId: string, revision: number, position: number): Promise<WriteTicket> {
+    return this.continueWith(storyId, revision, async (head) => {
+      const choices = await this.db.choice.findMany({ where: { chapterId: head.id }, orderBy: { position: "asc" } });
+      if (choices.length === 0) throw new UserFacingError("error.noChoices");
+      const choice = choices[position - 1];
+      if (choice === undefined || !Number.isInteger(position)) {
+        throw new UserFacingError("error.choiceOutOfRange", { input: position, max: choices.length });
+      }
+      return { action: choice.label, outcome: { next: "choice", position, label: choice.label } };
+    });
+  }
+
+  /** Continue with the reader's own action. */
+  async act(storyId: string, revision: number, text: string): Promise<WriteTicket> {
+    const action = text.trim();
+    if (action === "") throw new UserFacingError("error.emptyAction");
+    if (action.length > LIMITS.action) {
+      throw new UserFacingError("error.actionTooLong", { length: action.length, max: LIMITS.action });
+    }
+    return this.continueWith(storyId, revision, async () => ({ action, outcome: { next: "action", action } }));
+  }
+
+  private async continueWith(
+    storyId: string,
+    revision: number,
+    decide: (head: ChainChapter) => Promise<{ action: string; outcome: Record<string, unknown> }>,
+  ): Promise<WriteTicket> {
+    const story = await this.requireStory(storyId);
+    if (story.revision !== revision) throw new UserFacingError("error.stale");
+    const head = await this.requireIdleHead(story);
+    if (head.status !== "done") throw new UserFacingError("error.noChoices");
+    const { action, outcome } = await decide(head);
+    const chapterId = await this.db.$transaction(async (tx) => {
+      await this.bumpRevision(tx, storyId, revision);
+      const chapter = await tx.chapter.create({
+        data: {
+          storyId,
+          parentId: head.id,
+          number: head.number + 1,
+          task: "continue",
+          action,
+          requestKey: `${storyId}:r${revision}`,
+          bibleUpdates: {},
+          messageRefs: [],
+        },
+      });
+      await tx.story.update({ where: { id: storyId }, data: { headChapterId: chapter.id } });
+      await markOutcome(tx, head.id, outcome);
+      return chapter.id;
+    });
+    return this.enqueue(storyId, chapterId, head.number + 1, revision + 1);
+  }
+
+  /** Regenerate the head chapter with a direction; the old one stays as a branch. */
+  async rewrite(storyId: string, direction: string): Promise<WriteTicket> {
+    const dir = direction.trim();
+    if (dir.length > LIMITS.direction) {
+      throw new UserFacingError("error.directionTooLong", { length: dir.length, max: LIMITS.direction });
+    }
+    const story = await this.requireStory(storyId);
+    const head = await this.requireIdleHead(story);
+    if (head.status !== "done") throw new UserFacingError("error.noChoices");
+    const chapterId = await this.db.$transaction(async (tx) => {
+      await this.bumpRevision(tx, storyId, story.revision);
+      const original = await tx.chapter.findUniqueOrThrow({ where: { id: head.id } });
+      const chapter = await tx.chapter.create({
+        data: {
+          storyId,
+          parentId: original.parentId,
+          number: original.number,
+          task: original.number === 1 ? "open" : "rewrite",
+          action: original.action,
+          direction: dir,
+          rewriteOfId: original.id,
+          requestKey: `${storyId}:r${story.revision}`,
+          bibleUpdates: {},
+          messageRefs: [],
+        },
+      });
+      await tx.story.update({ where: { id: storyId }, data: { headChapterId: chapter.id } });
+      await markOutcome(tx, head.id, { rewritten: true, direction: dir, rewriteId: chapter.id });
+      return chapter.id;
+    });
+    return this.enqueue(storyId, chapterId, head.number, story.revision + 1);
+  }
+
+  /** Move the head back one chapter; the undone chapter stays as a branch. Returns the new head number. */
+  async undo(storyId: string): Promise<number> {
+    const story = await this.requireStory(storyId);
+    const head = await this.requireIdleHead(story);
+    if (head.parentId === null) throw new UserFacingError("error.undoFirst");
+    const parent = await this.db.chapter.findUniqueOrThrow({ where: { id: head.parentId } });
+    await this.db.$transaction(async (tx) => {
+      await this.bumpRevision(tx, storyId, story.revision);
+      await tx.story.update({ where: { id: storyId }, data: { headChapterId: parent.id } });
+      await markOutcome(tx, head.id, { undone: true });
+    });
+    return parent.number;
+  }
+
+  /** Continue from chapter `number` of the current branch. */
+  async branch(storyId: string, number: number): Promise<void> {
+    const story = await this.requireStory(storyId);
+    const head = await this.requireIdleHead(story);
+    const chain = await loadChain(this.db, storyId, head.id);
+    const target = chain.find((c) => c.number === number);
+    if (!Number.isInteger(number) || target === undefined || target.status !== "done") {
+      throw new UserFacingError("error.branchRange", { input: number, max: head.number });
+    }
+    if (target.id === head.id) throw new UserFacingError("error.branchSame", { number });
+    await this.db.$transaction(async (tx) => {
+      await this.bumpRevision(tx, storyId, story.revision);
+      await tx.story.update({ where: { id: storyId }, data: { headChapterId: target.id } });
+      await markOutcome(tx, head.id, { branchedFrom: number });
+    });
+  }
+
+  /** Write the failed head chapter again. */
+  async retry(storyId: string): Promise<WriteTicket> {
+    const story = await this.requireStory(storyId);
+    const head = await this.requireIdleHead(story);
+    if (head.status !== "failed") throw new UserFacingError("error.notFailed");
+    await this.db.$transaction(async (tx) => {
+      await this.bumpRevision(tx, storyId, story.revision);
+      await tx.chapter.update({ where: { id: head.id }, data: { status: "pending", error: "" } });
+    });
+    return this.enqueue(storyId, head.id, head.number, story.revision + 1);
+  }
+
+  async state(storyId: string): Promise<StoryState> {
+    const story = await this.requireStory(storyId);
+    const head =
+      story.headChapterId === null ? null : await this.db.chapter.findUnique({ where: { id: story.headChapterId } });
+    const choices =
+      head === null || head.status !== "done"
+        ? []
+        : (await this.db.choice.findMany({ where: { chapterId: head.id }, orderBy: { position: "asc" } })).map(
+            (c) => c.label,
+          );
+    return {
+      storyId,
+      title: story.title,
+      revision: story.revision,
+      head:
+        head === null
+          ? null
+          : { id: head.id, number: head.number, status: head.status, text: head.text, title: head.title },
+      choices,
+    };
+  }
+
+  /** The actor's stories, most recently played first. */
+  async list(actor: Actor): Promise<StoryListItem[]> {
+    const user = await this.db.user.findUnique({
+      where: { platform_externalId: { platform: actor.platform, externalId: actor.id } },
+    });
+    if (user === null) return [];
+    const stories = await this.db.story.findMany({
+      where: { ownerId: user.id, status: "active" },
+      orderBy: { updatedAt: "desc" },
+      take: 25,
+    });
+    const heads = await this.db.chapter.findMany({
+      where: { id: { in: stories.map((s) => s.headChapterId).filter((id): id is string => id !== null) } },
+      select: { id: true, number: true },
+    });
+    const numberOf = new Map(heads.map((h) => [h.id, h.number]));
+    return stories.map((s) => ({
+      storyId: s.id,
+      title: s.title,
+      chapter: (s.headChapterId && numberOf.get(s.headChapterId)) || 0,
+      updatedAt: s.updatedAt,
+    }));
+  }
+
+  /** Chapter summaries of the current branch (no model call). */
+  async recap(storyId: string): Promise<{ title: string; chapters: { number: number; summary: string }[] }> {
+    const story = await this.requireStory(storyId);
+    const chain = await loadChain(this.db, storyId, story.headChapterId);
+    return {
+      title: story.title,
+      chapters: chain.filter((c) => c.status === "done").map((c) => ({ number: c.number, summary: c.summary })),
+    };
+  }
+
+  /** Markdown of the current branch. */
+  async exportMarkdown(storyId: string, locale: Locale): Promise<{ title: string; markdown: string }> {
+    const story = await this.requireStory(storyId);
+    const chain = await loadChain(this.db, storyId, story.headChapterId);
+    const snapshot = await buildSnapshot(this.db, storyId, chain);
+    return { title: story.title, markdown: storyToMarkdown(snapshot, t(locale, "untitled")) };
+  }
+
+  /**
+   * After a crash or restart: chapters left pending or half-written are marked
+   * failed (their text was never saved as done), so readers get a retry.
+   */
+  async recoverInterrupted(): Promise<number> {
+    const { count } = await this.db.chapter.updateMany({
+      where: { status: { in: [...BUSY] } },
+      data: { status: "failed", error: "interrupted" },
+    });
+    return count;
+  }
+
+  private async requireStory(storyId: string) {
+    const story = await this.db.story.findUnique({ where: { id: storyId } });
+    if (story === null) throw new UserFacingError("error.noStory");
+    return story;
+  }
+
+  private async requireIdleHead(story: { id: string; headChapterId: string | null }): Promise<ChainChapter> {
+    const chain = await loadChain(this.db, story.id, story.headChapterId);
+    const head = chain.at(-1);
+    if (head === undefined) throw new UserFacingError("error.noStory");
+    if (BUSY.has(head.status)) throw new UserFacingError("error.busy");
+    return head;
+  }
+
+  /** Compare-and-set on the revision: a second request based on the same revision fails here. */
+  private async bumpRevision(tx: Tx, storyId: string, revision: number): Promise<void> {
+    const { count } = await tx.story.updateMany({
+      where: { id: storyId, revision },
+      data: { revision: { increment: 1 } },
+    });
+    if (count !== 1) throw new UserFacingError("error.stale");
+  }
+
+  private async enqueue(storyId: string, chapterId: string, number: number, revision: number): Promise<WriteTicket> {
+    const job = await this.queue.enqueue<ChapterJobPayload>(
+      CHAPTER_JOB,
+      { chapterId },
+      { key: `chapter:${chapterId}:r${revision}` },
+    );
+    return { storyId, chapterId, number, job };
+  }
+}
+
+type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
+
+/** Attach a reader reaction to the agent runs that wrote a chapter (FireAct's reward signal). */
+async function markOutcome(tx: Tx, chapterId: string, patch: Record<string, unknown>): Promise<void> {
+  const runs = await tx.agentRun.findMany({ where: { chapterId }, select: { id: true, outcome: true } });
+  for (const run of runs) {
+    const outcome = { ...((run.outcome as Record<string, unknown> | null) ?? {}), ...patch };
+    await tx.agentRun.update({ where: { id: run.id }, data: { outcome: outcome as object } });
+  }
+}
