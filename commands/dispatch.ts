@@ -66,6 +66,6 @@ export async function dispatch(
       log(`command /${command.spec.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     }
     await ctx.surface.notice(describeError(error, ctx.locale));
-    return { kind: "done" };
+    return { kind: "failed" };
   }
 }

@@ -63,7 +63,9 @@ export type CommandOutcome =
   | { kind: "writing"; ticket: WriteTicket }
   /** The command needs more input (the terminal asks; Discord shows a modal). */
   | { kind: "ask"; field: "genre" | "scenario"; genre?: Genre }
-  | { kind: "quit" };
+  | { kind: "quit" }
+  /** The command was refused or failed; the reader has been told why and nothing changed. */
+  | { kind: "failed" };
 
 export interface Command<S extends CommandSpec = CommandSpec> {
   readonly spec: S;

@@ -38,6 +38,7 @@ const SILENT: Audience = {
     edit: async () => {},
     offerChoices: async () => ({ id: "0" }),
     notice: async () => {},
+    sendFile: async () => {},
   },
 };
 

@@ -1,0 +1,89 @@
+/**
+ * The terminal as a `Surface`: story text goes to standard output as it
+ * streams (an edit that extends the last message prints only the new part),
+ * choices become a numbered list, files are saved under the export folder.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Writable } from "node:stream";
+import type { Locale } from "../../src/app/config.ts";
+import { t } from "../../src/i18n/messages.ts";
+import type { ChoiceOffer, MessageRef, OutgoingFile, Surface, SurfaceLimits } from "../../src/render/surface.ts";
+
+export class ConsoleSurface implements Surface {
+  // A terminal has no message size and no edit rate limit.
+  readonly limits: SurfaceLimits = { maxMessageLength: 1_000_000, minEditIntervalMs: 0 };
+  /** The choices most recently shown, so a typed number can be matched to them. */
+  lastOffer: ChoiceOffer | undefined;
+  private readonly printed = new Map<string, string>();
+  private lastId = "";
+  private nextId = 1;
+  private atLineStart = true;
+
+  constructor(
+    private readonly out: Writable,
+    private readonly locale: Locale,
+    private readonly exportDir: string,
+  ) {}
+
+  async post(text: string): Promise<MessageRef> {
+    const id = String(this.nextId++);
+    this.block(text);
+    this.printed.set(id, text);
+    this.lastId = id;
+    return { id };
+  }
+
+  async edit(ref: MessageRef, text: string): Promise<void> {
+    const before = this.printed.get(ref.id) ?? "";
+    if (ref.id === this.lastId && text.startsWith(before)) {
+      this.write(text.slice(before.length));
+    } else {
+      this.block(text);
+      this.lastId = ref.id;
+    }
+    this.printed.set(ref.id, text);
+  }
+
+  async offerChoices(offer: ChoiceOffer): Promise<MessageRef> {
+    this.lastOffer = offer;
+    const lines = offer.choices.map((c, i) => `  ${i + 1}. ${c}`);
+    const prompt =
+      offer.choices.length > 0
+        ? t(this.locale, "choices.prompt", { range: `1-${offer.choices.length}` })
+        : t(this.locale, "choices.noChoices");
+    this.block([...lines, prompt].join("\n"));
+    this.lastId = "";
+    return { id: String(this.nextId++) };
+  }
+
+  async notice(text: string): Promise<void> {
+    this.block(text);
+    this.lastId = "";
+  }
+
+  async sendFile(file: OutgoingFile): Promise<void> {
+    const dir = resolve(this.exportDir);
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, file.name);
+    writeFileSync(path, file.content);
+    await this.notice(t(this.locale, "export.done", { path }));
+  }
+
+  /** Shown before reading the next line. */
+  prompt(): void {
+    this.block("> ", false);
+  }
+
+  /** Start `text` on a fresh line, separated from what came before by a blank line. */
+  private block(text: string, newline = true): void {
+    if (!this.atLineStart) this.write("\n");
+    this.write(newline ? `\n${text}` : text);
+  }
+
+  private write(text: string): void {
+    if (text === "") return;
+    this.out.write(text);
+    this.atLineStart = text.endsWith("\n");
+  }
+}
