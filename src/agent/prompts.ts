@@ -1,0 +1,279 @@
+/**
+ * Every prompt of the story agent, in one place, each with a version recorded in
+ * `RunRecord.promptVersion`. Change the text -> bump the version.
+ *
+ * Markers (relied on by tests/fakes/story-responder.ts and useful in trajectories):
+ * - The system prompt's first line is `Inkloom: <task>.<method>` (writing runs) or
+ *   `Inkloom: choices` / `Inkloom: check` / `Inkloom: summarize`.
+ * - Every user message of a writing run starts with `Step: <step>` where step is one of
+ *   `open` (plan the story), `react` (tool loop), `thought` (plan the chapter),
+ *   `draft` (non-streamed draft), `write` (the streamed prose), `revise` (streamed
+ *   revision after a failed critique).
+ * - Context lines the responder reads: `Scenario: ...`, `Reader's action: ...`,
+ *   `Rewrite direction: ...`, `Chapter number: N`, `Language: xx`.
+ *
+ * A prompted route gets the rules and one short exemplar of its method; a fine-tuned
+ * route (FireAct) gets a short fixed zero-shot system prompt: no exemplars and no tool
+ * descriptions beyond the tool specs.
+ */
+import type { ChapterSnapshot, Method, StorySnapshot, WritingTask } from "./types.ts";
+
+export const PROMPT_VERSION = 1;
+
+export type Step = "open" | "react" | "thought" | "draft" | "write" | "revise";
+
+export function promptVersion(name: string, fineTuned: boolean): string {
+  return `${name}${fineTuned ? ".ft" : ""}@${PROMPT_VERSION}`;
+}
+
+export function languageName(tag: string): string {
+  if (tag.trim() === "") return "";
+  try {
+    const name = new Intl.DisplayNames(["en"], { type: "language" }).of(tag);
+    return name && name !== tag ? `${name} (${tag})` : tag;
+  } catch {
+    return tag;
+  }
+}
+
+const RULES = [
+  "Write only the consequences of the reader's chosen action. Never decide, say or do the reader's next move for them; end the chapter at a point where the reader has a real decision to make.",
+  "Stay true to the story bible and the chapters so far: names, appearances, places and canon facts never change by accident.",
+  "Never repeat earlier passages, images, phrases or situations; every chapter moves the story somewhere new.",
+  "Steer quietly toward the next beat of the hidden arc and keep open threads alive; never reveal the arc itself.",
+  "Prose only: no headings, no chapter number line, no list of choices, no notes to the reader.",
+];
+
+const METHOD_GUIDE: Record<Method, string> = {
+  cot: "First think through the chapter as a short plan (what happens, in which order, how it ends), then write it.",
+  react:
+    "Before writing, gather what you need with the tools: recall earlier passages, look up characters, places and lore. Think in one or two sentences before each tool call. When you know enough, call begin_writing with a short plan. Use few steps.",
+  reflexion:
+    "Plan the chapter, write a draft, then a continuity check critiques the draft; if it finds problems, rewrite the chapter fixing every one of them.",
+};
+
+const EXEMPLARS: Record<Method, string> = {
+  cot: [
+    "Example (another story):",
+    "Reader's action: Open the sealed letter.",
+    "Plan: Ada breaks the wax; the letter is in her own handwriting, dated next winter. It warns her not to trust the ferryman. The ferryman knocks as she reads. End on the knock.",
+  ].join("\n"),
+  react: [
+    "Example (another story):",
+    "Thought: The reader wants to return to the mill; what happened there before?",
+    'Action: recall({"query":"mill fire"})',
+    "Observation: (Chapter 3) The mill burned the night Tomas vanished; only the millstone survived.",
+    "Thought: Enough to write: the visit should echo the fire.",
+    'Action: begin_writing({"plan":"Ada finds fresh soot on the millstone; someone has been here. End when footsteps come up the stairs."})',
+  ].join("\n"),
+  reflexion: [
+    "Example (another story):",
+    "Plan: Ada confronts the ferryman on the pier.",
+    "Critique: the draft gives the ferryman green eyes (the bible says grey) and repeats the fog image from chapter 2.",
+    "Revision: grey eyes; the scene opens with rain on the river instead of fog.",
+  ].join("\n"),
+};
+
+const TASK_LINE: Record<WritingTask, string> = {
+  open: "Open a new interactive story from the reader's scenario: plan it with plan_story, then write chapter 1.",
+  continue: "Write the next chapter of an interactive story, following the reader's action.",
+  rewrite: "Rewrite a chapter of an interactive story following the reader's direction.",
+};
+
+/** System prompt of a writing run (open/continue/rewrite) for a method and route. */
+export function writingSystemPrompt(
+  task: WritingTask,
+  method: Method,
+  fineTuned: boolean,
+): { content: string; version: string } {
+  const marker = `Inkloom: ${task}.${method}`;
+  const version = promptVersion(`${task}.${method}`, fineTuned);
+  if (fineTuned) {
+    return { content: `${marker}\nYou are Inkloom, an interactive fiction writer. ${TASK_LINE[task]}`, version };
+  }
+  const content = [
+    marker,
+    "You are Inkloom, a novelist who co-writes interactive web novels with readers.",
+    TASK_LINE[task],
+    "Rules:",
+    ...RULES.map((r, i) => `${i + 1}. ${r}`),
+    `Method: ${METHOD_GUIDE[method]}`,
+    EXEMPLARS[method],
+  ].join("\n");
+  return { content, version };
+}
+
+function storyHeader(story: StorySnapshot): string[] {
+  const lines: string[] = [];
+  if (story.title) lines.push(`Title: ${story.title}`);
+  if (story.language) lines.push(`Language: ${story.language}`);
+  if (story.genre !== "none") lines.push(`Genre: ${story.genre}`);
+  if (story.premise) lines.push(`Premise: ${story.premise}`);
+  return lines;
+}
+
+export interface WritingContext {
+  task: WritingTask;
+  story: StorySnapshot;
+  chapterNumber: number;
+  memory: string;
+  action?: string;
+  direction?: string;
+  replacing?: ChapterSnapshot;
+}
+
+/** The context lines shared by every first user message of a writing run. */
+function contextBlock(ctx: WritingContext): string {
+  const lines =
+    ctx.task === "open"
+      ? [`Scenario: ${ctx.story.premise}`, ...(ctx.story.genre !== "none" ? [`Genre: ${ctx.story.genre}`] : [])]
+      : storyHeader(ctx.story);
+  if (ctx.memory.trim() !== "") lines.push("", ctx.memory, "");
+  lines.push(`Chapter number: ${ctx.chapterNumber}`);
+  if (ctx.action) lines.push(`Reader's action: ${ctx.action}`);
+  if (ctx.direction) lines.push(`Rewrite direction: ${ctx.direction}`);
+  if (ctx.replacing) {
+    lines.push(
+      "",
+      `## Chapter being rewritten (${ctx.replacing.number}: ${ctx.replacing.title})`,
+      ctx.replacing.text,
+      "Keep what the direction does not ask to change; do not copy sentences verbatim.",
+    );
+  }
+  return lines.join("\n");
+}
+
+/** First user message: the whole context and what this first step asks for. */
+export function firstUserMessage(ctx: WritingContext, step: Step): string {
+  const ask: Record<Step, string> = {
+    open: "Plan the story now: call plan_story. Write in the scenario's language.",
+    react: `Gather what you need for chapter ${ctx.chapterNumber}, then call begin_writing with your plan.`,
+    thought: `Think through chapter ${ctx.chapterNumber} as a short plan in plain text (5 sentences at most). Do not write the chapter yet.`,
+    draft: `Write a draft of chapter ${ctx.chapterNumber}.`,
+    write: `Write chapter ${ctx.chapterNumber}.`,
+    revise: `Revise chapter ${ctx.chapterNumber}.`,
+  };
+  return `Step: ${step}\n${contextBlock(ctx)}\n\n${ask[step]}`;
+}
+
+/** A later user message in the same writing conversation. */
+export function stepMessage(step: Step, ctx: WritingContext, language: string, extra?: string): string {
+  const lang = languageName(language) || "the scenario's language";
+  const n = ctx.chapterNumber;
+  const action = ctx.action ? `\nReader's action: ${ctx.action}` : "";
+  const direction = ctx.direction ? `\nRewrite direction: ${ctx.direction}` : "";
+  const head = `Step: ${step}\nChapter number: ${n}${action}${direction}`;
+  switch (step) {
+    case "thought":
+      return `${head}\nNow think through chapter ${n} as a short plan in plain text (5 sentences at most). Do not write the chapter yet.`;
+    case "draft":
+      return `${head}\nWrite a full draft of chapter ${n} in ${lang}, following your plan. Prose only.`;
+    case "write":
+      return `${head}${extra ? `\n${extra}` : ""}\nWrite chapter ${n} now in ${lang}, following your plan: about 500-900 words of prose, no headings, no choices.`;
+    case "revise":
+      return `${head}\nA continuity check of your draft found these problems:\n${extra ?? ""}\nRewrite chapter ${n} in ${lang} fixing every one of them. Prose only.`;
+    default:
+      return `${head}\n${extra ?? ""}`;
+  }
+}
+
+/** Tool result sent after a validated plan_story call (keeps the conversation well-formed). */
+export const PLAN_ACCEPTED = "Plan recorded.";
+export const BEGIN_WRITING_ACK = "Plan accepted. Write the chapter when asked.";
+export const STEP_LIMIT_NOTE = "Step limit reached: stop gathering and write with what you have.";
+
+/** Repair turn after invalid structured output. */
+export function repairMessage(what: string, error: string): string {
+  return `Your ${what} was invalid:\n${error}\nCall it again with corrected arguments.`;
+}
+
+// ----- choices -----
+
+export function choicesPrompt(fineTuned: boolean): { content: string; version: string } {
+  const version = promptVersion("choices", fineTuned);
+  if (fineTuned) return { content: "Inkloom: choices\nSubmit the chapter's structured parts.", version };
+  return {
+    content: [
+      "Inkloom: choices",
+      "You read a chapter of an interactive story and submit its structured parts with submit_chapter.",
+      "- chapter_title: short, in the story's language.",
+      "- summary: one or two sentences of what happened, for the story's memory.",
+      "- choices: 2 to 4 things the reader could do next, each label under 80 characters, in the story's language. Each must lead somewhere genuinely different (direction says where, privately); never two variants of the same move, never a choice set used before.",
+      "- new_characters and new_facts: only what this chapter introduced.",
+      "- arc: the revised hidden arc, only if the chapter diverged from it.",
+      "Example choice set: [Follow the ferryman -> learn who sent the letter] [Burn the letter -> the future stops writing back] [Show the letter to Tomas -> test his loyalty].",
+    ].join("\n"),
+    version,
+  };
+}
+
+export function choicesUserMessage(
+  story: StorySnapshot,
+  chapterNumber: number,
+  text: string,
+  /** The hidden arc (so choices can serve open threads). */
+  memory: string,
+  language: string,
+): string {
+  const lines = [...storyHeader(story), `Language: ${language}`, `Chapter number: ${chapterNumber}`];
+  if (memory.trim() !== "") lines.push("", memory);
+  lines.push("", `## Chapter ${chapterNumber}`, text, "", "Call submit_chapter now.");
+  return lines.join("\n");
+}
+
+// ----- continuity check -----
+
+export function checkPrompt(fineTuned: boolean): { content: string; version: string } {
+  const version = promptVersion("check", fineTuned);
+  if (fineTuned) return { content: "Inkloom: check\nReport continuity problems as JSON.", version };
+  return {
+    content: [
+      "Inkloom: check",
+      "You are a continuity editor. Compare the draft chapter with the story bible and the recent chapters.",
+      "Flag (1) contradictions of names, appearances, places, canon facts or earlier events; (2) passages, phrases or situations that repeat earlier chapters; (3) the draft deciding the reader's next move for them.",
+      'Answer with JSON {"ok": boolean, "issues": string[]}: ok is true only when there are no issues; each issue is one short, specific sentence.',
+    ].join("\n"),
+    version,
+  };
+}
+
+export function checkUserMessage(memory: string, chapterNumber: number, draft: string): string {
+  return `${memory}\n\n## Draft of chapter ${chapterNumber}\n${draft}\n\nReport continuity issues as JSON.`;
+}
+
+// ----- summarize -----
+
+export const SUMMARY_MAX_WORDS = 250;
+/** Defensive bound if the model overshoots (CJK text has no words; count characters). */
+export const SUMMARY_MAX_CHARS = 1800;
+
+export function summarizePrompt(fineTuned: boolean): { content: string; version: string } {
+  const version = promptVersion("summarize", fineTuned);
+  if (fineTuned) return { content: "Inkloom: summarize\nFold the chapters into the summary.", version };
+  return {
+    content: [
+      "Inkloom: summarize",
+      "You keep the rolling summary of a long interactive story.",
+      `Rewrite the summary so it also covers the new chapters. At most ${SUMMARY_MAX_WORDS} words (or ${Math.round(SUMMARY_MAX_CHARS / 3)} characters for Chinese or Japanese). Keep what later chapters need: who is where, what each character wants, promises, secrets, unresolved threads. Drop scenery and dialogue. Write in the story's language. Plain text only.`,
+    ].join("\n"),
+    version,
+  };
+}
+
+export function summarizeUserMessage(story: StorySnapshot, fold: ChapterSnapshot[]): string {
+  const first = fold[0]?.number ?? story.summaryUpTo + 1;
+  const last = fold[fold.length - 1]?.number ?? story.summaryUpTo;
+  const lines = [...storyHeader(story), ""];
+  lines.push(
+    story.summary.trim() === ""
+      ? "Current summary: (none yet)"
+      : `Current summary (chapters 1-${story.summaryUpTo}):\n${story.summary}`,
+  );
+  lines.push("", `New chapters ${first}-${last}:`);
+  for (const c of fold) {
+    const body = c.summary.trim() !== "" ? c.summary : c.text.slice(0, 1200);
+    lines.push(`- Chapter ${c.number} (${c.title}): ${body}`);
+  }
+  lines.push("", `Write the new summary covering chapters 1-${last}.`);
+  return lines.join("\n");
+}

@@ -1,0 +1,143 @@
+/**
+ * The ReAct tools of the story agent. Following FireAct, a tool never throws into the
+ * loop: invalid arguments, unknown tools and tool failures become the observation text
+ * the model reads next.
+ */
+import type { ToolCall, ToolSpec } from "../llm/types.ts";
+import { chaptersOutsideWindow, recallPassages } from "./memory.ts";
+import {
+  beginWritingArgsSchema,
+  type ContinuityReport,
+  checkContinuityArgsSchema,
+  lookupArgsSchema,
+  parseJsonWith,
+  REACT_TOOLS,
+  recallArgsSchema,
+  TOOL_NAMES,
+} from "./schemas.ts";
+import type { StorySnapshot } from "./types.ts";
+
+export const NO_RECALL = "No earlier passage matches.";
+
+/** Up to 3 short earlier passages (outside the verbatim window) matching the query. */
+export function recall(story: StorySnapshot, query: string, recentChapters: number): string {
+  const found = recallPassages(chaptersOutsideWindow(story, recentChapters), query, 3);
+  if (found.length === 0) return NO_RECALL;
+  return found.map((p) => `(Chapter ${p.chapter}) ${p.text.replace(/\s+/g, " ").trim()}`).join("\n");
+}
+
+/** A character, place or lore entry by name (exact first, then partial, case-insensitive). */
+export function lookup(story: StorySnapshot, name: string): string {
+  const q = name.trim().toLowerCase();
+  const { characters, places } = story.bible;
+  const character =
+    characters.find((c) => c.name.toLowerCase() === q) ??
+    characters.find((c) => c.name.toLowerCase().includes(q) || q.includes(c.name.toLowerCase()));
+  if (character) {
+    const notes = character.notes ? ` Notes: ${character.notes}` : "";
+    return `Character ${character.name}: ${character.role}. Appearance: ${character.appearance}.${notes}`;
+  }
+  const place =
+    places.find((p) => p.name.toLowerCase() === q) ??
+    places.find((p) => p.name.toLowerCase().includes(q) || q.includes(p.name.toLowerCase()));
+  if (place) return `Place ${place.name}: ${place.description}`;
+  const lore =
+    story.lore.find((l) => l.keys.some((k) => k.toLowerCase() === q)) ??
+    story.lore.find((l) =>
+      l.keys.some((k) => k !== "" && (k.toLowerCase().includes(q) || q.includes(k.toLowerCase()))),
+    );
+  if (lore) return `Lore (${lore.keys.join(", ")}): ${lore.content}`;
+  return `Nothing known about ${name.trim()}.`;
+}
+
+export interface ToolOutcome {
+  name: string;
+  /** Parsed arguments when they were JSON, else the raw string. */
+  args: unknown;
+  observation: string;
+  /** False when the call was invalid or the tool failed (the observation says why). */
+  ok: boolean;
+  /** Set by begin_writing: the plan that ends the loop. */
+  plan?: string;
+}
+
+export interface ToolboxOptions {
+  story: StorySnapshot;
+  recentChapters: number;
+  /** Runs the continuity check model (records its own run). */
+  checkContinuity: (draft: string) => Promise<ContinuityReport>;
+}
+
+export interface Toolbox {
+  specs: ToolSpec[];
+  run(call: ToolCall): Promise<ToolOutcome>;
+}
+
+function rawArgs(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+export function formatReport(report: ContinuityReport): string {
+  if (report.ok && report.issues.length === 0) return "Continuity OK: no contradictions or repetition found.";
+  return `Continuity issues:\n${report.issues.map((i) => `- ${i}`).join("\n")}`;
+}
+
+export function createToolbox(options: ToolboxOptions): Toolbox {
+  const { story, recentChapters } = options;
+  const invalid = (name: string, raw: string, error: string): ToolOutcome => ({
+    name,
+    args: rawArgs(raw),
+    observation: `Error: invalid arguments for ${name}: ${error}`,
+    ok: false,
+  });
+  return {
+    specs: REACT_TOOLS,
+    async run(call) {
+      const { name, arguments: raw } = call.function;
+      switch (name) {
+        case TOOL_NAMES.recall: {
+          const parsed = parseJsonWith(recallArgsSchema, raw);
+          if (!parsed.ok) return invalid(name, raw, parsed.error);
+          return { name, args: parsed.value, observation: recall(story, parsed.value.query, recentChapters), ok: true };
+        }
+        case TOOL_NAMES.lookup: {
+          const parsed = parseJsonWith(lookupArgsSchema, raw);
+          if (!parsed.ok) return invalid(name, raw, parsed.error);
+          return { name, args: parsed.value, observation: lookup(story, parsed.value.name), ok: true };
+        }
+        case TOOL_NAMES.checkContinuity: {
+          const parsed = parseJsonWith(checkContinuityArgsSchema, raw);
+          if (!parsed.ok) return invalid(name, raw, parsed.error);
+          try {
+            const report = await options.checkContinuity(parsed.value.draft);
+            return { name, args: parsed.value, observation: formatReport(report), ok: true };
+          } catch (err) {
+            if ((err as Error).name === "AbortError") throw err;
+            return {
+              name,
+              args: parsed.value,
+              observation: `Error: the continuity check failed (${(err as Error).message}).`,
+              ok: false,
+            };
+          }
+        }
+        case TOOL_NAMES.beginWriting: {
+          const parsed = parseJsonWith(beginWritingArgsSchema, raw);
+          if (!parsed.ok) return invalid(name, raw, parsed.error);
+          return { name, args: parsed.value, observation: "", ok: true, plan: parsed.value.plan };
+        }
+        default:
+          return {
+            name,
+            args: rawArgs(raw),
+            observation: `Error: unknown tool ${name}. Available tools: ${REACT_TOOLS.map((t) => t.function.name).join(", ")}.`,
+            ok: false,
+          };
+      }
+    },
+  };
+}
