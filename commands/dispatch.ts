@@ -63,7 +63,9 @@ export async function dispatch(
     return await command.run(ctx, validateArgs(command.spec, raw));
   } catch (error) {
     if (!(error instanceof UserFacingError) && !(error instanceof ModelError)) {
-      log(`command /${command.spec.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      log(
+        `command /${command.spec.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
     }
     await ctx.surface.notice(describeError(error, ctx.locale));
     return { kind: "failed" };

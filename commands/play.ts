@@ -10,8 +10,20 @@ export const choose = defineCommand(
     description: { en: "Pick a choice", zh: "做出选择" },
     example: "2",
     options: [
-      { name: "position", type: "integer", required: true, min: 1, description: { en: "Choice number", zh: "选项编号" } },
-      { name: "revision", type: "integer", required: true, min: 0, description: { en: "Story revision", zh: "故事版本" } },
+      {
+        name: "position",
+        type: "integer",
+        required: true,
+        min: 1,
+        description: { en: "Choice number", zh: "选项编号" },
+      },
+      {
+        name: "revision",
+        type: "integer",
+        required: true,
+        min: 0,
+        description: { en: "Story revision", zh: "故事版本" },
+      },
     ],
   } as const,
   async (ctx, args) => {
@@ -35,7 +47,13 @@ export const act = defineCommand(
         maxLength: LIMITS.action,
         description: { en: "What you do", zh: "你要做的事" },
       },
-      { name: "revision", type: "integer", required: true, min: 0, description: { en: "Story revision", zh: "故事版本" } },
+      {
+        name: "revision",
+        type: "integer",
+        required: true,
+        min: 0,
+        description: { en: "Story revision", zh: "故事版本" },
+      },
     ],
   } as const,
   async (ctx, args) => {

@@ -9,7 +9,13 @@ export const stories = defineCommand(
     description: { en: "List your stories, or continue story N", zh: "列出你的故事，或继续第 N 个" },
     example: "/stories 1",
     options: [
-      { name: "number", type: "integer", required: false, min: 1, description: { en: "Story to continue", zh: "要继续的故事" } },
+      {
+        name: "number",
+        type: "integer",
+        required: false,
+        min: 1,
+        description: { en: "Story to continue", zh: "要继续的故事" },
+      },
     ],
   } as const,
   async (ctx, args) => {

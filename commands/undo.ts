@@ -1,6 +1,6 @@
 import { t } from "../src/i18n/messages.ts";
-import { currentStory } from "./story-context.ts";
 import { showState } from "./show-state.ts";
+import { currentStory } from "./story-context.ts";
 import { defineCommand } from "./types.ts";
 
 export const undo = defineCommand(

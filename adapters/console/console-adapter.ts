@@ -83,7 +83,10 @@ export class ConsoleAdapter {
     return this.run_(act, { text: line, revision: offer.revision });
   }
 
-  private async run_<S extends CommandSpec>(command: Command<S>, raw: Record<string, unknown>): Promise<CommandOutcome> {
+  private async run_<S extends CommandSpec>(
+    command: Command<S>,
+    raw: Record<string, unknown>,
+  ): Promise<CommandOutcome> {
     const ctx: CommandContext = { ...this.context, session: this.session, surface: this.surface };
     const outcome = await dispatch(command as unknown as Command<CommandSpec>, raw, ctx, this.log);
     // A refused scenario (too long, say) is asked for again; anything else ends the question.

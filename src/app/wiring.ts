@@ -8,9 +8,9 @@ import { InProcessJobQueue } from "../jobs/in-process-queue.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import { OpenAiModelClient } from "../llm/openai-client.ts";
 import type { ModelClient } from "../llm/types.ts";
+import { type Db, openDatabase } from "../store/db.ts";
 import { type Audience, ChapterWriter } from "../story/chapter-writer.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../story/story-service.ts";
-import { type Db, openDatabase } from "../store/db.ts";
 import type { Config } from "./config.ts";
 
 export interface Engine {

@@ -9,7 +9,8 @@ const en = {
   welcome: "Welcome to Inkloom. Type /start to begin a story, /stories to continue one, /help for all commands.",
   "start.askGenre": "Pick a genre: {list}. Type its number or name, or press Enter for none.",
   "start.askScenario": "Describe your scenario in a sentence or two (who, where, what is at stake).",
-  "start.badGenre": "“{input}” is not one of the genres. Type a number from 1 to {max}, a genre name, or press Enter for none.",
+  "start.badGenre":
+    "“{input}” is not one of the genres. Type a number from 1 to {max}, a genre name, or press Enter for none.",
   "start.writing": "Writing your story…",
   "story.title": "{title}",
   "story.cast": "Cast: {cast}",
@@ -62,7 +63,7 @@ const en = {
   "help.heading": "Commands:",
   "help.play": "Pick a number to choose, or type your own action.",
   "quit.bye": "Your story is saved. Type /stories next time to continue.",
-  "untitled": "Untitled story",
+  untitled: "Untitled story",
   "genre.sweet": "sweet",
   "genre.angst": "angst",
   "genre.what-if": "what-if",

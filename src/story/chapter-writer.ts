@@ -93,7 +93,9 @@ export class ChapterWriter {
       for await (const event of this.agent.write(input)) {
         if (event.type === "story") {
           const cast = event.cast.map((c) => (c.role ? `${c.name} (${c.role})` : c.name)).join(", ");
-          await surface.notice(`${t(locale, "story.title", { title: event.title })}\n${t(locale, "story.cast", { cast })}`);
+          await surface.notice(
+            `${t(locale, "story.title", { title: event.title })}\n${t(locale, "story.cast", { cast })}`,
+          );
         } else if (event.type === "text") {
           if (!headingShown) {
             headingShown = true;

@@ -71,7 +71,12 @@ export class StoryService {
   ) {}
 
   /** Create a story and enqueue chapter 1. */
-  async start(input: { actor: Actor; conversation: Conversation; premise: string; genre: Genre }): Promise<WriteTicket> {
+  async start(input: {
+    actor: Actor;
+    conversation: Conversation;
+    premise: string;
+    genre: Genre;
+  }): Promise<WriteTicket> {
     const premise = input.premise.trim();
     if (premise === "") throw new UserFacingError("error.emptyScenario");
     if (premise.length > LIMITS.scenario) {
@@ -102,7 +107,14 @@ export class StoryService {
         },
       });
       const chapter = await tx.chapter.create({
-        data: { storyId: story.id, number: 1, task: "open", requestKey: `${story.id}:r0`, bibleUpdates: {}, messageRefs: [] },
+        data: {
+          storyId: story.id,
+          number: 1,
+          task: "open",
+          requestKey: `${story.id}:r0`,
+          bibleUpdates: {},
+          messageRefs: [],
+        },
       });
       await tx.story.update({ where: { id: story.id }, data: { headChapterId: chapter.id } });
       return { storyId: story.id, chapterId: chapter.id };

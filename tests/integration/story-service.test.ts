@@ -1,0 +1,261 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
+import { type Db, openDatabase } from "../../src/store/db.ts";
+import { ChapterWriter } from "../../src/story/chapter-writer.ts";
+import { UserFacingError } from "../../src/story/errors.ts";
+import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../../src/story/story-service.ts";
+import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
+import { FakeSurface } from "../fakes/fake-surface.ts";
+
+const actor = { platform: "console", id: "u1", name: "Reader" };
+const conversation = { platform: "console", workspaceId: "local", id: "c1" };
+
+let dir: string;
+let db: Db;
+let queue: InProcessJobQueue;
+let agent: FakeStoryAgent;
+let surface: FakeSurface;
+let stories: StoryService;
+let writer: ChapterWriter;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "inkloom-story-"));
+  db = await openDatabase(`file:${join(dir, "test.db")}`);
+  queue = new InProcessJobQueue({ concurrency: 2 });
+  agent = new FakeStoryAgent();
+  surface = new FakeSurface({ limits: { maxMessageLength: 2000, minEditIntervalMs: 0 } });
+  stories = new StoryService(db, queue);
+  writer = new ChapterWriter(db, agent, (id) => (id === "console:c1" ? { surface, locale: "en" } : undefined), {
+    methods: { open: "cot", continue: "react", rewrite: "reflexion" },
+    recentChapters: 2,
+  });
+  queue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => writer.run(p));
+});
+
+afterEach(async () => {
+  await queue.close();
+  await db.$disconnect();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function startStory() {
+  const ticket = await stories.start({
+    actor,
+    conversation,
+    premise: "A ghost detective in Shanghai",
+    genre: "horror",
+  });
+  await ticket.job.finished;
+  return ticket.storyId;
+}
+
+async function expectUserError(promise: Promise<unknown>, id: string) {
+  await expect(promise).rejects.toSatisfy((e: unknown) => e instanceof UserFacingError && e.id === id);
+}
+
+describe("StoryService with real SQLite", () => {
+  it("start writes chapter 1 as done with its text, choices, cast and agent runs", async () => {
+    const storyId = await startStory();
+    const state = await stories.state(storyId);
+    expect(state.title).toBe("The Fake Tale");
+    expect(state.head?.number).toBe(1);
+    expect(state.head?.status).toBe("done");
+    expect(state.head?.text).toContain("Chapter 1 text about A ghost detective");
+    expect(state.choices).toEqual(["Go north 1", "Go south 1", "Wait 1"]);
+    expect(await db.character.count({ where: { storyId } })).toBe(2);
+    const runs = await db.agentRun.findMany({ where: { storyId } });
+    expect(runs.map((r) => r.task).sort()).toEqual(["choices", "open"]);
+    expect(runs.find((r) => r.task === "open")?.method).toBe("cot");
+    expect(surface.visibleText()).toContain("Chapter 1 text about");
+    expect(surface.callsOf("offerChoices")).toHaveLength(1);
+  });
+
+  it("a choice continues the story with that choice as the action and records it as the outcome", async () => {
+    const storyId = await startStory();
+    const { revision } = await stories.state(storyId);
+    const ticket = await stories.choose(storyId, revision, 2);
+    await ticket.job.finished;
+    const state = await stories.state(storyId);
+    expect(state.head?.number).toBe(2);
+    expect(agent.inputs.at(-1)?.action).toBe("Go south 1");
+    expect(agent.inputs.at(-1)?.method).toBe("react");
+    expect(agent.inputs.at(-1)?.story.chapters.map((c) => c.number)).toEqual([1]);
+    const ch1Runs = await db.agentRun.findMany({ where: { chapter: { storyId, number: 1 } } });
+    expect(ch1Runs.every((r) => (r.outcome as { next?: string }).next === "choice")).toBe(true);
+  });
+
+  it("the same choice sent twice writes one chapter: the second is refused as stale", async () => {
+    const storyId = await startStory();
+    const { revision } = await stories.state(storyId);
+    const first = await stories.choose(storyId, revision, 1);
+    await expectUserError(stories.choose(storyId, revision, 1), "error.stale");
+    await first.job.finished;
+    expect(await db.chapter.count({ where: { storyId, number: 2 } })).toBe(1);
+  });
+
+  it("a choice out of range, an empty or overlong action change nothing", async () => {
+    const storyId = await startStory();
+    const before = await stories.state(storyId);
+    await expectUserError(stories.choose(storyId, before.revision, 4), "error.choiceOutOfRange");
+    await expectUserError(stories.act(storyId, before.revision, "   "), "error.emptyAction");
+    await expectUserError(stories.act(storyId, before.revision, "x".repeat(501)), "error.actionTooLong");
+    const after = await stories.state(storyId);
+    expect(after.revision).toBe(before.revision);
+    expect(await db.chapter.count({ where: { storyId } })).toBe(1);
+  });
+
+  it("empty and 10,000-character scenarios are refused and create nothing", async () => {
+    await expectUserError(stories.start({ actor, conversation, premise: " ", genre: "none" }), "error.emptyScenario");
+    await expectUserError(
+      stories.start({ actor, conversation, premise: "a".repeat(10_000), genre: "none" }),
+      "error.scenarioTooLong",
+    );
+    expect(await db.story.count()).toBe(0);
+  });
+
+  it("commands are refused while a chapter is being written", async () => {
+    const storyId = await startStory();
+    const { revision } = await stories.state(storyId);
+    agent.hold();
+    const ticket = await stories.act(storyId, revision, "I open the door");
+    await expectUserError(stories.undo(storyId), "error.busy");
+    await expectUserError(stories.rewrite(storyId, "darker"), "error.busy");
+    agent.release();
+    await ticket.job.finished;
+    expect((await stories.state(storyId)).head?.number).toBe(2);
+  });
+
+  it("undo at chapter 1 is refused; undo later moves the head back and keeps the undone chapter", async () => {
+    const storyId = await startStory();
+    await expectUserError(stories.undo(storyId), "error.undoFirst");
+    const s1 = await stories.state(storyId);
+    await (await stories.act(storyId, s1.revision, "I run")).job.finished;
+    expect(await stories.undo(storyId)).toBe(1);
+    const s2 = await stories.state(storyId);
+    expect(s2.head?.number).toBe(1);
+    expect(s2.choices).toHaveLength(3);
+    const undone = await db.chapter.findFirstOrThrow({ where: { storyId, number: 2 }, include: { runs: true } });
+    expect(undone.status).toBe("done");
+    expect(undone.runs.every((r) => (r.outcome as { undone?: boolean }).undone === true)).toBe(true);
+  });
+
+  it("rewrite writes a sibling with the direction and keeps the original as a branch", async () => {
+    const storyId = await startStory();
+    const s1 = await stories.state(storyId);
+    await (await stories.act(storyId, s1.revision, "I run")).job.finished;
+    const original = await stories.state(storyId);
+    const ticket = await stories.rewrite(storyId, "make the ending happier");
+    await ticket.job.finished;
+    const input = agent.inputs.at(-1);
+    expect(input?.task).toBe("rewrite");
+    expect(input?.direction).toBe("make the ending happier");
+    expect(input?.replacing?.text).toBe(original.head?.text);
+    expect(input?.action).toBe("I run");
+    const now = await stories.state(storyId);
+    expect(now.head?.number).toBe(2);
+    expect(now.head?.id).not.toBe(original.head?.id);
+    expect(await db.chapter.count({ where: { storyId, number: 2 } })).toBe(2);
+    await expectUserError(stories.rewrite(storyId, "x".repeat(301)), "error.directionTooLong");
+  });
+
+  it("branch continues from an earlier chapter; the next chapter is its child and memory excludes the old branch", async () => {
+    const storyId = await startStory();
+    for (const action of ["I run", "I hide"]) {
+      const s = await stories.state(storyId);
+      await (await stories.act(storyId, s.revision, action)).job.finished;
+    }
+    await expectUserError(stories.branch(storyId, 9), "error.branchRange");
+    await expectUserError(stories.branch(storyId, 3), "error.branchSame");
+    await stories.branch(storyId, 1);
+    const s = await stories.state(storyId);
+    expect(s.head?.number).toBe(1);
+    await (await stories.act(storyId, s.revision, "I fly")).job.finished;
+    const input = agent.inputs.at(-1);
+    expect(input?.story.chapters.map((c) => c.action)).toEqual([""]);
+    const recap = await stories.recap(storyId);
+    expect(recap.chapters.map((c) => c.summary)).toEqual([
+      "Summary of chapter 1: A ghost detective in Shanghai",
+      "Summary of chapter 2: I fly",
+    ]);
+    const { markdown } = await stories.exportMarkdown(storyId, "en");
+    expect(markdown).toContain("I fly");
+    expect(markdown).not.toContain("I hide");
+  });
+
+  it("a stream cut mid-chapter leaves the chapter failed without its text; retry writes it", async () => {
+    const storyId = await startStory();
+    const s = await stories.state(storyId);
+    agent.failNext("cut", "Half a sentence");
+    await (await stories.act(storyId, s.revision, "I jump")).job.finished;
+    const failed = await stories.state(storyId);
+    expect(failed.head?.status).toBe("failed");
+    expect(failed.head?.text).toBe("");
+    expect(failed.choices).toEqual([]);
+    expect(surface.notices.at(-1)).toContain("broke mid-chapter");
+    expect(surface.notices.at(-1)).toContain("/retry");
+    await expectUserError(stories.act(storyId, failed.revision, "again"), "error.noChoices");
+    await (await stories.retry(storyId)).job.finished;
+    const retried = await stories.state(storyId);
+    expect(retried.head?.status).toBe("done");
+    expect(retried.head?.id).toBe(failed.head?.id);
+    await expectUserError(stories.retry(storyId), "error.notFailed");
+  });
+
+  it("after a crash, chapters left writing are marked failed and can be retried", async () => {
+    const storyId = await startStory();
+    const s = await stories.state(storyId);
+    // Simulate a crash: the chapter was claimed but the process died.
+    const chapter = await db.chapter.create({
+      data: {
+        storyId,
+        parentId: s.head?.id ?? null,
+        number: 2,
+        task: "continue",
+        action: "I wait",
+        status: "writing",
+        requestKey: "crash",
+        bibleUpdates: {},
+        messageRefs: [],
+      },
+    });
+    await db.story.update({ where: { id: storyId }, data: { headChapterId: chapter.id } });
+    expect(await stories.recoverInterrupted()).toBe(1);
+    expect((await stories.state(storyId)).head?.status).toBe("failed");
+    await (await stories.retry(storyId)).job.finished;
+    expect((await stories.state(storyId)).head?.status).toBe("done");
+  });
+
+  it("a chapter job delivered twice writes the chapter once", async () => {
+    const storyId = await startStory();
+    const s = await stories.state(storyId);
+    const ticket = await stories.act(storyId, s.revision, "I knock");
+    await ticket.job.finished;
+    await writer.run({ chapterId: ticket.chapterId });
+    expect(agent.inputs).toHaveLength(2);
+    expect(await db.choice.count({ where: { chapterId: ticket.chapterId } })).toBe(3);
+    expect(await db.agentRun.count({ where: { chapterId: ticket.chapterId } })).toBe(2);
+  });
+
+  it("old chapters are folded into a rolling summary stored on the branch", async () => {
+    const storyId = await startStory();
+    for (let i = 0; i < 8; i++) {
+      const s = await stories.state(storyId);
+      await (await stories.act(storyId, s.revision, `step ${i}`)).job.finished;
+    }
+    expect(agent.summaries.length).toBeGreaterThan(0);
+    const folded = await db.chapter.findMany({ where: { storyId, rollingSummary: { not: "" } } });
+    expect(folded.length).toBeGreaterThan(0);
+    const last = agent.inputs.at(-1);
+    expect(last?.story.summary).toMatch(/^Rolling summary up to \d+$/);
+  });
+
+  it("lists the reader's stories with their current chapter", async () => {
+    const storyId = await startStory();
+    const list = await stories.list(actor);
+    expect(list).toEqual([expect.objectContaining({ storyId, title: "The Fake Tale", chapter: 1 })]);
+    expect(await stories.list({ ...actor, id: "someone-else" })).toEqual([]);
+  });
+});
