@@ -3,12 +3,13 @@
  * streams (an edit that extends the last message prints only the new part),
  * choices become a numbered list, files are saved under the export folder.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import type { Locale } from "../../src/app/config.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { ChoiceOffer, MessageRef, OutgoingFile, Surface, SurfaceLimits } from "../../src/render/surface.ts";
+import { ensureDir } from "../../src/store/ensure-dir.ts";
 
 export class ConsoleSurface implements Surface {
   // A terminal has no message size and no edit rate limit.
@@ -64,7 +65,7 @@ export class ConsoleSurface implements Surface {
 
   async sendFile(file: OutgoingFile): Promise<void> {
     const dir = resolve(this.exportDir);
-    mkdirSync(dir, { recursive: true });
+    ensureDir(dir);
     const path = join(dir, file.name);
     writeFileSync(path, file.content);
     await this.notice(t(this.locale, "export.done", { path }));

@@ -2,11 +2,11 @@
  * Opens the SQLite database: creates its folder, applies migrations, returns a
  * Prisma client on the better-sqlite3 driver adapter.
  */
-import { mkdirSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
 import Database from "better-sqlite3";
 import { PrismaClient } from "../generated/prisma/client.ts";
+import { ensureDir } from "./ensure-dir.ts";
 import { applyMigrations } from "./migrate.ts";
 
 export type Db = PrismaClient;
@@ -26,7 +26,7 @@ export function sqlitePath(url: string, cwd: string = process.cwd()): string {
 export async function openDatabase(url: string): Promise<Db> {
   const path = sqlitePath(url);
   try {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    if (path !== ":memory:") ensureDir(dirname(path));
     const raw = new Database(path);
     try {
       // WAL lets readers go on while a chapter is being saved.

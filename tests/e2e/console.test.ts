@@ -1,0 +1,289 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { TOOL_NAMES } from "../../src/agent/schemas.ts";
+import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
+import type { FakeRequest, Responder } from "../fakes/fake-openai-types.ts";
+import { storyResponder } from "../fakes/story-responder.ts";
+import { ConsoleProcess, runToExit } from "./console-process.ts";
+
+let server: FakeOpenAiServer;
+let dir: string;
+const running: ConsoleProcess[] = [];
+
+beforeAll(async () => {
+  server = await FakeOpenAiServer.start({ responder: storyResponder({ language: "zh" }) });
+});
+afterAll(async () => {
+  await server.close();
+});
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "inkloom-e2e-"));
+  server.setResponder(storyResponder({ language: "zh" }));
+});
+afterEach(() => {
+  for (const p of running.splice(0)) p.kill();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function env(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    OPENAI_BASE_URL: server.baseUrl,
+    OPENAI_API_KEY: "test-key",
+    OPENAI_MODEL: "fake-story-model",
+    DATABASE_URL: `file:${join(dir, "inkloom.db")}`,
+    EXPORT_DIR: join(dir, "exports"),
+    INKLOOM_LOCALE: "en",
+    OPENAI_MAX_RETRIES: "1",
+    OPENAI_TIMEOUT_MS: "5000",
+    ...extra,
+  };
+}
+
+function launch(extra?: Record<string, string>): ConsoleProcess {
+  const p = new ConsoleProcess(env(extra));
+  running.push(p);
+  return p;
+}
+
+/** A responder that answers `match`ing requests with `reply` and everything else as the story model. */
+function withFault(match: (req: FakeRequest) => boolean, reply: ReturnType<Responder>, times = Infinity): Responder {
+  const story = storyResponder({ language: "zh" });
+  let left = times;
+  return (req) => {
+    if (left > 0 && match(req)) {
+      left--;
+      return reply;
+    }
+    return story(req);
+  };
+}
+
+const isProse = (req: FakeRequest) =>
+  req.path === "/chat/completions" && req.body.stream === true && !Array.isArray(req.body.tools);
+const forces = (name: string) => (req: FakeRequest) => req.body?.tool_choice?.function?.name === name;
+
+describe("terminal play, end to end", () => {
+  it("plays a story: start, choose, own action, undo, rewrite, branch, recap, export, quit and resume", async () => {
+    const p = launch();
+    expect(await p.ready()).toContain("Type /start to begin a story");
+
+    expect(await p.say("/start")).toContain("Pick a genre: 1) sweet");
+    expect(await p.say("4")).toContain("Describe your scenario");
+    const ch1 = await p.say("a ghost detective in 1920s Shanghai falls for the medium she is investigating");
+    expect(ch1).toMatch(/Cast: .+/);
+    expect(ch1).toContain("Chapter 1");
+    expect(ch1).toMatch(/\n {2}1\. .+\n {2}2\. .+/);
+    expect(ch1).toContain("Pick 1-");
+
+    const ch2 = await p.say("2");
+    expect(ch2).toContain("Chapter 2");
+    expect(ch2).toContain("Pick 1-");
+
+    const ch3 = await p.say("I light a lantern and read the letter aloud");
+    expect(ch3).toContain("Chapter 3");
+    expect(ch3).toContain("I light a lantern and read the letter aloud");
+
+    const undone = await p.say("/undo");
+    expect(undone).toContain("Went back to chapter 2");
+    expect(undone).toContain("Pick 1-");
+
+    const rewritten = await p.say("/rewrite make the ending happier");
+    expect(rewritten).toContain("Rewriting chapter 2");
+    expect(rewritten).toContain("make the ending happier");
+
+    const branched = await p.say("/branch 1");
+    expect(branched).toContain("Now continuing from chapter 1");
+    const fresh2 = await p.say("I walk away from the case");
+    expect(fresh2).toContain("Chapter 2");
+    expect(fresh2).toContain("I walk away from the case");
+
+    const recap = await p.say("/recap");
+    expect(recap).toContain("The story so far");
+    expect(recap).toMatch(/Chapter 1: .+/);
+    expect(recap).toMatch(/Chapter 2: .+/);
+
+    const exported = await p.say("/export");
+    const path = /Exported the current branch to (.+\.md)/.exec(exported)?.[1];
+    expect(path).toBeDefined();
+    const markdown = readFileSync(path ?? "", "utf8");
+    expect(markdown).toContain("I walk away from the case");
+    expect(markdown).not.toContain("I light a lantern");
+
+    expect(await p.quit()).toBe(0);
+    expect(p.stdout).toContain("Your story is saved");
+
+    // Restart: the story survived.
+    const again = launch();
+    await again.ready();
+    const list = await again.say("/stories");
+    expect(list).toMatch(/1\. .+ — chapter 2/);
+    const resumed = await again.say("/stories 1");
+    expect(resumed).toContain("Resuming");
+    expect(resumed).toContain("I walk away from the case");
+    expect(resumed).toContain("Pick 1-");
+    const ch3b = await again.say("1");
+    expect(ch3b).toContain("Chapter 3");
+    expect(await again.endInput()).toBe(0);
+  });
+
+  it("a piped script plays the same as a person typing", async () => {
+    const p = launch();
+    await p.ready();
+    // Write everything at once: lines are handled one after the other.
+    const script = ["/start a lighthouse keeper finds a message in a bottle", "1", "/recap", "/quit"].join("\n");
+    p.type(`${script}\n`);
+    expect(await p.exited).toBe(0);
+    expect(p.stdout).toContain("Chapter 1");
+    expect(p.stdout).toContain("Chapter 2");
+    expect(p.stdout).toContain("The story so far");
+  });
+
+  it("writes a Chinese scenario as a Chinese story", async () => {
+    const p = launch({ INKLOOM_LOCALE: "zh" });
+    expect(await p.ready()).toContain("欢迎来到 Inkloom");
+    const out = await p.say("/start 一九二零年代的上海，一位鬼魂侦探爱上了她正在调查的灵媒");
+    expect(out).toMatch(/《[^》]+》/);
+    expect(out).toContain("第1章");
+    expect(out.match(/[\u4e00-\u9fff]/g)?.length ?? 0).toBeGreaterThan(40);
+    expect(out).toContain("选择 1-");
+  });
+
+  it("bad input gets a clear message and changes nothing", async () => {
+    const p = launch();
+    await p.ready();
+    expect(await p.say("/frobnicate")).toContain("Unknown command /frobnicate. Type /help");
+    expect(await p.say("2")).toContain("There is no story in progress");
+    expect(await p.say("/undo")).toContain("There is no story in progress");
+    await p.say("/start");
+    expect(await p.say("banana")).toContain("is not one of the genres");
+    expect(await p.say("")).toContain("Describe your scenario");
+    expect(await p.say("")).toContain("The scenario is empty");
+    expect(await p.say("x".repeat(10_000))).toContain("scenario is 10000 characters long; the limit is 2000");
+    const ch1 = await p.say("a quiet village where the clocks run backwards");
+    expect(ch1).toContain("Chapter 1");
+    expect(await p.say("9")).toContain("There is no choice 9. Pick a number from 1 to 3");
+    expect(await p.say("/undo")).toContain("Nothing to undo: this is the first chapter");
+    expect(await p.say("/branch 5")).toContain("There is no chapter 5 on this branch");
+    expect(await p.say("/branch two")).toContain("is not a whole number");
+    expect(await p.say("y".repeat(600))).toContain("characters long; the limit is 500");
+    expect(await p.say("/retry")).toContain("nothing to retry");
+    const help = await p.say("/help");
+    for (const name of ["/start", "/stories", "/undo", "/rewrite", "/branch", "/recap", "/export", "/help", "/quit"]) {
+      expect(help).toContain(name);
+    }
+    // Still at chapter 1 with its three choices.
+    expect(await p.say("/recap")).not.toContain("Chapter 2");
+    expect(await p.say("3")).toContain("Chapter 2");
+  });
+
+  it("model endpoint down: the reader is told, nothing is saved as done, and exit is clean", async () => {
+    const down = await FakeOpenAiServer.start();
+    const url = down.baseUrl;
+    await down.close();
+    const p = launch({ OPENAI_BASE_URL: url });
+    await p.ready();
+    const out = await p.say("/start a haunted orchard");
+    expect(out).toContain("The chapter could not be finished: the story model could not be reached.");
+    expect(out).toContain("/retry");
+    expect(await p.quit()).toBe(0);
+    expect(p.stderr).not.toContain("    at ");
+  });
+
+  it("invalid JSON from the model twice fails the chapter cleanly; /retry then succeeds", async () => {
+    server.setResponder(
+      withFault(
+        forces(TOOL_NAMES.planStory),
+        {
+          kind: "tool_calls",
+          calls: [{ name: TOOL_NAMES.planStory, arguments: "{not json" }],
+        },
+        2,
+      ),
+    );
+    const p = launch();
+    await p.ready();
+    const out = await p.say("/start a submarine crew hears singing");
+    expect(out).toContain("the story model returned something we could not use");
+    expect(out).not.toContain("Pick 1-");
+    const retried = await p.say("/retry");
+    expect(retried).toContain("Chapter 1");
+    expect(retried).toContain("Pick 1-");
+  });
+
+  it("a stream cut mid-chapter is not saved as done and the reader can retry", async () => {
+    const p = launch();
+    await p.ready();
+    await p.say("/start a desert caravan guarding a secret");
+    server.setResponder(withFault(isProse, { kind: "cut", text: "The wind rose over the dunes and", chunkSize: 8 }, 1));
+    const cut = await p.say("1");
+    expect(cut).toContain("The wind rose over the dunes");
+    expect(cut).toContain("(interrupted)");
+    expect(cut).toContain("the connection to the story model broke mid-chapter");
+    expect(await p.say("/recap")).not.toContain("Chapter 2");
+    const retried = await p.say("/retry");
+    expect(retried).toContain("Chapter 2");
+    expect(retried).toContain("Pick 1-");
+  });
+
+  it("a 429 and a 500 from the model are retried without the reader noticing", async () => {
+    const p = launch({ OPENAI_MAX_RETRIES: "2" });
+    await p.ready();
+    server.enqueue({ kind: "error", status: 429, headers: { "retry-after": "0" } }, { kind: "error", status: 500 });
+    const out = await p.say("/start a clockwork city");
+    expect(out).toContain("Chapter 1");
+    expect(out).not.toContain("could not be finished");
+  });
+
+  it("a chapter interrupted by a crash is offered for retry after restart", async () => {
+    server.setResponder(withFault(isProse, { kind: "hang" }));
+    const seen = server.requests.length;
+    const p = launch();
+    await p.ready();
+    p.type("/start a frozen train\n");
+    // Wait until the prose request reached the model, then crash.
+    const deadline = Date.now() + 15_000;
+    while (!server.requests.slice(seen).some(isProse) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    p.kill();
+    await p.exited;
+
+    server.setResponder(storyResponder({ language: "zh" }));
+    const again = launch();
+    await again.ready();
+    await again.stderrContains("marked 1 interrupted chapter");
+    const resumed = await again.say("/stories 1");
+    expect(resumed).toContain("Chapter 1 was not finished");
+    const retried = await again.say("/retry");
+    expect(retried).toContain("Chapter 1");
+    expect(retried).toContain("Pick 1-");
+  });
+});
+
+describe("start-up problems", () => {
+  it("with no model endpoint configured, says what to set (with an Ollama example) and exits non-zero", async () => {
+    const { code, stderr } = await runToExit({ DATABASE_URL: `file:${join(dir, "x.db")}` });
+    expect(code).toBe(2);
+    expect(stderr).toContain("OPENAI_BASE_URL");
+    expect(stderr).toContain("OPENAI_MODEL");
+    expect(stderr).toContain("http://localhost:11434/v1");
+    expect(stderr).not.toContain("    at ");
+  });
+
+  it("a bad variable is named in the message", async () => {
+    const { code, stderr } = await runToExit(env({ OPENAI_TIMEOUT_MS: "soon", METHOD_CONTINUE: "magic" }));
+    expect(code).toBe(2);
+    expect(stderr).toContain("OPENAI_TIMEOUT_MS must be a whole number");
+    expect(stderr).toContain("METHOD_CONTINUE must be one of: cot, react, reflexion");
+  });
+
+  it("an unwritable database path is reported and the process exits non-zero", async () => {
+    // A path under a regular file cannot be created, even by root.
+    const { code, stderr } = await runToExit(env({ DATABASE_URL: "file:/etc/hostname/inkloom.db" }));
+    expect(code).toBe(1);
+    expect(stderr).toContain("Cannot open the database at /etc/hostname/inkloom.db");
+    expect(stderr).toContain("DATABASE_URL");
+    expect(existsSync("/etc/hostname/inkloom.db")).toBe(false);
+  });
+});
