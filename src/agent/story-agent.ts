@@ -251,26 +251,32 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     const memory = buildMemory(story, { recentChapters });
     run.push({ role: "system", content: prompt.content });
     run.push({ role: "user", content: checkUserMessage(memory.text, chapterNumber, draft) });
-    let lastError = "";
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const result = await complete(
-        run,
-        request(run, "check", { responseFormat: continuityResponseFormat, maxTokens: MAX_TOKENS.check }, signal),
-      );
-      run.push({ role: "assistant", content: result.message.content });
-      const parsed = parseJsonWith(continuityReportSchema, result.message.content);
-      if (parsed.ok) {
-        // ok with issues listed is a contradiction in the report: trust the issues.
-        const report = { ok: parsed.value.ok && parsed.value.issues.length === 0, issues: parsed.value.issues };
-        run.record.checks = { finishedInFormat: true, continuityOk: report.ok, issues: report.issues };
-        run.finish();
-        return report;
+    try {
+      let lastError = "";
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const result = await complete(
+          run,
+          request(run, "check", { responseFormat: continuityResponseFormat, maxTokens: MAX_TOKENS.check }, signal),
+        );
+        run.push({ role: "assistant", content: result.message.content });
+        const parsed = parseJsonWith(continuityReportSchema, result.message.content);
+        if (parsed.ok) {
+          // ok with issues listed is a contradiction in the report: trust the issues.
+          const report = { ok: parsed.value.ok && parsed.value.issues.length === 0, issues: parsed.value.issues };
+          run.record.checks = { finishedInFormat: true, continuityOk: report.ok, issues: report.issues };
+          run.finish();
+          return report;
+        }
+        lastError = parsed.error;
+        if (attempt === 0) run.push({ role: "user", content: repairMessage("continuity_report JSON", lastError) });
       }
-      lastError = parsed.error;
-      if (attempt === 0) run.push({ role: "user", content: repairMessage("continuity_report JSON", lastError) });
+      run.record.checks = { finishedInFormat: false };
+      throw new ModelError("bad_output", `continuity_report: ${lastError}`);
+    } catch (err) {
+      const error = toModelError(err, signal);
+      run.fail(error);
+      throw error;
     }
-    run.record.checks = { finishedInFormat: false };
-    throw new ModelError("bad_output", `continuity_report: ${lastError}`);
   }
 
   async function runChoices(
@@ -430,7 +436,13 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     yield { type: "status", phase: "choosing" };
     // The draft already checked is the final text when reflexion kept it: no second check.
     const [continuity, parts] = await Promise.all([
-      reused ?? runCheck(runs, method, story, input.chapterNumber, prose, signal),
+      reused ??
+        runCheck(runs, method, story, input.chapterNumber, prose, signal).catch((err: unknown) => {
+          // A broken checker must not cost the reader a finished chapter: keep it, marked unchecked.
+          if (signal?.aborted) throw err;
+          const error = toModelError(err);
+          return { ok: false, issues: [`unchecked: ${error.kind}`] };
+        }),
       runChoices(runs, method, story, input.chapterNumber, prose, signal),
     ]);
     run.record.checks = { finishedInFormat: true, continuityOk: continuity.ok, issues: continuity.issues };

@@ -393,6 +393,16 @@ describe("story agent: structured output", () => {
   });
 });
 
+describe("story agent: continuity check unavailable", () => {
+  it("keeps the chapter, marked unchecked, when the final check is invalid twice", async () => {
+    const model = new FakeModelClient(script({ check: () => ({ text: "no json here" }) }));
+    const result = done(await collect(createStoryAgent(model).write(continueInput("cot"))));
+    expect(result.text).toBe(PROSE);
+    expect(result.continuity).toEqual({ ok: false, issues: ["unchecked: bad_output"] });
+    expect(result.runs.find((r) => r.task === "check")?.status).toBe("failed");
+  });
+});
+
 describe("story agent: failures", () => {
   it("ends with failed when the stream breaks mid-way, and no done carries the partial text", async () => {
     const model = new FakeModelClient(
