@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/app/config.ts";
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe("loadConfig", () => {
+  it("with no endpoint at all, explains what to set with an Ollama example", () => {
+    const [help] = problems({});
+    expect(help).toContain("OPENAI_BASE_URL");
+    expect(help).toContain("http://localhost:11434/v1");
+  });
+
+  it("a local endpoint without a model name asks for OPENAI_MODEL", () => {
+    expect(problems({ OPENAI_BASE_URL: "http://localhost:11434/v1" })[0]).toContain("OPENAI_MODEL is not set");
+  });
+
+  it("OpenAI with only a key gets a default model and the official endpoint", () => {
+    const config = loadConfig({ OPENAI_API_KEY: "sk-test" });
+    expect(config.models.open).toEqual({
+      model: "gpt-4.1-mini",
+      baseUrl: "https://api.openai.com/v1",
+      fineTuned: false,
+    });
+  });
+
+  it("routes each task to its own model when set, the default otherwise", () => {
+    const config = loadConfig({
+      OPENAI_BASE_URL: "http://127.0.0.1:8000/v1",
+      OPENAI_MODEL: "big",
+      MODEL_CONTINUE: "small-ft",
+    });
+    expect(config.models.continue.model).toBe("small-ft");
+    expect(config.models.open.model).toBe("big");
+    expect(config.apiKey).toBe("not-needed");
+  });
+
+  it("names every bad variable at once", () => {
+    const found = problems({
+      OPENAI_BASE_URL: "localhost:11434",
+      OPENAI_MODEL: "m",
+      OPENAI_MAX_RETRIES: "-1",
+      METHOD_OPEN: "tree",
+      DATABASE_URL: "postgres://x",
+      INKLOOM_LOCALE: "fr",
+    });
+    expect(found).toHaveLength(5);
+    for (const name of ["OPENAI_BASE_URL", "OPENAI_MAX_RETRIES", "METHOD_OPEN", "DATABASE_URL", "INKLOOM_LOCALE"]) {
+      expect(found.some((p) => p.startsWith(name))).toBe(true);
+    }
+  });
+
+  it("takes the interface language from INKLOOM_LOCALE, else from LANG", () => {
+    const base = { OPENAI_API_KEY: "k" };
+    expect(loadConfig({ ...base, LANG: "zh_CN.UTF-8" }).locale).toBe("zh");
+    expect(loadConfig({ ...base, LANG: "zh_CN.UTF-8", INKLOOM_LOCALE: "en" }).locale).toBe("en");
+    expect(loadConfig(base).locale).toBe("en");
+  });
+
+  it("treats empty variables as unset", () => {
+    const config = loadConfig({ OPENAI_API_KEY: "k", OPENAI_TIMEOUT_MS: "", METHOD_CONTINUE: "" });
+    expect(config.timeoutMs).toBe(60_000);
+    expect(config.methods.continue).toBe("react");
+  });
+});

@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import { describeError, validateArgs } from "../../commands/dispatch.ts";
+import { findCommand } from "../../commands/index.ts";
+import { parseGenre } from "../../commands/start.ts";
+import { ModelError } from "../../src/llm/types.ts";
+import { UserFacingError } from "../../src/story/errors.ts";
+
+function spec(name: string) {
+  const command = findCommand(name);
+  if (command === undefined) throw new Error(`no command ${name}`);
+  return command.spec;
+}
+
+function errorId(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return error instanceof UserFacingError ? error.id : "other";
+  }
+  return undefined;
+}
+
+describe("command arguments", () => {
+  it("parses integers from text and refuses words, negatives and huge numbers", () => {
+    expect(validateArgs(spec("branch"), { chapter: "3" })).toEqual({ chapter: 3 });
+    expect(errorId(() => validateArgs(spec("branch"), { chapter: "two" }))).toBe("error.badInteger");
+    expect(errorId(() => validateArgs(spec("branch"), { chapter: "0" }))).toBe("error.badInteger");
+    expect(errorId(() => validateArgs(spec("branch"), { chapter: "99999999999" }))).toBe("error.badInteger");
+  });
+
+  it("a missing required option names the option and shows an example", () => {
+    try {
+      validateArgs(spec("branch"), {});
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(UserFacingError);
+      expect(describeError(error, "en")).toBe("/branch needs chapter. Example: /branch 2");
+    }
+  });
+
+  it("refuses strings over the option's limit", () => {
+    expect(errorId(() => validateArgs(spec("rewrite"), { direction: "x".repeat(301) }))).toBe("error.argumentTooLong");
+    expect(validateArgs(spec("rewrite"), { direction: "  happier  " })).toEqual({ direction: "happier" });
+    expect(validateArgs(spec("rewrite"), {})).toEqual({ direction: undefined });
+  });
+});
+
+describe("describeError", () => {
+  it("shows model failures in the reader's language and hides internal errors", () => {
+    expect(describeError(new ModelError("timeout", "x"), "en")).toBe("the story model took too long to answer.");
+    expect(describeError(new ModelError("timeout", "x"), "zh")).toBe("故事模型响应超时。");
+    expect(describeError(new Error("SQLITE_BUSY at /secret/path"), "en")).toBe(
+      "Something went wrong on our side. Please try again.",
+    );
+  });
+});
+
+describe("parseGenre", () => {
+  it("accepts a number, an English or Chinese name, or nothing for none", () => {
+    expect(parseGenre("5")).toBe("horror");
+    expect(parseGenre("Fan Fiction")).toBe("fan-fiction");
+    expect(parseGenre("同人")).toBe("fan-fiction");
+    expect(parseGenre("")).toBe("none");
+    expect(parseGenre("8")).toBeUndefined();
+    expect(parseGenre("banana")).toBeUndefined();
+  });
+});
+
+describe("command registry", () => {
+  it("has every command the terminal documents, with English and Chinese descriptions", () => {
+    for (const name of ["start", "stories", "undo", "rewrite", "branch", "retry", "recap", "export", "help", "quit"]) {
+      const s = spec(name);
+      expect(s.description.en).not.toBe("");
+      expect(s.description.zh).not.toBe("");
+    }
+    expect(findCommand("nope")).toBeUndefined();
+  });
+});
