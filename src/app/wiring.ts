@@ -24,15 +24,25 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-export async function createEngine(config: Config, log: (message: string) => void): Promise<Engine> {
+export interface EngineHooks {
+  /** Wrap the model client (the benchmark times model calls with it). */
+  decorateModel?: (model: ModelClient) => ModelClient;
+}
+
+export async function createEngine(
+  config: Config,
+  log: (message: string) => void,
+  hooks: EngineHooks = {},
+): Promise<Engine> {
   const db = await openDatabase(config.databaseUrl);
-  const model = new OpenAiModelClient({
+  const client = new OpenAiModelClient({
     routes: config.models,
     apiKey: config.apiKey,
     timeoutMs: config.timeoutMs,
     maxRetries: config.maxRetries,
     prices: config.prices,
   });
+  const model = hooks.decorateModel?.(client) ?? client;
   const agent = createStoryAgent(model, { maxSteps: config.reactMaxSteps, recentChapters: config.recentChapters });
   const queue = new InProcessJobQueue({ concurrency: 4 });
   const stories = new StoryService(db, queue);

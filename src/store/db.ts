@@ -5,11 +5,17 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
 import Database from "better-sqlite3";
-import { PrismaClient } from "../generated/prisma/client.ts";
+import { Prisma, PrismaClient } from "../generated/prisma/client.ts";
 import { ensureDir } from "./ensure-dir.ts";
 import { applyMigrations } from "./migrate.ts";
 
 export type Db = PrismaClient;
+export type { PrismaPromise } from "../generated/prisma/internal/prismaNamespace.ts";
+
+/** A Prisma error with this code (P2002 unique violation, P2025 record not found, ...). */
+export function isPrismaError(error: unknown, code: string): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === code;
+}
 
 /** The database could not be opened or created; `message` says where and why, for a person. */
 export class DatabaseOpenError extends Error {

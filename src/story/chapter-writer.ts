@@ -5,14 +5,22 @@
  * on failure it is marked failed and the reader is offered a retry.
  */
 import { chaptersToFold } from "../agent/memory.ts";
-import type { AgentInput, ChapterResult, Method, RunRecord, StoryAgent, WritingTask } from "../agent/types.ts";
+import type {
+  AgentInput,
+  ChapterResult,
+  Method,
+  RunRecord,
+  StoryAgent,
+  StorySnapshot,
+  WritingTask,
+} from "../agent/types.ts";
 import type { Locale } from "../app/config.ts";
 import { t } from "../i18n/messages.ts";
 import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";
 import type { Surface } from "../render/surface.ts";
-import type { Db } from "../store/db.ts";
-import { buildSnapshot, loadChain } from "./snapshot.ts";
+import { type Db, isPrismaError } from "../store/db.ts";
+import { buildSnapshot, type ChainChapter, loadChain, loadStoryWithCanon } from "./snapshot.ts";
 import type { ChapterJobPayload } from "./story-service.ts";
 
 export interface Audience {
@@ -53,15 +61,18 @@ export class ChapterWriter {
   /** The job handler. Safe to call twice for one chapter: only a pending chapter is claimed. */
   async run(payload: ChapterJobPayload): Promise<void> {
     const { chapterId } = payload;
-    const claimed = await this.db.chapter.updateMany({
-      where: { id: chapterId, status: "pending" },
-      data: { status: "writing" },
-    });
-    if (claimed.count !== 1) return;
-    const chapter = await this.db.chapter.findUniqueOrThrow({ where: { id: chapterId } });
-    const story = await this.db.story.findUniqueOrThrow({ where: { id: chapter.storyId } });
+    let chapter: Awaited<ReturnType<typeof this.claim>>;
+    try {
+      chapter = await this.claim(chapterId);
+    } catch (error) {
+      // Not pending: written already, being written, or failed meanwhile.
+      if (isPrismaError(error, "P2025")) return;
+      throw error;
+    }
+    const story = await loadStoryWithCanon(this.db, chapter.storyId);
+    if (story === null) return;
     const chain = await loadChain(this.db, story.id, chapter.parentId);
-    const snapshot = await buildSnapshot(this.db, story.id, chain);
+    const snapshot = buildSnapshot(story, chain);
     const replaced =
       chapter.rewriteOfId === null ? null : await this.db.chapter.findUnique({ where: { id: chapter.rewriteOfId } });
     const task = chapter.task as WritingTask;
@@ -118,10 +129,14 @@ export class ChapterWriter {
     if (result === undefined) {
       const error = failure?.error ?? new ModelError("bad_output", "agent ended without a result");
       await renderer.abort(t(locale, "chapter.interrupted")).catch(() => {});
-      await this.db.$transaction(async (tx) => {
-        await tx.chapter.update({ where: { id: chapterId }, data: { status: "failed", error: error.kind } });
-        for (const run of failure?.runs ?? []) await tx.agentRun.create({ data: runData(story.id, chapterId, run) });
-      });
+      await this.db.$transaction([
+        this.db.chapter.update({
+          where: { id: chapterId },
+          data: { status: "failed", error: error.kind },
+          select: { id: true },
+        }),
+        this.db.agentRun.createMany({ data: (failure?.runs ?? []).map((run) => runData(story.id, chapterId, run)) }),
+      ]);
       this.options.log?.(`chapter ${chapterId} failed: ${error.kind}: ${error.message}`);
       await surface.notice(t(locale, "chapter.failed", { reason: t(locale, `model.${error.kind}`) })).catch(() => {});
       return;
@@ -129,76 +144,109 @@ export class ChapterWriter {
 
     const rendered = await renderer.finish();
     const done = result;
-    const saved = await this.db.$transaction(async (tx) => {
-      const { count } = await tx.chapter.updateMany({
-        where: { id: chapterId, status: "writing" },
-        data: {
-          status: "done",
-          title: done.chapterTitle,
-          text: done.text,
-          summary: done.summary,
-          bibleUpdates: { facts: done.bibleUpdates.facts },
-          ...(done.arc === undefined ? {} : { arc: { beats: done.arc.beats, openThreads: done.arc.openThreads } }),
-          messageRefs: rendered.map((m) => m.ref.id),
-        },
-      });
-      if (count !== 1) return false;
-      await tx.choice.createMany({
-        data: done.choices.map((c, i) => ({ chapterId, position: i + 1, label: c.label, direction: c.direction })),
-      });
-      const newCharacters = [...(done.story?.bible.characters ?? []), ...done.bibleUpdates.characters];
-      for (const c of newCharacters) {
-        // Appearance is fixed at first mention: illustrations depend on it staying the same.
-        await tx.character.upsert({
-          where: { storyId_name: { storyId: story.id, name: c.name } },
-          create: { storyId: story.id, name: c.name, role: c.role, appearance: c.appearance },
-          update: {},
-        });
-      }
-      if (done.story !== undefined) {
-        await tx.story.update({
-          where: { id: story.id },
+    // Appearance is fixed at first mention (illustrations depend on it staying the same),
+    // so only characters the story does not know yet are added.
+    const known = new Set(story.characters.map((c) => c.name));
+    const fresh = [...(done.story?.bible.characters ?? []), ...done.bibleUpdates.characters].filter(
+      (c) => !known.has(c.name) && known.add(c.name),
+    );
+    try {
+      await this.db.$transaction([
+        // Only a chapter still being written becomes done: a second delivery or a
+        // recovery that marked it failed meanwhile makes this throw P2025.
+        this.db.chapter.update({
+          where: { id: chapterId, status: "writing" },
           data: {
-            title: done.story.title,
-            language: done.story.language,
-            bible: { places: done.story.bible.places, facts: done.story.bible.facts } as object,
-            arc: { beats: done.story.arc.beats, openThreads: done.story.arc.openThreads },
+            status: "done",
+            title: done.chapterTitle,
+            text: done.text,
+            summary: done.summary,
+            bibleUpdates: { facts: done.bibleUpdates.facts },
+            ...(done.arc === undefined ? {} : { arc: { beats: done.arc.beats, openThreads: done.arc.openThreads } }),
+            messageRefs: rendered.map((m) => m.ref.id),
           },
-        });
-      } else {
-        await tx.story.update({ where: { id: story.id }, data: { updatedAt: new Date() } });
-      }
-      for (const run of done.runs) await tx.agentRun.create({ data: runData(story.id, chapterId, run) });
-      return true;
-    });
-    if (!saved) return;
+          select: { id: true },
+        }),
+        this.db.choice.createMany({
+          data: done.choices.map((c, i) => ({ chapterId, position: i + 1, label: c.label, direction: c.direction })),
+        }),
+        ...(fresh.length === 0
+          ? []
+          : [
+              this.db.character.createMany({
+                data: fresh.map((c) => ({ storyId: story.id, name: c.name, role: c.role, appearance: c.appearance })),
+              }),
+            ]),
+        // The story's updatedAt already moved when the reader's request moved its head.
+        ...(done.story === undefined
+          ? []
+          : [
+              this.db.story.update({
+                where: { id: story.id },
+                data: {
+                  title: done.story.title,
+                  language: done.story.language,
+                  bible: { places: done.story.bible.places, facts: done.story.bible.facts } as object,
+                  arc: { beats: done.story.arc.beats, openThreads: done.story.arc.openThreads },
+                },
+                select: { id: true },
+              }),
+            ]),
+        // createMany returns no rows: the trajectories' JSON is not read back.
+        this.db.agentRun.createMany({ data: done.runs.map((run) => runData(story.id, chapterId, run)) }),
+      ]);
+    } catch (error) {
+      if (isPrismaError(error, "P2025")) return;
+      throw error;
+    }
 
-    const { revision } = await this.db.story.findUniqueOrThrow({ where: { id: story.id }, select: { revision: true } });
+    // Nothing can change the story while its head chapter is being written, so the
+    // revision read at the start is still current.
     await surface.offerChoices({
       storyId: story.id,
-      revision,
+      revision: story.revision,
       choices: done.choices.map((c) => c.label),
       allowWriteIn: true,
     });
-    await this.foldSummary(story.id, chapterId).catch((error: unknown) => {
+    const written: ChainChapter = {
+      id: chapterId,
+      parentId: chapter.parentId,
+      number: chapter.number,
+      status: "done",
+      title: done.chapterTitle,
+      text: done.text,
+      summary: done.summary,
+      action: chapter.action,
+      rollingSummary: "",
+      facts: done.bibleUpdates.facts,
+      arc: done.arc ?? null,
+    };
+    await this.foldSummary(story.id, [...chain, written], snapshot).catch((error: unknown) => {
       // Not fatal: the chapters stay unfolded and are folded after the next chapter.
       this.options.log?.(`summary fold failed for story ${story.id}: ${String(error)}`);
     });
   }
 
+  /** pending -> writing, returning the chapter; throws P2025 when it is not pending. */
+  private claim(chapterId: string) {
+    return this.db.chapter.update({ where: { id: chapterId, status: "pending" }, data: { status: "writing" } });
+  }
+
   /** Keep the prompt bounded: fold chapters that left the verbatim window into the rolling summary. */
-  private async foldSummary(storyId: string, headId: string): Promise<void> {
-    const chain = await loadChain(this.db, storyId, headId);
-    const snapshot = await buildSnapshot(this.db, storyId, chain);
-    const fold = chaptersToFold(snapshot, this.options.recentChapters);
+  private async foldSummary(storyId: string, chain: ChainChapter[], before: StorySnapshot): Promise<void> {
+    const story: StorySnapshot = {
+      ...before,
+      chapters: chain.map(({ number, title, text, summary, action }) => ({ number, title, text, summary, action })),
+    };
+    const fold = chaptersToFold(story, this.options.recentChapters);
     const last = fold.at(-1);
     if (last === undefined) return;
-    const { summary, run } = await this.agent.summarize({ story: snapshot, fold });
+    const { summary, run } = await this.agent.summarize({ story, fold });
     const target = chain.find((c) => c.number === last.number);
     if (target === undefined) return;
     await this.db.$transaction([
-      this.db.chapter.update({ where: { id: target.id }, data: { rollingSummary: summary } }),
-      this.db.agentRun.create({ data: runData(storyId, null, run) }),
+      this.db.chapter.update({ where: { id: target.id }, data: { rollingSummary: summary }, select: { id: true } }),
+      this.db.agentRun.createMany({ data: [runData(storyId, null, run)] }),
     ]);
   }
 }
@@ -221,6 +269,5 @@ function runData(storyId: string, chapterId: string | null, run: RunRecord) {
     status: run.status,
     error: run.error ?? "",
     checks: run.checks as object,
-    outcome: {},
   };
 }

@@ -68,12 +68,19 @@ export async function loadChain(db: Db, storyId: string, fromId: string | null):
   return chain.reverse();
 }
 
-/** The snapshot the agent sees when writing after `chain` (done chapters only). */
-export async function buildSnapshot(db: Db, storyId: string, chain: ChainChapter[]): Promise<StorySnapshot> {
-  const story = await db.story.findUniqueOrThrow({
+/** A story row with what the snapshot needs (see `STORY_WITH_CANON`). */
+export type StoryWithCanon = NonNullable<Awaited<ReturnType<typeof loadStoryWithCanon>>>;
+
+/** The story with its characters (oldest first) and lore, in one call. */
+export function loadStoryWithCanon(db: Db, storyId: string) {
+  return db.story.findUnique({
     where: { id: storyId },
     include: { characters: { orderBy: { createdAt: "asc" } }, lore: true },
   });
+}
+
+/** The snapshot the agent sees when writing after `chain` (done chapters only). */
+export function buildSnapshot(story: StoryWithCanon, chain: ChainChapter[]): StorySnapshot {
   const done = chain.filter((c) => c.status === "done");
   const base = (story.bible ?? {}) as { places?: Bible["places"]; facts?: unknown };
   const characters: BibleCharacter[] = story.characters.map((c) => ({

@@ -4,15 +4,16 @@
  * request changes nothing. Chapter writing is enqueued as a job
  * (src/story/chapter-writer.ts).
  */
+import { randomUUID } from "node:crypto";
 import type { Genre } from "../agent/types.ts";
 import type { Locale } from "../app/config.ts";
 import { t } from "../i18n/messages.ts";
 import type { EnqueuedJob, JobQueue } from "../jobs/job-queue.ts";
-import type { Db } from "../store/db.ts";
+import { type Db, isPrismaError, type PrismaPromise } from "../store/db.ts";
 import { UserFacingError } from "./errors.ts";
 import { storyToMarkdown } from "./export.ts";
 import { LIMITS } from "./limits.ts";
-import { buildSnapshot, type ChainChapter, loadChain } from "./snapshot.ts";
+import { buildSnapshot, loadChain, loadStoryWithCanon } from "./snapshot.ts";
 
 export interface Actor {
   platform: string;
@@ -125,13 +126,17 @@ export class StoryService {
   /** Continue with choice `position` (1-based) of the head chapter. */
   async choose(storyId: string, revision: number, position: number): Promise<WriteTicket> {
     return this.continueWith(storyId, revision, async (head) => {
-      const choices = await this.db.choice.findMany({ where: { chapterId: head.id }, orderBy: { position: "asc" } });
+      const choices = await this.db.choice.findMany({
+        where: { chapterId: head.id },
+        orderBy: { position: "asc" },
+        select: { label: true },
+      });
       if (choices.length === 0) throw new UserFacingError("error.noChoices");
       const choice = choices[position - 1];
       if (choice === undefined || !Number.isInteger(position)) {
         throw new UserFacingError("error.choiceOutOfRange", { input: position, max: choices.length });
       }
-      return { action: choice.label, outcome: { next: "choice", position, label: choice.label } };
+      return { action: choice.label, reaction: { kind: "choice", data: { position, label: choice.label } } };
     });
   }
 
@@ -142,23 +147,27 @@ export class StoryService {
     if (action.length > LIMITS.action) {
       throw new UserFacingError("error.actionTooLong", { length: action.length, max: LIMITS.action });
     }
-    return this.continueWith(storyId, revision, async () => ({ action, outcome: { next: "action", action } }));
+    return this.continueWith(storyId, revision, async () => ({
+      action,
+      reaction: { kind: "action", data: { action } },
+    }));
   }
 
   private async continueWith(
     storyId: string,
     revision: number,
-    decide: (head: ChainChapter) => Promise<{ action: string; outcome: Record<string, unknown> }>,
+    decide: (head: HeadChapter) => Promise<{ action: string; reaction: ReactionInput }>,
   ): Promise<WriteTicket> {
     const story = await this.requireStory(storyId);
     if (story.revision !== revision) throw new UserFacingError("error.stale");
     const head = await this.requireIdleHead(story);
     if (head.status !== "done") throw new UserFacingError("error.noChoices");
-    const { action, outcome } = await decide(head);
-    const chapterId = await this.db.$transaction(async (tx) => {
-      await this.bumpRevision(tx, storyId, revision);
-      const chapter = await tx.chapter.create({
+    const { action, reaction } = await decide(head);
+    const chapterId = randomUUID();
+    await this.commit(storyId, revision, chapterId, [
+      this.db.chapter.create({
         data: {
+          id: chapterId,
           storyId,
           parentId: head.id,
           number: head.number + 1,
@@ -168,11 +177,10 @@ export class StoryService {
           bibleUpdates: {},
           messageRefs: [],
         },
-      });
-      await tx.story.update({ where: { id: storyId }, data: { headChapterId: chapter.id } });
-      await markOutcome(tx, head.id, outcome);
-      return chapter.id;
-    });
+        select: { id: true },
+      }),
+      this.react(head.id, reaction),
+    ]);
     return this.enqueue(storyId, chapterId, head.number + 1, revision + 1);
   }
 
@@ -185,27 +193,26 @@ export class StoryService {
     const story = await this.requireStory(storyId);
     const head = await this.requireIdleHead(story);
     if (head.status !== "done") throw new UserFacingError("error.noChoices");
-    const chapterId = await this.db.$transaction(async (tx) => {
-      await this.bumpRevision(tx, storyId, story.revision);
-      const original = await tx.chapter.findUniqueOrThrow({ where: { id: head.id } });
-      const chapter = await tx.chapter.create({
+    const chapterId = randomUUID();
+    await this.commit(storyId, story.revision, chapterId, [
+      this.db.chapter.create({
         data: {
+          id: chapterId,
           storyId,
-          parentId: original.parentId,
-          number: original.number,
-          task: original.number === 1 ? "open" : "rewrite",
-          action: original.action,
+          parentId: head.parentId,
+          number: head.number,
+          task: head.number === 1 ? "open" : "rewrite",
+          action: head.action,
           direction: dir,
-          rewriteOfId: original.id,
+          rewriteOfId: head.id,
           requestKey: `${storyId}:r${story.revision}`,
           bibleUpdates: {},
           messageRefs: [],
         },
-      });
-      await tx.story.update({ where: { id: storyId }, data: { headChapterId: chapter.id } });
-      await markOutcome(tx, head.id, { rewritten: true, direction: dir, rewriteId: chapter.id });
-      return chapter.id;
-    });
+        select: { id: true },
+      }),
+      this.react(head.id, { kind: "rewrite", data: { direction: dir, rewriteId: chapterId } }),
+    ]);
     return this.enqueue(storyId, chapterId, head.number, story.revision + 1);
   }
 
@@ -214,13 +221,8 @@ export class StoryService {
     const story = await this.requireStory(storyId);
     const head = await this.requireIdleHead(story);
     if (head.parentId === null) throw new UserFacingError("error.undoFirst");
-    const parent = await this.db.chapter.findUniqueOrThrow({ where: { id: head.parentId } });
-    await this.db.$transaction(async (tx) => {
-      await this.bumpRevision(tx, storyId, story.revision);
-      await tx.story.update({ where: { id: storyId }, data: { headChapterId: parent.id } });
-      await markOutcome(tx, head.id, { undone: true });
-    });
-    return parent.number;
+    await this.commit(storyId, story.revision, head.parentId, [this.react(head.id, { kind: "undo", data: {} })]);
+    return head.number - 1;
   }
 
   /** Continue from chapter `number` of the current branch. */
@@ -233,11 +235,9 @@ export class StoryService {
       throw new UserFacingError("error.branchRange", { input: number, max: head.number });
     }
     if (target.id === head.id) throw new UserFacingError("error.branchSame", { number });
-    await this.db.$transaction(async (tx) => {
-      await this.bumpRevision(tx, storyId, story.revision);
-      await tx.story.update({ where: { id: storyId }, data: { headChapterId: target.id } });
-      await markOutcome(tx, head.id, { branchedFrom: number });
-    });
+    await this.commit(storyId, story.revision, target.id, [
+      this.react(head.id, { kind: "branch", data: { to: number } }),
+    ]);
   }
 
   /** Write the failed head chapter again. */
@@ -245,10 +245,13 @@ export class StoryService {
     const story = await this.requireStory(storyId);
     const head = await this.requireIdleHead(story);
     if (head.status !== "failed") throw new UserFacingError("error.notFailed");
-    await this.db.$transaction(async (tx) => {
-      await this.bumpRevision(tx, storyId, story.revision);
-      await tx.chapter.update({ where: { id: head.id }, data: { status: "pending", error: "" } });
-    });
+    await this.commit(storyId, story.revision, head.id, [
+      this.db.chapter.update({
+        where: { id: head.id, status: "failed" },
+        data: { status: "pending", error: "" },
+        select: { id: true },
+      }),
+    ]);
     return this.enqueue(storyId, head.id, head.number, story.revision + 1);
   }
 
@@ -312,7 +315,9 @@ export class StoryService {
   async exportMarkdown(storyId: string, locale: Locale): Promise<{ title: string; markdown: string }> {
     const story = await this.requireStory(storyId);
     const chain = await loadChain(this.db, storyId, story.headChapterId);
-    const snapshot = await buildSnapshot(this.db, storyId, chain);
+    const canon = await loadStoryWithCanon(this.db, storyId);
+    if (canon === null) throw new UserFacingError("error.noStory");
+    const snapshot = buildSnapshot(canon, chain);
     return { title: story.title, markdown: storyToMarkdown(snapshot, t(locale, "untitled")) };
   }
 
@@ -334,21 +339,49 @@ export class StoryService {
     return story;
   }
 
-  private async requireIdleHead(story: { id: string; headChapterId: string | null }): Promise<ChainChapter> {
-    const chain = await loadChain(this.db, story.id, story.headChapterId);
-    const head = chain.at(-1);
-    if (head === undefined) throw new UserFacingError("error.noStory");
+  /** The head chapter, which must not be in the middle of being written. */
+  private async requireIdleHead(story: { headChapterId: string | null }): Promise<HeadChapter> {
+    const head =
+      story.headChapterId === null
+        ? null
+        : await this.db.chapter.findUnique({
+            where: { id: story.headChapterId },
+            select: { id: true, parentId: true, number: true, status: true, action: true },
+          });
+    if (head === null) throw new UserFacingError("error.noStory");
     if (BUSY.has(head.status)) throw new UserFacingError("error.busy");
     return head;
   }
 
-  /** Compare-and-set on the revision: a second request based on the same revision fails here. */
-  private async bumpRevision(tx: Tx, storyId: string, revision: number): Promise<void> {
-    const { count } = await tx.story.updateMany({
-      where: { id: storyId, revision },
-      data: { revision: { increment: 1 } },
+  /**
+   * One transaction: `writes`, then point the head at `headId` and bump the
+   * revision. The head move is a compare-and-set on the revision, and new
+   * chapters carry a unique request key, so a second request based on the same
+   * revision fails and rolls back whole: nothing is written twice.
+   */
+  private async commit(storyId: string, revision: number, headId: string, writes: PrismaPromise<unknown>[]) {
+    try {
+      await this.db.$transaction([
+        ...writes,
+        this.db.story.update({
+          where: { id: storyId, revision },
+          data: { revision: { increment: 1 }, headChapterId: headId },
+          select: { id: true },
+        }),
+      ]);
+    } catch (error) {
+      // P2025: no story at that revision; P2002: that request key was already used.
+      if (isPrismaError(error, "P2025") || isPrismaError(error, "P2002")) throw new UserFacingError("error.stale");
+      throw error;
+    }
+  }
+
+  /** Record what the reader did after a chapter (FireAct's reward signal for its runs). */
+  private react(chapterId: string, reaction: ReactionInput) {
+    return this.db.reaction.create({
+      data: { chapterId, kind: reaction.kind, data: reaction.data as object },
+      select: { id: true },
     });
-    if (count !== 1) throw new UserFacingError("error.stale");
   }
 
   private async enqueue(storyId: string, chapterId: string, number: number, revision: number): Promise<WriteTicket> {
@@ -361,13 +394,15 @@ export class StoryService {
   }
 }
 
-type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
+interface HeadChapter {
+  id: string;
+  parentId: string | null;
+  number: number;
+  status: string;
+  action: string;
+}
 
-/** Attach a reader reaction to the agent runs that wrote a chapter (FireAct's reward signal). */
-async function markOutcome(tx: Tx, chapterId: string, patch: Record<string, unknown>): Promise<void> {
-  const runs = await tx.agentRun.findMany({ where: { chapterId }, select: { id: true, outcome: true } });
-  for (const run of runs) {
-    const outcome = { ...((run.outcome as Record<string, unknown> | null) ?? {}), ...patch };
-    await tx.agentRun.update({ where: { id: run.id }, data: { outcome: outcome as object } });
-  }
+interface ReactionInput {
+  kind: "choice" | "action" | "undo" | "rewrite" | "branch";
+  data: Record<string, unknown>;
 }

@@ -83,8 +83,12 @@ describe("StoryService with real SQLite", () => {
     expect(agent.inputs.at(-1)?.action).toBe("Go south 1");
     expect(agent.inputs.at(-1)?.method).toBe("react");
     expect(agent.inputs.at(-1)?.story.chapters.map((c) => c.number)).toEqual([1]);
-    const ch1Runs = await db.agentRun.findMany({ where: { chapter: { storyId, number: 1 } } });
-    expect(ch1Runs.every((r) => (r.outcome as { next?: string }).next === "choice")).toBe(true);
+    const ch1 = await db.chapter.findFirstOrThrow({
+      where: { storyId, number: 1 },
+      include: { runs: true, reactions: true },
+    });
+    expect(ch1.reactions.map((r) => [r.kind, r.data])).toEqual([["choice", { position: 2, label: "Go south 1" }]]);
+    expect(ch1.runs.length).toBeGreaterThan(0);
   });
 
   it("the same choice sent twice writes one chapter: the second is refused as stale", async () => {
@@ -137,9 +141,9 @@ describe("StoryService with real SQLite", () => {
     const s2 = await stories.state(storyId);
     expect(s2.head?.number).toBe(1);
     expect(s2.choices).toHaveLength(3);
-    const undone = await db.chapter.findFirstOrThrow({ where: { storyId, number: 2 }, include: { runs: true } });
+    const undone = await db.chapter.findFirstOrThrow({ where: { storyId, number: 2 }, include: { reactions: true } });
     expect(undone.status).toBe("done");
-    expect(undone.runs.every((r) => (r.outcome as { undone?: boolean }).undone === true)).toBe(true);
+    expect(undone.reactions.map((r) => r.kind)).toEqual(["undo"]);
   });
 
   it("rewrite writes a sibling with the direction and keeps the original as a branch", async () => {
@@ -158,6 +162,10 @@ describe("StoryService with real SQLite", () => {
     expect(now.head?.number).toBe(2);
     expect(now.head?.id).not.toBe(original.head?.id);
     expect(await db.chapter.count({ where: { storyId, number: 2 } })).toBe(2);
+    const replaced = await db.reaction.findMany({ where: { chapterId: original.head?.id ?? "" } });
+    expect(replaced.map((r) => [r.kind, (r.data as { direction?: string }).direction])).toEqual([
+      ["rewrite", "make the ending happier"],
+    ]);
     await expectUserError(stories.rewrite(storyId, "x".repeat(301)), "error.directionTooLong");
   });
 

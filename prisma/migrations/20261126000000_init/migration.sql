@@ -71,6 +71,7 @@ CREATE TABLE "Chapter" (
     "bibleUpdates" JSONB NOT NULL,
     "arc" JSONB,
     "error" TEXT NOT NULL DEFAULT '',
+    "outcome" JSONB,
     "messageRefs" JSONB NOT NULL,
     "requestKey" TEXT NOT NULL,
     "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -127,6 +128,16 @@ CREATE TABLE "LoreEntry" (
 );
 
 -- CreateTable
+CREATE TABLE "Reaction" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "chapterId" TEXT NOT NULL,
+    "kind" TEXT NOT NULL,
+    "data" JSONB NOT NULL,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "Reaction_chapterId_fkey" FOREIGN KEY ("chapterId") REFERENCES "Chapter" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
+
+-- CreateTable
 CREATE TABLE "AgentRun" (
     "id" TEXT NOT NULL PRIMARY KEY,
     "storyId" TEXT NOT NULL,
@@ -145,7 +156,6 @@ CREATE TABLE "AgentRun" (
     "status" TEXT NOT NULL,
     "error" TEXT NOT NULL DEFAULT '',
     "checks" JSONB NOT NULL,
-    "outcome" JSONB NOT NULL,
     "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
     CONSTRAINT "AgentRun_storyId_fkey" FOREIGN KEY ("storyId") REFERENCES "Story" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
     CONSTRAINT "AgentRun_chapterId_fkey" FOREIGN KEY ("chapterId") REFERENCES "Chapter" ("id") ON DELETE SET NULL ON UPDATE CASCADE
@@ -186,6 +196,9 @@ CREATE UNIQUE INDEX "Character_storyId_name_key" ON "Character"("storyId", "name
 
 -- CreateIndex
 CREATE INDEX "LoreEntry_storyId_idx" ON "LoreEntry"("storyId");
+
+-- CreateIndex
+CREATE INDEX "Reaction_chapterId_idx" ON "Reaction"("chapterId");
 
 -- CreateIndex
 CREATE INDEX "AgentRun_storyId_idx" ON "AgentRun"("storyId");
