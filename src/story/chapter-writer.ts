@@ -20,7 +20,7 @@ import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";
 import type { Surface } from "../render/surface.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
-import { buildSnapshot, type ChainChapter, loadChain, loadStoryWithCanon } from "./snapshot.ts";
+import { buildSnapshot, CANON, type ChainChapter, loadChain } from "./snapshot.ts";
 import type { ChapterJobPayload } from "./story-service.ts";
 
 export interface Audience {
@@ -69,8 +69,7 @@ export class ChapterWriter {
       if (isPrismaError(error, "P2025")) return;
       throw error;
     }
-    const story = await loadStoryWithCanon(this.db, chapter.storyId);
-    if (story === null) return;
+    const { story } = chapter;
     const chain = await loadChain(this.db, story.id, chapter.parentId);
     const snapshot = buildSnapshot(story, chain);
     const replaced =
@@ -229,7 +228,11 @@ export class ChapterWriter {
 
   /** pending -> writing, returning the chapter; throws P2025 when it is not pending. */
   private claim(chapterId: string) {
-    return this.db.chapter.update({ where: { id: chapterId, status: "pending" }, data: { status: "writing" } });
+    return this.db.chapter.update({
+      where: { id: chapterId, status: "pending" },
+      data: { status: "writing" },
+      include: { story: { include: CANON } },
+    });
   }
 
   /** Keep the prompt bounded: fold chapters that left the verbatim window into the rolling summary. */

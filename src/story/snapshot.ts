@@ -68,15 +68,15 @@ export async function loadChain(db: Db, storyId: string, fromId: string | null):
   return chain.reverse();
 }
 
-/** A story row with what the snapshot needs (see `STORY_WITH_CANON`). */
+/** A story row with what the snapshot needs (see `CANON`). */
 export type StoryWithCanon = NonNullable<Awaited<ReturnType<typeof loadStoryWithCanon>>>;
 
-/** The story with its characters (oldest first) and lore, in one call. */
+/** What a story is loaded with for a snapshot: its characters (oldest first) and lore. */
+export const CANON = { characters: { orderBy: { createdAt: "asc" } }, lore: true } as const;
+
+/** The story with its characters and lore, in one call. */
 export function loadStoryWithCanon(db: Db, storyId: string) {
-  return db.story.findUnique({
-    where: { id: storyId },
-    include: { characters: { orderBy: { createdAt: "asc" } }, lore: true },
-  });
+  return db.story.findUnique({ where: { id: storyId }, include: CANON });
 }
 
 /** The snapshot the agent sees when writing after `chain` (done chapters only). */

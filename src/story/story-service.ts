@@ -126,11 +126,7 @@ export class StoryService {
   /** Continue with choice `position` (1-based) of the head chapter. */
   async choose(storyId: string, revision: number, position: number): Promise<WriteTicket> {
     return this.continueWith(storyId, revision, async (head) => {
-      const choices = await this.db.choice.findMany({
-        where: { chapterId: head.id },
-        orderBy: { position: "asc" },
-        select: { label: true },
-      });
+      const choices = head.choices;
       if (choices.length === 0) throw new UserFacingError("error.noChoices");
       const choice = choices[position - 1];
       if (choice === undefined || !Number.isInteger(position)) {
@@ -158,9 +154,7 @@ export class StoryService {
     revision: number,
     decide: (head: HeadChapter) => Promise<{ action: string; reaction: ReactionInput }>,
   ): Promise<WriteTicket> {
-    const story = await this.requireStory(storyId);
-    if (story.revision !== revision) throw new UserFacingError("error.stale");
-    const head = await this.requireIdleHead(story);
+    const { head } = await this.idleHead(storyId, revision);
     if (head.status !== "done") throw new UserFacingError("error.noChoices");
     const { action, reaction } = await decide(head);
     const chapterId = randomUUID();
@@ -190,8 +184,7 @@ export class StoryService {
     if (dir.length > LIMITS.direction) {
       throw new UserFacingError("error.directionTooLong", { length: dir.length, max: LIMITS.direction });
     }
-    const story = await this.requireStory(storyId);
-    const head = await this.requireIdleHead(story);
+    const { story, head } = await this.idleHead(storyId);
     if (head.status !== "done") throw new UserFacingError("error.noChoices");
     const chapterId = randomUUID();
     await this.commit(storyId, story.revision, chapterId, [
@@ -218,8 +211,7 @@ export class StoryService {
 
   /** Move the head back one chapter; the undone chapter stays as a branch. Returns the new head number. */
   async undo(storyId: string): Promise<number> {
-    const story = await this.requireStory(storyId);
-    const head = await this.requireIdleHead(story);
+    const { story, head } = await this.idleHead(storyId);
     if (head.parentId === null) throw new UserFacingError("error.undoFirst");
     await this.commit(storyId, story.revision, head.parentId, [this.react(head.id, { kind: "undo", data: {} })]);
     return head.number - 1;
@@ -227,8 +219,7 @@ export class StoryService {
 
   /** Continue from chapter `number` of the current branch. */
   async branch(storyId: string, number: number): Promise<void> {
-    const story = await this.requireStory(storyId);
-    const head = await this.requireIdleHead(story);
+    const { story, head } = await this.idleHead(storyId);
     const chain = await loadChain(this.db, storyId, head.id);
     const target = chain.find((c) => c.number === number);
     if (!Number.isInteger(number) || target === undefined || target.status !== "done") {
@@ -242,8 +233,7 @@ export class StoryService {
 
   /** Write the failed head chapter again. */
   async retry(storyId: string): Promise<WriteTicket> {
-    const story = await this.requireStory(storyId);
-    const head = await this.requireIdleHead(story);
+    const { story, head } = await this.idleHead(storyId);
     if (head.status !== "failed") throw new UserFacingError("error.notFailed");
     await this.commit(storyId, story.revision, head.id, [
       this.db.chapter.update({
@@ -256,15 +246,25 @@ export class StoryService {
   }
 
   async state(storyId: string): Promise<StoryState> {
-    const story = await this.requireStory(storyId);
-    const head =
-      story.headChapterId === null ? null : await this.db.chapter.findUnique({ where: { id: story.headChapterId } });
-    const choices =
-      head === null || head.status !== "done"
-        ? []
-        : (await this.db.choice.findMany({ where: { chapterId: head.id }, orderBy: { position: "asc" } })).map(
-            (c) => c.label,
-          );
+    const story = await this.db.story.findUnique({
+      where: { id: storyId },
+      select: {
+        title: true,
+        revision: true,
+        head: {
+          select: {
+            id: true,
+            number: true,
+            status: true,
+            text: true,
+            title: true,
+            choices: { select: { label: true }, orderBy: { position: "asc" } },
+          },
+        },
+      },
+    });
+    if (story === null) throw new UserFacingError("error.noStory");
+    const { head } = story;
     return {
       storyId,
       title: story.title,
@@ -273,7 +273,7 @@ export class StoryService {
         head === null
           ? null
           : { id: head.id, number: head.number, status: head.status, text: head.text, title: head.title },
-      choices,
+      choices: head === null || head.status !== "done" ? [] : head.choices.map((c) => c.label),
     };
   }
 
@@ -287,16 +287,12 @@ export class StoryService {
       where: { ownerId: user.id, status: "active" },
       orderBy: { updatedAt: "desc" },
       take: 25,
+      select: { id: true, title: true, updatedAt: true, head: { select: { number: true } } },
     });
-    const heads = await this.db.chapter.findMany({
-      where: { id: { in: stories.map((s) => s.headChapterId).filter((id): id is string => id !== null) } },
-      select: { id: true, number: true },
-    });
-    const numberOf = new Map(heads.map((h) => [h.id, h.number]));
     return stories.map((s) => ({
       storyId: s.id,
       title: s.title,
-      chapter: (s.headChapterId && numberOf.get(s.headChapterId)) || 0,
+      chapter: s.head?.number ?? 0,
       updatedAt: s.updatedAt,
     }));
   }
@@ -339,18 +335,35 @@ export class StoryService {
     return story;
   }
 
-  /** The head chapter, which must not be in the middle of being written. */
-  private async requireIdleHead(story: { headChapterId: string | null }): Promise<HeadChapter> {
-    const head =
-      story.headChapterId === null
-        ? null
-        : await this.db.chapter.findUnique({
-            where: { id: story.headChapterId },
-            select: { id: true, parentId: true, number: true, status: true, action: true },
-          });
-    if (head === null) throw new UserFacingError("error.noStory");
-    if (BUSY.has(head.status)) throw new UserFacingError("error.busy");
-    return head;
+  /**
+   * The story's revision and head chapter (with its choices). A request based on
+   * another revision is stale (checked first: a double click is "no longer open",
+   * not "busy"); then the head must not be being written.
+   */
+  private async idleHead(
+    storyId: string,
+    expectedRevision?: number,
+  ): Promise<{ story: { revision: number }; head: HeadChapter }> {
+    const story = await this.db.story.findUnique({
+      where: { id: storyId },
+      select: {
+        revision: true,
+        head: {
+          select: {
+            id: true,
+            parentId: true,
+            number: true,
+            status: true,
+            action: true,
+            choices: { select: { label: true }, orderBy: { position: "asc" } },
+          },
+        },
+      },
+    });
+    if (story?.head == null) throw new UserFacingError("error.noStory");
+    if (expectedRevision !== undefined && story.revision !== expectedRevision) throw new UserFacingError("error.stale");
+    if (BUSY.has(story.head.status)) throw new UserFacingError("error.busy");
+    return { story, head: story.head };
   }
 
   /**
@@ -400,6 +413,7 @@ interface HeadChapter {
   number: number;
   status: string;
   action: string;
+  choices: { label: string }[];
 }
 
 interface ReactionInput {

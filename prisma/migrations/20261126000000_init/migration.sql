@@ -50,7 +50,8 @@ CREATE TABLE "Story" (
     "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "updatedAt" DATETIME NOT NULL,
     CONSTRAINT "Story_workspaceId_fkey" FOREIGN KEY ("workspaceId") REFERENCES "Workspace" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
-    CONSTRAINT "Story_ownerId_fkey" FOREIGN KEY ("ownerId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+    CONSTRAINT "Story_ownerId_fkey" FOREIGN KEY ("ownerId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
+    CONSTRAINT "Story_headChapterId_fkey" FOREIGN KEY ("headChapterId") REFERENCES "Chapter" ("id") ON DELETE SET NULL ON UPDATE CASCADE
 );
 
 -- CreateTable
@@ -71,7 +72,6 @@ CREATE TABLE "Chapter" (
     "bibleUpdates" JSONB NOT NULL,
     "arc" JSONB,
     "error" TEXT NOT NULL DEFAULT '',
-    "outcome" JSONB,
     "messageRefs" JSONB NOT NULL,
     "requestKey" TEXT NOT NULL,
     "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -169,6 +169,9 @@ CREATE UNIQUE INDEX "Theme_workspaceId_name_key" ON "Theme"("workspaceId", "name
 
 -- CreateIndex
 CREATE UNIQUE INDEX "User_platform_externalId_key" ON "User"("platform", "externalId");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "Story_headChapterId_key" ON "Story"("headChapterId");
 
 -- CreateIndex
 CREATE INDEX "Story_ownerId_updatedAt_idx" ON "Story"("ownerId", "updatedAt");
