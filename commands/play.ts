@@ -2,6 +2,18 @@ import { LIMITS } from "../src/story/limits.ts";
 import { currentStory } from "./story-context.ts";
 import { defineCommand } from "./types.ts";
 
+/**
+ * The story revision the reader saw when choosing (buttons carry it), so a
+ * stale or doubled pick is refused instead of writing twice.
+ */
+const REVISION = {
+  name: "revision",
+  type: "integer",
+  required: true,
+  min: 0,
+  description: { en: "Story revision", zh: "故事版本" },
+} as const;
+
 /** Pick one of the offered choices (a button, or a number typed in the terminal). */
 export const choose = defineCommand(
   {
@@ -17,13 +29,7 @@ export const choose = defineCommand(
         min: 1,
         description: { en: "Choice number", zh: "选项编号" },
       },
-      {
-        name: "revision",
-        type: "integer",
-        required: true,
-        min: 0,
-        description: { en: "Story revision", zh: "故事版本" },
-      },
+      REVISION,
     ],
   } as const,
   async (ctx, args) => {
@@ -47,13 +53,7 @@ export const act = defineCommand(
         maxLength: LIMITS.action,
         description: { en: "What you do", zh: "你要做的事" },
       },
-      {
-        name: "revision",
-        type: "integer",
-        required: true,
-        min: 0,
-        description: { en: "Story revision", zh: "故事版本" },
-      },
+      REVISION,
     ],
   } as const,
   async (ctx, args) => {
