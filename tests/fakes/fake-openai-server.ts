@@ -58,7 +58,8 @@ export class FakeOpenAiServer {
   }
 
   /** Listen on 127.0.0.1 on a free port. */
-  static async start(options: { responder?: Responder } = {}): Promise<FakeOpenAiServer> {
+  /** Listen on 127.0.0.1 (`port` 0, the default, picks a free one). */
+  static async start(options: { responder?: Responder; port?: number } = {}): Promise<FakeOpenAiServer> {
     let instance: FakeOpenAiServer | undefined;
     const server = createServer((req, res) => {
       instance?.handle(req, res).catch((err: unknown) => {
@@ -69,7 +70,7 @@ export class FakeOpenAiServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
+      server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
     });
     const { port } = server.address() as AddressInfo;
     instance = new FakeOpenAiServer(server, `http://127.0.0.1:${port}/v1`, options.responder ?? defaultResponder);
