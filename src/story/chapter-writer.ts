@@ -15,6 +15,7 @@ import type {
   WritingTask,
 } from "../agent/types.ts";
 import type { Locale } from "../app/config.ts";
+import type { Prisma } from "../generated/prisma/client.ts";
 import { t } from "../i18n/messages.ts";
 import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";
@@ -61,7 +62,7 @@ export class ChapterWriter {
   /** The job handler. Safe to call twice for one chapter: only a pending chapter is claimed. */
   async run(payload: ChapterJobPayload): Promise<void> {
     const { chapterId } = payload;
-    let chapter: Awaited<ReturnType<typeof this.claim>>;
+    let chapter: ClaimedChapter;
     try {
       chapter = await this.claim(chapterId);
     } catch (error) {
@@ -69,6 +70,25 @@ export class ChapterWriter {
       if (isPrismaError(error, "P2025")) return;
       throw error;
     }
+    try {
+      await this.write(chapter);
+    } catch (error) {
+      // Whatever broke (database, surface, a bug), the chapter must not stay "writing":
+      // mark it failed so the reader can retry, and say so.
+      this.options.log?.(`chapter ${chapterId} crashed: ${error instanceof Error ? error.message : String(error)}`);
+      await this.db.chapter
+        .updateMany({ where: { id: chapterId, status: "writing" }, data: { status: "failed", error: "internal" } })
+        .catch(() => {});
+      const audience = this.audiences(chapter.story.conversationId) ?? SILENT;
+      await audience.surface
+        .notice(t(audience.locale, "chapter.failed", { reason: t(audience.locale, "error.internal") }))
+        .catch(() => {});
+      throw error;
+    }
+  }
+
+  private async write(chapter: ClaimedChapter): Promise<void> {
+    const chapterId = chapter.id;
     const { story } = chapter;
     const chain = await loadChain(this.db, story.id, chapter.parentId);
     const snapshot = buildSnapshot(story, chain);
@@ -141,7 +161,12 @@ export class ChapterWriter {
       return;
     }
 
-    const rendered = await renderer.finish();
+    // The text is complete whether or not every edit reached the reader: save it
+    // (a resume shows it again) rather than lose a finished chapter to a display error.
+    const rendered = await renderer.finish().catch((error: unknown) => {
+      this.options.log?.(`chapter ${chapterId}: display failed: ${String(error)}`);
+      return [];
+    });
     const done = result;
     // Appearance is fixed at first mention (illustrations depend on it staying the same),
     // so only characters the story does not know yet are added.
@@ -201,12 +226,17 @@ export class ChapterWriter {
 
     // Nothing can change the story while its head chapter is being written, so the
     // revision read at the start is still current.
-    await surface.offerChoices({
-      storyId: story.id,
-      revision: story.revision,
-      choices: done.choices.map((c) => c.label),
-      allowWriteIn: true,
-    });
+    await surface
+      .offerChoices({
+        storyId: story.id,
+        revision: story.revision,
+        choices: done.choices.map((c) => c.label),
+        allowWriteIn: true,
+      })
+      .catch((error: unknown) => {
+        // The chapter is saved; resuming the story shows its choices again.
+        this.options.log?.(`chapter ${chapterId}: could not show the choices: ${String(error)}`);
+      });
     const written: ChainChapter = {
       id: chapterId,
       parentId: chapter.parentId,
@@ -227,7 +257,7 @@ export class ChapterWriter {
   }
 
   /** pending -> writing, returning the chapter; throws P2025 when it is not pending. */
-  private claim(chapterId: string) {
+  private claim(chapterId: string): Promise<ClaimedChapter> {
     return this.db.chapter.update({
       where: { id: chapterId, status: "pending" },
       data: { status: "writing" },
@@ -253,6 +283,8 @@ export class ChapterWriter {
     ]);
   }
 }
+
+type ClaimedChapter = Prisma.ChapterGetPayload<{ include: { story: { include: typeof CANON } } }>;
 
 function runData(storyId: string, chapterId: string | null, run: RunRecord) {
   return {

@@ -47,6 +47,13 @@ export class FakeStoryAgent implements StoryAgent {
   private gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
 
+  private corrupt = false;
+
+  /** Make the next result impossible to save (a run's latency is not a number). */
+  corruptNext(): void {
+    this.corrupt = true;
+  }
+
   failNext(kind: ModelErrorKind, afterText?: string): void {
     this.failures.push(afterText === undefined ? { kind } : { kind, afterText });
   }
@@ -109,6 +116,10 @@ export class FakeStoryAgent implements StoryAgent {
           }
         : {}),
     };
+    if (this.corrupt) {
+      this.corrupt = false;
+      for (const r of result.runs) r.latencyMs = Number.NaN;
+    }
     if (result.story)
       yield { type: "story", title: result.story.title, language: "en", cast: result.story.bible.characters };
     for (const part of text.split(/(?<= )/)) yield { type: "text", delta: part };

@@ -212,6 +212,31 @@ describe("StoryService with real SQLite", () => {
     await expectUserError(stories.retry(storyId), "error.notFailed");
   });
 
+  it("a display failure mid-stream still saves the finished chapter", async () => {
+    const storyId = await startStory();
+    const s = await stories.state(storyId);
+    surface.failNextPost();
+    surface.failNextPost();
+    await (await stories.act(storyId, s.revision, "I shout")).job.finished;
+    const state = await stories.state(storyId);
+    expect(state.head?.status).toBe("done");
+    expect(state.head?.text).toContain("I shout");
+    expect(state.choices).toHaveLength(3);
+  });
+
+  it("a chapter that cannot be saved is marked failed, not left writing, and the reader is told", async () => {
+    const storyId = await startStory();
+    const s = await stories.state(storyId);
+    agent.corruptNext();
+    const outcome = await (await stories.act(storyId, s.revision, "I run")).job.finished;
+    expect(outcome.ok).toBe(false);
+    const state = await stories.state(storyId);
+    expect(state.head?.status).toBe("failed");
+    expect(surface.notices.at(-1)).toContain("Something went wrong on our side");
+    await (await stories.retry(storyId)).job.finished;
+    expect((await stories.state(storyId)).head?.status).toBe("done");
+  });
+
   it("after a crash, chapters left writing are marked failed and can be retried", async () => {
     const storyId = await startStory();
     const s = await stories.state(storyId);
