@@ -154,6 +154,8 @@ class BenchSurface implements Surface {
     this.offers.push(offer);
     return { id: String(++this.#ids) };
   }
+  async updateChoices(): Promise<void> {}
+  async closeChoices(): Promise<void> {}
   async notice(_text: string): Promise<void> {}
   async sendFile(): Promise<void> {}
 }

@@ -8,7 +8,14 @@ import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import type { Locale } from "../../src/app/config.ts";
 import { t } from "../../src/i18n/messages.ts";
-import type { ChoiceOffer, MessageRef, OutgoingFile, Surface, SurfaceLimits } from "../../src/render/surface.ts";
+import type {
+  ChoiceOffer,
+  ChoiceResult,
+  MessageRef,
+  OutgoingFile,
+  Surface,
+  SurfaceLimits,
+} from "../../src/render/surface.ts";
 import { ensureDir } from "../../src/store/ensure-dir.ts";
 
 export class ConsoleSurface implements Surface {
@@ -57,6 +64,12 @@ export class ConsoleSurface implements Surface {
     this.lastId = "";
     return { id: String(this.nextId++) };
   }
+
+  // The terminal plays alone: a choice is taken at once, so there are no counts to
+  // show and nothing to mark (the next chapter follows right below).
+  async updateChoices(): Promise<void> {}
+
+  async closeChoices(_ref: MessageRef, _offer: ChoiceOffer, _result: ChoiceResult): Promise<void> {}
 
   async notice(text: string): Promise<void> {
     this.block(text);

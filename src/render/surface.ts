@@ -25,6 +25,24 @@ export interface ChoiceOffer {
   choices: string[];
   /** Whether the reader may type their own action. */
   allowWriteIn: boolean;
+  /** "pick": one reader decides at once; "vote": members vote until the ballot closes. */
+  mode: "pick" | "vote";
+  /** vote: current count per choice, in order. */
+  counts?: number[];
+  /** vote: when the ballot closes (null: it waits for a first vote). */
+  closesAt?: Date | null;
+}
+
+/** How a ballot or a pick ended. */
+export interface ChoiceResult {
+  /** 1-based position of the choice taken. */
+  chosen: number;
+  /** The label of the choice taken (it may be a reader's own action). */
+  label: string;
+  /** vote: final count per choice, in order. */
+  counts?: number[];
+  /** vote: the winner was drawn at random among these tied positions. */
+  tiedWith?: number[];
 }
 
 export interface Surface {
@@ -35,6 +53,10 @@ export interface Surface {
   edit(ref: MessageRef, text: string): Promise<void>;
   /** Offer the chapter's choices (buttons, numbered list...). */
   offerChoices(offer: ChoiceOffer): Promise<MessageRef>;
+  /** Show new counts or choices (a write-in joined) on an offer this surface posted. */
+  updateChoices(ref: MessageRef, offer: ChoiceOffer): Promise<void>;
+  /** Mark an offer as decided: the choice taken replaces the buttons. */
+  closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void>;
   /** A short notice that is not story text (status, confirmation, error). */
   notice(text: string): Promise<void>;
   /** Deliver a file (an export): an attachment, a document, or a saved file in the terminal. */

@@ -19,7 +19,7 @@ import type { Prisma } from "../generated/prisma/client.ts";
 import { t } from "../i18n/messages.ts";
 import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";
-import type { Surface } from "../render/surface.ts";
+import type { ChoiceOffer, Surface } from "../render/surface.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
 import { buildSnapshot, CANON, type ChainChapter, loadChain } from "./snapshot.ts";
 import type { ChapterJobPayload } from "./story-service.ts";
@@ -27,10 +27,24 @@ import type { ChapterJobPayload } from "./story-service.ts";
 export interface Audience {
   surface: Surface;
   locale: Locale;
+  /** Set where members vote on the choices (group chats, Discord threads). */
+  voting?: { windowSeconds: number };
 }
 
 /** Finds where a story is shown; undefined when nobody is watching (the chapter is still written). */
-export type AudienceResolver = (conversationId: string) => Audience | undefined;
+export type AudienceResolver = (conversationId: string) => Audience | undefined | Promise<Audience | undefined>;
+
+/** Opens a ballot once a voting conversation was offered a chapter's choices (see BallotService). */
+export interface BallotOpener {
+  open(input: {
+    storyId: string;
+    chapterId: string;
+    revision: number;
+    starterId: string;
+    windowSeconds: number;
+    messageRef: string;
+  }): Promise<void>;
+}
 
 export interface ChapterWriterOptions {
   methods: Record<WritingTask, Method>;
@@ -46,6 +60,8 @@ const SILENT: Audience = {
     post: async () => ({ id: "0" }),
     edit: async () => {},
     offerChoices: async () => ({ id: "0" }),
+    updateChoices: async () => {},
+    closeChoices: async () => {},
     notice: async () => {},
     sendFile: async () => {},
   },
@@ -57,6 +73,7 @@ export class ChapterWriter {
     private readonly agent: StoryAgent,
     private readonly audiences: AudienceResolver,
     private readonly options: ChapterWriterOptions,
+    private readonly ballots?: BallotOpener,
   ) {}
 
   /** The job handler. Safe to call twice for one chapter: only a pending chapter is claimed. */
@@ -79,7 +96,7 @@ export class ChapterWriter {
       await this.db.chapter
         .updateMany({ where: { id: chapterId, status: "writing" }, data: { status: "failed", error: "internal" } })
         .catch(() => {});
-      const audience = this.audiences(chapter.story.conversationId) ?? SILENT;
+      const audience = (await this.audiences(chapter.story.conversationId)) ?? SILENT;
       await audience.surface
         .notice(t(audience.locale, "chapter.failed", { reason: t(audience.locale, "error.internal") }))
         .catch(() => {});
@@ -114,7 +131,8 @@ export class ChapterWriter {
             },
           }),
     };
-    const { surface, locale } = this.audiences(story.conversationId) ?? SILENT;
+    const audience = (await this.audiences(story.conversationId)) ?? SILENT;
+    const { surface, locale } = audience;
     const renderer = new StreamRenderer(surface);
     let result: ChapterResult | undefined;
     let failure: { error: ModelError; runs: RunRecord[] } | undefined;
@@ -226,17 +244,36 @@ export class ChapterWriter {
 
     // Nothing can change the story while its head chapter is being written, so the
     // revision read at the start is still current.
-    await surface
-      .offerChoices({
-        storyId: story.id,
-        revision: story.revision,
-        choices: done.choices.map((c) => c.label),
-        allowWriteIn: true,
-      })
-      .catch((error: unknown) => {
-        // The chapter is saved; resuming the story shows its choices again.
-        this.options.log?.(`chapter ${chapterId}: could not show the choices: ${String(error)}`);
-      });
+    const voting = audience.voting;
+    const offer: ChoiceOffer = {
+      storyId: story.id,
+      revision: story.revision,
+      choices: done.choices.map((c) => c.label),
+      allowWriteIn: true,
+      mode: voting === undefined ? "pick" : "vote",
+      ...(voting === undefined
+        ? {}
+        : {
+            counts: done.choices.map(() => 0),
+            closesAt: new Date(Date.now() + voting.windowSeconds * 1000),
+          }),
+    };
+    try {
+      const ref = await surface.offerChoices(offer);
+      if (voting !== undefined && this.ballots !== undefined) {
+        await this.ballots.open({
+          storyId: story.id,
+          chapterId,
+          revision: story.revision,
+          starterId: story.ownerId,
+          windowSeconds: voting.windowSeconds,
+          messageRef: ref.id,
+        });
+      }
+    } catch (error) {
+      // The chapter is saved; resuming the story shows its choices again.
+      this.options.log?.(`chapter ${chapterId}: could not offer the choices: ${String(error)}`);
+    }
     const written: ChainChapter = {
       id: chapterId,
       parentId: chapter.parentId,

@@ -6,4 +6,6 @@ export const LIMITS = {
   action: 500,
   /** A /rewrite direction. */
   direction: 300,
+  /** An action written into a ballot: it becomes a button label. */
+  writeIn: 80,
 } as const satisfies Record<string, number>;

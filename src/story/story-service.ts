@@ -136,6 +136,20 @@ export class StoryService {
     });
   }
 
+  /** Continue with the winner of a closed ballot (see BallotService). */
+  async chooseByVote(
+    storyId: string,
+    revision: number,
+    position: number,
+    result: { counts: number[]; turnout: number; tieBroken: boolean },
+  ): Promise<WriteTicket> {
+    return this.continueWith(storyId, revision, async (head) => {
+      const choice = head.choices[position - 1];
+      if (choice === undefined) throw new UserFacingError("error.choiceOutOfRange", { input: position, max: 0 });
+      return { action: choice.label, reaction: { kind: "vote", data: { position, label: choice.label, ...result } } };
+    });
+  }
+
   /** Continue with the reader's own action. */
   async act(storyId: string, revision: number, text: string): Promise<WriteTicket> {
     const action = text.trim();
@@ -417,6 +431,6 @@ interface HeadChapter {
 }
 
 interface ReactionInput {
-  kind: "choice" | "action" | "undo" | "rewrite" | "branch";
+  kind: "choice" | "vote" | "action" | "undo" | "rewrite" | "branch";
   data: Record<string, unknown>;
 }

@@ -17,14 +17,23 @@
  * ...
  * expect(surface.visibleText()).toBe("...");
  */
-import type { ChoiceOffer, MessageRef, OutgoingFile, Surface, SurfaceLimits } from "../../src/render/surface.ts";
+import type {
+  ChoiceOffer,
+  ChoiceResult,
+  MessageRef,
+  OutgoingFile,
+  Surface,
+  SurfaceLimits,
+} from "../../src/render/surface.ts";
 
 export type FakeSurfaceCall =
   | { kind: "post"; at: number; text: string; ref?: MessageRef; error?: unknown }
   | { kind: "edit"; at: number; ref: MessageRef; text: string; error?: unknown }
   | { kind: "offerChoices"; at: number; offer: ChoiceOffer; ref?: MessageRef; error?: unknown }
   | { kind: "notice"; at: number; text: string; error?: unknown }
-  | { kind: "sendFile"; at: number; file: OutgoingFile; error?: unknown };
+  | { kind: "sendFile"; at: number; file: OutgoingFile; error?: unknown }
+  | { kind: "updateChoices"; at: number; ref: MessageRef; offer: ChoiceOffer; error?: unknown }
+  | { kind: "closeChoices"; at: number; ref: MessageRef; result: ChoiceResult; error?: unknown };
 
 export type FakeSurfaceCallKind = FakeSurfaceCall["kind"];
 
@@ -37,6 +46,8 @@ export interface FakeMessage {
   /** Texts this message had, first post included. */
   history: string[];
   offer?: ChoiceOffer;
+  /** Set once the offer was closed. */
+  result?: ChoiceResult;
   deleted: boolean;
 }
 
@@ -117,6 +128,24 @@ export class FakeSurface implements Surface {
     const call: FakeSurfaceCall = { kind: "notice", at: this.now(), text };
     return this.perform(call, () => {
       this.notices.push(text);
+    });
+  }
+
+  async updateChoices(ref: MessageRef, offer: ChoiceOffer): Promise<void> {
+    const call: FakeSurfaceCall = { kind: "updateChoices", at: this.now(), ref, offer };
+    return this.perform(call, () => {
+      const message = this.messages.get(ref.id);
+      if (message === undefined) throw new FakeSurfaceError(`Unknown message ${ref.id}`);
+      message.offer = offer;
+    });
+  }
+
+  async closeChoices(ref: MessageRef, _offer: ChoiceOffer, result: ChoiceResult): Promise<void> {
+    const call: FakeSurfaceCall = { kind: "closeChoices", at: this.now(), ref, result };
+    return this.perform(call, () => {
+      const message = this.messages.get(ref.id);
+      if (message === undefined) throw new FakeSurfaceError(`Unknown message ${ref.id}`);
+      message.result = result;
     });
   }
 

@@ -128,6 +128,24 @@ CREATE TABLE "LoreEntry" (
 );
 
 -- CreateTable
+CREATE TABLE "Ballot" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "chapterId" TEXT NOT NULL,
+    "storyId" TEXT NOT NULL,
+    "revision" INTEGER NOT NULL,
+    "status" TEXT NOT NULL DEFAULT 'open',
+    "starterId" TEXT NOT NULL,
+    "windowSeconds" INTEGER NOT NULL,
+    "openedAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "closesAt" DATETIME,
+    "closedAt" DATETIME,
+    "winner" INTEGER,
+    "tieBroken" BOOLEAN NOT NULL DEFAULT false,
+    "messageRef" TEXT NOT NULL DEFAULT '',
+    CONSTRAINT "Ballot_chapterId_fkey" FOREIGN KEY ("chapterId") REFERENCES "Chapter" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
+
+-- CreateTable
 CREATE TABLE "Reaction" (
     "id" TEXT NOT NULL PRIMARY KEY,
     "chapterId" TEXT NOT NULL,
@@ -199,6 +217,12 @@ CREATE UNIQUE INDEX "Character_storyId_name_key" ON "Character"("storyId", "name
 
 -- CreateIndex
 CREATE INDEX "LoreEntry_storyId_idx" ON "LoreEntry"("storyId");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "Ballot_chapterId_key" ON "Ballot"("chapterId");
+
+-- CreateIndex
+CREATE INDEX "Ballot_status_idx" ON "Ballot"("status");
 
 -- CreateIndex
 CREATE INDEX "Reaction_chapterId_idx" ON "Reaction"("chapterId");

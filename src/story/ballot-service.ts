@@ -1,0 +1,289 @@
+/**
+ * Votes on a chapter's choices, for conversations where members vote (group
+ * chats, Discord threads). One ballot per chapter; one vote per member,
+ * changeable; a write-in joins the ballot. A ballot closes when its window
+ * ends, or early by its starter or a moderator. A window that ends with no vote
+ * leaves the ballot open until 10 seconds after the first vote. Ties are broken
+ * at random, and the result is announced. Timers live in memory; `resume()`
+ * rebuilds them from the database after a restart.
+ */
+import { t } from "../i18n/messages.ts";
+import type { ChoiceOffer, ChoiceResult } from "../render/surface.ts";
+import type { Db } from "../store/db.ts";
+import type { AudienceResolver, BallotOpener } from "./chapter-writer.ts";
+import { UserFacingError } from "./errors.ts";
+import { LIMITS } from "./limits.ts";
+import type { Actor, StoryService, WriteTicket } from "./story-service.ts";
+
+/** Most choices a ballot may hold, write-ins included (keyboards stay readable). */
+export const MAX_BALLOT_CHOICES = 8;
+
+export interface BallotOptions {
+  /** How long a ballot stays open after its first vote when the window passed empty. */
+  firstVoteGraceMs?: number;
+  /** Tie-break draw, [0, 1). */
+  random?: () => number;
+  log?: (message: string) => void;
+}
+
+export interface Tally {
+  labels: string[];
+  counts: number[];
+  total: number;
+}
+
+export interface BallotClosed {
+  result: ChoiceResult;
+  ticket: WriteTicket;
+}
+
+type OpenBallot = NonNullable<Awaited<ReturnType<BallotService["openBallotOf"]>>>;
+
+export class BallotService implements BallotOpener {
+  private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
+  private readonly graceMs: number;
+  private readonly random: () => number;
+
+  constructor(
+    private readonly db: Db,
+    private readonly stories: StoryService,
+    private readonly audiences: AudienceResolver,
+    private readonly options: BallotOptions = {},
+  ) {
+    this.graceMs = options.firstVoteGraceMs ?? 10_000;
+    this.random = options.random ?? Math.random;
+  }
+
+  async open(input: {
+    storyId: string;
+    chapterId: string;
+    revision: number;
+    starterId: string;
+    windowSeconds: number;
+    messageRef: string;
+  }): Promise<void> {
+    const closesAt = new Date(Date.now() + input.windowSeconds * 1000);
+    const ballot = await this.db.ballot.create({ data: { ...input, closesAt }, select: { id: true } });
+    this.schedule(ballot.id, input.storyId, input.revision, closesAt);
+  }
+
+  /** Record or change `actor`'s vote. */
+  async vote(storyId: string, revision: number, position: number, actor: Actor): Promise<Tally> {
+    const ballot = await this.requireOpen(storyId, revision);
+    const choice = ballot.chapter.choices[position - 1];
+    if (choice === undefined) {
+      throw new UserFacingError("error.choiceOutOfRange", { input: position, max: ballot.chapter.choices.length });
+    }
+    const user = await this.user(actor);
+    await this.db.vote.upsert({
+      where: { chapterId_userId: { chapterId: ballot.chapterId, userId: user.id } },
+      create: { chapterId: ballot.chapterId, userId: user.id, choiceId: choice.id },
+      update: { choiceId: choice.id },
+      select: { id: true },
+    });
+    await this.startGraceIfWaiting(ballot);
+    return this.refresh(storyId, revision);
+  }
+
+  /** Add `actor`'s own action to the ballot, with their vote on it. */
+  async writeIn(storyId: string, revision: number, text: string, actor: Actor): Promise<Tally> {
+    const label = text.trim();
+    if (label === "") throw new UserFacingError("error.emptyAction");
+    if (label.length > LIMITS.writeIn) {
+      throw new UserFacingError("error.writeInTooLong", { length: label.length, max: LIMITS.writeIn });
+    }
+    const ballot = await this.requireOpen(storyId, revision);
+    const { choices } = ballot.chapter;
+    if (choices.some((c) => c.label.toLowerCase() === label.toLowerCase())) {
+      throw new UserFacingError("error.writeInDuplicate");
+    }
+    if (choices.length >= MAX_BALLOT_CHOICES) {
+      throw new UserFacingError("error.ballotFull", { max: MAX_BALLOT_CHOICES });
+    }
+    const user = await this.user(actor);
+    await this.db.$transaction(async (tx) => {
+      const choice = await tx.choice.create({
+        data: { chapterId: ballot.chapterId, position: choices.length + 1, label, direction: label, writeIn: true },
+        select: { id: true },
+      });
+      await tx.vote.upsert({
+        where: { chapterId_userId: { chapterId: ballot.chapterId, userId: user.id } },
+        create: { chapterId: ballot.chapterId, userId: user.id, choiceId: choice.id },
+        update: { choiceId: choice.id },
+        select: { id: true },
+      });
+    });
+    await this.startGraceIfWaiting(ballot);
+    return this.refresh(storyId, revision);
+  }
+
+  /** Close early: only the story's starter or a moderator. */
+  async closeEarly(storyId: string, revision: number, actor: Actor, moderator: boolean): Promise<BallotClosed> {
+    const ballot = await this.requireOpen(storyId, revision);
+    if (!moderator) {
+      const user = await this.user(actor);
+      if (user.id !== ballot.starterId) throw new UserFacingError("error.notStarter");
+    }
+    const closed = await this.decide(ballot);
+    if (closed === undefined) throw new UserFacingError("error.noVotesYet");
+    return closed;
+  }
+
+  /** Rebuild the timers of open ballots after a restart. */
+  async resume(): Promise<number> {
+    const open = await this.db.ballot.findMany({ where: { status: "open" } });
+    for (const b of open) if (b.closesAt !== null) this.schedule(b.id, b.storyId, b.revision, b.closesAt);
+    return open.length;
+  }
+
+  /** Stop every timer (shutdown). Open ballots stay open in the database. */
+  dispose(): void {
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  /** Current counts, after the surface showing the ballot was refreshed. */
+  private async refresh(storyId: string, revision: number): Promise<Tally> {
+    const ballot = await this.openBallotOf(storyId);
+    if (ballot === null) throw new UserFacingError("error.voteClosed");
+    const tally = tallyOf(ballot);
+    const audience = await this.audiences(ballot.chapter.story.conversationId);
+    if (audience !== undefined && ballot.messageRef !== "") {
+      await audience.surface
+        .updateChoices({ id: ballot.messageRef }, this.offer(ballot, revision, tally))
+        .catch((error: unknown) => this.options.log?.(`ballot ${ballot.id}: live count not shown: ${String(error)}`));
+    }
+    return tally;
+  }
+
+  private offer(ballot: OpenBallot, revision: number, tally: Tally): ChoiceOffer {
+    return {
+      storyId: ballot.storyId,
+      revision,
+      choices: tally.labels,
+      allowWriteIn: true,
+      mode: "vote",
+      counts: tally.counts,
+      closesAt: ballot.closesAt,
+    };
+  }
+
+  /** Tally, draw among ties, close, announce, and continue with the winner. Undefined when nobody voted. */
+  private async decide(ballot: OpenBallot): Promise<BallotClosed | undefined> {
+    const tally = tallyOf(ballot);
+    if (tally.total === 0) return undefined;
+    const best = Math.max(...tally.counts);
+    const tied = tally.counts.flatMap((c, i) => (c === best ? [i + 1] : []));
+    const winner = tied[Math.min(tied.length - 1, Math.floor(this.random() * tied.length))] ?? 1;
+    // Only one closer wins the race (timer vs. button): the others find it closed.
+    const { count } = await this.db.ballot.updateMany({
+      where: { id: ballot.id, status: "open" },
+      data: { status: "closed", closedAt: new Date(), winner, tieBroken: tied.length > 1 },
+    });
+    if (count !== 1) throw new UserFacingError("error.voteClosed");
+    this.unschedule(ballot.id);
+    const label = tally.labels[winner - 1] ?? "";
+    const result: ChoiceResult = {
+      chosen: winner,
+      label,
+      counts: tally.counts,
+      ...(tied.length > 1 ? { tiedWith: tied } : {}),
+    };
+    const audience = await this.audiences(ballot.chapter.story.conversationId);
+    if (audience !== undefined) {
+      const { surface, locale } = audience;
+      if (ballot.messageRef !== "") {
+        await surface
+          .closeChoices({ id: ballot.messageRef }, this.offer(ballot, ballot.revision, tally), result)
+          .catch(() => {});
+      }
+      const announcement =
+        tied.length > 1
+          ? t(locale, "vote.tie", { choices: tied.map((p) => `“${tally.labels[p - 1]}”`).join(", "), winner: label })
+          : t(locale, "vote.winner", { winner: label, votes: best, total: tally.total });
+      await surface.notice(announcement).catch(() => {});
+    }
+    const ticket = await this.stories.chooseByVote(ballot.storyId, ballot.revision, winner, {
+      counts: tally.counts,
+      turnout: tally.total,
+      tieBroken: tied.length > 1,
+    });
+    return { result, ticket };
+  }
+
+  private schedule(ballotId: string, storyId: string, revision: number, at: Date): void {
+    this.unschedule(ballotId);
+    const delay = Math.max(0, at.getTime() - Date.now());
+    const timer = setTimeout(() => {
+      this.timers.delete(ballotId);
+      void this.onTimer(storyId, revision).catch((error: unknown) => {
+        this.options.log?.(`ballot ${ballotId}: closing failed: ${String(error)}`);
+      });
+    }, delay);
+    timer.unref?.();
+    this.timers.set(ballotId, timer);
+  }
+
+  private unschedule(ballotId: string): void {
+    const timer = this.timers.get(ballotId);
+    if (timer !== undefined) clearTimeout(timer);
+    this.timers.delete(ballotId);
+  }
+
+  private async onTimer(storyId: string, revision: number): Promise<void> {
+    const ballot = await this.openBallotOf(storyId);
+    if (ballot === null || ballot.revision !== revision) return;
+    if (tallyOf(ballot).total === 0) {
+      // Nobody voted: keep the ballot open; the first vote starts a short grace period.
+      await this.db.ballot.update({ where: { id: ballot.id }, data: { closesAt: null }, select: { id: true } });
+      return;
+    }
+    await this.decide(ballot).catch((error: unknown) => {
+      if (!(error instanceof UserFacingError)) throw error;
+    });
+  }
+
+  private async startGraceIfWaiting(ballot: OpenBallot): Promise<void> {
+    if (ballot.closesAt !== null) return;
+    const closesAt = new Date(Date.now() + this.graceMs);
+    await this.db.ballot.update({ where: { id: ballot.id }, data: { closesAt }, select: { id: true } });
+    this.schedule(ballot.id, ballot.storyId, ballot.revision, closesAt);
+  }
+
+  private async requireOpen(storyId: string, revision: number): Promise<OpenBallot> {
+    const ballot = await this.openBallotOf(storyId);
+    if (ballot === null || ballot.revision !== revision) throw new UserFacingError("error.voteClosed");
+    return ballot;
+  }
+
+  /** The open ballot on the story's head chapter, with its choices and votes. */
+  openBallotOf(storyId: string) {
+    return this.db.ballot.findFirst({
+      where: { storyId, status: "open", chapter: { headOf: { id: storyId } } },
+      include: {
+        chapter: {
+          select: {
+            story: { select: { conversationId: true } },
+            choices: { orderBy: { position: "asc" }, select: { id: true, label: true } },
+            votes: { select: { choiceId: true } },
+          },
+        },
+      },
+    });
+  }
+
+  private user(actor: Actor) {
+    return this.db.user.upsert({
+      where: { platform_externalId: { platform: actor.platform, externalId: actor.id } },
+      create: { platform: actor.platform, externalId: actor.id, displayName: actor.name },
+      update: {},
+      select: { id: true },
+    });
+  }
+}
+
+function tallyOf(ballot: OpenBallot): Tally {
+  const { choices, votes } = ballot.chapter;
+  const counts = choices.map((c) => votes.filter((v) => v.choiceId === c.id).length);
+  return { labels: choices.map((c) => c.label), counts, total: votes.length };
+}

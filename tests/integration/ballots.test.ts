@@ -1,0 +1,184 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
+import { type Db, openDatabase } from "../../src/store/db.ts";
+import { BallotService } from "../../src/story/ballot-service.ts";
+import { type Audience, ChapterWriter } from "../../src/story/chapter-writer.ts";
+import { UserFacingError } from "../../src/story/errors.ts";
+import { type Actor, CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../../src/story/story-service.ts";
+import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
+import { FakeSurface } from "../fakes/fake-surface.ts";
+
+const starter: Actor = { platform: "telegram", id: "100", name: "Ann" };
+const bea: Actor = { platform: "telegram", id: "101", name: "Bea" };
+const cal: Actor = { platform: "telegram", id: "102", name: "Cal" };
+const conversation = { platform: "telegram", workspaceId: "-500", id: "-500" };
+
+let dir: string;
+let db: Db;
+let queue: InProcessJobQueue;
+let agent: FakeStoryAgent;
+let surface: FakeSurface;
+let stories: StoryService;
+let ballots: BallotService;
+let draws: number[];
+
+function setup(windowSeconds: number) {
+  const audience: Audience = { surface, locale: "en", voting: { windowSeconds } };
+  ballots = new BallotService(db, stories, () => audience, {
+    firstVoteGraceMs: 150,
+    random: () => draws.shift() ?? 0,
+  });
+  const writer = new ChapterWriter(
+    db,
+    agent,
+    () => audience,
+    { methods: { open: "cot", continue: "cot", rewrite: "cot" }, recentChapters: 2 },
+    ballots,
+  );
+  queue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => writer.run(p));
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "inkloom-ballot-"));
+  db = await openDatabase(`file:${join(dir, "test.db")}`);
+  queue = new InProcessJobQueue();
+  agent = new FakeStoryAgent();
+  surface = new FakeSurface({ limits: { maxMessageLength: 4096, minEditIntervalMs: 0 } });
+  stories = new StoryService(db, queue);
+  draws = [];
+});
+
+afterEach(async () => {
+  ballots.dispose();
+  await queue.close();
+  await db.$disconnect();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function startStory(): Promise<{ storyId: string; revision: number }> {
+  const ticket = await stories.start({
+    actor: starter,
+    conversation,
+    premise: "A heist on a night train",
+    genre: "none",
+  });
+  await ticket.job.finished;
+  const { revision } = await stories.state(ticket.storyId);
+  return { storyId: ticket.storyId, revision };
+}
+
+const until = async (check: () => Promise<boolean>, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
+
+async function expectError(promise: Promise<unknown>, id: string) {
+  await expect(promise).rejects.toSatisfy((e: unknown) => e instanceof UserFacingError && e.id === id);
+}
+
+describe("ballots in a voting conversation", () => {
+  it("offers the choices as a vote with zero counts and a deadline", async () => {
+    setup(60);
+    await startStory();
+    const offer = surface.callsOf("offerChoices").at(-1);
+    expect(offer?.kind === "offerChoices" && offer.offer.mode).toBe("vote");
+    expect(offer?.kind === "offerChoices" && offer.offer.counts).toEqual([0, 0, 0]);
+    expect(await db.ballot.count({ where: { status: "open" } })).toBe(1);
+  });
+
+  it("three members vote, one changes their mind; the window closes and the winner's chapter follows", async () => {
+    setup(1);
+    const { storyId, revision } = await startStory();
+    await ballots.vote(storyId, revision, 1, starter);
+    await ballots.vote(storyId, revision, 2, bea);
+    await ballots.vote(storyId, revision, 1, cal);
+    const tally = await ballots.vote(storyId, revision, 2, cal);
+    expect(tally.counts).toEqual([1, 2, 0]);
+    expect(surface.callsOf("updateChoices").length).toBeGreaterThanOrEqual(4);
+    await until(async () => (await stories.state(storyId)).head?.number === 2);
+    await until(async () => (await stories.state(storyId)).head?.status === "done");
+    expect(agent.inputs.at(-1)?.action).toBe("Go south 1");
+    expect(surface.notices).toContain("The readers chose: “Go south 1” (2 of 3 votes).");
+    const closed = surface.callsOf("closeChoices").at(-1);
+    expect(closed?.kind === "closeChoices" && closed.result.chosen).toBe(2);
+    const reaction = await db.reaction.findFirstOrThrow({ where: { kind: "vote" } });
+    expect(reaction.data).toMatchObject({ position: 2, counts: [1, 2, 0], turnout: 3, tieBroken: false });
+  });
+
+  it("a write-in joins the ballot and can win", async () => {
+    setup(60);
+    const { storyId, revision } = await startStory();
+    const tally = await ballots.writeIn(storyId, revision, "Pull the emergency brake", bea);
+    expect(tally.labels).toEqual(["Go north 1", "Go south 1", "Wait 1", "Pull the emergency brake"]);
+    await ballots.vote(storyId, revision, 4, cal);
+    await expectError(ballots.writeIn(storyId, revision, "pull the emergency brake", cal), "error.writeInDuplicate");
+    await expectError(ballots.writeIn(storyId, revision, "x".repeat(81), cal), "error.writeInTooLong");
+    const { ticket } = await ballots.closeEarly(storyId, revision, starter, false);
+    await ticket.job.finished;
+    expect(agent.inputs.at(-1)?.action).toBe("Pull the emergency brake");
+  });
+
+  it("only the starter or a moderator may close early, and not before anyone voted", async () => {
+    setup(60);
+    const { storyId, revision } = await startStory();
+    await expectError(ballots.closeEarly(storyId, revision, starter, false), "error.noVotesYet");
+    await ballots.vote(storyId, revision, 3, bea);
+    await expectError(ballots.closeEarly(storyId, revision, bea, false), "error.notStarter");
+    const { result, ticket } = await ballots.closeEarly(storyId, revision, cal, true);
+    expect(result.label).toBe("Wait 1");
+    await ticket.job.finished;
+    await expectError(ballots.vote(storyId, revision, 1, bea), "error.voteClosed");
+  });
+
+  it("a window that ends with no vote keeps the ballot open until shortly after the first vote", async () => {
+    setup(1);
+    const { storyId, revision } = await startStory();
+    await until(async () => (await db.ballot.findFirstOrThrow()).closesAt === null);
+    expect((await db.ballot.findFirstOrThrow()).status).toBe("open");
+    await ballots.vote(storyId, revision, 3, bea);
+    await until(async () => (await db.ballot.findFirstOrThrow()).status === "closed");
+    await until(async () => (await stories.state(storyId)).head?.number === 2);
+    expect(agent.inputs.at(-1)?.action).toBe("Wait 1");
+  });
+
+  it("a tie is broken at random and announced", async () => {
+    setup(60);
+    const { storyId, revision } = await startStory();
+    await ballots.vote(storyId, revision, 1, bea);
+    await ballots.vote(storyId, revision, 3, cal);
+    draws.push(0.99);
+    const { result, ticket } = await ballots.closeEarly(storyId, revision, starter, false);
+    await ticket.job.finished;
+    expect(result.tiedWith).toEqual([1, 3]);
+    expect(result.label).toBe("Wait 1");
+    expect(surface.notices).toContain("Tie between “Go north 1”, “Wait 1”: chance picked “Wait 1”.");
+  });
+
+  it("a vote for another revision or a position off the ballot changes nothing", async () => {
+    setup(60);
+    const { storyId, revision } = await startStory();
+    await expectError(ballots.vote(storyId, revision + 1, 1, bea), "error.voteClosed");
+    await expectError(ballots.vote(storyId, revision, 7, bea), "error.choiceOutOfRange");
+    expect(await db.vote.count()).toBe(0);
+  });
+
+  it("after a restart, an open ballot's timer is rebuilt and it still closes", async () => {
+    setup(60);
+    const { storyId, revision } = await startStory();
+    await ballots.vote(storyId, revision, 2, bea);
+    ballots.dispose();
+    await db.ballot.updateMany({ data: { closesAt: new Date(Date.now() + 200) } });
+    // A new process: a fresh service over the same database.
+    const audience: Audience = { surface, locale: "en", voting: { windowSeconds: 60 } };
+    const revived = new BallotService(db, stories, () => audience);
+    expect(await revived.resume()).toBe(1);
+    await until(async () => (await stories.state(storyId)).head?.number === 2);
+    revived.dispose();
+  });
+});
