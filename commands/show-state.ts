@@ -23,6 +23,12 @@ export async function showState(ctx: CommandContext, storyId: string, show: { te
     for (const part of splitForLimit(head.text, ctx.surface.limits.maxMessageLength)) await ctx.surface.post(part);
   }
   if (state.choices.length > 0) {
-    await ctx.surface.offerChoices({ storyId, revision: state.revision, choices: state.choices, allowWriteIn: true, mode: "pick" });
+    await ctx.surface.offerChoices({
+      storyId,
+      revision: state.revision,
+      choices: state.choices,
+      allowWriteIn: true,
+      mode: "pick",
+    });
   }
 }

@@ -28,7 +28,13 @@ describe("ConsoleSurface", () => {
   it("lists choices with their numbers and remembers the offer", async () => {
     const { out, read } = terminal();
     const surface = new ConsoleSurface(out, "en", tmpdir());
-    await surface.offerChoices({ storyId: "s", revision: 4, choices: ["Run", "Hide"], allowWriteIn: true, mode: "pick" });
+    await surface.offerChoices({
+      storyId: "s",
+      revision: 4,
+      choices: ["Run", "Hide"],
+      allowWriteIn: true,
+      mode: "pick",
+    });
     expect(read()).toContain("  1. Run\n  2. Hide\nWhat happens next? Pick 1-2, or type your own action.");
     expect(surface.lastOffer?.revision).toBe(4);
   });
