@@ -1,0 +1,533 @@
+/**
+ * Telegram's outbound queue. Every Bot API call that shows something in a chat (send, edit) goes
+ * through here, because telegraf sends at once and never retries, while Telegram allows about
+ * 1 message/s per chat, 20/min per group and 30/s for the whole bot (edits count).
+ *
+ * - Per chat: FIFO, one call in flight, starts at least `perChatIntervalMs` apart; groups also at
+ *   most `groupPerMinute` starts in any sliding minute.
+ * - Whole bot: at most `globalPerSecond` starts in any sliding second. When that budget binds, the
+ *   chat that has been *eligible* the longest goes first (ties in arrival order), so chats take
+ *   turns and a chat waiting for its first message is never starved by chats with long backlogs.
+ * - 429: the chat pauses for `retry_after` and the same call is retried (other chats go on).
+ *   403: the chat is blocked until `unblock`. Edits of one message are coalesced, and no-op edits
+ *   (which Telegram answers with 400 "message is not modified") are skipped.
+ *
+ * It knows Telegram errors by shape only, so it does not import telegraf. Timers are the global
+ * `setTimeout`, so vitest fake timers drive it.
+ */
+
+export type ChatKind = "private" | "group";
+export type ChatId = number | string;
+
+export interface OutboxOptions {
+  /** Minimum time between the starts of two calls to one chat. Default 1000. */
+  perChatIntervalMs?: number;
+  /** Maximum starts per sliding 60 s window in a group (or supergroup). Default 20. */
+  groupPerMinute?: number;
+  /** Maximum starts per sliding second for the whole bot, retries included. Default 30. */
+  globalPerSecond?: number;
+  /** How often one call is retried after a 429 before it rejects with that error. Default 5. */
+  maxRetries?: number;
+  /** Called when a chat answers 403 (bot blocked or kicked): once per chat until `unblock`. */
+  onBlocked?: (chatId: ChatId) => void;
+  /** Clock in milliseconds. Default `Date.now`. */
+  now?: () => number;
+}
+
+export const OUTBOX_DEFAULTS = {
+  perChatIntervalMs: 1_000,
+  groupPerMinute: 20,
+  globalPerSecond: 30,
+  maxRetries: 5,
+} as const satisfies Required<Omit<OutboxOptions, "onBlocked" | "now">>;
+
+/** What `edit` resolves with when it made no call: coalesced into a later edit, or a no-op. */
+export type Skipped = "skipped";
+
+export interface OutboxStats {
+  /** Calls that succeeded. */
+  sent: number;
+  /** 429 answers received (each retry that was refused counts). */
+  rateLimited: number;
+  /** Edits resolved without a successful call because the message already showed that text. */
+  skipped: number;
+  /** Edits replaced by a later edit of the same message before they started. */
+  coalesced: number;
+  /** Calls waiting to start (not in flight). */
+  queued: number;
+}
+
+/** The chat blocked the bot, kicked it, or otherwise forbids it to write (HTTP 403). */
+export class ChatBlockedError extends Error {
+  override readonly name = "ChatBlockedError";
+  readonly chatId: ChatId;
+
+  constructor(chatId: ChatId, options?: ErrorOptions) {
+    super(`Telegram chat ${chatId} does not accept messages from the bot (403)`, options);
+    this.chatId = chatId;
+  }
+}
+
+/** `close()` was called; the outbox takes no new calls. */
+export class OutboxClosedError extends Error {
+  override readonly name = "OutboxClosedError";
+
+  constructor() {
+    super("TelegramOutbox is closed");
+  }
+}
+
+/** Beyond this many messages, the oldest remembered text is forgotten (a later identical edit is then sent). */
+const MAX_REMEMBERED = 10_000;
+/** How often idle chats' state is dropped; a minute is the longest window any limit looks back. */
+const SWEEP_MS = 60_000;
+const NOT_MODIFIED = /message is not modified/i;
+
+interface Job {
+  call: () => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+  /** 429 retries made so far. */
+  retries: number;
+  readonly edit?: { readonly key: string; content: string };
+}
+
+interface Chat {
+  readonly id: ChatId;
+  readonly key: string;
+  kind: ChatKind;
+  readonly queue: Job[];
+  current: Job | undefined;
+  readonly interval: Window;
+  readonly minute: Window;
+  pausedUntil: number;
+  /** In the ready heap: not in flight, has queued calls. */
+  waiting: boolean;
+  /** While waiting: when its own limits let it start. */
+  eligibleAt: number;
+  /** While waiting: arrival order, to break ties round-robin. */
+  seq: number;
+}
+
+export class TelegramOutbox {
+  private readonly perChatIntervalMs: number;
+  private readonly groupPerMinute: number;
+  private readonly maxRetries: number;
+  private readonly onBlocked: ((chatId: ChatId) => void) | undefined;
+  private readonly now: () => number;
+  private readonly global: Window;
+
+  private readonly chats = new Map<string, Chat>();
+  private readonly ready = new MinHeap<Chat>((a, b) => a.eligibleAt - b.eligibleAt || a.seq - b.seq);
+  private readonly blocked = new Set<string>();
+  /** Edits that have not started, by message key: a newer edit of that message takes their place. */
+  private readonly waitingEdits = new Map<string, Job>();
+  /** What each message shows, as far as we know, by message key (oldest first for eviction). */
+  private readonly shown = new Map<string, string>();
+  private readonly counts = { sent: 0, rateLimited: 0, skipped: 0, coalesced: 0 };
+  private seq = 0;
+  private lastSweepAt: number;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Calls accepted and not yet settled, for `close`. */
+  private unsettled = 0;
+  private closed = false;
+  private readonly drained: (() => void)[] = [];
+
+  constructor(options: OutboxOptions = {}) {
+    const limits = { ...OUTBOX_DEFAULTS, ...options };
+    if (!(limits.globalPerSecond >= 1 && limits.groupPerMinute >= 1)) {
+      throw new RangeError("TelegramOutbox: globalPerSecond and groupPerMinute must be at least 1");
+    }
+    if (!(limits.perChatIntervalMs >= 0 && limits.maxRetries >= 0)) {
+      throw new RangeError("TelegramOutbox: perChatIntervalMs and maxRetries must not be negative");
+    }
+    this.perChatIntervalMs = limits.perChatIntervalMs;
+    this.groupPerMinute = limits.groupPerMinute;
+    this.maxRetries = limits.maxRetries;
+    this.onBlocked = options.onBlocked;
+    this.now = options.now ?? Date.now;
+    this.global = new Window(1_000, limits.globalPerSecond);
+    this.lastSweepAt = this.now();
+  }
+
+  /**
+   * Run `call` (one Bot API request) for `chatId` within the limits and resolve with its result.
+   * Calls to one chat run in order, one at a time. A 429 is retried after `retry_after`; a 403
+   * rejects with `ChatBlockedError` (as do later calls to that chat); other errors reject this call only.
+   */
+  send<T>(chatId: ChatId, kind: ChatKind, call: () => Promise<T>): Promise<T> {
+    const refusal = this.refusal(chatId);
+    if (refusal) return Promise.reject(refusal);
+    return new Promise<T>((resolve, reject) => {
+      this.enqueue(chatId, kind, { call, resolve: resolve as (value: unknown) => void, reject, retries: 0 });
+    });
+  }
+
+  /**
+   * Edit one message (`call` makes the request) within the limits. `messageKey` names the message
+   * and must be unique across chats (e.g. `${chatId}:${messageId}`).
+   *
+   * - If an edit of the same message is still waiting (not started), this one takes its place in
+   *   line: the latest text wins and the replaced edit resolves with `"skipped"`.
+   * - If `content` is what the message already shows (see `remember`), it resolves with
+   *   `"skipped"` without a call; so does a 400 "message is not modified" from Telegram.
+   */
+  edit<T>(
+    chatId: ChatId,
+    kind: ChatKind,
+    messageKey: string,
+    content: string,
+    call: () => Promise<T>,
+  ): Promise<T | Skipped> {
+    const refusal = this.refusal(chatId);
+    if (refusal) return Promise.reject(refusal);
+
+    const waiting = this.waitingEdits.get(messageKey);
+    const waitingEdit = waiting?.edit;
+    if (waiting && waitingEdit) {
+      this.counts.coalesced++;
+      waiting.resolve("skipped");
+      return new Promise<T | Skipped>((resolve, reject) => {
+        waiting.call = call;
+        waiting.resolve = resolve as (value: unknown) => void;
+        waiting.reject = reject;
+        waiting.retries = 0;
+        waitingEdit.content = content;
+      });
+    }
+
+    // While an edit of this message is in flight, the message is about to change, so an edit back
+    // to the current text is not a no-op; it waits, and is checked again when its turn comes.
+    const inFlight = this.chats.get(String(chatId))?.current?.edit?.key === messageKey;
+    if (!inFlight && this.shown.get(messageKey) === content) {
+      this.counts.skipped++;
+      return Promise.resolve("skipped");
+    }
+    return new Promise<T | Skipped>((resolve, reject) => {
+      const edit = { key: messageKey, content };
+      this.enqueue(chatId, kind, { call, resolve: resolve as (value: unknown) => void, reject, retries: 0, edit });
+    });
+  }
+
+  /** Record what a message shows now (e.g. after sending it), so a later identical edit is skipped. */
+  remember(messageKey: string, content: string): void {
+    // Re-inserting keeps the map ordered by last update, so the first key is the one to evict.
+    this.shown.delete(messageKey);
+    this.shown.set(messageKey, content);
+    if (this.shown.size > MAX_REMEMBERED) {
+      const oldest = this.shown.keys().next();
+      if (!oldest.done) this.shown.delete(oldest.value);
+    }
+  }
+
+  /** Whether the chat answered 403 and calls to it are refused. */
+  isBlocked(chatId: ChatId): boolean {
+    return this.blocked.has(String(chatId));
+  }
+
+  /** Accept calls to the chat again, e.g. after the user started the bot again. */
+  unblock(chatId: ChatId): void {
+    this.blocked.delete(String(chatId));
+  }
+
+  /** Counters since construction, and the number of calls waiting now. */
+  stats(): OutboxStats {
+    let queued = 0;
+    for (const chat of this.chats.values()) queued += chat.queue.length;
+    return { ...this.counts, queued };
+  }
+
+  /** Refuse new calls (they reject with `OutboxClosedError`) and resolve once every accepted call has settled. */
+  close(): Promise<void> {
+    this.closed = true;
+    if (this.unsettled === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drained.push(resolve));
+  }
+
+  private refusal(chatId: ChatId): Error | undefined {
+    if (this.closed) return new OutboxClosedError();
+    if (this.blocked.has(String(chatId))) return new ChatBlockedError(chatId);
+    return undefined;
+  }
+
+  private enqueue(chatId: ChatId, kind: ChatKind, job: Job): void {
+    const key = String(chatId);
+    let chat = this.chats.get(key);
+    if (!chat) {
+      chat = {
+        id: chatId,
+        key,
+        kind,
+        queue: [],
+        current: undefined,
+        interval: new Window(this.perChatIntervalMs, 1),
+        minute: new Window(60_000, this.groupPerMinute),
+        pausedUntil: 0,
+        waiting: false,
+        eligibleAt: 0,
+        seq: 0,
+      };
+      this.chats.set(key, chat);
+    }
+    chat.kind = kind;
+    chat.queue.push(job);
+    if (job.edit) this.waitingEdits.set(job.edit.key, job);
+    this.unsettled++;
+    if (!chat.current) this.enlist(chat, this.now());
+    this.pump();
+  }
+
+  /** When the chat's own limits (interval, group minute, 429 pause) let its next call start. */
+  private readyAt(chat: Chat, now: number): number {
+    const minute = chat.kind === "group" ? chat.minute.freeAt(now) : now;
+    return Math.max(chat.interval.freeAt(now), minute, chat.pausedUntil);
+  }
+
+  private enlist(chat: Chat, now: number): void {
+    if (chat.waiting) return;
+    chat.waiting = true;
+    // Keyed by when it became eligible, not by when it joined: a chat held back by the global budget
+    // keeps its early key and goes before chats whose own interval ran out later.
+    chat.eligibleAt = Math.max(now, this.readyAt(chat, now));
+    chat.seq = this.seq++;
+    this.ready.push(chat);
+  }
+
+  /** Start every call that may start now, then arm the timer for the next moment one may. */
+  private pump(): void {
+    const now = this.now();
+    if (now - this.lastSweepAt >= SWEEP_MS) this.sweep(now);
+    for (;;) {
+      const chat = this.ready.peek();
+      if (!chat || chat.eligibleAt > now || this.global.freeAt(now) > now) break;
+      this.ready.pop();
+      chat.waiting = false;
+      this.skipNoOpEdits(chat);
+      if (chat.queue.length === 0) continue;
+      if (this.readyAt(chat, now) > now) {
+        // Its kind changed to group while it waited; take a place for the new time.
+        this.enlist(chat, now);
+        continue;
+      }
+      this.start(chat, now);
+    }
+
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const next = this.ready.peek();
+    if (next) {
+      const at = Math.max(next.eligibleAt, this.global.freeAt(now));
+      this.timer = setTimeout(() => this.pump(), at - now);
+    }
+  }
+
+  private skipNoOpEdits(chat: Chat): void {
+    for (let job = chat.queue[0]; job?.edit && this.shown.get(job.edit.key) === job.edit.content; job = chat.queue[0]) {
+      chat.queue.shift();
+      this.waitingEdits.delete(job.edit.key);
+      this.counts.skipped++;
+      this.resolveJob(job, "skipped");
+    }
+  }
+
+  private start(chat: Chat, now: number): void {
+    const job = chat.queue.shift();
+    if (!job) return;
+    if (job.edit) this.waitingEdits.delete(job.edit.key);
+    chat.current = job;
+    chat.interval.record(now);
+    chat.minute.record(now);
+    this.global.record(now);
+    void this.run(chat, job);
+  }
+
+  private async run(chat: Chat, job: Job): Promise<void> {
+    try {
+      // A microtask later, so a `call` that synchronously sends again cannot re-enter `pump`.
+      const value = await Promise.resolve().then(job.call);
+      this.counts.sent++;
+      if (job.edit) this.remember(job.edit.key, job.edit.content);
+      this.resolveJob(job, value);
+    } catch (error) {
+      this.fail(chat, job, error);
+    } finally {
+      chat.current = undefined;
+      if (chat.queue.length > 0) this.enlist(chat, this.now());
+      this.pump();
+    }
+  }
+
+  private fail(chat: Chat, job: Job, error: unknown): void {
+    const telegram = readTelegramError(error);
+    if (telegram?.code === 429) {
+      this.counts.rateLimited++;
+      // The pause holds even when retries are exhausted: the chat's next call would be refused too.
+      chat.pausedUntil = this.now() + (telegram.retryAfterS ?? 1) * 1_000;
+      if (job.retries < this.maxRetries) {
+        job.retries++;
+        this.retryLater(chat, job);
+        return;
+      }
+    } else if (telegram?.code === 403) {
+      this.block(chat, job, error);
+      return;
+    } else if (telegram?.code === 400 && job.edit && NOT_MODIFIED.test(telegram.description)) {
+      this.counts.skipped++;
+      this.remember(job.edit.key, job.edit.content);
+      this.resolveJob(job, "skipped");
+      return;
+    }
+    this.rejectJob(job, error);
+  }
+
+  private retryLater(chat: Chat, job: Job): void {
+    if (job.edit) {
+      if (this.waitingEdits.has(job.edit.key)) {
+        // A newer edit of this message arrived while this one was in flight: retrying the old text is pointless.
+        this.counts.coalesced++;
+        this.resolveJob(job, "skipped");
+        return;
+      }
+      this.waitingEdits.set(job.edit.key, job);
+    }
+    chat.queue.unshift(job);
+  }
+
+  private block(chat: Chat, job: Job, cause: unknown): void {
+    const first = !this.blocked.has(chat.key);
+    this.blocked.add(chat.key);
+    for (const dropped of [job, ...chat.queue.splice(0)]) {
+      const key = dropped.edit?.key;
+      if (key !== undefined && this.waitingEdits.get(key) === dropped) this.waitingEdits.delete(key);
+      this.rejectJob(dropped, new ChatBlockedError(chat.id, { cause }));
+    }
+    if (first && this.onBlocked) {
+      try {
+        this.onBlocked(chat.id);
+      } catch (error) {
+        // A failing callback must not wedge the queue; report it out of band instead of swallowing it.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+
+  private resolveJob(job: Job, value: unknown): void {
+    job.resolve(value);
+    this.settled();
+  }
+
+  private rejectJob(job: Job, error: unknown): void {
+    job.reject(error);
+    this.settled();
+  }
+
+  private settled(): void {
+    this.unsettled--;
+    if (this.unsettled === 0) for (const resolve of this.drained.splice(0)) resolve();
+  }
+
+  /** Forget chats that are idle and that no limit remembers, so state does not grow with every chat ever seen. */
+  private sweep(now: number): void {
+    this.lastSweepAt = now;
+    for (const [key, chat] of this.chats) {
+      const idle = !chat.current && chat.queue.length === 0 && chat.pausedUntil <= now;
+      if (idle && chat.interval.isEmpty(now) && chat.minute.isEmpty(now)) this.chats.delete(key);
+    }
+  }
+}
+
+/** The parts of a Bot API error this queue acts on, read from telegraf's `TelegramError` or a raw answer. */
+function readTelegramError(error: unknown): { code: number; retryAfterS?: number; description: string } | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const e = error as { code?: unknown; error_code?: unknown; parameters?: unknown; description?: unknown };
+  // Node's system errors carry string codes ("ECONNRESET"); only numeric codes are Bot API answers.
+  const code = typeof e.code === "number" ? e.code : typeof e.error_code === "number" ? e.error_code : undefined;
+  if (code === undefined) return undefined;
+  const description = typeof e.description === "string" ? e.description : "";
+  const retryAfter = (e.parameters as { retry_after?: unknown } | null | undefined)?.retry_after;
+  return typeof retryAfter === "number" ? { code, retryAfterS: retryAfter, description } : { code, description };
+}
+
+/** Start times within the last `spanMs`, for "at most `limit` starts in any sliding `spanMs`". */
+class Window {
+  private readonly times: number[] = [];
+  private readonly spanMs: number;
+  private readonly limit: number;
+
+  constructor(spanMs: number, limit: number) {
+    this.spanMs = spanMs;
+    this.limit = limit;
+  }
+
+  /** The earliest time, `now` or later, at which another start fits. */
+  freeAt(now: number): number {
+    this.trim(now);
+    if (this.times.length < this.limit) return now;
+    return (this.times[this.times.length - this.limit] ?? now) + this.spanMs;
+  }
+
+  isEmpty(now: number): boolean {
+    this.trim(now);
+    return this.times.length === 0;
+  }
+
+  record(at: number): void {
+    this.times.push(at);
+  }
+
+  private trim(now: number): void {
+    // A start exactly `spanMs` ago has left the window, so starts exactly `spanMs` apart are allowed.
+    while (this.times.length > 0 && (this.times[0] ?? now) <= now - this.spanMs) this.times.shift();
+  }
+}
+
+/** A binary min-heap: the ready chats, ordered by when they became eligible. */
+class MinHeap<T> {
+  private readonly items: T[] = [];
+  private readonly before: (a: T, b: T) => number;
+
+  constructor(compare: (a: T, b: T) => number) {
+    this.before = compare;
+  }
+
+  peek(): T | undefined {
+    return this.items[0];
+  }
+
+  push(item: T): void {
+    const items = this.items;
+    items.push(item);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.before(items[i] as T, items[parent] as T) >= 0) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  pop(): T | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length === 0 || last === undefined) return top;
+    items[0] = last;
+    for (let i = 0; ; ) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < items.length && this.before(items[left] as T, items[smallest] as T) < 0) smallest = left;
+      if (right < items.length && this.before(items[right] as T, items[smallest] as T) < 0) smallest = right;
+      if (smallest === i) return top;
+      this.swap(i, smallest);
+      i = smallest;
+    }
+  }
+
+  private swap(i: number, j: number): void {
+    const items = this.items;
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+}

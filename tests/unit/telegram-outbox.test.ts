@@ -1,0 +1,334 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ChatBlockedError, OutboxClosedError, TelegramOutbox } from "../../adapters/telegram/outbox.ts";
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  vi.setSystemTime(0);
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+interface Start {
+  chat: string;
+  n: number;
+  at: number;
+}
+
+/** Calls that record when they start and take `ms` of (fake) time. */
+function recorder() {
+  const starts: Start[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const call =
+    (chat: string, n: number, ms = 0) =>
+    async (): Promise<string> => {
+      starts.push({ chat, n, at: Date.now() });
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+      inFlight--;
+      return `${chat}#${n}`;
+    };
+  const times = (chat?: string) => starts.filter((s) => chat === undefined || s.chat === chat).map((s) => s.at);
+  return { starts, call, times, maxInFlight: () => maxInFlight };
+}
+
+/** Shaped like telegraf's `TelegramError`. */
+function telegramError(code: number, description: string, retryAfter?: number): Error {
+  const parameters = retryAfter === undefined ? {} : { retry_after: retryAfter };
+  return Object.assign(new Error(`${code}: ${description}`), { code, description, parameters });
+}
+
+/** Observe a promise's outcome without leaving a rejection unhandled while timers run. */
+function outcome<T>(promise: Promise<T>): Promise<{ value: T } | { error: unknown }> {
+  return promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+}
+
+/** At most `limit` of the sorted `times` fall in any window of `spanMs`. */
+function expectAtMostPerWindow(times: number[], limit: number, spanMs: number): void {
+  const sorted = [...times].sort((a, b) => a - b);
+  for (let i = 0; i + limit < sorted.length; i++) {
+    expect((sorted[i + limit] as number) - (sorted[i] as number)).toBeGreaterThanOrEqual(spanMs);
+  }
+}
+
+describe("per-chat limits", () => {
+  it("runs one chat's calls in order, one at a time, starting at least a second apart", async () => {
+    const outbox = new TelegramOutbox();
+    const rec = recorder();
+    const results = [300, 1_500, 0, 0].map((ms, n) => outbox.send("a", "private", rec.call("a", n, ms)));
+
+    await vi.advanceTimersByTimeAsync(5_000);
+
+    expect(await Promise.all(results)).toEqual(["a#0", "a#1", "a#2", "a#3"]);
+    expect(rec.starts.map((s) => s.n)).toEqual([0, 1, 2, 3]);
+    // The second call takes 1.5 s, so the third waits for it rather than for the interval.
+    expect(rec.times()).toEqual([0, 1_000, 2_500, 3_500]);
+    expect(rec.maxInFlight()).toBe(1);
+  });
+
+  it("starts at most 20 calls to a group in any sliding minute", async () => {
+    const outbox = new TelegramOutbox();
+    const rec = recorder();
+    for (let n = 0; n < 25; n++) void outbox.send(-100, "group", rec.call("g", n));
+
+    await vi.advanceTimersByTimeAsync(70_000);
+
+    const times = rec.times();
+    expect(times).toHaveLength(25);
+    expect(times.slice(18, 23)).toEqual([18_000, 19_000, 60_000, 61_000, 62_000]);
+    expectAtMostPerWindow(times, 20, 60_000);
+  });
+
+  it("does not apply the group minute limit to a private chat", async () => {
+    const outbox = new TelegramOutbox();
+    const rec = recorder();
+    for (let n = 0; n < 25; n++) void outbox.send(7, "private", rec.call("p", n));
+
+    await vi.advanceTimersByTimeAsync(30_000);
+
+    expect(rec.times().at(-1)).toBe(24_000);
+  });
+});
+
+describe("global budget", () => {
+  async function fortyChatsWithFiveSendsEach() {
+    const outbox = new TelegramOutbox();
+    const rec = recorder();
+    for (let chat = 0; chat < 40; chat++) {
+      for (let n = 0; n < 5; n++) void outbox.send(chat, "private", rec.call(String(chat), n));
+    }
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(rec.starts).toHaveLength(200);
+    return rec;
+  }
+
+  it("never starts more than 30 calls in any sliding second across all chats", async () => {
+    const rec = await fortyChatsWithFiveSendsEach();
+    expectAtMostPerWindow(rec.times(), 30, 1_000);
+  });
+
+  it("starts every chat's first message before any chat's third when the budget binds", async () => {
+    const rec = await fortyChatsWithFiveSendsEach();
+    const at = (n: number) => rec.starts.filter((s) => s.n === n).map((s) => s.at);
+    expect(Math.max(...at(0))).toBe(1_000);
+    expect(Math.max(...at(0))).toBeLessThan(Math.min(...at(2)));
+  });
+
+  it("serves a chat that arrives late before busy chats whose next call became eligible after it", async () => {
+    const outbox = new TelegramOutbox();
+    const rec = recorder();
+    for (let chat = 0; chat < 35; chat++) {
+      for (let n = 0; n < 10; n++) void outbox.send(chat, "private", rec.call(String(chat), n));
+    }
+    await vi.advanceTimersByTimeAsync(2_500);
+    void outbox.send("late", "private", rec.call("late", 0));
+
+    await vi.advanceTimersByTimeAsync(2_000);
+
+    // At 2.5 s the budget is spent; at 3 s the newcomer, eligible since 2.5 s, goes before every chat
+    // that only became eligible at 3 s, although those have been queued all along.
+    expect(rec.times("late")).toEqual([3_000]);
+  });
+});
+
+describe("429 Too Many Requests", () => {
+  it("pauses only that chat for retry_after, then retries the same call and resolves with its result", async () => {
+    const outbox = new TelegramOutbox();
+    const rec = recorder();
+    let attempts = 0;
+    const flaky = async () => {
+      rec.starts.push({ chat: "a", n: 0, at: Date.now() });
+      if (attempts++ === 0) throw telegramError(429, "Too Many Requests: retry after 3", 3);
+      return "delivered";
+    };
+    const first = outbox.send("a", "private", flaky);
+    const second = outbox.send("a", "private", rec.call("a", 1));
+    for (let n = 0; n < 3; n++) void outbox.send("b", "private", rec.call("b", n));
+
+    await vi.advanceTimersByTimeAsync(5_000);
+
+    expect(await first).toBe("delivered");
+    expect(await second).toBe("a#1");
+    expect(rec.times("a")).toEqual([0, 3_000, 4_000]);
+    expect(rec.times("b")).toEqual([0, 1_000, 2_000]);
+    expect(outbox.stats().rateLimited).toBe(1);
+  });
+
+  it("rejects with the Telegram error once maxRetries retries were refused too", async () => {
+    const outbox = new TelegramOutbox({ maxRetries: 2 });
+    const refused = { ok: false, error_code: 429, description: "Too Many Requests", parameters: { retry_after: 1 } };
+    const starts: number[] = [];
+    const result = outcome(
+      outbox.send("a", "private", async () => {
+        starts.push(Date.now());
+        throw refused;
+      }),
+    );
+
+    await vi.advanceTimersByTimeAsync(5_000);
+
+    expect(await result).toEqual({ error: refused });
+    expect(starts).toEqual([0, 1_000, 2_000]);
+    expect(outbox.stats().rateLimited).toBe(3);
+  });
+});
+
+describe("403 Forbidden", () => {
+  it("rejects the call and the chat's queued calls, refuses later ones, calls onBlocked once; other chats go on", async () => {
+    const onBlocked = vi.fn();
+    const outbox = new TelegramOutbox({ onBlocked });
+    const rec = recorder();
+    const kicked = telegramError(403, "Forbidden: bot was blocked by the user");
+    const failed = outcome(
+      outbox.send(1, "private", async () => {
+        throw kicked;
+      }),
+    );
+    const queued = [
+      outcome(outbox.send(1, "private", rec.call("1", 1))),
+      outcome(outbox.edit(1, "private", "1:5", "x", rec.call("1", 2))),
+    ];
+    const other = [0, 1].map((n) => outbox.send(2, "private", rec.call("2", n)));
+
+    await vi.advanceTimersByTimeAsync(3_000);
+
+    const first = await failed;
+    expect(first).toEqual({ error: expect.any(ChatBlockedError) });
+    expect("error" in first && first.error instanceof ChatBlockedError && first.error.cause).toBe(kicked);
+    for (const result of await Promise.all(queued)) expect(result).toEqual({ error: expect.any(ChatBlockedError) });
+    await expect(outbox.send(1, "private", rec.call("1", 3))).rejects.toBeInstanceOf(ChatBlockedError);
+    await expect(outbox.edit("1", "private", "1:5", "y", rec.call("1", 4))).rejects.toMatchObject({ chatId: "1" });
+    expect(outbox.isBlocked(1)).toBe(true);
+    expect(onBlocked).toHaveBeenCalledTimes(1);
+    expect(onBlocked).toHaveBeenCalledWith(1);
+    expect(rec.times("1")).toEqual([]);
+    expect(await Promise.all(other)).toEqual(["2#0", "2#1"]);
+  });
+
+  it("accepts calls to the chat again after unblock", async () => {
+    const outbox = new TelegramOutbox();
+    const blocked = outcome(
+      outbox.send(1, "private", async () => {
+        throw telegramError(403, "Forbidden: bot was kicked from the group chat");
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await blocked).toEqual({ error: expect.any(ChatBlockedError) });
+
+    outbox.unblock(1);
+    const again = outbox.send(1, "private", async () => "welcome back");
+    await vi.advanceTimersByTimeAsync(1_000);
+
+    expect(outbox.isBlocked(1)).toBe(false);
+    expect(await again).toBe("welcome back");
+  });
+});
+
+describe("other errors", () => {
+  it("rejects only the failing call; the chat's queue goes on", async () => {
+    const outbox = new TelegramOutbox();
+    const rec = recorder();
+    const notFound = telegramError(400, "Bad Request: message to edit not found");
+    const failed = outcome(
+      outbox.send("a", "private", async () => {
+        throw notFound;
+      }),
+    );
+    const next = outbox.send("a", "private", rec.call("a", 1));
+
+    await vi.advanceTimersByTimeAsync(2_000);
+
+    expect(await failed).toEqual({ error: notFound });
+    expect(await next).toBe("a#1");
+    expect(rec.times("a")).toEqual([1_000]);
+  });
+});
+
+describe("edits", () => {
+  it("makes one call with the last text when three edits of a message wait; the replaced ones resolve 'skipped'", async () => {
+    const outbox = new TelegramOutbox();
+    const texts: string[] = [];
+    const editTo = (text: string) => outbox.edit("a", "private", "a:1", text, async () => texts.push(text));
+    void outbox.send("a", "private", async () => "posted");
+    const edits = [editTo("Once"), editTo("Once upon"), editTo("Once upon a time")];
+
+    await vi.advanceTimersByTimeAsync(2_000);
+
+    expect(texts).toEqual(["Once upon a time"]);
+    expect(await Promise.all(edits)).toEqual(["skipped", "skipped", 1]);
+    expect(outbox.stats()).toMatchObject({ sent: 2, coalesced: 2 });
+  });
+
+  it("resolves 'skipped' without a call when the message already shows the text", async () => {
+    const outbox = new TelegramOutbox();
+    const call = vi.fn(async () => "edited");
+    outbox.remember("a:1", "Chapter 1");
+
+    expect(await outbox.edit("a", "private", "a:1", "Chapter 1", call)).toBe("skipped");
+    const edited = outbox.edit("a", "private", "a:1", "Chapter 1, revised", call);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await edited).toBe("edited");
+    expect(await outbox.edit("a", "private", "a:1", "Chapter 1, revised", call)).toBe("skipped");
+
+    expect(call).toHaveBeenCalledTimes(1);
+    expect(outbox.stats().skipped).toBe(2);
+  });
+
+  it("still sends an edit back to the shown text while another edit of that message is in flight", async () => {
+    const outbox = new TelegramOutbox();
+    const texts: string[] = [];
+    const editTo = (text: string) =>
+      outbox.edit("a", "private", "a:1", text, async () => {
+        texts.push(text);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      });
+    outbox.remember("a:1", "A");
+    void editTo("B");
+    const back = editTo("A");
+
+    await vi.advanceTimersByTimeAsync(2_000);
+
+    expect(texts).toEqual(["B", "A"]);
+    expect(await back).toBeUndefined();
+  });
+
+  it("resolves 'skipped' on Telegram's 400 'message is not modified' and does not send that text again", async () => {
+    const outbox = new TelegramOutbox();
+    const call = vi.fn(async () => {
+      throw telegramError(400, "Bad Request: message is not modified: specified new message content is the same");
+    });
+    const edited = outbox.edit(5, "group", "5:9", "same", call);
+    await vi.advanceTimersByTimeAsync(0);
+
+    expect(await edited).toBe("skipped");
+    expect(await outbox.edit(5, "group", "5:9", "same", call)).toBe("skipped");
+    expect(call).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe("close", () => {
+  it("resolves once the queued calls have run and refuses calls made after it", async () => {
+    const outbox = new TelegramOutbox();
+    const rec = recorder();
+    for (let n = 0; n < 3; n++) void outbox.send("a", "private", rec.call("a", n));
+    let closed = false;
+    const closing = outbox.close().then(() => {
+      closed = true;
+    });
+
+    await expect(outbox.send("b", "private", rec.call("b", 0))).rejects.toBeInstanceOf(OutboxClosedError);
+    expect(outbox.stats().queued).toBe(2);
+    await vi.advanceTimersByTimeAsync(1_999);
+    expect(closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await closing;
+
+    expect(rec.times()).toEqual([0, 1_000, 2_000]);
+    expect(outbox.stats()).toMatchObject({ sent: 3, queued: 0 });
+  });
+});
