@@ -1,6 +1,5 @@
 import { t } from "../src/i18n/messages.ts";
-import type { Command, CommandSpec } from "./types.ts";
-import { defineCommand } from "./types.ts";
+import { availableOn, type Command, type CommandSpec, defineCommand } from "./types.ts";
 
 /** /help lists every visible command; built from the registry so it never drifts. */
 export function makeHelp(all: () => readonly Command<CommandSpec>[]) {
@@ -14,7 +13,7 @@ export function makeHelp(all: () => readonly Command<CommandSpec>[]) {
     async (ctx) => {
       const lines = [t(ctx.locale, "help.heading")];
       for (const { spec } of all()) {
-        if (spec.hidden) continue;
+        if (spec.hidden || !availableOn(spec, ctx.conversation.platform)) continue;
         const options = spec.options.map((o) => (o.required ? ` <${o.name}>` : ` [${o.name}]`)).join("");
         lines.push(`  /${spec.name}${options} — ${spec.description[ctx.locale]}`);
       }

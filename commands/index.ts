@@ -7,9 +7,10 @@ import { quit } from "./quit.ts";
 import { recap } from "./recap.ts";
 import { retry } from "./retry.ts";
 import { rewrite } from "./rewrite.ts";
+import { settings } from "./settings.ts";
 import { start } from "./start.ts";
 import { stories } from "./stories.ts";
-import type { Command, CommandSpec } from "./types.ts";
+import { availableOn, type Command, type CommandSpec } from "./types.ts";
 import { undo } from "./undo.ts";
 
 const help = makeHelp(() => COMMANDS);
@@ -24,12 +25,17 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   retry,
   recap,
   exportStory,
+  settings,
   help,
   quit,
   choose,
   act,
 ] as unknown as readonly Command<CommandSpec>[];
 
-export function findCommand(name: string): Command<CommandSpec> | undefined {
-  return COMMANDS.find((c) => c.spec.name === name.toLowerCase());
+/** The command by name, if it is offered on this platform. */
+export function findCommand(name: string, platform?: string): Command<CommandSpec> | undefined {
+  const command = COMMANDS.find((c) => c.spec.name === name.toLowerCase());
+  return command === undefined || (platform !== undefined && !availableOn(command.spec, platform))
+    ? undefined
+    : command;
 }

@@ -7,6 +7,7 @@ export const quit = defineCommand(
     description: { en: "Leave (your story is saved)", zh: "退出（故事已保存）" },
     example: "/quit",
     options: [],
+    platforms: ["console"],
   } as const,
   async (ctx) => {
     await ctx.surface.notice(t(ctx.locale, "quit.bye"));

@@ -7,6 +7,7 @@ import type { Genre } from "../src/agent/types.ts";
 import type { Locale } from "../src/app/config.ts";
 import type { Surface } from "../src/render/surface.ts";
 import type { Actor, Conversation, StoryService, WriteTicket } from "../src/story/story-service.ts";
+import type { WorkspaceSettingsStore } from "../src/story/workspace-settings.ts";
 
 export interface Localized {
   en: string;
@@ -32,6 +33,15 @@ export interface CommandSpec {
   readonly example: string;
   /** Not listed in /help or registered as a slash command (choices and typed actions). */
   readonly hidden?: boolean;
+  /** Only on these platforms (default: all). */
+  readonly platforms?: readonly Platform[];
+}
+
+export type Platform = "console" | "telegram" | "discord";
+
+/** Whether a command is offered on a platform. */
+export function availableOn(spec: CommandSpec, platform: string): boolean {
+  return spec.platforms === undefined || (spec.platforms as readonly string[]).includes(platform);
 }
 
 type ValueOf<O extends OptionSpec> = O["type"] extends "integer" ? number : string;
@@ -49,11 +59,14 @@ export interface Session {
 
 export interface CommandContext {
   actor: Actor;
+  /** The actor may moderate this conversation (chat admin, server moderator; always in the terminal). */
+  moderator: boolean;
   conversation: Conversation;
   locale: Locale;
   surface: Surface;
   session: Session;
   stories: StoryService;
+  settings: WorkspaceSettingsStore;
 }
 
 /** What the adapter should do after a handler returns. */

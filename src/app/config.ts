@@ -16,6 +16,9 @@ export const DEFAULTS = {
   REACT_MAX_STEPS: 6,
   RECENT_CHAPTERS: 3,
   EXPORT_DIR: "./data/exports",
+  VOTE_SECONDS: 60,
+  TELEGRAM_API_ROOT: "https://api.telegram.org",
+  TELEGRAM_WEBHOOK_PORT: 8443,
   MODEL_PRICE_INPUT_PER_MTOK: 0,
   MODEL_PRICE_OUTPUT_PER_MTOK: 0,
 } as const;
@@ -79,6 +82,18 @@ const EnvSchema = z.object({
   INKLOOM_LOCALE: optionalText.refine((v) => v === undefined || v === "en" || v === "zh", {
     message: "INKLOOM_LOCALE must be en or zh",
   }),
+  TELEGRAM_BOT_TOKEN: optionalText.refine((v) => v === undefined || /^\d+:[\w-]{20,}$/.test(v), {
+    message: "TELEGRAM_BOT_TOKEN must look like 123456:ABC-DEF... (the token @BotFather gave you)",
+  }),
+  TELEGRAM_API_ROOT: url("TELEGRAM_API_ROOT"),
+  TELEGRAM_WEBHOOK_URL: optionalText.refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), {
+    message: "TELEGRAM_WEBHOOK_URL must be the public https URL Telegram should post updates to",
+  }),
+  TELEGRAM_WEBHOOK_PORT: int("TELEGRAM_WEBHOOK_PORT", 1, 65535),
+  TELEGRAM_WEBHOOK_SECRET: optionalText.refine((v) => v === undefined || /^[A-Za-z0-9_-]{1,256}$/.test(v), {
+    message: "TELEGRAM_WEBHOOK_SECRET may use only A-Z, a-z, 0-9, _ and - (1-256 characters)",
+  }),
+  VOTE_SECONDS: int("VOTE_SECONDS", 10, 86_400),
   LANG: optionalText,
 });
 
@@ -96,6 +111,16 @@ export interface Config {
   databaseUrl: string;
   exportDir: string;
   locale: Locale;
+  /** Default voting window of a chat (a chat's /settings may change it). */
+  voteSeconds: number;
+  /** Set when TELEGRAM_BOT_TOKEN is: the Telegram bot runs. */
+  telegram?: {
+    token: string;
+    /** Bot API server (a self-hosted one, or a test fake). */
+    apiRoot: string;
+    /** Webhook mode when set; long polling otherwise. */
+    webhook?: { url: string; port: number; secret?: string };
+  };
 }
 
 const OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1";
@@ -166,5 +191,23 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     databaseUrl: e.DATABASE_URL ?? DEFAULTS.DATABASE_URL,
     exportDir: e.EXPORT_DIR ?? DEFAULTS.EXPORT_DIR,
     locale: e.INKLOOM_LOCALE ?? (lang.startsWith("zh") ? "zh" : "en"),
+    voteSeconds: num(e.VOTE_SECONDS, DEFAULTS.VOTE_SECONDS),
+    ...(e.TELEGRAM_BOT_TOKEN === undefined
+      ? {}
+      : {
+          telegram: {
+            token: e.TELEGRAM_BOT_TOKEN,
+            apiRoot: e.TELEGRAM_API_ROOT ?? DEFAULTS.TELEGRAM_API_ROOT,
+            ...(e.TELEGRAM_WEBHOOK_URL === undefined
+              ? {}
+              : {
+                  webhook: {
+                    url: e.TELEGRAM_WEBHOOK_URL,
+                    port: num(e.TELEGRAM_WEBHOOK_PORT, DEFAULTS.TELEGRAM_WEBHOOK_PORT),
+                    ...(e.TELEGRAM_WEBHOOK_SECRET === undefined ? {} : { secret: e.TELEGRAM_WEBHOOK_SECRET }),
+                  },
+                }),
+          },
+        }),
   };
 }

@@ -42,9 +42,12 @@ async function main(): Promise<number> {
     surface,
     {
       actor: { platform: "console", id: "local", name: "reader" },
+      // The terminal's reader owns everything they see.
+      moderator: true,
       conversation,
       locale: config.locale,
       stories: engine.stories,
+      settings: engine.settings,
     },
     log,
   );

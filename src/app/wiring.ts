@@ -9,8 +9,11 @@ import type { JobQueue } from "../jobs/job-queue.ts";
 import { OpenAiModelClient } from "../llm/openai-client.ts";
 import type { ModelClient } from "../llm/types.ts";
 import { type Db, openDatabase } from "../store/db.ts";
-import { type Audience, ChapterWriter } from "../story/chapter-writer.ts";
+import { AudienceRegistry } from "../story/audience-registry.ts";
+import { BallotService } from "../story/ballot-service.ts";
+import { ChapterWriter } from "../story/chapter-writer.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../story/story-service.ts";
+import { WorkspaceSettingsStore } from "../story/workspace-settings.ts";
 import type { Config } from "./config.ts";
 
 export interface Engine {
@@ -19,8 +22,10 @@ export interface Engine {
   agent: StoryAgent;
   queue: JobQueue;
   stories: StoryService;
+  ballots: BallotService;
+  settings: WorkspaceSettingsStore;
   /** Where each conversation's chapters are shown (adapters register here). */
-  audiences: Map<string, Audience>;
+  audiences: AudienceRegistry;
   close(): Promise<void>;
 }
 
@@ -46,23 +51,36 @@ export async function createEngine(
   const agent = createStoryAgent(model, { maxSteps: config.reactMaxSteps, recentChapters: config.recentChapters });
   const queue = new InProcessJobQueue({ concurrency: 4 });
   const stories = new StoryService(db, queue);
-  const audiences = new Map<string, Audience>();
-  const writer = new ChapterWriter(db, agent, (id) => audiences.get(id), {
-    methods: config.methods,
-    recentChapters: config.recentChapters,
-    log,
+  const audiences = new AudienceRegistry();
+  const resolve = (id: string) => audiences.resolve(id);
+  const ballots = new BallotService(db, stories, resolve, { log });
+  const settings = new WorkspaceSettingsStore(db, {
+    locale: config.locale,
+    voteSeconds: config.voteSeconds,
+    illustrations: true,
   });
+  const writer = new ChapterWriter(
+    db,
+    agent,
+    resolve,
+    { methods: config.methods, recentChapters: config.recentChapters, log },
+    ballots,
+  );
   queue.handle<ChapterJobPayload>(CHAPTER_JOB, (payload) => writer.run(payload));
   const interrupted = await stories.recoverInterrupted();
   if (interrupted > 0) log(`marked ${interrupted} interrupted chapter(s) as failed; readers can /retry them`);
+  await ballots.resume();
   return {
     db,
     model,
     agent,
     queue,
     stories,
+    ballots,
+    settings,
     audiences,
     async close() {
+      ballots.dispose();
       await queue.close();
       await db.$disconnect();
     },

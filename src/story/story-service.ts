@@ -61,7 +61,7 @@ export interface StoryListItem {
 
 const BUSY = new Set(["pending", "writing"]);
 
-function conversationKey(c: Conversation): string {
+export function conversationKey(c: Conversation): string {
   return `${c.platform}:${c.id}`;
 }
 
@@ -289,6 +289,27 @@ export class StoryService {
           : { id: head.id, number: head.number, status: head.status, text: head.text, title: head.title },
       choices: head === null || head.status !== "done" ? [] : head.choices.map((c) => c.label),
     };
+  }
+
+  /** The story a conversation is playing: its most recently played active story. */
+  async latestIn(conversation: Conversation): Promise<string | undefined> {
+    const story = await this.db.story.findFirst({
+      where: { conversationId: conversationKey(conversation), status: "active" },
+      orderBy: { updatedAt: "desc" },
+      select: { id: true },
+    });
+    return story?.id;
+  }
+
+  /** Where a story is played and who started it (to refuse buttons from elsewhere). */
+  async whereIs(storyId: string): Promise<{ conversationId: string; ownerId: string } | undefined> {
+    const story = await this.db.story.findUnique({
+      where: { id: storyId },
+      select: { conversationId: true, owner: { select: { platform: true, externalId: true } } },
+    });
+    return story === null
+      ? undefined
+      : { conversationId: story.conversationId, ownerId: `${story.owner.platform}:${story.owner.externalId}` };
   }
 
   /** The actor's stories, most recently played first. */

@@ -1,0 +1,55 @@
+import { t } from "../src/i18n/messages.ts";
+import { UserFacingError } from "../src/story/errors.ts";
+import type { WorkspaceSettings } from "../src/story/workspace-settings.ts";
+import { defineCommand } from "./types.ts";
+
+export const settings = defineCommand(
+  {
+    name: "settings",
+    description: {
+      en: "Show or change this chat's settings (language, illustrations, vote window)",
+      zh: "查看或修改本群设置（语言、插图、投票时长）",
+    },
+    example: "/settings votes 120",
+    platforms: ["telegram", "discord"],
+    options: [
+      {
+        name: "change",
+        type: "string",
+        required: false,
+        maxLength: 40,
+        description: {
+          en: "language en|zh, illustrations on|off, votes <seconds>",
+          zh: "language en|zh、illustrations on|off、votes <秒>",
+        },
+      },
+    ],
+  } as const,
+  async (ctx, args) => {
+    const { platform, workspaceId } = ctx.conversation;
+    if (args.change === undefined) {
+      const s = await ctx.settings.get(platform, workspaceId);
+      await ctx.surface.notice(
+        t(ctx.locale, "settings.show", {
+          locale: s.locale,
+          illustrations: s.illustrations ? "on" : "off",
+          voteSeconds: s.voteSeconds,
+        }),
+      );
+      return { kind: "done" };
+    }
+    if (!ctx.moderator) throw new UserFacingError("error.notModerator");
+    await ctx.settings.set(platform, workspaceId, parseChange(args.change));
+    await ctx.surface.notice(t(ctx.locale, "settings.changed"));
+    return { kind: "done" };
+  },
+);
+
+/** "language zh" / "illustrations off" / "votes 120" -> a settings patch. */
+export function parseChange(text: string): WorkspaceSettings {
+  const [key = "", value = ""] = text.trim().toLowerCase().split(/\s+/);
+  if (key === "language" && (value === "en" || value === "zh")) return { locale: value };
+  if (key === "illustrations" && (value === "on" || value === "off")) return { illustrations: value === "on" };
+  if (key === "votes" && /^\d{1,6}$/.test(value)) return { voteSeconds: Number(value) };
+  throw new UserFacingError("error.badSetting");
+}

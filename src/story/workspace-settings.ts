@@ -1,0 +1,71 @@
+/**
+ * Per-workspace settings (a Telegram chat, a Discord server), stored as JSON on
+ * the Workspace row and validated on every read, so a bad row never breaks a chat.
+ */
+import { z } from "zod";
+import type { Locale } from "../app/config.ts";
+import type { Db } from "../store/db.ts";
+import { UserFacingError } from "./errors.ts";
+
+export const VOTE_SECONDS_RANGE = { min: 10, max: 86_400 } as const;
+
+const SettingsSchema = z.object({
+  locale: z.enum(["en", "zh"]).optional(),
+  voteSeconds: z.number().int().min(VOTE_SECONDS_RANGE.min).max(VOTE_SECONDS_RANGE.max).optional(),
+  illustrations: z.boolean().optional(),
+});
+
+export type WorkspaceSettings = z.infer<typeof SettingsSchema>;
+
+export interface ResolvedSettings {
+  locale: Locale;
+  voteSeconds: number;
+  illustrations: boolean;
+}
+
+export class WorkspaceSettingsStore {
+  constructor(
+    private readonly db: Db,
+    private readonly defaults: ResolvedSettings,
+  ) {}
+
+  async get(platform: string, externalId: string): Promise<ResolvedSettings> {
+    const row = await this.db.workspace.findUnique({
+      where: { platform_externalId: { platform, externalId } },
+      select: { settings: true },
+    });
+    const parsed = SettingsSchema.safeParse(row?.settings ?? {});
+    return resolve(this.defaults, parsed.success ? parsed.data : {});
+  }
+
+  /** Change one setting; values are validated here, once, for every platform. */
+  async set(platform: string, externalId: string, patch: WorkspaceSettings): Promise<ResolvedSettings> {
+    const checked = SettingsSchema.safeParse(patch);
+    if (!checked.success) throw new UserFacingError("error.badSetting");
+    const row = await this.db.workspace.findUnique({
+      where: { platform_externalId: { platform, externalId } },
+      select: { settings: true },
+    });
+    const current = SettingsSchema.safeParse(row?.settings ?? {});
+    const settings = { ...(current.success ? current.data : {}), ...stripUndefined(checked.data) };
+    await this.db.workspace.upsert({
+      where: { platform_externalId: { platform, externalId } },
+      create: { platform, externalId, settings },
+      update: { settings },
+      select: { id: true },
+    });
+    return resolve(this.defaults, settings);
+  }
+}
+
+function resolve(defaults: ResolvedSettings, s: WorkspaceSettings): ResolvedSettings {
+  return {
+    locale: s.locale ?? defaults.locale,
+    voteSeconds: s.voteSeconds ?? defaults.voteSeconds,
+    illustrations: s.illustrations ?? defaults.illustrations,
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
