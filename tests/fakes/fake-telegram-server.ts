@@ -170,7 +170,7 @@ export interface DraftRecord {
 export interface CallRecord {
   method: string;
   params: Record<string, unknown>;
-  /** Date.now() when the request arrived. */
+  /** When the request arrived (the `clock` option, default Date.now). */
   at: number;
   chatId?: number;
   /** HTTP status; 0 while the call is in flight (held getUpdates). */
@@ -198,6 +198,8 @@ export interface FakeTelegramOptions {
   port?: number;
   /** Telegram's group privacy mode: in groups the bot sees only commands, replies to it and mentions. Default false. */
   privacyMode?: boolean;
+  /** Clock for flood limits and call timestamps (ms), e.g. a manual clock to test the per-minute limit. Default Date.now. */
+  clock?: () => number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,6 +311,7 @@ export class FakeTelegramServer {
   enforceLimits: boolean;
   privacyMode: boolean;
   readonly bot: BotUser;
+  readonly #clock: () => number;
 
   readonly #chats = new Map<number, ChatState>();
   readonly #users = new Map<number, FakeUser>();
@@ -342,6 +345,7 @@ export class FakeTelegramServer {
   ) {
     this.enforceLimits = options.enforceLimits ?? false;
     this.privacyMode = options.privacyMode ?? false;
+    this.#clock = options.clock ?? Date.now;
     const botId = Number(token.split(":")[0]);
     this.bot = {
       id: Number.isSafeInteger(botId) && botId > 0 ? botId : 7_000_000_001,
@@ -655,7 +659,7 @@ export class FakeTelegramServer {
   // HTTP
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const at = Date.now();
+    const at = this.#clock();
     const url = new URL(req.url ?? "/", "http://fake");
     const match = /^\/bot([^/]+)(?:\/test)?\/([^/]+)\/?$/.exec(url.pathname);
     if (!match) {
@@ -1081,7 +1085,7 @@ export class FakeTelegramServer {
     if (draftId === undefined || draftId === 0) throw bad('parameter "draft_id" must be a non-zero integer');
     const { text } = parseText(requireString(p.text, "text"), optString(p.parse_mode), p.entities);
     if (text.length > MAX_TEXT) throw bad("message is too long");
-    state.drafts.push({ draft_id: draftId, text, at: Date.now() });
+    state.drafts.push({ draft_id: draftId, text, at: this.#clock() });
     return true;
   }
 
@@ -1364,7 +1368,7 @@ export class FakeTelegramServer {
     if (!parsed || typeof parsed !== "object") return;
     const { method, ...params } = parsed as Params;
     if (typeof method !== "string") return;
-    await this.#dispatch(method, params, new Map(), Date.now(), undefined, "webhook-reply");
+    await this.#dispatch(method, params, new Map(), this.#clock(), undefined, "webhook-reply");
   }
 
   /** A timer that close() cuts short. */
