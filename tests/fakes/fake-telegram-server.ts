@@ -242,6 +242,19 @@ const JSON_PARAMS = new Set([
   "link_preview_options",
 ]);
 
+/** Params that arrive as "true"/"false" strings in urlencoded/multipart bodies. */
+const BOOLEAN_PARAMS = new Set([
+  "disable_notification",
+  "protect_content",
+  "allow_sending_without_reply",
+  "show_alert",
+  "drop_pending_updates",
+  "has_spoiler",
+  "disable_content_type_detection",
+  "disable_web_page_preview",
+  "allow_paid_broadcast",
+]);
+
 class ApiError extends Error {
   constructor(
     readonly code: number,
@@ -1457,7 +1470,7 @@ function normalizeParams(raw: Params): Params {
       }
     } else if ((key === "chat_id" || key === "user_id") && /^-?\d+$/.test(value)) {
       out[key] = Number(value);
-    } else if (value === "true" || value === "false") {
+    } else if (BOOLEAN_PARAMS.has(key) && (value === "true" || value === "false")) {
       out[key] = value === "true";
     } else {
       out[key] = value;

@@ -295,6 +295,58 @@ describe("fake Telegram server with the real telegraf client", () => {
     expect(err.parameters?.retry_after).toBeGreaterThan(1);
   });
 
+  it("with enforceLimits allows at most 30 messages a second across all chats", async () => {
+    const now = 5_000_000;
+    const fake = await startServer({ enforceLimits: true, clock: () => now });
+    const b = newBot(fake);
+    const chats = Array.from({ length: 31 }, () => fake.chat("private"));
+    for (const chat of chats.slice(0, 30)) await b.telegram.sendMessage(chat.id, "hi");
+    const last = chats[30];
+    if (!last) throw new Error("no chat");
+
+    const err = await telegramError(b.telegram.sendMessage(last.id, "one too many"));
+
+    expect(err.code).toBe(429);
+    expect(fake.rateLimited).toBe(1);
+  });
+
+  it("accepts application/x-www-form-urlencoded bodies with JSON-encoded reply_markup, validating it the same way", async () => {
+    const fake = await startServer();
+    const chat = fake.chat("private");
+    const post = (body: Record<string, string>) =>
+      fetch(`${fake.apiRoot}/bot${fake.token}/sendMessage`, { method: "POST", body: new URLSearchParams(body) });
+    const keyboard = (data: string) => JSON.stringify({ inline_keyboard: [[{ text: "Go", callback_data: data }]] });
+
+    const ok = await post({ chat_id: String(chat.id), text: "true", reply_markup: keyboard("go") });
+    const bad = await post({ chat_id: String(chat.id), text: "x", reply_markup: keyboard("x".repeat(65)) });
+
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ ok: true, result: { text: "true", chat: { id: chat.id } } });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ ok: false, error_code: 400, description: "Bad Request: BUTTON_DATA_INVALID" });
+    expect(fake.messages(chat.id)[0]?.reply_markup?.inline_keyboard?.[0]?.[0]?.callback_data).toBe("go");
+  });
+
+  it("with privacyMode hides ordinary group messages but delivers commands and replies to the bot", async () => {
+    const fake = await startServer({ privacyMode: true });
+    const b = newBot(fake);
+    const seen: string[] = [];
+    b.on(message("text"), (ctx) => {
+      seen.push(ctx.message.text);
+    });
+    await launch(fake, b);
+    const group = fake.chat("group");
+    const reader = fake.user();
+    const prompt = await b.telegram.sendMessage(group.id, "Your move?", Markup.forceReply());
+
+    fake.sendText(group, reader, "just chatting");
+    fake.sendText(group, reader, "/act@inkloom_test_bot run");
+    fake.sendText(group, reader, "I run", { replyTo: prompt.message_id });
+
+    await fake.waitFor(() => seen.length >= 2);
+    expect(seen).toEqual(["/act@inkloom_test_bot run", "I run"]);
+  });
+
   it("receives sendDocument and sendPhoto as multipart with their file names, bytes and captions", async () => {
     const fake = await startServer();
     const b = newBot(fake);
