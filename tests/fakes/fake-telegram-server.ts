@@ -14,6 +14,9 @@
  * preview whose limits Telegram does not publish; counting them would make streaming tests
  * measure the fake's guess instead of the bot).
  *
+ * Test options: `privacyMode` (groups see only commands, replies to the bot and mentions) and
+ * `clock` (a manual clock for flood-limit tests).
+ *
  * Known differences from Telegram: a second concurrent getUpdates is refused with 409 (Telegram
  * terminates the older one); webhook updates are delivered one at a time, in order; MarkdownV2
  * is checked for unescaped reserved characters and unclosed entities only; no getFile/downloads.
@@ -173,7 +176,7 @@ export interface CallRecord {
   /** When the request arrived (the `clock` option, default Date.now). */
   at: number;
   chatId?: number;
-  /** HTTP status; 0 while the call is in flight (held getUpdates). */
+  /** HTTP status; 0 while the call is in flight (held getUpdates), 499 if the client aborted it. */
   status: number;
   description?: string;
   /** "webhook-reply" when the call came back in a webhook response body. */
@@ -722,6 +725,12 @@ export class FakeTelegramServer {
     if (chatId !== undefined) record.chatId = chatId;
     this.calls.push(record);
     const finish = (status: number, body: unknown) => {
+      if (signal?.aborted) {
+        // The client went away (e.g. telegraf aborting its long poll on stop): nobody got an answer.
+        record.status = 499;
+        record.description = "client closed request";
+        return { status, body };
+      }
       record.status = status;
       if (status !== 200) record.description = (body as { description?: string }).description ?? "";
       if (status === 429) this.rateLimited++;
@@ -1097,6 +1106,7 @@ export class FakeTelegramServer {
     const draftId = toInt(p.draft_id);
     if (draftId === undefined || draftId === 0) throw bad('parameter "draft_id" must be a non-zero integer');
     const { text } = parseText(requireString(p.text, "text"), optString(p.parse_mode), p.entities);
+    if (text.trim().length === 0) throw bad("message text is empty");
     if (text.length > MAX_TEXT) throw bad("message is too long");
     state.drafts.push({ draft_id: draftId, text, at: this.#clock() });
     return true;
