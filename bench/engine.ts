@@ -157,6 +157,7 @@ class BenchSurface implements Surface {
   async updateChoices(): Promise<void> {}
   async closeChoices(): Promise<void> {}
   async notice(_text: string): Promise<void> {}
+  async failed(_text: string): Promise<void> {}
   async sendFile(): Promise<void> {}
 }
 

@@ -76,6 +76,11 @@ export class ConsoleSurface implements Surface {
     this.lastId = "";
   }
 
+  /** The text already says to type /retry: the terminal has no buttons. */
+  async failed(text: string): Promise<void> {
+    await this.notice(text);
+  }
+
   async sendFile(file: OutgoingFile): Promise<void> {
     const dir = resolve(this.exportDir);
     ensureDir(dir);

@@ -1,11 +1,12 @@
 /**
- * `npm start`: loads configuration, opens the database, and runs the terminal
- * session on standard input/output (Discord and Telegram come in later
- * issues). Operator messages go to standard error; the story to standard output.
+ * `npm start`: loads configuration, opens the database, and runs the Telegram
+ * bot when TELEGRAM_BOT_TOKEN is set, or else the terminal session on standard
+ * input/output. Operator messages go to standard error; the story to standard output.
  */
 import { existsSync } from "node:fs";
 import { ConsoleAdapter } from "../../adapters/console/console-adapter.ts";
 import { ConsoleSurface } from "../../adapters/console/console-surface.ts";
+import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
 import { DatabaseOpenError } from "../store/db.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createEngine } from "./wiring.ts";
@@ -34,6 +35,25 @@ async function main(): Promise<number> {
     }
     throw error;
   }
+  if (config.telegram !== undefined) {
+    const telegram = new TelegramAdapter(config.telegram, { ...engine, log });
+    try {
+      await telegram.start();
+    } catch (error) {
+      process.stderr.write(`Telegram did not accept the bot: ${error instanceof Error ? error.message : String(error)}\n`);
+      await engine.close();
+      return 1;
+    }
+    log(`telegram bot running (${config.telegram.webhook ? "webhook" : "long polling"})`);
+    await new Promise<void>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    });
+    await telegram.stop();
+    await engine.close();
+    return 0;
+  }
+
   const conversation = { platform: "console", workspaceId: "local", id: "local" };
   const surface = new ConsoleSurface(process.stdout, config.locale, config.exportDir);
   engine.audiences.set(`${conversation.platform}:${conversation.id}`, { surface, locale: config.locale });

@@ -59,6 +59,8 @@ export interface Surface {
   closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void>;
   /** A short notice that is not story text (status, confirmation, error). */
   notice(text: string): Promise<void>;
+  /** Say a chapter failed, with a way to try again (a button, or the /retry hint in `text`). */
+  failed(text: string, retry: { storyId: string }): Promise<void>;
   /** Deliver a file (an export): an attachment, a document, or a saved file in the terminal. */
   sendFile(file: OutgoingFile): Promise<void>;
 }

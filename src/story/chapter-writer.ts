@@ -63,6 +63,7 @@ const SILENT: Audience = {
     updateChoices: async () => {},
     closeChoices: async () => {},
     notice: async () => {},
+    failed: async () => {},
     sendFile: async () => {},
   },
 };
@@ -98,7 +99,9 @@ export class ChapterWriter {
         .catch(() => {});
       const audience = (await this.audiences(chapter.story.conversationId)) ?? SILENT;
       await audience.surface
-        .notice(t(audience.locale, "chapter.failed", { reason: t(audience.locale, "error.internal") }))
+        .failed(t(audience.locale, "chapter.failed", { reason: t(audience.locale, "error.internal") }), {
+          storyId: chapter.story.id,
+        })
         .catch(() => {});
       throw error;
     }
@@ -175,7 +178,9 @@ export class ChapterWriter {
         this.db.agentRun.createMany({ data: (failure?.runs ?? []).map((run) => runData(story.id, chapterId, run)) }),
       ]);
       this.options.log?.(`chapter ${chapterId} failed: ${error.kind}: ${error.message}`);
-      await surface.notice(t(locale, "chapter.failed", { reason: t(locale, `model.${error.kind}`) })).catch(() => {});
+      await surface
+        .failed(t(locale, "chapter.failed", { reason: t(locale, `model.${error.kind}`) }), { storyId: story.id })
+        .catch(() => {});
       return;
     }
 

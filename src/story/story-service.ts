@@ -41,6 +41,8 @@ export interface WriteTicket {
   storyId: string;
   chapterId: string;
   number: number;
+  /** The choice or action the chapter continues from, when there is one. */
+  action?: string;
   job: EnqueuedJob;
 }
 
@@ -189,7 +191,7 @@ export class StoryService {
       }),
       this.react(head.id, reaction),
     ]);
-    return this.enqueue(storyId, chapterId, head.number + 1, revision + 1);
+    return { ...(await this.enqueue(storyId, chapterId, head.number + 1, revision + 1)), action };
   }
 
   /** Regenerate the head chapter with a direction; the old one stays as a branch. */

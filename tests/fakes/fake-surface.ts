@@ -32,6 +32,7 @@ export type FakeSurfaceCall =
   | { kind: "offerChoices"; at: number; offer: ChoiceOffer; ref?: MessageRef; error?: unknown }
   | { kind: "notice"; at: number; text: string; error?: unknown }
   | { kind: "sendFile"; at: number; file: OutgoingFile; error?: unknown }
+  | { kind: "failed"; at: number; text: string; storyId: string; error?: unknown }
   | { kind: "updateChoices"; at: number; ref: MessageRef; offer: ChoiceOffer; error?: unknown }
   | { kind: "closeChoices"; at: number; ref: MessageRef; result: ChoiceResult; error?: unknown };
 
@@ -146,6 +147,14 @@ export class FakeSurface implements Surface {
       const message = this.messages.get(ref.id);
       if (message === undefined) throw new FakeSurfaceError(`Unknown message ${ref.id}`);
       message.result = result;
+    });
+  }
+
+  /** A failure report: recorded as a call, and its text joins `notices`. */
+  async failed(text: string, retry: { storyId: string }): Promise<void> {
+    const call: FakeSurfaceCall = { kind: "failed", at: this.now(), text, storyId: retry.storyId };
+    return this.perform(call, () => {
+      this.notices.push(text);
     });
   }
 

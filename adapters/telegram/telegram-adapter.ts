@@ -1,0 +1,361 @@
+/**
+ * The Telegram bot: turns updates into command invocations and button presses
+ * into choices, votes and retries. No story logic lives here. Handlers return
+ * at once (telegraf waits for each batch of updates): the work for a chat runs
+ * on that chat's own chain, in order, and chapters are written by jobs.
+ */
+import { Telegraf } from "telegraf";
+import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types";
+import { dispatch, describeError } from "../../commands/dispatch.ts";
+import { COMMANDS, findCommand } from "../../commands/index.ts";
+import { act } from "../../commands/play.ts";
+import { parseGenre, start } from "../../commands/start.ts";
+import { availableOn, type CommandContext, type CommandOutcome, type Session } from "../../commands/types.ts";
+import { GENRES, type Genre } from "../../src/agent/types.ts";
+import type { Locale } from "../../src/app/config.ts";
+import { t } from "../../src/i18n/messages.ts";
+import type { AudienceRegistry } from "../../src/story/audience-registry.ts";
+import type { BallotService } from "../../src/story/ballot-service.ts";
+import type { Audience } from "../../src/story/chapter-writer.ts";
+import { UserFacingError } from "../../src/story/errors.ts";
+import { LIMITS } from "../../src/story/limits.ts";
+import type { Actor, Conversation, StoryService } from "../../src/story/story-service.ts";
+import type { WorkspaceSettingsStore } from "../../src/story/workspace-settings.ts";
+import { argsFromText } from "../console/console-adapter.ts";
+import { type CallbackAction, decodeCallback, encodeCallback } from "./callback-data.ts";
+import { type ChatKind, TelegramOutbox } from "./outbox.ts";
+import { TelegramSurface } from "./telegram-surface.ts";
+
+export interface TelegramOptions {
+  token: string;
+  apiRoot: string;
+  webhook?: { url: string; port: number; secret?: string };
+}
+
+export interface TelegramDeps {
+  stories: StoryService;
+  ballots: BallotService;
+  settings: WorkspaceSettingsStore;
+  audiences: AudienceRegistry;
+  log: (message: string) => void;
+}
+
+interface ChatState {
+  session: Session;
+  hydrated: boolean;
+  /** /start is waiting for a genre or a scenario from `by`. */
+  ask?: { field: "genre" } | { field: "scenario"; genre: Genre; by: number; promptId?: number } | undefined;
+  /** Reply prompts for write-ins: prompt message id -> ballot. */
+  suggestions: Map<number, { storyId: string; revision: number }>;
+}
+
+const ADMIN_CACHE_MS = 60_000;
+
+export class TelegramAdapter {
+  readonly bot: Telegraf;
+  private readonly outbox: TelegramOutbox;
+  private readonly chats = new Map<number, ChatState>();
+  private readonly kinds = new Map<number, ChatKind>();
+  private readonly chains = new Map<number, Promise<void>>();
+  private readonly admins = new Map<string, { admin: boolean; at: number }>();
+
+  constructor(
+    private readonly options: TelegramOptions,
+    private readonly deps: TelegramDeps,
+  ) {
+    this.bot = new Telegraf(options.token, { telegram: { apiRoot: options.apiRoot } });
+    this.outbox = new TelegramOutbox({
+      onBlocked: (chatId) => deps.log(`telegram chat ${chatId} blocked the bot: its stories pause`),
+    });
+    deps.audiences.platform("telegram", (conversationId) => this.audience(conversationId));
+    this.bot.on("message", (ctx) => this.enqueue(ctx.chat, () => this.onMessage(ctx.message)));
+    this.bot.on("callback_query", (ctx) => {
+      const chat = ctx.chat;
+      if (chat === undefined) return ctx.answerCbQuery();
+      this.enqueue(chat, () => this.onCallback(ctx.callbackQuery, chat));
+      return undefined;
+    });
+    this.bot.catch((error) => deps.log(`telegram update failed: ${String(error)}`));
+  }
+
+  /** Register the commands (English and Chinese) and start receiving updates. */
+  async start(): Promise<void> {
+    for (const locale of ["en", "zh"] as const) {
+      const commands = COMMANDS.filter((c) => !c.spec.hidden && availableOn(c.spec, "telegram")).map((c) => ({
+        command: c.spec.name,
+        description: c.spec.description[locale].slice(0, 256),
+      }));
+      await this.bot.telegram.setMyCommands(commands, locale === "en" ? {} : { language_code: locale });
+    }
+    const { webhook } = this.options;
+    await new Promise<void>((resolve, reject) => {
+      const launch = webhook
+        ? this.bot.launch(
+            {
+              webhook: {
+                domain: new URL(webhook.url).host,
+                path: new URL(webhook.url).pathname,
+                port: webhook.port,
+                ...(webhook.secret === undefined ? {} : { secretToken: webhook.secret }),
+              },
+            },
+            resolve,
+          )
+        : this.bot.launch(resolve);
+      launch.catch(reject);
+    });
+  }
+
+  async stop(): Promise<void> {
+    try {
+      this.bot.stop("shutdown");
+    } catch {
+      // Not running (launch failed): nothing to stop.
+    }
+    await Promise.allSettled([...this.chains.values()]);
+    await this.outbox.close();
+  }
+
+  /** Run `work` after everything already queued for this chat; never block telegraf. */
+  private enqueue(chat: Chat, work: () => Promise<void>): void {
+    this.kinds.set(chat.id, chat.type === "private" ? "private" : "group");
+    const previous = this.chains.get(chat.id) ?? Promise.resolve();
+    const next = previous
+      .then(work)
+      .catch((error: unknown) => this.deps.log(`telegram chat ${chat.id}: ${String(error)}`));
+    this.chains.set(chat.id, next);
+    void next.finally(() => {
+      if (this.chains.get(chat.id) === next) this.chains.delete(chat.id);
+    });
+  }
+
+  private async onMessage(message: Message): Promise<void> {
+    const { chat } = message;
+    const from = message.from;
+    if (from === undefined || from.is_bot) return;
+    const ctx = await this.context(chat, from);
+    const state = await this.state(chat.id, ctx.conversation);
+    const text = "text" in message ? message.text : undefined;
+    if (text === undefined) {
+      // Stickers, photos, voice: only text moves a story.
+      if (chat.type === "private") await ctx.surface.notice(t(ctx.locale, "error.onlyText"));
+      return;
+    }
+    if (text.length > LIMITS.scenario) {
+      await ctx.surface.notice(t(ctx.locale, "error.messageTooLong", { length: text.length, max: LIMITS.scenario }));
+      return;
+    }
+    const replyTo = "reply_to_message" in message ? message.reply_to_message?.message_id : undefined;
+    if (text.startsWith("/")) {
+      state.ask = undefined;
+      await this.onCommand(text, ctx, state);
+      return;
+    }
+    if (replyTo !== undefined && state.suggestions.has(replyTo)) {
+      const ballot = state.suggestions.get(replyTo);
+      if (ballot !== undefined) await this.writeIn(ctx, ballot, text);
+      return;
+    }
+    const ask = state.ask;
+    if (ask?.field === "scenario" && (chat.type === "private" || replyTo === ask.promptId || ask.by === from.id)) {
+      await this.finish(ctx, state, await dispatch(start, { genre: ask.genre, scenario: text }, ctx, this.deps.log));
+      return;
+    }
+    if (chat.type !== "private") return;
+    const storyId = state.session.storyId;
+    if (storyId === undefined) {
+      await ctx.surface.notice(t(ctx.locale, "error.noStory"));
+      return;
+    }
+    const { revision } = await this.deps.stories.state(storyId);
+    await this.finish(ctx, state, await dispatch(act, { text, revision }, ctx, this.deps.log));
+  }
+
+  private async onCommand(text: string, ctx: CommandContext, state: ChatState): Promise<void> {
+    const [head = "", ...rest] = text.slice(1).split(/\s+/);
+    const name = head.split("@")[0] ?? "";
+    const command = findCommand(name, "telegram");
+    if (command === undefined || command.spec.hidden) {
+      await ctx.surface.notice(t(ctx.locale, "error.unknownCommand", { name }));
+      return;
+    }
+    let raw = argsFromText(command.spec, rest.join(" "));
+    if (command.spec.name === "start" && typeof raw.scenario === "string") {
+      // A deep link (t.me/bot?start=horror) names a genre; anything else is the scenario.
+      const genre = parseGenre(raw.scenario);
+      if (genre !== undefined && !raw.scenario.includes(" ")) raw = { genre };
+    }
+    await this.finish(ctx, state, await dispatch(command, raw, ctx, this.deps.log));
+  }
+
+  /** Follow up on a command: ask for what it still needs. */
+  private async finish(ctx: CommandContext, state: ChatState, outcome: CommandOutcome): Promise<void> {
+    const surface = ctx.surface as TelegramSurface;
+    if (outcome.kind === "failed") return;
+    if (outcome.kind !== "ask") {
+      state.ask = undefined;
+      return;
+    }
+    if (outcome.field === "genre") {
+      state.ask = { field: "genre" };
+      const rows = GENRES.map((g) => [
+        { text: t(ctx.locale, `genre.${g}`), callback_data: encodeCallback({ kind: "genre", genre: g }) },
+      ]);
+      await surface.sendButtons(t(ctx.locale, "start.genreButtons"), rows);
+      return;
+    }
+    const by = Number(ctx.actor.id);
+    const promptId = await surface.askForReply(t(ctx.locale, "start.scenarioReply"));
+    state.ask = { field: "scenario", genre: outcome.genre ?? "none", by, promptId };
+  }
+
+  private async onCallback(query: CallbackQuery, chat: Chat): Promise<void> {
+    const answer = (text?: string, alert = false) =>
+      this.bot.telegram
+        .answerCbQuery(query.id, text?.slice(0, 200), { show_alert: alert })
+        .catch((error: unknown) => this.deps.log(`telegram answerCallbackQuery: ${String(error)}`));
+    const action = decodeCallback("data" in query ? query.data : undefined);
+    const ctx = await this.context(chat, query.from);
+    if (action === undefined) {
+      await answer(t(ctx.locale, "error.stalePick"), true);
+      return;
+    }
+    const state = await this.state(chat.id, ctx.conversation);
+    try {
+      const reply = await this.press(action, ctx, state, query);
+      await answer(reply);
+    } catch (error) {
+      await answer(describeError(error, ctx.locale), true);
+      if (!(error instanceof UserFacingError)) this.deps.log(`telegram button ${action.kind}: ${String(error)}`);
+    }
+  }
+
+  /** Carry out a button press; returns the short confirmation to show, if any. Throws for an alert. */
+  private async press(
+    action: CallbackAction,
+    ctx: CommandContext,
+    state: ChatState,
+    query: CallbackQuery,
+  ): Promise<string | undefined> {
+    if (action.kind === "genre") {
+      if (state.ask?.field !== "genre") throw new UserFacingError("error.stalePick");
+      await this.finish(ctx, state, { kind: "ask", field: "scenario", genre: action.genre });
+      return undefined;
+    }
+    const where = await this.deps.stories.whereIs(action.storyId);
+    if (where === undefined || where.conversationId !== `telegram:${ctx.conversation.id}`) {
+      throw new UserFacingError("error.notYourStory");
+    }
+    state.session.storyId = action.storyId;
+    switch (action.kind) {
+      case "pick": {
+        if (where.ownerId !== `telegram:${ctx.actor.id}`) throw new UserFacingError("error.notYourStory");
+        const ticket = await this.deps.stories.choose(action.storyId, action.revision, action.position);
+        const message = query.message;
+        if (message !== undefined) {
+          const label = ticket.action ?? "";
+          await (ctx.surface as TelegramSurface)
+            .closeChoices(
+              { id: String(message.message_id) },
+              { storyId: action.storyId, revision: action.revision, choices: [label], allowWriteIn: true, mode: "pick" },
+              { chosen: 1, label },
+            )
+            .catch(() => {});
+        }
+        return undefined;
+      }
+      case "vote": {
+        const tally = await this.deps.ballots.vote(action.storyId, action.revision, action.position, ctx.actor);
+        return t(ctx.locale, "vote.recorded", { label: tally.labels[action.position - 1] ?? "" });
+      }
+      case "close":
+        await this.deps.ballots.closeEarly(action.storyId, action.revision, ctx.actor, ctx.moderator);
+        return undefined;
+      case "suggest": {
+        const promptId = await (ctx.surface as TelegramSurface).askForReply(
+          t(ctx.locale, "vote.suggestPrompt", { max: LIMITS.writeIn }),
+        );
+        state.suggestions.set(promptId, { storyId: action.storyId, revision: action.revision });
+        return undefined;
+      }
+      case "retry":
+        await this.deps.stories.retry(action.storyId);
+        return undefined;
+    }
+  }
+
+  private async writeIn(ctx: CommandContext, ballot: { storyId: string; revision: number }, text: string) {
+    try {
+      await this.deps.ballots.writeIn(ballot.storyId, ballot.revision, text, ctx.actor);
+      await ctx.surface.notice(t(ctx.locale, "vote.added", { label: text.trim() }));
+    } catch (error) {
+      await ctx.surface.notice(describeError(error, ctx.locale));
+    }
+  }
+
+  private async context(chat: Chat, from: User): Promise<CommandContext> {
+    const conversation: Conversation = { platform: "telegram", workspaceId: String(chat.id), id: String(chat.id) };
+    const settings = await this.deps.settings.get("telegram", String(chat.id));
+    const locale: Locale = settings.locale;
+    const actor: Actor = { platform: "telegram", id: String(from.id), name: from.first_name };
+    const state = await this.state(chat.id, conversation);
+    return {
+      actor,
+      moderator: chat.type === "private" || (await this.isAdmin(chat.id, from.id)),
+      conversation,
+      locale,
+      surface: this.surface(chat.id, locale),
+      session: state.session,
+      stories: this.deps.stories,
+      settings: this.deps.settings,
+    };
+  }
+
+  private async state(chatId: number, conversation: Conversation): Promise<ChatState> {
+    let state = this.chats.get(chatId);
+    if (state === undefined) {
+      state = { session: {}, hydrated: false, suggestions: new Map() };
+      this.chats.set(chatId, state);
+    }
+    if (!state.hydrated) {
+      // After a restart the chat's story is the one it played last.
+      state.hydrated = true;
+      const storyId = await this.deps.stories.latestIn(conversation);
+      if (storyId !== undefined && state.session.storyId === undefined) state.session.storyId = storyId;
+    }
+    return state;
+  }
+
+  private surface(chatId: number, locale: Locale): TelegramSurface {
+    return new TelegramSurface(this.bot.telegram, this.outbox, chatId, this.kinds.get(chatId) ?? kindOf(chatId), locale);
+  }
+
+  private async audience(conversationId: string): Promise<Audience | undefined> {
+    const chatId = Number(conversationId.slice("telegram:".length));
+    if (!Number.isSafeInteger(chatId)) return undefined;
+    const settings = await this.deps.settings.get("telegram", String(chatId));
+    const kind = this.kinds.get(chatId) ?? kindOf(chatId);
+    return {
+      surface: this.surface(chatId, settings.locale),
+      locale: settings.locale,
+      ...(kind === "group" ? { voting: { windowSeconds: settings.voteSeconds } } : {}),
+    };
+  }
+
+  private async isAdmin(chatId: number, userId: number): Promise<boolean> {
+    const key = `${chatId}:${userId}`;
+    const cached = this.admins.get(key);
+    if (cached !== undefined && Date.now() - cached.at < ADMIN_CACHE_MS) return cached.admin;
+    const member = await this.bot.telegram.getChatMember(chatId, userId).catch(() => undefined);
+    const admin = member?.status === "creator" || member?.status === "administrator";
+    this.admins.set(key, { admin, at: Date.now() });
+    return admin;
+  }
+}
+
+/** Telegram group and channel ids are negative; private chats are the user's id. */
+function kindOf(chatId: number): ChatKind {
+  return chatId < 0 ? "group" : "private";
+}
+
+export type { Update };

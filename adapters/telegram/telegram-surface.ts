@@ -1,0 +1,156 @@
+/**
+ * One Telegram chat as a `Surface`. Every call goes through the chat's
+ * outbound queue (rate limits, 429 retries, no-op edits skipped). Streamed text
+ * is sent plain, so no formatting can break mid-stream; choices are an inline
+ * keyboard whose buttons carry compact, database-checked ids.
+ */
+import type { Telegram } from "telegraf";
+import type { InlineKeyboardButton, InlineKeyboardMarkup } from "telegraf/types";
+import type { Locale } from "../../src/app/config.ts";
+import { t } from "../../src/i18n/messages.ts";
+import type {
+  ChoiceOffer,
+  ChoiceResult,
+  MessageRef,
+  OutgoingFile,
+  Surface,
+  SurfaceLimits,
+} from "../../src/render/surface.ts";
+import { encodeCallback } from "./callback-data.ts";
+import type { ChatKind, TelegramOutbox } from "./outbox.ts";
+
+/** Telegram's numbers: 4096 characters a message; edits about once a second per chat. */
+export const TELEGRAM_LIMITS: SurfaceLimits = { maxMessageLength: 4096, minEditIntervalMs: 1000 };
+
+/** Longest button label we show (Telegram trims long labels badly on phones). */
+const LABEL_MAX = 60;
+
+export class TelegramSurface implements Surface {
+  readonly limits = TELEGRAM_LIMITS;
+
+  constructor(
+    private readonly telegram: Telegram,
+    private readonly outbox: TelegramOutbox,
+    readonly chatId: number,
+    private readonly kind: ChatKind,
+    private readonly locale: Locale,
+  ) {}
+
+  async post(text: string): Promise<MessageRef> {
+    const sent = await this.outbox.send(this.chatId, this.kind, () => this.telegram.sendMessage(this.chatId, text));
+    this.outbox.remember(this.key(sent.message_id), text);
+    return { id: String(sent.message_id) };
+  }
+
+  async edit(ref: MessageRef, text: string): Promise<void> {
+    await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text, () =>
+      this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text),
+    );
+  }
+
+  async offerChoices(offer: ChoiceOffer): Promise<MessageRef> {
+    const text = this.offerText(offer);
+    const markup = this.keyboard(offer);
+    const sent = await this.outbox.send(this.chatId, this.kind, () =>
+      this.telegram.sendMessage(this.chatId, text, { reply_markup: markup }),
+    );
+    this.outbox.remember(this.key(sent.message_id), text + JSON.stringify(markup));
+    return { id: String(sent.message_id) };
+  }
+
+  async updateChoices(ref: MessageRef, offer: ChoiceOffer): Promise<void> {
+    const text = this.offerText(offer);
+    const markup = this.keyboard(offer);
+    // Live counts: the queue keeps only the latest pending edit, so a burst of votes is one edit.
+    await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text + JSON.stringify(markup), () =>
+      this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text, { reply_markup: markup }),
+    );
+  }
+
+  async closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void> {
+    const lines = offer.choices.map((label, i) => {
+      const mark = i + 1 === result.chosen ? "✅" : "▫️";
+      const count = result.counts === undefined ? "" : ` · ${result.counts[i] ?? 0}`;
+      return `${mark} ${label}${count}`;
+    });
+    const text = [t(this.locale, "pick.taken", { label: result.label }), "", ...lines].join("\n");
+    // An edit without reply_markup removes the keyboard: the old buttons cannot be pressed again.
+    await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text, () =>
+      this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text),
+    );
+  }
+
+  async notice(text: string): Promise<void> {
+    await this.outbox.send(this.chatId, this.kind, () => this.telegram.sendMessage(this.chatId, text));
+  }
+
+  async failed(text: string, retry: { storyId: string }): Promise<void> {
+    const markup: InlineKeyboardMarkup = {
+      inline_keyboard: [
+        [{ text: t(this.locale, "retry.button"), callback_data: encodeCallback({ kind: "retry", ...retry }) }],
+      ],
+    };
+    await this.outbox.send(this.chatId, this.kind, () =>
+      this.telegram.sendMessage(this.chatId, text, { reply_markup: markup }),
+    );
+  }
+
+  async sendFile(file: OutgoingFile): Promise<void> {
+    const source = typeof file.content === "string" ? Buffer.from(file.content, "utf8") : Buffer.from(file.content);
+    await this.outbox.send(this.chatId, this.kind, () =>
+      this.telegram.sendDocument(this.chatId, { source, filename: file.name }),
+    );
+  }
+
+  /** Ask for a reply (a scenario, a write-in): in groups, privacy mode only shows the bot replies. */
+  async askForReply(text: string): Promise<number> {
+    const sent = await this.outbox.send(this.chatId, this.kind, () =>
+      this.telegram.sendMessage(this.chatId, text, { reply_markup: { force_reply: true, selective: true } }),
+    );
+    return sent.message_id;
+  }
+
+  /** Buttons without a story yet (genres). */
+  async sendButtons(text: string, rows: InlineKeyboardButton[][]): Promise<void> {
+    await this.outbox.send(this.chatId, this.kind, () =>
+      this.telegram.sendMessage(this.chatId, text, { reply_markup: { inline_keyboard: rows } }),
+    );
+  }
+
+  private offerText(offer: ChoiceOffer): string {
+    if (offer.mode === "pick") return t(this.locale, "pick.prompt");
+    if (offer.closesAt === null || offer.closesAt === undefined) return t(this.locale, "vote.waiting");
+    const closes = offer.closesAt.toISOString().slice(11, 19);
+    return t(this.locale, "vote.prompt", { closes: `${closes} UTC` });
+  }
+
+  private keyboard(offer: ChoiceOffer): InlineKeyboardMarkup {
+    const { storyId, revision } = offer;
+    const rows: InlineKeyboardButton[][] = offer.choices.map((label, i) => {
+      const short = label.length > LABEL_MAX ? `${label.slice(0, LABEL_MAX - 1)}…` : label;
+      const count = offer.mode === "vote" ? ` · ${offer.counts?.[i] ?? 0}` : "";
+      const kind = offer.mode === "vote" ? "vote" : "pick";
+      return [
+        {
+          text: `${i + 1}. ${short}${count}`,
+          callback_data: encodeCallback({ kind, storyId, revision, position: i + 1 }),
+        },
+      ];
+    });
+    if (offer.mode === "vote") {
+      rows.push([
+        {
+          text: t(this.locale, "vote.suggest"),
+          callback_data: encodeCallback({ kind: "suggest", storyId, revision }),
+        },
+        { text: t(this.locale, "vote.close"), callback_data: encodeCallback({ kind: "close", storyId, revision }) },
+      ]);
+    }
+    return { inline_keyboard: rows };
+  }
+
+  private key(messageId: string | number): string {
+    return `${this.chatId}:${messageId}`;
+  }
+}
+
