@@ -1,0 +1,205 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
+import { loadConfig } from "../../src/app/config.ts";
+import { createEngine, type Engine } from "../../src/app/wiring.ts";
+import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
+import { FakeTelegramServer } from "../fakes/fake-telegram-server.ts";
+import { storyResponder } from "../fakes/story-responder.ts";
+
+let model: FakeOpenAiServer;
+let tg: FakeTelegramServer;
+let dir: string;
+let running: { engine: Engine; bot: TelegramAdapter }[] = [];
+const logs: string[] = [];
+
+async function launch(): Promise<{ engine: Engine; bot: TelegramAdapter }> {
+  const config = loadConfig({
+    OPENAI_BASE_URL: model.baseUrl,
+    OPENAI_MODEL: "fake",
+    OPENAI_MAX_RETRIES: "0",
+    DATABASE_URL: `file:${join(dir, "tg.db")}`,
+    TELEGRAM_BOT_TOKEN: tg.token,
+    TELEGRAM_API_ROOT: tg.apiRoot,
+    INKLOOM_LOCALE: "en",
+  });
+  const log = (m: string) => logs.push(m);
+  const engine = await createEngine(config, log);
+  if (config.telegram === undefined) throw new Error("telegram not configured");
+  const bot = new TelegramAdapter(config.telegram, { ...engine, log });
+  await bot.start();
+  const instance = { engine, bot };
+  running.push(instance);
+  return instance;
+}
+
+async function shutdown(instance: { engine: Engine; bot: TelegramAdapter }) {
+  await instance.bot.stop();
+  await instance.engine.close();
+  running = running.filter((r) => r !== instance);
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "inkloom-tg-"));
+  model = await FakeOpenAiServer.start({ responder: storyResponder() });
+  tg = await FakeTelegramServer.start({ privacyMode: true });
+  logs.length = 0;
+});
+
+afterEach(async () => {
+  for (const r of [...running]) await shutdown(r);
+  await tg.close();
+  await model.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type Msg = ReturnType<FakeTelegramServer["messages"]>[number];
+const buttons = (m: Msg | undefined) =>
+  (
+    m?.reply_markup as { inline_keyboard?: { text: string; callback_data?: string }[][] } | undefined
+  )?.inline_keyboard?.flat() ?? [];
+/** The latest message offering choices (its buttons pick or vote). */
+const offer = (chatId: number, kind: "p" | "v", after = 0) =>
+  tg
+    .messages(chatId)
+    .filter((m) => m.message_id > after && !m.deleted)
+    .findLast((m) => buttons(m).some((b) => b.callback_data?.startsWith(`${kind}|`)));
+const texts = (chatId: number) => tg.messages(chatId).map((m) => m.text ?? "");
+
+describe("Telegram, private chat", { timeout: 120_000 }, () => {
+  it("plays: /start, genre button, scenario, choice button, own action, undo, rewrite, export", async () => {
+    await launch();
+    expect(tg.commands(undefined, "zh").map((c) => c.command)).toContain("rewrite");
+    expect(tg.commands().map((c) => c.command)).toEqual(
+      expect.arrayContaining(["start", "stories", "undo", "rewrite", "branch", "recap", "export", "settings", "help"]),
+    );
+    const ann = tg.user({ first_name: "Ann" });
+    const chat = tg.chat("private", { user: ann });
+    tg.sendText(chat, ann, "/start");
+    const genres = await tg.waitFor(() =>
+      tg.messages(chat.id).find((m) => buttons(m).some((b) => b.callback_data === "g|horror")),
+    );
+    await tg.clickButton(chat, ann, genres.message_id, "g|horror");
+    await tg.waitFor(() => texts(chat.id).some((t) => t.includes("Reply to this message with your scenario")));
+    tg.sendText(chat, ann, "a lighthouse keeper finds a message in a bottle");
+    const first = await tg.waitFor(() => offer(chat.id, "p"));
+    expect(texts(chat.id).join("\n")).toMatch(/Cast: /);
+    expect(texts(chat.id).some((t) => t.includes("Chapter 1"))).toBe(true);
+    expect(tg.messages(chat.id).every((m) => (m.text ?? "").length <= 4096)).toBe(true);
+
+    const pick = buttons(first)[1];
+    await tg.clickButton(chat, ann, first.message_id, pick?.callback_data ?? "");
+    const second = await tg.waitFor(() => offer(chat.id, "p", first.message_id));
+    const old = tg.messages(chat.id).find((m) => m.message_id === first.message_id);
+    expect(old?.text).toContain("Chosen:");
+    expect(buttons(old)).toEqual([]);
+
+    tg.sendText(chat, ann, "I light the lantern and climb the stairs");
+    const third = await tg.waitFor(() => offer(chat.id, "p", second.message_id));
+    expect(texts(chat.id).some((t) => t.includes("I light the lantern and climb the stairs"))).toBe(true);
+
+    tg.sendText(chat, ann, "/undo");
+    await tg.waitFor(() => texts(chat.id).some((t) => t.includes("Went back to chapter 2")));
+    // Undo shows chapter 2's choices again.
+    const again = await tg.waitFor(() => offer(chat.id, "p", third.message_id));
+    tg.sendText(chat, ann, "/rewrite make the ending happier");
+    await tg.waitFor(() => offer(chat.id, "p", again.message_id));
+    expect(texts(chat.id).some((t) => t.includes("make the ending happier"))).toBe(true);
+
+    tg.sendText(chat, ann, "/export");
+    const doc = await tg.waitFor(() => tg.messages(chat.id).find((m) => m.document !== undefined));
+    expect(doc.document?.file_name).toMatch(/\.md$/);
+    expect(doc.document?.bytes.toString("utf8")).toContain("make the ending happier");
+  });
+
+  it("bad input gets a clear reply and changes nothing", async () => {
+    const { engine } = await launch();
+    const bob = tg.user({ first_name: "Bob" });
+    const chat = tg.chat("private", { user: bob });
+    tg.sendText(chat, bob, "/frobnicate");
+    await tg.waitFor(() => texts(chat.id).some((t) => t.includes("Unknown command /frobnicate")));
+    tg.sendSticker(chat, bob);
+    await tg.waitFor(() => texts(chat.id).some((t) => t.includes("I can only read text")));
+    tg.sendText(chat, bob, "x".repeat(10_000));
+    await tg.waitFor(() => texts(chat.id).some((t) => t.includes("10000 characters long")));
+    tg.sendText(chat, bob, "hello there");
+    await tg.waitFor(() => texts(chat.id).some((t) => t.includes("There is no story in progress")));
+    expect(await engine.db.story.count()).toBe(0);
+
+    tg.sendText(chat, bob, "/start a clockwork city under the sea");
+    const first = await tg.waitFor(() => offer(chat.id, "p"));
+    const forged = await tg.clickButton(chat, bob, first.message_id, "p|nosuchstory|1|1", { allowStale: true });
+    expect(forged.show_alert).toBe(true);
+    const garbage = await tg.clickButton(chat, bob, first.message_id, "zzz", { allowStale: true });
+    expect(garbage.show_alert).toBe(true);
+    expect(await engine.db.chapter.count()).toBe(1);
+  });
+
+  it("a 429 on an edit is waited out and the chapter still arrives whole", async () => {
+    await launch();
+    const cy = tg.user({ first_name: "Cy" });
+    const chat = tg.chat("private", { user: cy });
+    tg.failNext("editMessageText", {
+      error_code: 429,
+      description: "Too Many Requests: retry after 1",
+      retry_after: 1,
+    });
+    tg.sendText(chat, cy, "/start a train that never stops");
+    await tg.waitFor(() => offer(chat.id, "p"), 15_000);
+    expect(tg.calls.some((c) => c.method === "editMessageText" && c.status === 429)).toBe(true);
+    expect(logs.filter((l) => l.includes("failed"))).toEqual([]);
+  });
+});
+
+describe("Telegram, group vote", { timeout: 120_000 }, () => {
+  it("three members vote, the starter closes early, the winner's chapter follows", async () => {
+    await launch();
+    const [ann, bea, cal] = [
+      tg.user({ first_name: "Ann" }),
+      tg.user({ first_name: "Bea" }),
+      tg.user({ first_name: "Cal" }),
+    ];
+    const group = tg.chat("group", { title: "Book club" });
+    tg.sendText(group, ann, "/start a heist on a night train");
+    const ballot = await tg.waitFor(() => offer(group.id, "v"));
+    const votes = buttons(ballot).filter((b) => b.callback_data?.startsWith("v|"));
+    expect(votes.length).toBeGreaterThanOrEqual(2);
+    const second = votes[1]?.callback_data ?? "";
+    expect((await tg.clickButton(group, ann, ballot.message_id, second)).text).toMatch(/^Your vote: /);
+    await tg.clickButton(group, bea, ballot.message_id, second);
+    await tg.clickButton(group, cal, ballot.message_id, votes[0]?.callback_data ?? "");
+    await tg.waitFor(() =>
+      buttons(tg.messages(group.id).find((m) => m.message_id === ballot.message_id)).some((b) =>
+        b.text.endsWith("· 2"),
+      ),
+    );
+
+    const close = buttons(ballot).find((b) => b.callback_data?.startsWith("x|"))?.callback_data ?? "";
+    const refused = await tg.clickButton(group, bea, ballot.message_id, close);
+    expect(refused.show_alert).toBe(true);
+    expect(refused.text).toContain("Only the reader who started this story");
+    await tg.clickButton(group, ann, ballot.message_id, close);
+    await tg.waitFor(() =>
+      texts(group.id).some((t) => t.includes("The readers chose:") && t.includes("(2 of 3 votes)")),
+    );
+    await tg.waitFor(() => offer(group.id, "v", ballot.message_id));
+  });
+
+  it("a button from before a restart still works while its vote is open", async () => {
+    const first = await launch();
+    const [ann, bea] = [tg.user({ first_name: "Ann" }), tg.user({ first_name: "Bea" })];
+    const group = tg.chat("group", { title: "Night readers" });
+    tg.sendText(group, ann, "/start a haunted observatory");
+    const ballot = await tg.waitFor(() => offer(group.id, "v"));
+    await shutdown(first);
+
+    await launch();
+    const vote = buttons(ballot).find((b) => b.callback_data?.startsWith("v|"))?.callback_data ?? "";
+    expect((await tg.clickButton(group, bea, ballot.message_id, vote)).text).toMatch(/^Your vote: /);
+    const close = buttons(ballot).find((b) => b.callback_data?.startsWith("x|"))?.callback_data ?? "";
+    await tg.clickButton(group, ann, ballot.message_id, close);
+    await tg.waitFor(() => offer(group.id, "v", ballot.message_id));
+  });
+});
