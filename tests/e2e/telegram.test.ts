@@ -153,6 +153,48 @@ describe("Telegram, private chat", { timeout: 120_000 }, () => {
   });
 });
 
+describe("Telegram, chat state", { timeout: 120_000 }, () => {
+  it("a message while a chapter is being written is answered and changes nothing", async () => {
+    const { engine } = await launch();
+    const dee = tg.user({ first_name: "Dee" });
+    const chat = tg.chat("private", { user: dee });
+    tg.sendText(chat, dee, "/start a lighthouse at the end of the world");
+    tg.sendText(chat, dee, "I run down the stairs");
+    await tg.waitFor(() => texts(chat.id).some((t) => t.includes("A chapter is still being written")));
+    await tg.waitFor(() => offer(chat.id, "p"));
+    expect(await engine.db.chapter.count()).toBe(1);
+  });
+
+  it("settings: members may look, only admins may change; the language switches the interface", async () => {
+    await launch();
+    const [admin, member] = [tg.user({ first_name: "Ada" }), tg.user({ first_name: "Max" })];
+    const group = tg.chat("group", { title: "Salon" });
+    tg.setAdmins(group.id, [admin.id]);
+    tg.sendText(group, member, "/settings votes 30");
+    await tg.waitFor(() => texts(group.id).some((t) => t.includes("Only a chat admin can change the settings")));
+    tg.sendText(group, admin, "/settings votes 30");
+    await tg.waitFor(() => texts(group.id).includes("Saved."));
+    tg.sendText(group, member, "/settings");
+    await tg.waitFor(() => texts(group.id).some((t) => t.includes("vote window: 30 s")));
+    tg.sendText(group, admin, "/settings language zh");
+    await tg.waitFor(() => texts(group.id).filter((t) => t === "Saved.").length === 2);
+    tg.sendText(group, member, "/frobnicate");
+    await tg.waitFor(() => texts(group.id).some((t) => t.includes("未知命令 /frobnicate")));
+  });
+
+  it("a chat that blocked the bot pauses without disturbing other chats", async () => {
+    await launch();
+    const [eve, fay] = [tg.user({ first_name: "Eve" }), tg.user({ first_name: "Fay" })];
+    const [a, b] = [tg.chat("private", { user: eve }), tg.chat("private", { user: fay })];
+    tg.blockBot(a.id);
+    tg.sendText(a, eve, "/start a story nobody will read");
+    tg.sendText(b, fay, "/start a story somebody will read");
+    await tg.waitFor(() => offer(b.id, "p"));
+    await tg.waitFor(() => logs.some((l) => l.includes(`telegram chat ${a.id} blocked the bot`)));
+    expect(tg.messages(a.id)).toEqual([]);
+  });
+});
+
 describe("Telegram, group vote", { timeout: 120_000 }, () => {
   it("three members vote, the starter closes early, the winner's chapter follows", async () => {
     await launch();
