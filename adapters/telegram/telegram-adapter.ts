@@ -6,7 +6,7 @@
  */
 import { Telegraf } from "telegraf";
 import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types";
-import { dispatch, describeError } from "../../commands/dispatch.ts";
+import { describeError, dispatch } from "../../commands/dispatch.ts";
 import { COMMANDS, findCommand } from "../../commands/index.ts";
 import { act } from "../../commands/play.ts";
 import { parseGenre, start } from "../../commands/start.ts";
@@ -24,7 +24,7 @@ import type { WorkspaceSettingsStore } from "../../src/story/workspace-settings.
 import { argsFromText } from "../console/console-adapter.ts";
 import { type CallbackAction, decodeCallback, encodeCallback } from "./callback-data.ts";
 import { type ChatKind, TelegramOutbox } from "./outbox.ts";
-import { TelegramSurface } from "./telegram-surface.ts";
+import { type DraftRefusals, TelegramSurface } from "./telegram-surface.ts";
 
 export interface TelegramOptions {
   token: string;
@@ -58,6 +58,7 @@ export class TelegramAdapter {
   private readonly kinds = new Map<number, ChatKind>();
   private readonly chains = new Map<number, Promise<void>>();
   private readonly admins = new Map<string, { admin: boolean; at: number }>();
+  private readonly draftRefusals: DraftRefusals = new Set();
 
   constructor(
     private readonly options: TelegramOptions,
@@ -257,7 +258,13 @@ export class TelegramAdapter {
           await (ctx.surface as TelegramSurface)
             .closeChoices(
               { id: String(message.message_id) },
-              { storyId: action.storyId, revision: action.revision, choices: [label], allowWriteIn: true, mode: "pick" },
+              {
+                storyId: action.storyId,
+                revision: action.revision,
+                choices: [label],
+                allowWriteIn: true,
+                mode: "pick",
+              },
               { chosen: 1, label },
             )
             .catch(() => {});
@@ -327,7 +334,8 @@ export class TelegramAdapter {
   }
 
   private surface(chatId: number, locale: Locale): TelegramSurface {
-    return new TelegramSurface(this.bot.telegram, this.outbox, chatId, this.kinds.get(chatId) ?? kindOf(chatId), locale);
+    const kind = this.kinds.get(chatId) ?? kindOf(chatId);
+    return new TelegramSurface(this.bot.telegram, this.outbox, chatId, kind, locale, this.draftRefusals);
   }
 
   private async audience(conversationId: string): Promise<Audience | undefined> {

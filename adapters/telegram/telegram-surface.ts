@@ -25,6 +25,15 @@ export const TELEGRAM_LIMITS: SurfaceLimits = { maxMessageLength: 4096, minEditI
 /** Longest button label we show (Telegram trims long labels badly on phones). */
 const LABEL_MAX = 60;
 
+/**
+ * Chats where `sendMessageDraft` was refused (an older Bot API server, say):
+ * shared by every surface of a bot, so a chat falls back to edits once.
+ */
+export type DraftRefusals = Set<number>;
+
+/** Draft refs carry this prefix: the text is a preview until `finalize` sends it. */
+const DRAFT = "draft:";
+
 export class TelegramSurface implements Surface {
   readonly limits = TELEGRAM_LIMITS;
 
@@ -34,18 +43,54 @@ export class TelegramSurface implements Surface {
     readonly chatId: number,
     private readonly kind: ChatKind,
     private readonly locale: Locale,
+    private readonly draftRefusals: DraftRefusals = new Set(),
   ) {}
 
   async post(text: string): Promise<MessageRef> {
+    // Private chats stream into a native draft preview (Bot API 9.5); elsewhere, or
+    // where the server refuses drafts, into a message edited about once a second.
+    if (this.kind === "private" && !this.draftRefusals.has(this.chatId)) {
+      const draftId = 1 + Math.floor(Math.random() * 2_000_000_000);
+      if (await this.draft(draftId, text)) return { id: `${DRAFT}${draftId}` };
+    }
     const sent = await this.outbox.send(this.chatId, this.kind, () => this.telegram.sendMessage(this.chatId, text));
     this.outbox.remember(this.key(sent.message_id), text);
     return { id: String(sent.message_id) };
   }
 
   async edit(ref: MessageRef, text: string): Promise<void> {
+    if (ref.id.startsWith(DRAFT)) {
+      if (await this.draft(Number(ref.id.slice(DRAFT.length)), text)) return;
+      throw new Error("sendMessageDraft refused mid-stream");
+    }
     await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text, () =>
       this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text),
     );
+  }
+
+  /** A draft's final text becomes a real message; other messages are final already. */
+  async finalize(ref: MessageRef, text: string): Promise<MessageRef> {
+    if (!ref.id.startsWith(DRAFT)) return ref;
+    const sent = await this.outbox.send(this.chatId, this.kind, () => this.telegram.sendMessage(this.chatId, text));
+    return { id: String(sent.message_id) };
+  }
+
+  /**
+   * Show `text` as the chat's draft. telegraf 4.16 predates the method, so it goes
+   * through `callApi`. Drafts are previews, not messages: they do not take the
+   * chat's message budget. A refusal switches this chat to edits for good.
+   */
+  private async draft(draftId: number, text: string): Promise<boolean> {
+    try {
+      await this.telegram.callApi(
+        "sendMessageDraft" as never,
+        { chat_id: this.chatId, draft_id: draftId, text } as never,
+      );
+      return true;
+    } catch {
+      this.draftRefusals.add(this.chatId);
+      return false;
+    }
   }
 
   async offerChoices(offer: ChoiceOffer): Promise<MessageRef> {
@@ -153,4 +198,3 @@ export class TelegramSurface implements Surface {
     return `${this.chatId}:${messageId}`;
   }
 }
-

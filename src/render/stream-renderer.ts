@@ -47,13 +47,20 @@ export class StreamRenderer {
   }
 
   /**
-   * Deliver all text (respecting the edit interval) and resolve with every
-   * message posted, each with its final text. Rejects if a post failed.
+   * Deliver all text (respecting the edit interval), let the surface finalize
+   * each message, and resolve with every message, each with its final text.
+   * Rejects if a post failed.
    */
   finish(): Promise<RenderedMessage[]> {
-    this.ending ??= this.end().then(() => {
+    this.ending ??= this.end().then(async () => {
       if (this.failure) throw this.failure.error;
-      return this.messages();
+      const messages = this.messages();
+      const finalize = this.surface.finalize?.bind(this.surface);
+      if (finalize === undefined) return messages;
+      const final: RenderedMessage[] = [];
+      // In order: the real messages must appear in reading order.
+      for (const m of messages) final.push({ ref: await finalize(m.ref, m.text), text: m.text });
+      return final;
     });
     return this.ending;
   }

@@ -51,6 +51,12 @@ export interface Surface {
   post(text: string): Promise<MessageRef>;
   /** Replace the text of a message this surface posted. */
   edit(ref: MessageRef, text: string): Promise<void>;
+  /**
+   * Optional: called once per message when its streaming is complete, with its
+   * final text. A surface that streams into a temporary preview (Telegram's
+   * message drafts) posts the real message here and returns its ref.
+   */
+  finalize?(ref: MessageRef, text: string): Promise<MessageRef>;
   /** Offer the chapter's choices (buttons, numbered list...). */
   offerChoices(offer: ChoiceOffer): Promise<MessageRef>;
   /** Show new counts or choices (a write-in joined) on an offer this surface posted. */

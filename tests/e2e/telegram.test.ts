@@ -88,6 +88,9 @@ describe("Telegram, private chat", { timeout: 120_000 }, () => {
     expect(texts(chat.id).join("\n")).toMatch(/Cast: /);
     expect(texts(chat.id).some((t) => t.includes("Chapter 1"))).toBe(true);
     expect(tg.messages(chat.id).every((m) => (m.text ?? "").length <= 4096)).toBe(true);
+    // The prose streamed into a native draft preview, then arrived as a real message.
+    expect(tg.drafts(chat.id).length).toBeGreaterThan(0);
+    expect(tg.calls.filter((c) => c.chatId === chat.id && c.method === "editMessageText" && c.status === 200)).toEqual([]);
 
     const pick = buttons(first)[1];
     await tg.clickButton(chat, ann, first.message_id, pick?.callback_data ?? "");
@@ -139,15 +142,16 @@ describe("Telegram, private chat", { timeout: 120_000 }, () => {
 
   it("a 429 on an edit is waited out and the chapter still arrives whole", async () => {
     await launch();
+    // A group: its chapter streams by edits (private chats use drafts).
     const cy = tg.user({ first_name: "Cy" });
-    const chat = tg.chat("private", { user: cy });
+    const chat = tg.chat("group", { title: "Commuters" });
     tg.failNext("editMessageText", {
       error_code: 429,
       description: "Too Many Requests: retry after 1",
       retry_after: 1,
     });
     tg.sendText(chat, cy, "/start a train that never stops");
-    await tg.waitFor(() => offer(chat.id, "p"), 15_000);
+    await tg.waitFor(() => offer(chat.id, "v"), 15_000);
     expect(tg.calls.some((c) => c.method === "editMessageText" && c.status === 429)).toBe(true);
     expect(logs.filter((l) => l.includes("failed"))).toEqual([]);
   });
@@ -206,6 +210,8 @@ describe("Telegram, group vote", { timeout: 120_000 }, () => {
     const group = tg.chat("group", { title: "Book club" });
     tg.sendText(group, ann, "/start a heist on a night train");
     const ballot = await tg.waitFor(() => offer(group.id, "v"));
+    // Groups have no drafts: the chapter streamed by editing a message.
+    expect(tg.calls.some((c) => c.chatId === group.id && c.method === "editMessageText")).toBe(true);
     const votes = buttons(ballot).filter((b) => b.callback_data?.startsWith("v|"));
     expect(votes.length).toBeGreaterThanOrEqual(2);
     const second = votes[1]?.callback_data ?? "";

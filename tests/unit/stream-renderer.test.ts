@@ -225,3 +225,35 @@ describe("StreamRenderer", () => {
     ]);
   });
 });
+
+describe("StreamRenderer with a surface that finalizes (message drafts)", () => {
+  class DraftSurface extends FakeSurface {
+    readonly finalized: { ref: string; text: string }[] = [];
+    async finalize(ref: { id: string }, text: string) {
+      this.finalized.push({ ref: ref.id, text });
+      return { id: `final-${ref.id}` };
+    }
+  }
+
+  it("finalizes every message once, in order, with its final text, and returns the final refs", async () => {
+    const surface = new DraftSurface({ limits: { maxMessageLength: 500, minEditIntervalMs: 1000 } });
+    const renderer = new StreamRenderer(surface);
+    renderer.push(chapter);
+    const done = renderer.finish();
+    await vi.runAllTimersAsync();
+    const messages = await done;
+    expect(surface.finalized.map((f) => f.text)).toEqual(messages.map((m) => m.text));
+    expect(surface.finalized.length).toBeGreaterThan(1);
+    expect(messages.every((m) => m.ref.id.startsWith("final-"))).toBe(true);
+  });
+
+  it("does not finalize on abort: a failed chapter leaves no real message behind", async () => {
+    const surface = new DraftSurface({ limits: { minEditIntervalMs: 0 } });
+    const renderer = new StreamRenderer(surface);
+    renderer.push("Half a sentence");
+    const aborted = renderer.abort("(interrupted)");
+    await vi.runAllTimersAsync();
+    await aborted;
+    expect(surface.finalized).toEqual([]);
+  });
+});
