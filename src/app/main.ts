@@ -40,7 +40,9 @@ async function main(): Promise<number> {
     try {
       await telegram.start();
     } catch (error) {
-      process.stderr.write(`Telegram did not accept the bot: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(
+        `Telegram did not accept the bot: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
       await engine.close();
       return 1;
     }

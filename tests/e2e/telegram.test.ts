@@ -90,7 +90,9 @@ describe("Telegram, private chat", { timeout: 120_000 }, () => {
     expect(tg.messages(chat.id).every((m) => (m.text ?? "").length <= 4096)).toBe(true);
     // The prose streamed into a native draft preview, then arrived as a real message.
     expect(tg.drafts(chat.id).length).toBeGreaterThan(0);
-    expect(tg.calls.filter((c) => c.chatId === chat.id && c.method === "editMessageText" && c.status === 200)).toEqual([]);
+    expect(tg.calls.filter((c) => c.chatId === chat.id && c.method === "editMessageText" && c.status === 200)).toEqual(
+      [],
+    );
 
     const pick = buttons(first)[1];
     await tg.clickButton(chat, ann, first.message_id, pick?.callback_data ?? "");
