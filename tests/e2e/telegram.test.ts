@@ -160,6 +160,30 @@ describe("Telegram, private chat", { timeout: 120_000 }, () => {
 });
 
 describe("Telegram, chat state", { timeout: 120_000 }, () => {
+  it("a chapter cut mid-stream is not saved and its retry button writes it again", async () => {
+    const { engine } = await launch();
+    const gus = tg.user({ first_name: "Gus" });
+    const chat = tg.chat("private", { user: gus });
+    const story = storyResponder();
+    let cut = true;
+    model.setResponder((req) => {
+      if (cut && req.body?.stream === true && !Array.isArray(req.body?.tools)) {
+        cut = false;
+        return { kind: "cut", text: "The fog rolled in and", chunkSize: 6 };
+      }
+      return story(req);
+    });
+    tg.sendText(chat, gus, "/start a ferry lost in fog");
+    const failed = await tg.waitFor(() =>
+      tg.messages(chat.id).find((m) => buttons(m).some((b) => b.callback_data?.startsWith("r|"))),
+    );
+    expect(failed.text).toContain("broke mid-chapter");
+    expect((await engine.db.chapter.findFirstOrThrow()).status).toBe("failed");
+    await tg.clickButton(chat, gus, failed.message_id, buttons(failed)[0]?.callback_data ?? "");
+    await tg.waitFor(() => offer(chat.id, "p"));
+    expect((await engine.db.chapter.findFirstOrThrow()).status).toBe("done");
+  });
+
   it("a message while a chapter is being written is answered and changes nothing", async () => {
     const { engine } = await launch();
     const dee = tg.user({ first_name: "Dee" });
@@ -235,6 +259,36 @@ describe("Telegram, group vote", { timeout: 120_000 }, () => {
       texts(group.id).some((t) => t.includes("The readers chose:") && t.includes("(2 of 3 votes)")),
     );
     await tg.waitFor(() => offer(group.id, "v", ballot.message_id));
+  });
+
+  it("in privacy mode the scenario and a write-in come as replies to the bot's prompts", async () => {
+    await launch();
+    const [ann, bea] = [tg.user({ first_name: "Ann" }), tg.user({ first_name: "Bea" })];
+    const group = tg.chat("group", { title: "Quiet readers" });
+    tg.sendText(group, ann, "/start");
+    const genres = await tg.waitFor(() =>
+      tg.messages(group.id).find((m) => buttons(m).some((b) => b.callback_data === "g|none")),
+    );
+    await tg.clickButton(group, ann, genres.message_id, "g|none");
+    const prompt = await tg.waitFor(() =>
+      tg.messages(group.id).find((m) => (m.text ?? "").includes("Reply to this message with your scenario")),
+    );
+    tg.sendText(group, ann, "a lighthouse that moves at night", { replyTo: prompt.message_id });
+    const ballot = await tg.waitFor(() => offer(group.id, "v"));
+
+    const suggest = buttons(ballot).find((b) => b.callback_data?.startsWith("w|"))?.callback_data ?? "";
+    await tg.clickButton(group, bea, ballot.message_id, suggest);
+    const ask = await tg.waitFor(() =>
+      tg.messages(group.id).find((m) => (m.text ?? "").startsWith("Reply to this message with what should happen")),
+    );
+    tg.sendText(group, bea, "Follow the light into the sea", { replyTo: ask.message_id });
+    await tg.waitFor(() => texts(group.id).includes("Added to the ballot: Follow the light into the sea"));
+    const updated = await tg.waitFor(() =>
+      buttons(tg.messages(group.id).find((m) => m.message_id === ballot.message_id)).find((b) =>
+        b.text.includes("Follow the light into the sea · 1"),
+      ),
+    );
+    expect(updated.callback_data).toMatch(/^v\|/);
   });
 
   it("a button from before a restart still works while its vote is open", async () => {
