@@ -89,21 +89,31 @@ export class TelegramAdapter {
       await this.bot.telegram.setMyCommands(commands, locale === "en" ? {} : { language_code: locale });
     }
     const { webhook } = this.options;
+    if (webhook !== undefined) {
+      // Resolves once Telegram accepted the webhook; updates then arrive by POST.
+      const url = new URL(webhook.url);
+      await this.bot.launch({
+        webhook: {
+          domain: url.host,
+          path: url.pathname,
+          port: webhook.port,
+          ...(webhook.secret === undefined ? {} : { secretToken: webhook.secret }),
+        },
+      });
+      return;
+    }
+    // Polling: launch() only settles when polling stops; it calls back once getMe worked.
     await new Promise<void>((resolve, reject) => {
-      const launch = webhook
-        ? this.bot.launch(
-            {
-              webhook: {
-                domain: new URL(webhook.url).host,
-                path: new URL(webhook.url).pathname,
-                port: webhook.port,
-                ...(webhook.secret === undefined ? {} : { secretToken: webhook.secret }),
-              },
-            },
-            resolve,
-          )
-        : this.bot.launch(resolve);
-      launch.catch(reject);
+      let started = false;
+      this.bot
+        .launch(() => {
+          started = true;
+          resolve();
+        })
+        .catch((error: unknown) => {
+          if (started) this.deps.log(`telegram polling stopped: ${String(error)}`);
+          else reject(error);
+        });
     });
   }
 

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -15,8 +16,9 @@ let dir: string;
 let running: { engine: Engine; bot: TelegramAdapter }[] = [];
 const logs: string[] = [];
 
-async function launch(): Promise<{ engine: Engine; bot: TelegramAdapter }> {
+async function launch(extra: Record<string, string> = {}): Promise<{ engine: Engine; bot: TelegramAdapter }> {
   const config = loadConfig({
+    ...extra,
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",
@@ -54,6 +56,17 @@ afterEach(async () => {
   await model.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+    });
+  });
+}
 
 type Msg = ReturnType<FakeTelegramServer["messages"]>[number];
 const buttons = (m: Msg | undefined) =>
@@ -156,6 +169,23 @@ describe("Telegram, private chat", { timeout: 120_000 }, () => {
     await tg.waitFor(() => offer(chat.id, "v"), 15_000);
     expect(tg.calls.some((c) => c.method === "editMessageText" && c.status === 429)).toBe(true);
     expect(logs.filter((l) => l.includes("failed"))).toEqual([]);
+  });
+});
+
+describe("Telegram, webhook mode", { timeout: 60_000 }, () => {
+  it("receives updates by webhook, with the secret token, instead of polling", async () => {
+    const port = await freePort();
+    await launch({
+      TELEGRAM_WEBHOOK_URL: `https://127.0.0.1:${port}/telegram`,
+      TELEGRAM_WEBHOOK_PORT: String(port),
+      TELEGRAM_WEBHOOK_SECRET: "s3cret",
+    });
+    expect(tg.webhookUrl).toBe(`https://127.0.0.1:${port}/telegram`);
+    const hal = tg.user({ first_name: "Hal" });
+    const chat = tg.chat("private", { user: hal });
+    tg.sendText(chat, hal, "/help");
+    await tg.waitFor(() => texts(chat.id).some((t) => t.includes("/rewrite")));
+    expect(tg.calls.some((c) => c.method === "getUpdates")).toBe(false);
   });
 });
 
