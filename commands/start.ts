@@ -37,7 +37,6 @@ export const start = defineCommand(
       genre: genre ?? "none",
     });
     ctx.session.storyId = ticket.storyId;
-    await ctx.surface.notice(t(ctx.locale, "start.writing"));
     return { kind: "writing", ticket };
   },
 );

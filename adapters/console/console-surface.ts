@@ -71,6 +71,10 @@ export class ConsoleSurface implements Surface {
 
   async closeChoices(_ref: MessageRef, _offer: ChoiceOffer, _result: ChoiceResult): Promise<void> {}
 
+  async typing(): Promise<void> {
+    await this.notice(t(this.locale, "start.writing"));
+  }
+
   async notice(text: string): Promise<void> {
     this.block(text);
     this.lastId = "";

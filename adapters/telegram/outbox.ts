@@ -116,6 +116,8 @@ export class TelegramOutbox {
   private readonly onBlocked: ((chatId: ChatId) => void) | undefined;
   private readonly now: () => number;
   private readonly global: Window;
+  /** Calls started and not yet settled: they count against the bot's budget until they settle. */
+  private inFlight = 0;
 
   private readonly chats = new Map<string, Chat>();
   private readonly ready = new MinHeap<Chat>((a, b) => a.eligibleAt - b.eligibleAt || a.seq - b.seq);
@@ -299,7 +301,7 @@ export class TelegramOutbox {
     if (now - this.lastSweepAt >= SWEEP_MS) this.sweep(now);
     for (;;) {
       const chat = this.ready.peek();
-      if (!chat || chat.eligibleAt > now || this.global.freeAt(now) > now) break;
+      if (!chat || chat.eligibleAt > now || this.global.freeAt(now, this.inFlight) > now) break;
       this.ready.pop();
       chat.waiting = false;
       this.skipNoOpEdits(chat);
@@ -309,15 +311,15 @@ export class TelegramOutbox {
         this.enlist(chat, now);
         continue;
       }
-      this.start(chat, now);
+      this.start(chat);
     }
 
     clearTimeout(this.timer);
     this.timer = undefined;
     const next = this.ready.peek();
     if (next) {
-      const at = Math.max(next.eligibleAt, this.global.freeAt(now));
-      this.timer = setTimeout(() => this.pump(), at - now);
+      const at = Math.max(next.eligibleAt, this.global.freeAt(now, this.inFlight));
+      if (Number.isFinite(at)) this.timer = setTimeout(() => this.pump(), at - now);
     }
   }
 
@@ -330,14 +332,12 @@ export class TelegramOutbox {
     }
   }
 
-  private start(chat: Chat, now: number): void {
+  private start(chat: Chat): void {
     const job = chat.queue.shift();
     if (!job) return;
     if (job.edit) this.waitingEdits.delete(job.edit.key);
     chat.current = job;
-    chat.interval.record(now);
-    chat.minute.record(now);
-    this.global.record(now);
+    this.inFlight++;
     void this.run(chat, job);
   }
 
@@ -351,8 +351,16 @@ export class TelegramOutbox {
     } catch (error) {
       this.fail(chat, job, error);
     } finally {
+      // Limits count from completion, not from start: Telegram counts a call when it
+      // arrives, which is somewhere between the two. Spacing from completion can never
+      // be refused however the network delays a request (starting on time did: 429s).
+      const done = this.now();
+      chat.interval.record(done);
+      chat.minute.record(done);
+      this.global.record(done);
+      this.inFlight--;
       chat.current = undefined;
-      if (chat.queue.length > 0) this.enlist(chat, this.now());
+      if (chat.queue.length > 0) this.enlist(chat, done);
       this.pump();
     }
   }
@@ -461,11 +469,17 @@ class Window {
     this.limit = limit;
   }
 
-  /** The earliest time, `now` or later, at which another start fits. */
-  freeAt(now: number): number {
+  /**
+   * The earliest time, `now` or later, at which another start fits, counting
+   * `inFlight` calls as taking a place too. Infinity when only a call that is
+   * still in flight can make room (its completion pumps the queue).
+   */
+  freeAt(now: number, inFlight = 0): number {
     this.trim(now);
-    if (this.times.length < this.limit) return now;
-    return (this.times[this.times.length - this.limit] ?? now) + this.spanMs;
+    const over = this.times.length + inFlight - this.limit;
+    if (over < 0) return now;
+    const t = this.times[over];
+    return t === undefined ? Number.POSITIVE_INFINITY : t + this.spanMs;
   }
 
   isEmpty(now: number): boolean {

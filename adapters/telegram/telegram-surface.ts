@@ -125,6 +125,11 @@ export class TelegramSurface implements Surface {
     );
   }
 
+  /** "typing…" in the chat header: not a message, so it costs nothing of the chat's budget. */
+  async typing(): Promise<void> {
+    await this.telegram.sendChatAction(this.chatId, "typing");
+  }
+
   async notice(text: string): Promise<void> {
     await this.outbox.send(this.chatId, this.kind, () => this.telegram.sendMessage(this.chatId, text));
   }

@@ -17,6 +17,7 @@ export const DEFAULTS = {
   RECENT_CHAPTERS: 3,
   EXPORT_DIR: "./data/exports",
   VOTE_SECONDS: 60,
+  JOB_CONCURRENCY: 16,
   TELEGRAM_API_ROOT: "https://api.telegram.org",
   TELEGRAM_WEBHOOK_PORT: 8443,
   MODEL_PRICE_INPUT_PER_MTOK: 0,
@@ -94,6 +95,7 @@ const EnvSchema = z.object({
     message: "TELEGRAM_WEBHOOK_SECRET may use only A-Z, a-z, 0-9, _ and - (1-256 characters)",
   }),
   VOTE_SECONDS: int("VOTE_SECONDS", 10, 86_400),
+  JOB_CONCURRENCY: int("JOB_CONCURRENCY", 1, 1000),
   LANG: optionalText,
 });
 
@@ -111,6 +113,8 @@ export interface Config {
   databaseUrl: string;
   exportDir: string;
   locale: Locale;
+  /** Chapters written at once. A chapter job mostly waits (on the model, on a chat's send rate). */
+  jobConcurrency: number;
   /** Default voting window of a chat (a chat's /settings may change it). */
   voteSeconds: number;
   /** Set when TELEGRAM_BOT_TOKEN is: the Telegram bot runs. */
@@ -192,6 +196,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     exportDir: e.EXPORT_DIR ?? DEFAULTS.EXPORT_DIR,
     locale: e.INKLOOM_LOCALE ?? (lang.startsWith("zh") ? "zh" : "en"),
     voteSeconds: num(e.VOTE_SECONDS, DEFAULTS.VOTE_SECONDS),
+    jobConcurrency: num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY),
     ...(e.TELEGRAM_BOT_TOKEN === undefined
       ? {}
       : {

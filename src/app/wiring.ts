@@ -49,7 +49,7 @@ export async function createEngine(
   });
   const model = hooks.decorateModel?.(client) ?? client;
   const agent = createStoryAgent(model, { maxSteps: config.reactMaxSteps, recentChapters: config.recentChapters });
-  const queue = new InProcessJobQueue({ concurrency: 4 });
+  const queue = new InProcessJobQueue({ concurrency: config.jobConcurrency });
   const stories = new StoryService(db, queue);
   const audiences = new AudienceRegistry();
   const resolve = (id: string) => audiences.resolve(id);

@@ -63,6 +63,8 @@ export interface Surface {
   updateChoices(ref: MessageRef, offer: ChoiceOffer): Promise<void>;
   /** Mark an offer as decided: the choice taken replaces the buttons. */
   closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void>;
+  /** Optional: show that a chapter is being written (a typing indicator, a status line). */
+  typing?(): Promise<void>;
   /** A short notice that is not story text (status, confirmation, error). */
   notice(text: string): Promise<void>;
   /** Say a chapter failed, with a way to try again (a button, or the /retry hint in `text`). */

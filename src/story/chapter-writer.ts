@@ -137,6 +137,7 @@ export class ChapterWriter {
     const audience = (await this.audiences(story.conversationId)) ?? SILENT;
     const { surface, locale } = audience;
     const renderer = new StreamRenderer(surface);
+    await surface.typing?.().catch(() => {});
     let result: ChapterResult | undefined;
     let failure: { error: ModelError; runs: RunRecord[] } | undefined;
     let headingShown = false;
@@ -149,8 +150,10 @@ export class ChapterWriter {
           );
         } else if (event.type === "text") {
           if (!headingShown) {
+            // The heading opens the chapter's first message: one message fewer per chapter,
+            // which matters where a chat may receive one message a second.
             headingShown = true;
-            await surface.notice(t(locale, "chapter.headingUntitled", { number: chapter.number }));
+            renderer.push(`${t(locale, "chapter.headingUntitled", { number: chapter.number })}\n\n`);
           }
           renderer.push(event.delta);
         } else if (event.type === "done") {

@@ -57,17 +57,17 @@ function expectAtMostPerWindow(times: number[], limit: number, spanMs: number): 
 }
 
 describe("per-chat limits", () => {
-  it("runs one chat's calls in order, one at a time, starting at least a second apart", async () => {
+  it("runs one chat's calls in order, one at a time, each a second after the previous one completed", async () => {
     const outbox = new TelegramOutbox();
     const rec = recorder();
     const results = [300, 1_500, 0, 0].map((ms, n) => outbox.send("a", "private", rec.call("a", n, ms)));
 
-    await vi.advanceTimersByTimeAsync(5_000);
+    await vi.advanceTimersByTimeAsync(6_000);
 
     expect(await Promise.all(results)).toEqual(["a#0", "a#1", "a#2", "a#3"]);
     expect(rec.starts.map((s) => s.n)).toEqual([0, 1, 2, 3]);
-    // The second call takes 1.5 s, so the third waits for it rather than for the interval.
-    expect(rec.times()).toEqual([0, 1_000, 2_500, 3_500]);
+    // Spacing counts from completion (Telegram counts arrivals, which lie between start and completion).
+    expect(rec.times()).toEqual([0, 1_300, 3_800, 4_800]);
     expect(rec.maxInFlight()).toBe(1);
   });
 
@@ -330,5 +330,36 @@ describe("close", () => {
 
     expect(rec.times()).toEqual([0, 1_000, 2_000]);
     expect(outbox.stats()).toMatchObject({ sent: 3, queued: 0 });
+  });
+});
+
+describe("TelegramOutbox under network delay", () => {
+  it("never lets Telegram see two calls to a chat within a second, or 31 in a second, whatever the delays", async () => {
+    const outbox = new TelegramOutbox();
+    const arrivals: { chat: string; at: number }[] = [];
+    // Each request reaches Telegram 0-190 ms after it starts and is answered 0-190 ms later.
+    let seed = 7;
+    const jitter = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return (seed % 20) * 10;
+    };
+    const call = (chat: string) => async () => {
+      await new Promise((resolve) => setTimeout(resolve, jitter()));
+      arrivals.push({ chat, at: Date.now() });
+      await new Promise((resolve) => setTimeout(resolve, jitter()));
+    };
+    for (let c = 0; c < 60; c++) for (let n = 0; n < 4; n++) void outbox.send(`chat${c}`, "private", call(`chat${c}`));
+
+    await vi.advanceTimersByTimeAsync(60_000);
+
+    expect(arrivals).toHaveLength(240);
+    for (let c = 0; c < 60; c++) {
+      const times = arrivals.filter((a) => a.chat === `chat${c}`).map((a) => a.at);
+      for (let i = 1; i < times.length; i++) {
+        expect((times[i] as number) - (times[i - 1] as number)).toBeGreaterThanOrEqual(1_000);
+      }
+    }
+    const all = arrivals.map((a) => a.at).sort((a, b) => a - b);
+    for (let i = 0; i + 30 < all.length; i++) expect((all[i + 30] as number) - (all[i] as number)).toBeGreaterThan(999);
   });
 });
