@@ -112,7 +112,7 @@ export interface TelegramBenchResult {
   targets: { rateLimited429: 0 };
   meets: { zero429: boolean };
   /** How the first visible text was identified: right after the heading (the rule) or by the fallback. */
-  firstTextRule: { afterHeading: number; fallback: number; missing: number };
+  firstTextRule: { opensChapter: number; fallback: number; missing: number };
   failures: ChapterFailure[];
   engineLog: string[];
   node: string;
@@ -434,7 +434,7 @@ function analyse(input: AnalyseInput): TelegramBenchResult {
   const drafts: Record<ChatKind, number[]> = { private: [], group: [] };
   const firstMessage: Record<ChatKind, number[]> = { private: [], group: [] };
   const voteEdits: number[] = [];
-  const rule = { afterHeading: 0, fallback: 0, missing: 0 };
+  const rule = { opensChapter: 0, fallback: 0, missing: 0 };
 
   for (const r of records) {
     if (r.offerIndex === undefined) continue;
@@ -450,13 +450,12 @@ function analyse(input: AnalyseInput): TelegramBenchResult {
     doneMs[r.kind].push(offer.at - r.actionAt);
 
     drafts[r.kind].push(window.filter((c) => c.method === "sendMessageDraft").length);
-    // First visible text: the first message or draft preview after the "Chapter N" heading.
+    // First visible text: the first message or draft preview that opens the chapter
+    // ("Chapter N" heads the prose's first message).
     const shown = window.filter((c) => c !== offer && (c.method === "sendMessage" || c.method === "sendMessageDraft"));
-    const heading = shown.findIndex((c) => c.method === "sendMessage" && isHeading(c.params.text, r.chapter));
-    const afterHeading = heading >= 0 ? shown.slice(heading + 1) : [];
-    let visible = afterHeading[0];
+    let visible = shown.find((c) => opensChapter(c.params.text, r.chapter));
     if (visible !== undefined) {
-      rule.afterHeading++;
+      rule.opensChapter++;
     } else {
       // Fallback: the first draft, or plain message that is not one of the known notices.
       visible = shown.find(
@@ -466,9 +465,7 @@ function analyse(input: AnalyseInput): TelegramBenchResult {
       else rule.fallback++;
     }
     if (visible !== undefined) firstText[r.kind].push(visible.at - r.actionAt);
-    const prose = (heading >= 0 ? afterHeading : shown).find(
-      (c) => c.method === "sendMessage" && c.params.reply_markup === undefined && !isNotice(c.params.text),
-    );
+    const prose = shown.find((c) => c.method === "sendMessage" && opensChapter(c.params.text, r.chapter));
     if (prose !== undefined) firstMessage[r.kind].push(prose.at - r.actionAt);
 
     if (r.kind === "group" && r.closeIndex !== undefined) {
@@ -534,9 +531,9 @@ function analyse(input: AnalyseInput): TelegramBenchResult {
   };
 }
 
-/** The chapter heading notice: "Chapter N" (or "Chapter N: title"). */
-function isHeading(text: unknown, chapter: number): boolean {
-  return typeof text === "string" && (text === `Chapter ${chapter}` || text.startsWith(`Chapter ${chapter}:`));
+/** The first message of a chapter's prose starts with its heading line "Chapter N". */
+function opensChapter(text: unknown, chapter: number): boolean {
+  return typeof text === "string" && text.startsWith(`Chapter ${chapter}\n`);
 }
 
 /** Notices a chapter may be preceded by (English locale): never counted as prose. */
@@ -544,7 +541,6 @@ function isNotice(text: unknown): boolean {
   if (typeof text !== "string") return true;
   return (
     text.startsWith("Writing your story") ||
-    /^Chapter \d+(:|$)/.test(text) ||
     text.startsWith("The readers chose") ||
     text.startsWith("Tie between") ||
     /\nCast: /.test(text)

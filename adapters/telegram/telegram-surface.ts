@@ -25,6 +25,19 @@ export const TELEGRAM_LIMITS: SurfaceLimits = { maxMessageLength: 4096, minEditI
 /** Longest button label we show (Telegram trims long labels badly on phones). */
 const LABEL_MAX = 60;
 
+/** Telegram's HTML needs only these three escaped. */
+export function escapeHtml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/** A chapter's text as Telegram HTML: a leading "Chapter N" / "第N章" line in bold. */
+export function formatChapterHtml(text: string): string {
+  const newline = text.indexOf("\n");
+  const first = newline === -1 ? text : text.slice(0, newline);
+  if (!/^(Chapter \d+|第\d+章)/.test(first)) return escapeHtml(text);
+  return `<b>${escapeHtml(first)}</b>${escapeHtml(text.slice(first.length))}`;
+}
+
 /**
  * Chats where `sendMessageDraft` was refused (an older Bot API server, say):
  * shared by every surface of a bot, so a chat falls back to edits once.
@@ -68,10 +81,17 @@ export class TelegramSurface implements Surface {
     );
   }
 
-  /** A draft's final text becomes a real message; other messages are final already. */
+  /**
+   * A draft's final text becomes a real message, formatted: the chapter heading in
+   * bold, everything escaped (the prose streamed plain, so nothing could break
+   * mid-stream). Messages that streamed by edits are final already.
+   */
   async finalize(ref: MessageRef, text: string): Promise<MessageRef> {
     if (!ref.id.startsWith(DRAFT)) return ref;
-    const sent = await this.outbox.send(this.chatId, this.kind, () => this.telegram.sendMessage(this.chatId, text));
+    const html = formatChapterHtml(text);
+    const sent = await this.outbox.send(this.chatId, this.kind, () =>
+      this.telegram.sendMessage(this.chatId, html, { parse_mode: "HTML" }),
+    );
     return { id: String(sent.message_id) };
   }
 

@@ -101,8 +101,10 @@ describe("Telegram, private chat", { timeout: 120_000 }, () => {
     expect(texts(chat.id).join("\n")).toMatch(/Cast: /);
     expect(texts(chat.id).some((t) => t.includes("Chapter 1"))).toBe(true);
     expect(tg.messages(chat.id).every((m) => (m.text ?? "").length <= 4096)).toBe(true);
-    // The prose streamed into a native draft preview, then arrived as a real message.
+    // The prose streamed into a native draft preview, then arrived as a real, formatted message.
     expect(tg.drafts(chat.id).length).toBeGreaterThan(0);
+    const prose = tg.messages(chat.id).find((m) => (m.text ?? "").startsWith("Chapter 1\n"));
+    expect(prose?.parse_mode).toBe("HTML");
     expect(tg.calls.filter((c) => c.chatId === chat.id && c.method === "editMessageText" && c.status === 200)).toEqual(
       [],
     );
