@@ -6,7 +6,7 @@ import { defineCommand } from "./types.ts";
 export const stories = defineCommand(
   {
     name: "stories",
-    description: { en: "List your stories, or continue story N", zh: "列出你的故事，或继续第 N 个" },
+    description: { en: "List the stories played here, or continue story N", zh: "列出在这里进行的故事，或继续第 N 个" },
     example: "/stories 1",
     options: [
       {
@@ -19,7 +19,7 @@ export const stories = defineCommand(
     ],
   } as const,
   async (ctx, args) => {
-    const list = await ctx.stories.list(ctx.actor);
+    const list = await ctx.stories.list(ctx.conversation);
     if (list.length === 0) {
       await ctx.surface.notice(t(ctx.locale, "stories.none"));
       return { kind: "done" };

@@ -314,14 +314,14 @@ export class StoryService {
       : { conversationId: story.conversationId, ownerId: `${story.owner.platform}:${story.owner.externalId}` };
   }
 
-  /** The actor's stories, most recently played first. */
-  async list(actor: Actor): Promise<StoryListItem[]> {
-    const user = await this.db.user.findUnique({
-      where: { platform_externalId: { platform: actor.platform, externalId: actor.id } },
-    });
-    if (user === null) return [];
+  /**
+   * The stories played in this conversation, most recently played first. A
+   * conversation only ever sees its own stories: resuming one from another chat
+   * would let that chat's readers act on it.
+   */
+  async list(conversation: Conversation): Promise<StoryListItem[]> {
     const stories = await this.db.story.findMany({
-      where: { ownerId: user.id, status: "active" },
+      where: { conversationId: conversationKey(conversation), status: "active" },
       orderBy: { updatedAt: "desc" },
       take: 25,
       select: { id: true, title: true, updatedAt: true, head: { select: { number: true } } },

@@ -285,10 +285,10 @@ describe("StoryService with real SQLite", () => {
     expect(last?.story.summary).toMatch(/^Rolling summary up to \d+$/);
   });
 
-  it("lists the reader's stories with their current chapter", async () => {
+  it("lists the stories of this conversation only, with their current chapter", async () => {
     const storyId = await startStory();
-    const list = await stories.list(actor);
+    const list = await stories.list(conversation);
     expect(list).toEqual([expect.objectContaining({ storyId, title: "The Fake Tale", chapter: 1 })]);
-    expect(await stories.list({ ...actor, id: "someone-else" })).toEqual([]);
+    expect(await stories.list({ ...conversation, id: "another-chat" })).toEqual([]);
   });
 });
