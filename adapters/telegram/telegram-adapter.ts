@@ -168,6 +168,13 @@ export class TelegramAdapter {
       return;
     }
     const ask = state.ask;
+    if (ask?.field === "genre" && chat.type === "private") {
+      // Typed instead of pressing a genre button: a genre name picks it; anything else is the scenario.
+      const genre = parseGenre(text);
+      const raw = genre !== undefined && genre !== "none" ? { genre } : { genre: "none", scenario: text };
+      await this.finish(ctx, state, await dispatch(start, raw, ctx, this.deps.log));
+      return;
+    }
     if (ask?.field === "scenario" && (chat.type === "private" || replyTo === ask.promptId || ask.by === from.id)) {
       await this.finish(ctx, state, await dispatch(start, { genre: ask.genre, scenario: text }, ctx, this.deps.log));
       return;

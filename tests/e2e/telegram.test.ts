@@ -216,6 +216,16 @@ describe("Telegram, chat state", { timeout: 120_000 }, () => {
     expect((await engine.db.chapter.findFirstOrThrow()).status).toBe("done");
   });
 
+  it("typing the scenario instead of pressing a genre button starts the story", async () => {
+    await launch();
+    const ivy = tg.user({ first_name: "Ivy" });
+    const chat = tg.chat("private", { user: ivy });
+    tg.sendText(chat, ivy, "/start");
+    await tg.waitFor(() => tg.messages(chat.id).find((m) => buttons(m).some((b) => b.callback_data === "g|none")));
+    tg.sendText(chat, ivy, "a cartographer who maps dreams");
+    await tg.waitFor(() => offer(chat.id, "p"));
+  });
+
   it("a message while a chapter is being written is answered and changes nothing", async () => {
     const { engine } = await launch();
     const dee = tg.user({ first_name: "Dee" });
