@@ -21,8 +21,8 @@ import { createEngine } from "../src/app/wiring.ts";
 import type { ChatRequest, ChatResult, ChatStreamEvent, ModelClient, ModelRoute, Task } from "../src/llm/types.ts";
 import type { ChoiceOffer, MessageRef, Surface } from "../src/render/surface.ts";
 import type { Conversation, WriteTicket } from "../src/story/story-service.ts";
-import { FakeOpenAiServer } from "../tests/fakes/fake-openai-server.ts";
-import type { FakeRequest, Responder } from "../tests/fakes/fake-openai-types.ts";
+import { FakeOpenAiServer, withLatency } from "../tests/fakes/fake-openai-server.ts";
+import type { FakeRequest } from "../tests/fakes/fake-openai-types.ts";
 import { storyResponder } from "../tests/fakes/story-responder.ts";
 import { type Distribution, distribution, round } from "./stats.ts";
 
@@ -206,11 +206,7 @@ async function main(): Promise<void> {
   const chunkDelayMs = option("--chunk-latency", "BENCH_CHUNK_LATENCY_MS", 1);
   const started = performance.now();
 
-  const story = storyResponder();
-  const responder: Responder = async (req) => {
-    const reply = await story(req);
-    return reply.kind === "text" ? { ...reply, delayMs, chunkDelayMs } : { ...reply, delayMs };
-  };
+  const responder = withLatency(storyResponder(), { delayMs, chunkDelayMs });
   const server = await FakeOpenAiServer.start({ responder });
   const dir = mkdtempSync(join(tmpdir(), "inkloom-bench-"));
   const logs: string[] = [];

@@ -30,8 +30,7 @@ import { pathToFileURL } from "node:url";
 import { TelegramAdapter } from "../adapters/telegram/telegram-adapter.ts";
 import { loadConfig } from "../src/app/config.ts";
 import { createEngine, type Engine } from "../src/app/wiring.ts";
-import { FakeOpenAiServer } from "../tests/fakes/fake-openai-server.ts";
-import type { Responder } from "../tests/fakes/fake-openai-types.ts";
+import { FakeOpenAiServer, withLatency } from "../tests/fakes/fake-openai-server.ts";
 import {
   type BotMessageRecord,
   type CallRecord,
@@ -244,11 +243,7 @@ export async function runTelegramBench(options: TelegramBenchOptions = {}): Prom
   const progress = options.progress ?? defaultProgress;
   const started = performance.now();
 
-  const story = storyResponder();
-  const responder: Responder = async (req) => {
-    const reply = await story(req);
-    return reply.kind === "text" ? { ...reply, delayMs, chunkDelayMs } : { ...reply, delayMs };
-  };
+  const responder = withLatency(storyResponder(), { delayMs, chunkDelayMs });
   const model = await FakeOpenAiServer.start({ responder });
   const tg = await FakeTelegramServer.start({ enforceLimits: true, privacyMode: true });
   const dir = mkdtempSync(join(tmpdir(), "inkloom-bench-tg-"));

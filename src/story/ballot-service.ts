@@ -13,7 +13,7 @@ import type { Db } from "../store/db.ts";
 import type { AudienceResolver, BallotOpener } from "./chapter-writer.ts";
 import { UserFacingError } from "./errors.ts";
 import { LIMITS } from "./limits.ts";
-import type { Actor, StoryService, WriteTicket } from "./story-service.ts";
+import { type Actor, type StoryService, upsertUser, type WriteTicket } from "./story-service.ts";
 
 /** Most choices a ballot may hold, write-ins included (keyboards stay readable). */
 export const MAX_BALLOT_CHOICES = 8;
@@ -54,14 +54,7 @@ export class BallotService implements BallotOpener {
     this.random = options.random ?? Math.random;
   }
 
-  async open(input: {
-    storyId: string;
-    chapterId: string;
-    revision: number;
-    starterId: string;
-    windowSeconds: number;
-    messageRef: string;
-  }): Promise<void> {
+  async open(input: Parameters<BallotOpener["open"]>[0]): Promise<void> {
     const closesAt = new Date(Date.now() + input.windowSeconds * 1000);
     const ballot = await this.db.ballot.create({ data: { ...input, closesAt }, select: { id: true } });
     this.schedule(ballot.id, input.storyId, input.revision, closesAt);
@@ -75,12 +68,7 @@ export class BallotService implements BallotOpener {
       throw new UserFacingError("error.choiceOutOfRange", { input: position, max: ballot.chapter.choices.length });
     }
     const user = await this.user(actor);
-    await this.db.vote.upsert({
-      where: { chapterId_userId: { chapterId: ballot.chapterId, userId: user.id } },
-      create: { chapterId: ballot.chapterId, userId: user.id, choiceId: choice.id },
-      update: { choiceId: choice.id },
-      select: { id: true },
-    });
+    await castVote(this.db, ballot.chapterId, user.id, choice.id);
     await this.startGraceIfWaiting(ballot);
     return this.refresh(storyId, revision);
   }
@@ -106,12 +94,7 @@ export class BallotService implements BallotOpener {
         data: { chapterId: ballot.chapterId, position: choices.length + 1, label, direction: label, writeIn: true },
         select: { id: true },
       });
-      await tx.vote.upsert({
-        where: { chapterId_userId: { chapterId: ballot.chapterId, userId: user.id } },
-        create: { chapterId: ballot.chapterId, userId: user.id, choiceId: choice.id },
-        update: { choiceId: choice.id },
-        select: { id: true },
-      });
+      await castVote(tx, ballot.chapterId, user.id, choice.id);
     });
     await this.startGraceIfWaiting(ballot);
     return this.refresh(storyId, revision);
@@ -273,13 +256,18 @@ export class BallotService implements BallotOpener {
   }
 
   private user(actor: Actor) {
-    return this.db.user.upsert({
-      where: { platform_externalId: { platform: actor.platform, externalId: actor.id } },
-      create: { platform: actor.platform, externalId: actor.id, displayName: actor.name },
-      update: {},
-      select: { id: true },
-    });
+    return upsertUser(this.db, actor);
   }
+}
+
+/** One vote per member and chapter: a second vote replaces the first. */
+function castVote(db: Pick<Db, "vote">, chapterId: string, userId: string, choiceId: string) {
+  return db.vote.upsert({
+    where: { chapterId_userId: { chapterId, userId } },
+    create: { chapterId, userId, choiceId },
+    update: { choiceId },
+    select: { id: true },
+  });
 }
 
 function tallyOf(ballot: OpenBallot): Tally {

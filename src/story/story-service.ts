@@ -63,6 +63,16 @@ export interface StoryListItem {
 
 const BUSY = new Set(["pending", "writing"]);
 
+/** The user row of a platform user, created on first sight. */
+export function upsertUser(db: Pick<Db, "user">, actor: Actor) {
+  return db.user.upsert({
+    where: { platform_externalId: { platform: actor.platform, externalId: actor.id } },
+    create: { platform: actor.platform, externalId: actor.id, displayName: actor.name },
+    update: {},
+    select: { id: true },
+  });
+}
+
 export function conversationKey(c: Conversation): string {
   return `${c.platform}:${c.id}`;
 }
@@ -87,11 +97,7 @@ export class StoryService {
     }
     const { actor, conversation } = input;
     const created = await this.db.$transaction(async (tx) => {
-      const user = await tx.user.upsert({
-        where: { platform_externalId: { platform: actor.platform, externalId: actor.id } },
-        create: { platform: actor.platform, externalId: actor.id, displayName: actor.name },
-        update: {},
-      });
+      const user = await upsertUser(tx, actor);
       const workspace = await tx.workspace.upsert({
         where: { platform_externalId: { platform: conversation.platform, externalId: conversation.workspaceId } },
         create: { platform: conversation.platform, externalId: conversation.workspaceId, settings: {} },

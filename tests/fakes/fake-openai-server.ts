@@ -349,3 +349,13 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     void server.close().then(() => process.exit(0));
   });
 }
+
+/** `responder` with a fixed model latency: a delay before every reply and a pause between streamed chunks. */
+export function withLatency(responder: Responder, latency: { delayMs: number; chunkDelayMs: number }): Responder {
+  return async (req) => {
+    const reply = await responder(req);
+    return reply.kind === "text"
+      ? { ...reply, delayMs: latency.delayMs, chunkDelayMs: latency.chunkDelayMs }
+      : { ...reply, delayMs: latency.delayMs };
+  };
+}
