@@ -1,6 +1,6 @@
 import { t } from "../src/i18n/messages.ts";
 import { showState } from "./show-state.ts";
-import { currentStory } from "./story-context.ts";
+import { storyUnderControl } from "./story-context.ts";
 import { defineCommand } from "./types.ts";
 
 export const branch = defineCommand(
@@ -22,7 +22,7 @@ export const branch = defineCommand(
     ],
   } as const,
   async (ctx, args) => {
-    const storyId = currentStory(ctx);
+    const storyId = await storyUnderControl(ctx);
     await ctx.stories.branch(storyId, args.chapter);
     await ctx.surface.notice(t(ctx.locale, "branch.done", { number: args.chapter }));
     await showState(ctx, storyId, { text: false });

@@ -1,6 +1,6 @@
 import { t } from "../src/i18n/messages.ts";
 import { showState } from "./show-state.ts";
-import { currentStory } from "./story-context.ts";
+import { storyUnderControl } from "./story-context.ts";
 import { defineCommand } from "./types.ts";
 
 export const undo = defineCommand(
@@ -11,7 +11,7 @@ export const undo = defineCommand(
     options: [],
   } as const,
   async (ctx) => {
-    const storyId = currentStory(ctx);
+    const storyId = await storyUnderControl(ctx);
     const number = await ctx.stories.undo(storyId);
     await ctx.surface.notice(t(ctx.locale, "undo.done", { number }));
     await showState(ctx, storyId, { text: false });

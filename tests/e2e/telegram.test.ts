@@ -292,6 +292,10 @@ describe("Telegram, group vote", { timeout: 120_000 }, () => {
       ),
     );
 
+    tg.sendText(group, bea, "/undo");
+    await tg.waitFor(() =>
+      texts(group.id).some((t) => t.includes("Only the reader who started this story or a moderator can do that")),
+    );
     const close = buttons(ballot).find((b) => b.callback_data?.startsWith("x|"))?.callback_data ?? "";
     const refused = await tg.clickButton(group, bea, ballot.message_id, close);
     expect(refused.show_alert).toBe(true);
