@@ -50,6 +50,7 @@ interface ChatState {
 }
 
 const ADMIN_CACHE_MS = 60_000;
+const MAX_SUGGESTION_PROMPTS = 20;
 
 export class TelegramAdapter {
   readonly bot: Telegraf;
@@ -191,10 +192,16 @@ export class TelegramAdapter {
 
   private async onCommand(text: string, ctx: CommandContext, state: ChatState): Promise<void> {
     const [head = "", ...rest] = text.slice(1).split(/\s+/);
-    const name = head.split("@")[0] ?? "";
+    const [name = "", addressee] = head.split("@");
+    const me = this.bot.botInfo?.username.toLowerCase();
+    // Groups carry other bots' commands too: answer only ours.
+    if (addressee !== undefined && addressee.toLowerCase() !== me) return;
     const command = findCommand(name, "telegram");
     if (command === undefined || command.spec.hidden) {
-      await ctx.surface.notice(t(ctx.locale, "error.unknownCommand", { name }));
+      const private_ = ctx.conversation.id === ctx.actor.id;
+      if (private_ || addressee !== undefined) {
+        await ctx.surface.notice(t(ctx.locale, "error.unknownCommand", { name }));
+      }
       return;
     }
     let raw = argsFromText(command.spec, rest.join(" "));
@@ -300,6 +307,11 @@ export class TelegramAdapter {
           t(ctx.locale, "vote.suggestPrompt", { max: LIMITS.writeIn }),
         );
         state.suggestions.set(promptId, { storyId: action.storyId, revision: action.revision });
+        // Only recent prompts matter: older ones belong to closed ballots.
+        for (const key of state.suggestions.keys()) {
+          if (state.suggestions.size <= MAX_SUGGESTION_PROMPTS) break;
+          state.suggestions.delete(key);
+        }
         return undefined;
       }
       case "retry":

@@ -250,8 +250,12 @@ describe("Telegram, chat state", { timeout: 120_000 }, () => {
     await tg.waitFor(() => texts(group.id).some((t) => t.includes("vote window: 30 s")));
     tg.sendText(group, admin, "/settings language zh");
     await tg.waitFor(() => texts(group.id).filter((t) => t === "Saved.").length === 2);
+    tg.sendText(group, member, "/frobnicate@some_other_bot");
     tg.sendText(group, member, "/frobnicate");
+    tg.sendText(group, member, "/frobnicate@inkloom_test_bot");
     await tg.waitFor(() => texts(group.id).some((t) => t.includes("未知命令 /frobnicate")));
+    // Other bots' commands, and unknown commands not addressed to us, are left alone in groups.
+    expect(texts(group.id).filter((t) => t.includes("未知命令"))).toHaveLength(1);
   });
 
   it("a chat that blocked the bot pauses without disturbing other chats", async () => {
