@@ -101,6 +101,10 @@ const en = {
   "genre.horror": "horror",
   "genre.fan-fiction": "fan fiction",
   "genre.none": "none",
+  "discord.pick.prompt": "What happens next? Pick one, or write your own.",
+  "discord.pick.promptClosed": "What happens next? Pick one.",
+  "discord.writeOwn": "Write your own",
+  "discord.suggest.label": "What should happen next?",
 } as const;
 
 export type MessageId = keyof typeof en;
@@ -200,6 +204,10 @@ const zh: Record<MessageId, string> = {
   "genre.horror": "恐怖",
   "genre.fan-fiction": "同人",
   "genre.none": "不限",
+  "discord.pick.prompt": "接下来会发生什么？选一个，或写下你自己的行动。",
+  "discord.pick.promptClosed": "接下来会发生什么？选一个。",
+  "discord.writeOwn": "自己写",
+  "discord.suggest.label": "接下来应该发生什么？",
 };
 
 export const CATALOGUE: Record<Locale, Record<MessageId, string>> = { en, zh };
