@@ -67,7 +67,8 @@ export async function dispatch(
         `command /${command.spec.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );
     }
-    await ctx.surface.notice(describeError(error, ctx.locale));
+    const text = describeError(error, ctx.locale);
+    await (ctx.replyPrivately ? ctx.replyPrivately(text) : ctx.surface.notice(text));
     return { kind: "failed" };
   }
 }

@@ -8,6 +8,8 @@ export const stories = defineCommand(
     name: "stories",
     description: { en: "List the stories played here, or continue story N", zh: "列出在这里进行的故事，或继续第 N 个" },
     example: "/stories 1",
+    // On Discord every story has its own thread.
+    platforms: ["console", "telegram"],
     options: [
       {
         name: "number",

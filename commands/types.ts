@@ -67,6 +67,8 @@ export interface CommandContext {
   session: Session;
   stories: StoryService;
   settings: WorkspaceSettingsStore;
+  /** Where refusals go when they should not be public (Discord's ephemeral replies); default: the surface. */
+  replyPrivately?: (text: string) => Promise<void>;
 }
 
 /** What the adapter should do after a handler returns. */

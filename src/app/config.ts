@@ -20,6 +20,7 @@ export const DEFAULTS = {
   JOB_CONCURRENCY: 64,
   TELEGRAM_API_ROOT: "https://api.telegram.org",
   TELEGRAM_WEBHOOK_PORT: 8443,
+  DISCORD_API_ROOT: "https://discord.com/api",
   MODEL_PRICE_INPUT_PER_MTOK: 0,
   MODEL_PRICE_OUTPUT_PER_MTOK: 0,
 } as const;
@@ -94,6 +95,14 @@ const EnvSchema = z.object({
   TELEGRAM_WEBHOOK_SECRET: optionalText.refine((v) => v === undefined || /^[A-Za-z0-9_-]{1,256}$/.test(v), {
     message: "TELEGRAM_WEBHOOK_SECRET may use only A-Z, a-z, 0-9, _ and - (1-256 characters)",
   }),
+  DISCORD_TOKEN: optionalText,
+  DISCORD_APPLICATION_ID: optionalText.refine((v) => v === undefined || /^\d{5,25}$/.test(v), {
+    message: "DISCORD_APPLICATION_ID must be the numeric application id from the Discord developer portal",
+  }),
+  DISCORD_API_ROOT: url("DISCORD_API_ROOT"),
+  DISCORD_DEV_GUILD_ID: optionalText.refine((v) => v === undefined || /^\d{5,25}$/.test(v), {
+    message: "DISCORD_DEV_GUILD_ID must be a numeric server id",
+  }),
   VOTE_SECONDS: int("VOTE_SECONDS", 10, 86_400),
   JOB_CONCURRENCY: int("JOB_CONCURRENCY", 1, 1000),
   LANG: optionalText,
@@ -117,6 +126,15 @@ export interface Config {
   jobConcurrency: number;
   /** Default voting window of a chat (a chat's /settings may change it). */
   voteSeconds: number;
+  /** Set when DISCORD_TOKEN and DISCORD_APPLICATION_ID are: the Discord bot runs. */
+  discord?: {
+    token: string;
+    applicationId: string;
+    /** REST base URL (a REST proxy, or a test fake). */
+    apiRoot: string;
+    /** Register commands to this server only (instant, for development). */
+    devGuildId?: string;
+  };
   /** Set when TELEGRAM_BOT_TOKEN is: the Telegram bot runs. */
   telegram?: {
     token: string;
@@ -151,6 +169,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(parsed.error.issues.map((i) => i.message));
   }
   const e = parsed.data;
+  if ((e.DISCORD_TOKEN === undefined) !== (e.DISCORD_APPLICATION_ID === undefined)) {
+    throw new ConfigError(["DISCORD_TOKEN and DISCORD_APPLICATION_ID go together: set both to run the Discord bot"]);
+  }
   if (e.OPENAI_BASE_URL === undefined && e.OPENAI_API_KEY === undefined) {
     throw new ConfigError([NO_ENDPOINT_HELP]);
   }
@@ -197,6 +218,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     locale: e.INKLOOM_LOCALE ?? (lang.startsWith("zh") ? "zh" : "en"),
     voteSeconds: num(e.VOTE_SECONDS, DEFAULTS.VOTE_SECONDS),
     jobConcurrency: num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY),
+    ...(e.DISCORD_TOKEN === undefined || e.DISCORD_APPLICATION_ID === undefined
+      ? {}
+      : {
+          discord: {
+            token: e.DISCORD_TOKEN,
+            applicationId: e.DISCORD_APPLICATION_ID,
+            apiRoot: e.DISCORD_API_ROOT ?? DEFAULTS.DISCORD_API_ROOT,
+            ...(e.DISCORD_DEV_GUILD_ID === undefined ? {} : { devGuildId: e.DISCORD_DEV_GUILD_ID }),
+          },
+        }),
     ...(e.TELEGRAM_BOT_TOKEN === undefined
       ? {}
       : {

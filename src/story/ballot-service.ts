@@ -70,7 +70,38 @@ export class BallotService implements BallotOpener {
     const user = await this.user(actor);
     await castVote(this.db, ballot.chapterId, user.id, choice.id);
     await this.startGraceIfWaiting(ballot);
-    return this.refresh(storyId, revision);
+    const tally = await this.refresh(storyId, revision);
+    if (await this.regularsAllVoted(ballot.id)) {
+      await this.decide(ballot).catch((error: unknown) => {
+        if (!(error instanceof UserFacingError)) throw error;
+      });
+    }
+    return tally;
+  }
+
+  /**
+   * Where the audience asks for it (Discord threads): a ballot closes early once
+   * everyone who voted on the previous ballot has voted again. A story's first
+   * ballot has no previous one, so it always runs its full window.
+   */
+  private async regularsAllVoted(ballotId: string): Promise<boolean> {
+    const ballot = await this.db.ballot.findUnique({
+      where: { id: ballotId },
+      select: {
+        status: true,
+        chapter: { select: { parentId: true, story: { select: { conversationId: true } }, votes: true } },
+      },
+    });
+    if (ballot === null || ballot.status !== "open" || ballot.chapter.parentId === null) return false;
+    const audience = await this.audiences(ballot.chapter.story.conversationId);
+    if (audience?.voting?.closeWhenPreviousVotersReturn !== true) return false;
+    const previous = await this.db.vote.findMany({
+      where: { chapterId: ballot.chapter.parentId },
+      select: { userId: true },
+    });
+    if (previous.length === 0) return false;
+    const now = new Set(ballot.chapter.votes.map((v) => v.userId));
+    return previous.every((v) => now.has(v.userId));
   }
 
   /** Add `actor`'s own action to the ballot, with their vote on it. */

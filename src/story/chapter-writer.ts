@@ -28,7 +28,11 @@ export interface Audience {
   surface: Surface;
   locale: Locale;
   /** Set where members vote on the choices (group chats, Discord threads). */
-  voting?: { windowSeconds: number };
+  voting?: {
+    windowSeconds: number;
+    /** Close early once everyone who voted on the previous ballot has voted again. */
+    closeWhenPreviousVotersReturn?: boolean;
+  };
 }
 
 /** Finds where a story is shown; undefined when nobody is watching (the chapter is still written). */

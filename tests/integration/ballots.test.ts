@@ -25,8 +25,8 @@ let stories: StoryService;
 let ballots: BallotService;
 let draws: number[];
 
-function setup(windowSeconds: number) {
-  const audience: Audience = { surface, locale: "en", voting: { windowSeconds } };
+function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false) {
+  const audience: Audience = { surface, locale: "en", voting: { windowSeconds, closeWhenPreviousVotersReturn } };
   ballots = new BallotService(db, stories, () => audience, {
     firstVoteGraceMs: 150,
     random: () => draws.shift() ?? 0,
@@ -166,6 +166,22 @@ describe("ballots in a voting conversation", () => {
     await expectError(ballots.vote(storyId, revision + 1, 1, bea), "error.voteClosed");
     await expectError(ballots.vote(storyId, revision, 7, bea), "error.choiceOutOfRange");
     expect(await db.vote.count()).toBe(0);
+  });
+
+  it("closes early once everyone who voted last time has voted again (never on the first ballot)", async () => {
+    setup(60, true);
+    const { storyId, revision } = await startStory();
+    await ballots.vote(storyId, revision, 1, bea);
+    await ballots.vote(storyId, revision, 2, cal);
+    expect((await db.ballot.findFirstOrThrow()).status).toBe("open");
+    const { ticket } = await ballots.closeEarly(storyId, revision, starter, false);
+    await ticket.job.finished;
+    const next = (await stories.state(storyId)).revision;
+    await ballots.vote(storyId, next, 1, bea);
+    expect(await db.ballot.count({ where: { status: "open" } })).toBe(1);
+    await ballots.vote(storyId, next, 3, cal);
+    await until(async () => (await stories.state(storyId)).head?.number === 3);
+    expect(agent.inputs.at(-1)?.action).toMatch(/^(Go north|Wait) 2$/);
   });
 
   it("after a restart, an open ballot's timer is rebuilt and it still closes", async () => {
