@@ -1,11 +1,12 @@
 /**
  * `npm start`: loads configuration, opens the database, and runs the Telegram
- * bot when TELEGRAM_BOT_TOKEN is set, or else the terminal session on standard
- * input/output. Operator messages go to standard error; the story to standard output.
+ * bot (TELEGRAM_BOT_TOKEN) and/or the Discord bot (DISCORD_TOKEN), both in one
+ * process, or else the terminal session on standard input/output. Operator messages go to standard error; the story to standard output.
  */
 import { existsSync } from "node:fs";
 import { ConsoleAdapter } from "../../adapters/console/console-adapter.ts";
 import { ConsoleSurface } from "../../adapters/console/console-surface.ts";
+import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
 import { DatabaseOpenError } from "../store/db.ts";
 import { ConfigError, loadConfig } from "./config.ts";
@@ -35,23 +36,32 @@ async function main(): Promise<number> {
     }
     throw error;
   }
+  const bots: { name: string; start(): Promise<void>; stop(): Promise<void> }[] = [];
   if (config.telegram !== undefined) {
-    const telegram = new TelegramAdapter(config.telegram, { ...engine, log });
-    try {
-      await telegram.start();
-    } catch (error) {
-      process.stderr.write(
-        `Telegram did not accept the bot: ${error instanceof Error ? error.message : String(error)}\n`,
-      );
-      await engine.close();
-      return 1;
+    bots.push({ name: "Telegram", ...bind(new TelegramAdapter(config.telegram, { ...engine, log })) });
+  }
+  if (config.discord !== undefined) {
+    bots.push({ name: "Discord", ...bind(new DiscordAdapter(config.discord, { ...engine, log })) });
+  }
+  if (bots.length > 0) {
+    for (const bot of bots) {
+      try {
+        await bot.start();
+        log(`${bot.name} bot running`);
+      } catch (error) {
+        process.stderr.write(
+          `${bot.name} did not accept the bot: ${error instanceof Error ? error.message : String(error)}\n`,
+        );
+        for (const b of bots) await b.stop().catch(() => {});
+        await engine.close();
+        return 1;
+      }
     }
-    log(`telegram bot running (${config.telegram.webhook ? "webhook" : "long polling"})`);
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);
     });
-    await telegram.stop();
+    for (const bot of bots) await bot.stop().catch(() => {});
     await engine.close();
     return 0;
   }
@@ -77,6 +87,10 @@ async function main(): Promise<number> {
   await engine.close();
   process.stdout.write("\n");
   return 0;
+}
+
+function bind(adapter: { start(): Promise<void>; stop(): Promise<void> }) {
+  return { start: () => adapter.start(), stop: () => adapter.stop() };
 }
 
 main().then(

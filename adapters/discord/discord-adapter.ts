@@ -1,0 +1,315 @@
+/**
+ * The Discord bot (Guilds intent only): slash commands, modals and buttons
+ * become command invocations, votes and write-ins; each story lives in its own
+ * public thread and is written there with the bot token, never through the
+ * 15-minute interaction token. Every interaction is acknowledged at once
+ * (reply, defer or modal); the work follows.
+ */
+import {
+  ActionRowBuilder,
+  ChannelType,
+  Client,
+  GatewayIntentBits,
+  type Interaction,
+  MessageFlags,
+  ModalBuilder,
+  PermissionFlagsBits,
+  type RepliableInteraction,
+  TextInputBuilder,
+  TextInputStyle,
+} from "discord.js";
+import { describeError, dispatch } from "../../commands/dispatch.ts";
+import { findCommand } from "../../commands/index.ts";
+import { start } from "../../commands/start.ts";
+import type { CommandContext, Session } from "../../commands/types.ts";
+import { GENRES, type Genre } from "../../src/agent/types.ts";
+import type { Locale } from "../../src/app/config.ts";
+import { t } from "../../src/i18n/messages.ts";
+import type { AudienceRegistry } from "../../src/story/audience-registry.ts";
+import type { BallotService } from "../../src/story/ballot-service.ts";
+import type { Audience } from "../../src/story/chapter-writer.ts";
+import { UserFacingError } from "../../src/story/errors.ts";
+import { LIMITS } from "../../src/story/limits.ts";
+import type { Actor, Conversation, StoryService } from "../../src/story/story-service.ts";
+import type { WorkspaceSettingsStore } from "../../src/story/workspace-settings.ts";
+import { STORY_SUBCOMMANDS } from "./command-data.ts";
+import { decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
+import { type DiscordStoryChannel, DiscordSurface, discordErrorKind, suggestionModal } from "./discord-surface.ts";
+
+export interface DiscordOptions {
+  token: string;
+  applicationId: string;
+  apiRoot: string;
+}
+
+export interface DiscordDeps {
+  stories: StoryService;
+  ballots: BallotService;
+  settings: WorkspaceSettingsStore;
+  audiences: AudienceRegistry;
+  log: (message: string) => void;
+}
+
+/** The /start modal's custom id carries the genre picked in the command. */
+const START_MODAL = "inkstart:";
+const SCENARIO_INPUT = "scenario";
+const THREAD_NAME_MAX = 100;
+
+export class DiscordAdapter {
+  readonly client: Client;
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(
+    private readonly options: DiscordOptions,
+    private readonly deps: DiscordDeps,
+  ) {
+    this.client = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: options.apiRoot } });
+    deps.audiences.platform("discord", (conversationId) => this.audience(conversationId));
+    this.client.on("interactionCreate", (interaction) => {
+      void this.onInteraction(interaction).catch((error: unknown) => {
+        deps.log(`discord interaction failed: ${String(error)}`);
+      });
+    });
+  }
+
+  async start(): Promise<void> {
+    const ready = new Promise<void>((resolve) => this.client.once("clientReady", () => resolve()));
+    await this.client.login(this.options.token);
+    await ready;
+  }
+
+  async stop(): Promise<void> {
+    await this.client.destroy();
+  }
+
+  private async onInteraction(interaction: Interaction): Promise<void> {
+    if (interaction.isChatInputCommand()) {
+      if (interaction.commandName === "start") {
+        // A modal must be the first answer: no defer before it.
+        const genre = (interaction.options.getString("genre") ?? "none") as Genre;
+        await interaction.showModal(
+          this.startModal(GENRES.includes(genre) ? genre : "none", this.localeOf(interaction)),
+        );
+        return;
+      }
+      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+      if (interaction.commandName === "story") {
+        await this.storyCommand(interaction, interaction.options.getSubcommand());
+      } else if (interaction.commandName === "help") {
+        await this.run(interaction, "help", {});
+      } else {
+        await interaction.editReply(
+          t(this.localeOf(interaction), "error.unknownCommand", { name: interaction.commandName }),
+        );
+      }
+      return;
+    }
+    if (interaction.isModalSubmit()) {
+      if (interaction.customId.startsWith(START_MODAL)) {
+        await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+        await this.startStory(interaction, interaction.customId.slice(START_MODAL.length) as Genre);
+        return;
+      }
+      const action = decodeCustomId(interaction.customId);
+      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+      if (action?.kind !== "suggestion") {
+        await interaction.editReply(t(this.localeOf(interaction), "error.stalePick"));
+        return;
+      }
+      const text = interaction.fields.getTextInputValue(SUGGESTION_INPUT_ID);
+      await this.answer(interaction, async (locale) => {
+        await this.requireHere(action.storyId, interaction.channelId);
+        await this.deps.ballots.writeIn(action.storyId, action.revision, text, this.actor(interaction));
+        return t(locale, "vote.added", { label: text.trim() });
+      });
+      return;
+    }
+    if (interaction.isButton()) {
+      const action = decodeCustomId(interaction.customId);
+      const locale = this.localeOf(interaction);
+      if (action?.kind === "suggest") {
+        await interaction.showModal(suggestionModal(locale, { ...action, mode: "vote" }, LIMITS.writeIn));
+        return;
+      }
+      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+      await this.answer(interaction, async () => {
+        if (action === undefined || action.kind === "suggestion" || action.kind === "pick") {
+          throw new UserFacingError("error.stalePick");
+        }
+        await this.requireHere(action.storyId, interaction.channelId);
+        if (action.kind === "vote") {
+          const tally = await this.deps.ballots.vote(
+            action.storyId,
+            action.revision,
+            action.position,
+            this.actor(interaction),
+          );
+          return t(locale, "vote.recorded", { label: tally.labels[action.position - 1] ?? "" });
+        }
+        if (action.kind === "close") {
+          const moderator = interaction.memberPermissions?.has(PermissionFlagsBits.ManageGuild) ?? false;
+          const closed = await this.deps.ballots.closeEarly(
+            action.storyId,
+            action.revision,
+            this.actor(interaction),
+            moderator,
+          );
+          return t(locale, "pick.taken", { label: closed.result.label });
+        }
+        await this.deps.stories.retry(action.storyId);
+        return t(locale, "discord.done");
+      });
+    }
+  }
+
+  /** /start's modal was submitted: open a public thread and begin the story in it. */
+  private async startStory(
+    interaction: RepliableInteraction & { fields: { getTextInputValue(id: string): string } },
+    genre: Genre,
+  ): Promise<void> {
+    const locale = this.localeOf(interaction);
+    const scenario = interaction.fields.getTextInputValue(SCENARIO_INPUT).trim();
+    const channel = interaction.channel;
+    if (channel === null || channel.type !== ChannelType.GuildText) {
+      await interaction.editReply(t(locale, "discord.startHere"));
+      return;
+    }
+    if (scenario === "") {
+      await interaction.editReply(t(locale, "error.emptyScenario"));
+      return;
+    }
+    let thread: DiscordStoryChannel;
+    try {
+      thread = await channel.threads.create({
+        name: scenario.slice(0, THREAD_NAME_MAX),
+        type: ChannelType.PublicThread,
+        autoArchiveDuration: 1440,
+      });
+    } catch (error) {
+      const kind = discordErrorKind(error);
+      await interaction.editReply(
+        kind === "missing_permission"
+          ? t(locale, "discord.missingPermission", { permission: "Create Public Threads" })
+          : t(locale, "error.internal"),
+      );
+      return;
+    }
+    const ctx = await this.context(interaction, thread);
+    const outcome = await dispatch(start, { scenario, genre }, ctx, this.deps.log);
+    if (outcome.kind !== "failed")
+      await interaction.editReply(t(locale, "discord.started", { thread: `<#${thread.id}>` }));
+  }
+
+  /** `/story <sub>` in a story thread. */
+  private async storyCommand(interaction: RepliableInteraction, sub: string): Promise<void> {
+    if (!(STORY_SUBCOMMANDS as readonly string[]).includes(sub)) {
+      await interaction.editReply(t(this.localeOf(interaction), "error.unknownCommand", { name: sub }));
+      return;
+    }
+    const raw: Record<string, unknown> = {};
+    if (interaction.isChatInputCommand()) {
+      for (const o of interaction.options.data[0]?.options ?? []) raw[o.name] = o.value;
+    }
+    await this.run(interaction, sub, raw);
+  }
+
+  private async run(interaction: RepliableInteraction, name: string, raw: Record<string, unknown>): Promise<void> {
+    const command = findCommand(name, "discord");
+    const channel = interaction.channel;
+    if (command === undefined || channel === null || !("send" in channel)) {
+      await interaction.editReply(t(this.localeOf(interaction), "error.noStory"));
+      return;
+    }
+    const ctx = await this.context(interaction, channel as DiscordStoryChannel);
+    const outcome = await dispatch(command, raw, ctx, this.deps.log);
+    if (outcome.kind !== "failed") await interaction.editReply(t(ctx.locale, "discord.done"));
+  }
+
+  /** Run `work` and answer the (deferred, ephemeral) interaction with its text or the error. */
+  private async answer(interaction: RepliableInteraction, work: (locale: Locale) => Promise<string>): Promise<void> {
+    const locale = this.localeOf(interaction);
+    try {
+      await interaction.editReply(await work(locale));
+    } catch (error) {
+      if (!(error instanceof UserFacingError)) this.deps.log(`discord: ${String(error)}`);
+      await interaction.editReply(describeError(error, locale));
+    }
+  }
+
+  /** A button or modal must belong to the story of the thread it was pressed in. */
+  private async requireHere(storyId: string, channelId: string | null): Promise<void> {
+    const where = await this.deps.stories.whereIs(storyId);
+    if (where === undefined || where.conversationId !== `discord:${channelId}`) {
+      throw new UserFacingError("error.notYourStory");
+    }
+  }
+
+  private async context(interaction: RepliableInteraction, channel: DiscordStoryChannel): Promise<CommandContext> {
+    const conversation: Conversation = {
+      platform: "discord",
+      workspaceId: interaction.guildId ?? "dm",
+      id: channel.id,
+    };
+    const settings = await this.deps.settings.get("discord", conversation.workspaceId);
+    const locale = settings.locale;
+    let session = this.sessions.get(channel.id);
+    if (session === undefined) {
+      session = {};
+      const storyId = await this.deps.stories.latestIn(conversation);
+      if (storyId !== undefined) session.storyId = storyId;
+      this.sessions.set(channel.id, session);
+    }
+    return {
+      actor: this.actor(interaction),
+      moderator: interaction.memberPermissions?.has(PermissionFlagsBits.ManageGuild) ?? false,
+      conversation,
+      locale,
+      surface: new DiscordSurface(channel, locale),
+      session,
+      stories: this.deps.stories,
+      settings: this.deps.settings,
+      replyPrivately: async (text) => {
+        await interaction.editReply(text);
+      },
+    };
+  }
+
+  private async audience(conversationId: string): Promise<Audience | undefined> {
+    const channelId = conversationId.slice("discord:".length);
+    const channel =
+      this.client.channels.cache.get(channelId) ?? (await this.client.channels.fetch(channelId).catch(() => null));
+    if (channel === null || !channel.isTextBased() || !("send" in channel)) return undefined;
+    const guildId = "guildId" in channel && typeof channel.guildId === "string" ? channel.guildId : "dm";
+    const settings = await this.deps.settings.get("discord", guildId);
+    return {
+      surface: new DiscordSurface(channel as DiscordStoryChannel, settings.locale),
+      locale: settings.locale,
+      voting: { windowSeconds: settings.voteSeconds, closeWhenPreviousVotersReturn: true },
+    };
+  }
+
+  private startModal(genre: Genre, locale: Locale): ModalBuilder {
+    return new ModalBuilder()
+      .setCustomId(`${START_MODAL}${genre}`)
+      .setTitle(t(locale, "discord.startTitle").slice(0, 45))
+      .addComponents(
+        new ActionRowBuilder<TextInputBuilder>().addComponents(
+          new TextInputBuilder()
+            .setCustomId(SCENARIO_INPUT)
+            .setLabel(t(locale, "discord.scenarioLabel").slice(0, 45))
+            .setStyle(TextInputStyle.Paragraph)
+            .setMinLength(1)
+            .setMaxLength(LIMITS.scenario)
+            .setRequired(true),
+        ),
+      );
+  }
+
+  private actor(interaction: Interaction): Actor {
+    return { platform: "discord", id: interaction.user.id, name: interaction.user.username };
+  }
+
+  private localeOf(interaction: Interaction): Locale {
+    return interaction.locale.startsWith("zh") ? "zh" : "en";
+  }
+}

@@ -1,0 +1,206 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
+import { registerCommands } from "../../adapters/discord/register.ts";
+import { loadConfig } from "../../src/app/config.ts";
+import { createEngine, type Engine } from "../../src/app/wiring.ts";
+import { FakeDiscordServer, type FakeMessage } from "../fakes/fake-discord-server.ts";
+import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
+import { storyResponder } from "../fakes/story-responder.ts";
+
+let model: FakeOpenAiServer;
+let discord: FakeDiscordServer;
+let dir: string;
+let running: { engine: Engine; bot: DiscordAdapter }[] = [];
+const logs: string[] = [];
+
+async function launch() {
+  const config = loadConfig({
+    OPENAI_BASE_URL: model.baseUrl,
+    OPENAI_MODEL: "fake",
+    OPENAI_MAX_RETRIES: "0",
+    DATABASE_URL: `file:${join(dir, "dc.db")}`,
+    DISCORD_TOKEN: discord.token,
+    DISCORD_APPLICATION_ID: discord.applicationId,
+    DISCORD_API_ROOT: discord.apiRoot,
+    INKLOOM_LOCALE: "en",
+  });
+  const log = (m: string) => logs.push(m);
+  const engine = await createEngine(config, log);
+  if (config.discord === undefined) throw new Error("discord not configured");
+  const bot = new DiscordAdapter(config.discord, { ...engine, log });
+  await bot.start();
+  const instance = { engine, bot };
+  running.push(instance);
+  return instance;
+}
+
+async function shutdown(instance: { engine: Engine; bot: DiscordAdapter }) {
+  await instance.bot.stop();
+  await instance.engine.close();
+  running = running.filter((r) => r !== instance);
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "inkloom-dc-"));
+  model = await FakeOpenAiServer.start({ responder: storyResponder() });
+  discord = await FakeDiscordServer.start();
+  logs.length = 0;
+});
+
+afterEach(async () => {
+  for (const r of [...running]) await shutdown(r);
+  await discord.close();
+  await model.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type Button = { custom_id?: string; label?: string };
+const buttonsOf = (m: FakeMessage | undefined): Button[] =>
+  ((m?.components ?? []) as { components?: Button[] }[]).flatMap((row) => row.components ?? []);
+const ballotIn = (channelId: string, after = "0") =>
+  discord
+    .messages(channelId)
+    .filter((m) => !m.deleted && BigInt(m.id) > BigInt(after))
+    .findLast((m) => buttonsOf(m).some((b) => b.custom_id?.startsWith("ink:v:")));
+
+function world() {
+  const guild = discord.guild({ name: "Book Club" });
+  const channel = discord.textChannel(guild, { name: "stories" });
+  const [ann, bea, cal] = ["ann", "bea", "cal"].map((username) => {
+    const u = discord.user({ username });
+    discord.addMember(guild, u);
+    return u;
+  }) as [
+    ReturnType<FakeDiscordServer["user"]>,
+    ReturnType<FakeDiscordServer["user"]>,
+    ReturnType<FakeDiscordServer["user"]>,
+  ];
+  return { guild, channel, ann, bea, cal };
+}
+
+async function startStory(w: ReturnType<typeof world>, scenario: string) {
+  const modal = await discord
+    .slashCommand(w.guild, w.channel, w.ann, "start", [{ name: "genre", type: 3, value: "horror" }])
+    .response();
+  expect(modal.type).toBe(9);
+  const customId = String(modal.data?.custom_id);
+  const submitted = discord.submitModal(w.guild, w.channel, w.ann, customId, { scenario });
+  expect((await submitted.response()).type).toBe(5);
+  const thread = await discord.waitFor(() => discord.threads(w.channel)[0]);
+  const ballot = await discord.waitFor(() => ballotIn(thread.id), 15_000);
+  await discord.waitFor(() => submitted.original()?.content?.includes(`<#${thread.id}>`));
+  return { thread, ballot };
+}
+
+describe("Discord", { timeout: 120_000 }, () => {
+  it("registers the commands in English and Chinese", async () => {
+    const guild = discord.guild();
+    await registerCommands({
+      token: discord.token,
+      applicationId: discord.applicationId,
+      apiRoot: discord.apiRoot,
+      devGuildId: guild.id,
+    });
+    const commands = discord.commands(guild) as {
+      name: string;
+      name_localizations?: Record<string, string>;
+      options?: { name: string }[];
+    }[];
+    expect(commands.map((c) => c.name)).toEqual(["start", "story", "help"]);
+    expect(commands.find((c) => c.name === "story")?.options?.map((o) => o.name)).toEqual([
+      "undo",
+      "rewrite",
+      "branch",
+      "recap",
+      "export",
+      "retry",
+    ]);
+    expect(commands[0]?.name_localizations?.["zh-CN"]).toBe("开始");
+  });
+
+  it("/start -> modal -> thread -> streamed chapter -> three members vote -> the winner's chapter follows", async () => {
+    await launch();
+    const w = world();
+    const { thread, ballot } = await startStory(w, "a ghost detective in 1920s Shanghai");
+    const prose = discord.messages(thread.id).find((m) => m.content.startsWith("Chapter 1\n"));
+    expect(prose).toBeDefined();
+    expect(discord.messages(thread.id).every((m) => m.content.length <= 2000)).toBe(true);
+
+    const votes = buttonsOf(ballot).filter((b) => b.custom_id?.startsWith("ink:v:"));
+    const second = votes[1]?.custom_id ?? "";
+    for (const [user, id] of [
+      [w.ann, second],
+      [w.bea, second],
+      [w.cal, votes[0]?.custom_id ?? ""],
+    ] as const) {
+      const handle = discord.clickButton(w.guild, thread, user, ballot.id, id);
+      expect((await handle.response()).data?.flags).toBe(64);
+      await discord.waitFor(() => handle.original()?.content?.startsWith("Your vote:"));
+    }
+    const close = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
+    const refused = discord.clickButton(w.guild, thread, w.bea, ballot.id, close);
+    await discord.waitFor(() => refused.original()?.content?.includes("Only the reader who started this story"));
+    discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
+    await discord.waitFor(() => discord.messages(thread.id).some((m) => m.content.includes("(2 of 3 votes)")));
+    await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
+    expect(buttonsOf(discord.messages(thread.id).find((m) => m.id === ballot.id))).toEqual([]);
+  });
+
+  it("a write-in from the Suggest modal joins the ballot and can win", async () => {
+    await launch();
+    const w = world();
+    const { thread, ballot } = await startStory(w, "a lighthouse that moves at night");
+    const suggest = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:w:"))?.custom_id ?? "";
+    const modal = await discord.clickButton(w.guild, thread, w.bea, ballot.id, suggest).response();
+    expect(modal.type).toBe(9);
+    const submit = discord.submitModal(w.guild, thread, w.bea, String(modal.data?.custom_id), {
+      text: "Follow the light into the sea",
+    });
+    await discord.waitFor(() => submit.original()?.content?.includes("Added to the ballot"));
+    const updated = await discord.waitFor(() =>
+      buttonsOf(discord.messages(thread.id).find((m) => m.id === ballot.id)).find((b) =>
+        b.label?.includes("Follow the light"),
+      ),
+    );
+    discord.clickButton(
+      w.guild,
+      thread,
+      w.ann,
+      ballot.id,
+      buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "",
+    );
+    await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
+    expect(updated.custom_id).toMatch(/^ink:v:/);
+    expect(discord.messages(thread.id).some((m) => m.content.includes("Follow the light into the sea"))).toBe(true);
+  });
+
+  it("a missing thread permission is named in an ephemeral reply and nothing is created", async () => {
+    const { engine } = await launch();
+    const w = world();
+    discord.denyPermission(w.channel, "CreatePublicThreads");
+    const modal = await discord.slashCommand(w.guild, w.channel, w.ann, "start").response();
+    const submitted = discord.submitModal(w.guild, w.channel, w.ann, String(modal.data?.custom_id), {
+      scenario: "a quiet village",
+    });
+    await discord.waitFor(() => submitted.original()?.content?.includes("Create Public Threads"));
+    expect(submitted.original()?.flags).toBe(64);
+    expect(await engine.db.story.count()).toBe(0);
+  });
+
+  it("a 429 on an edit is waited out and a button from before a restart still votes", async () => {
+    const first = await launch();
+    const w = world();
+    discord.failNext("PATCH /channels/:channel/messages/:message", { retryAfter: 0.5 });
+    const { thread, ballot } = await startStory(w, "a clockwork city");
+    expect(discord.calls.some((c) => c.status === 429)).toBe(true);
+    await shutdown(first);
+
+    await launch();
+    const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
+    const handle = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
+    await discord.waitFor(() => handle.original()?.content?.startsWith("Your vote:"));
+  });
+});
