@@ -10,6 +10,7 @@ import { rewrite } from "./rewrite.ts";
 import { settings } from "./settings.ts";
 import { start } from "./start.ts";
 import { stories } from "./stories.ts";
+import { theme } from "./theme.ts";
 import { availableOn, type Command, type CommandSpec } from "./types.ts";
 import { undo } from "./undo.ts";
 
@@ -26,6 +27,7 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   recap,
   exportStory,
   settings,
+  theme,
   help,
   quit,
   choose,

@@ -1,6 +1,8 @@
 import { GENRES, type Genre } from "../src/agent/types.ts";
 import { t } from "../src/i18n/messages.ts";
+import { UserFacingError } from "../src/story/errors.ts";
 import { LIMITS } from "../src/story/limits.ts";
+import { THEME_LIMITS } from "../src/story/themes.ts";
 import { defineCommand } from "./types.ts";
 
 export const start = defineCommand(
@@ -22,6 +24,13 @@ export const start = defineCommand(
         required: false,
         description: { en: `One of: ${GENRES.join(", ")}`, zh: `可选：${GENRES.join("、")}` },
       },
+      {
+        name: "theme",
+        type: "string",
+        required: false,
+        maxLength: THEME_LIMITS.name,
+        description: { en: "One of this server's themes", zh: "本服务器的主题之一" },
+      },
     ],
   } as const,
   async (ctx, args) => {
@@ -30,11 +39,21 @@ export const start = defineCommand(
     if (args.scenario === undefined) {
       return genre === undefined ? { kind: "ask", field: "genre" } : { kind: "ask", field: "scenario", genre };
     }
+    let theme: { id: string; rating: string } | undefined;
+    if (args.theme !== undefined) {
+      const found = await ctx.themes.find(
+        { platform: ctx.conversation.platform, externalId: ctx.conversation.workspaceId },
+        args.theme,
+      );
+      if (found.rating === "adult" && !ctx.ageRestricted) throw new UserFacingError("error.adultTheme", { name: found.name });
+      theme = { id: found.id, rating: found.rating };
+    }
     const ticket = await ctx.stories.start({
       actor: ctx.actor,
       conversation: ctx.conversation,
       premise: args.scenario,
       genre: genre ?? "none",
+      ...(theme === undefined ? {} : { theme }),
     });
     ctx.session.storyId = ticket.storyId;
     return { kind: "writing", ticket };

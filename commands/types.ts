@@ -7,6 +7,7 @@ import type { Genre } from "../src/agent/types.ts";
 import type { Locale } from "../src/app/config.ts";
 import type { Surface } from "../src/render/surface.ts";
 import type { Actor, Conversation, StoryService, WriteTicket } from "../src/story/story-service.ts";
+import type { ThemeService } from "../src/story/themes.ts";
 import type { WorkspaceSettingsStore } from "../src/story/workspace-settings.ts";
 
 export interface Localized {
@@ -67,6 +68,9 @@ export interface CommandContext {
   session: Session;
   stories: StoryService;
   settings: WorkspaceSettingsStore;
+  themes: ThemeService;
+  /** The conversation is age-restricted (a Discord channel marked NSFW): adult themes may start here. */
+  ageRestricted: boolean;
   /** Where refusals go when they should not be public (Discord's ephemeral replies); default: the surface. */
   replyPrivately?: (text: string) => Promise<void>;
 }

@@ -8,6 +8,7 @@ import { findCommand } from "../../commands/index.ts";
 import type { CommandSpec, OptionSpec } from "../../commands/types.ts";
 import { GENRES } from "../../src/agent/types.ts";
 import { t } from "../../src/i18n/messages.ts";
+import { RATINGS } from "../../src/story/themes.ts";
 
 /** The commands a story thread offers under `/story`. */
 export const STORY_SUBCOMMANDS = ["undo", "rewrite", "branch", "recap", "export", "retry"] as const;
@@ -24,6 +25,21 @@ const ZH_NAMES: Record<string, string> = {
   export: "导出",
   retry: "重试",
   genre: "类型",
+  theme: "主题",
+  config: "设置",
+  add: "添加",
+  edit: "编辑",
+  remove: "删除",
+  list: "列表",
+  show: "查看",
+  set: "修改",
+  key: "项目",
+  value: "值",
+  name: "名称",
+  description: "描述",
+  rules: "规则",
+  rating: "分级",
+  art_style: "画风",
   direction: "要求",
   chapter: "章节",
 };
@@ -58,6 +74,52 @@ function option(o: OptionSpec) {
   };
 }
 
+/** Settings `/config set` may change (see commands/settings.ts). */
+export const CONFIG_KEYS = ["language", "illustrations", "votes"] as const;
+
+/** Manage Server: the default for moderator commands (Discord lets servers override it; handlers check again). */
+const MANAGE_GUILD = "32";
+
+/** `/theme add|edit|remove|list`, from the theme command's options. */
+function themeCommand() {
+  const s = spec("theme");
+  const field = (name: string, required: boolean) => {
+    const o = s.options.find((x) => x.name === name);
+    if (o === undefined) throw new Error(`theme has no option ${name}`);
+    return {
+      ...option({ ...o, required }),
+      ...(name === "rating" ? { choices: RATINGS.map((r) => ({ name: r, value: r })) } : {}),
+    };
+  };
+  const editable = ["description", "rules", "rating", "art_style"];
+  return {
+    ...names("theme"),
+    ...describe(s.description),
+    contexts: [0],
+    options: [
+      {
+        ...names("add"),
+        ...describe({ en: "Add a theme", zh: "添加主题" }),
+        type: SUB_COMMAND,
+        options: [field("name", true), ...editable.map((n) => field(n, false))],
+      },
+      {
+        ...names("edit"),
+        ...describe({ en: "Change a theme", zh: "修改主题" }),
+        type: SUB_COMMAND,
+        options: [field("name", true), ...editable.map((n) => field(n, false))],
+      },
+      {
+        ...names("remove"),
+        ...describe({ en: "Remove a theme", zh: "删除主题" }),
+        type: SUB_COMMAND,
+        options: [field("name", true)],
+      },
+      { ...names("list"), ...describe({ en: "List the themes", zh: "列出主题" }), type: SUB_COMMAND },
+    ],
+  };
+}
+
 export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
   const start = spec("start");
   return [
@@ -78,6 +140,13 @@ export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
             value: g,
           })),
         },
+        {
+          ...names("theme"),
+          ...describe({ en: "One of this server's themes", zh: "本服务器的主题之一" }),
+          type: STRING,
+          required: false,
+          autocomplete: true,
+        },
       ],
     },
     {
@@ -88,6 +157,37 @@ export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
         const s = spec(name);
         return { ...names(name), ...describe(s.description), type: SUB_COMMAND, options: s.options.map(option) };
       }),
+    },
+    themeCommand(),
+    {
+      ...names("config"),
+      ...describe({ en: "Show or change this server's story settings", zh: "查看或修改本服务器的故事设置" }),
+      contexts: [0],
+      default_member_permissions: MANAGE_GUILD,
+      options: [
+        { ...names("show"), ...describe({ en: "Show the settings", zh: "查看设置" }), type: SUB_COMMAND },
+        {
+          ...names("set"),
+          ...describe({ en: "Change one setting", zh: "修改一项设置" }),
+          type: SUB_COMMAND,
+          options: [
+            {
+              ...names("key"),
+              ...describe({ en: "What to change", zh: "要修改的项目" }),
+              type: STRING,
+              required: true,
+              choices: CONFIG_KEYS.map((k) => ({ name: k, value: k })),
+            },
+            {
+              ...names("value"),
+              ...describe({ en: "The new value", zh: "新的值" }),
+              type: STRING,
+              required: true,
+              max_length: 20,
+            },
+          ],
+        },
+      ],
     },
     { ...names("help"), ...describe(spec("help").description) },
   ];

@@ -7,6 +7,7 @@
  */
 import {
   ActionRowBuilder,
+  type AutocompleteInteraction,
   ChannelType,
   Client,
   GatewayIntentBits,
@@ -31,6 +32,7 @@ import type { Audience } from "../../src/story/chapter-writer.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import { LIMITS } from "../../src/story/limits.ts";
 import type { Actor, Conversation, StoryService } from "../../src/story/story-service.ts";
+import type { ThemeService } from "../../src/story/themes.ts";
 import type { WorkspaceSettingsStore } from "../../src/story/workspace-settings.ts";
 import { STORY_SUBCOMMANDS } from "./command-data.ts";
 import { decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
@@ -46,8 +48,15 @@ export interface DiscordDeps {
   stories: StoryService;
   ballots: BallotService;
   settings: WorkspaceSettingsStore;
+  themes: ThemeService;
   audiences: AudienceRegistry;
   log: (message: string) => void;
+}
+
+/** A channel marked age-restricted (NSFW), or a thread inside one. */
+function isAgeRestricted(channel: unknown): boolean {
+  const c = channel as { nsfw?: boolean; parent?: { nsfw?: boolean } | null };
+  return c.nsfw === true || c.parent?.nsfw === true;
 }
 
 /** The /start modal's custom id carries the genre picked in the command. */
@@ -83,18 +92,35 @@ export class DiscordAdapter {
   }
 
   private async onInteraction(interaction: Interaction): Promise<void> {
+    if (interaction.isAutocomplete()) {
+      await this.autocompleteTheme(interaction);
+      return;
+    }
     if (interaction.isChatInputCommand()) {
       if (interaction.commandName === "start") {
-        // A modal must be the first answer: no defer before it.
         const genre = (interaction.options.getString("genre") ?? "none") as Genre;
+        const themeName = interaction.options.getString("theme") ?? "";
+        const refusal = await this.themeRefusal(interaction, themeName);
+        if (refusal !== undefined) {
+          await interaction.reply({ content: refusal, flags: MessageFlags.Ephemeral });
+          return;
+        }
+        // A modal must be the first answer: no defer before it.
         await interaction.showModal(
-          this.startModal(GENRES.includes(genre) ? genre : "none", this.localeOf(interaction)),
+          this.startModal(GENRES.includes(genre) ? genre : "none", themeName, this.localeOf(interaction)),
         );
         return;
       }
       await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-      if (interaction.commandName === "story") {
-        await this.storyCommand(interaction, interaction.options.getSubcommand());
+      const sub = interaction.options.getSubcommand(false);
+      const raw: Record<string, unknown> = {};
+      for (const o of interaction.options.data[0]?.options ?? []) raw[o.name] = o.value;
+      if (interaction.commandName === "story" && sub !== null) {
+        await this.storyCommand(interaction, sub);
+      } else if (interaction.commandName === "theme" && sub !== null) {
+        await this.run(interaction, "theme", { ...raw, action: sub });
+      } else if (interaction.commandName === "config") {
+        await this.run(interaction, "settings", sub === "set" ? { change: `${raw.key} ${raw.value}` } : {});
       } else if (interaction.commandName === "help") {
         await this.run(interaction, "help", {});
       } else {
@@ -107,7 +133,8 @@ export class DiscordAdapter {
     if (interaction.isModalSubmit()) {
       if (interaction.customId.startsWith(START_MODAL)) {
         await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-        await this.startStory(interaction, interaction.customId.slice(START_MODAL.length) as Genre);
+        const [genre = "none", theme = ""] = interaction.customId.slice(START_MODAL.length).split(":");
+        await this.startStory(interaction, genre as Genre, theme);
         return;
       }
       const action = decodeCustomId(interaction.customId);
@@ -166,6 +193,7 @@ export class DiscordAdapter {
   private async startStory(
     interaction: RepliableInteraction & { fields: { getTextInputValue(id: string): string } },
     genre: Genre,
+    theme: string,
   ): Promise<void> {
     const locale = this.localeOf(interaction);
     const scenario = interaction.fields.getTextInputValue(SCENARIO_INPUT).trim();
@@ -195,7 +223,9 @@ export class DiscordAdapter {
       return;
     }
     const ctx = await this.context(interaction, thread);
-    const outcome = await dispatch(start, { scenario, genre }, ctx, this.deps.log);
+    const outcome = await dispatch(start, { scenario, genre, ...(theme === "" ? {} : { theme }) }, ctx, this.deps.log);
+    // A refused start leaves no empty thread behind.
+    if (outcome.kind === "failed") await thread.delete().catch(() => {});
     if (outcome.kind !== "failed")
       await interaction.editReply(t(locale, "discord.started", { thread: `<#${thread.id}>` }));
   }
@@ -268,6 +298,8 @@ export class DiscordAdapter {
       session,
       stories: this.deps.stories,
       settings: this.deps.settings,
+      themes: this.deps.themes,
+      ageRestricted: isAgeRestricted(channel),
       replyPrivately: async (text) => {
         await interaction.editReply(text);
       },
@@ -288,9 +320,34 @@ export class DiscordAdapter {
     };
   }
 
-  private startModal(genre: Genre, locale: Locale): ModalBuilder {
+  /** Themes offered at /start: the server's, adult ones only in age-restricted channels. */
+  private async autocompleteTheme(interaction: AutocompleteInteraction): Promise<void> {
+    const typed = String(interaction.options.getFocused()).toLowerCase();
+    const themes = await this.deps.themes.list({ platform: "discord", externalId: interaction.guildId ?? "dm" });
+    const allowed = themes.filter(
+      (th) => (th.rating !== "adult" || isAgeRestricted(interaction.channel)) && th.name.toLowerCase().includes(typed),
+    );
+    await interaction.respond(allowed.slice(0, 25).map((th) => ({ name: th.name, value: th.name })));
+  }
+
+  /** Why /start cannot use this theme here (unknown, or adult outside an age-restricted channel). */
+  private async themeRefusal(interaction: RepliableInteraction, name: string): Promise<string | undefined> {
+    if (name === "") return undefined;
+    const locale = this.localeOf(interaction);
+    try {
+      const theme = await this.deps.themes.find({ platform: "discord", externalId: interaction.guildId ?? "dm" }, name);
+      if (theme.rating === "adult" && !isAgeRestricted(interaction.channel)) {
+        return t(locale, "error.adultTheme", { name: theme.name });
+      }
+      return undefined;
+    } catch (error) {
+      return describeError(error, locale);
+    }
+  }
+
+  private startModal(genre: Genre, theme: string, locale: Locale): ModalBuilder {
     return new ModalBuilder()
-      .setCustomId(`${START_MODAL}${genre}`)
+      .setCustomId(`${START_MODAL}${genre}:${theme}`)
       .setTitle(t(locale, "discord.startTitle").slice(0, 45))
       .addComponents(
         new ActionRowBuilder<TextInputBuilder>().addComponents(

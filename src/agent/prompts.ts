@@ -103,8 +103,19 @@ export function writingSystemPrompt(
   return { content, version };
 }
 
+/** The moderators' theme: its rules are binding, whatever the reader asks. */
+function themeLines(story: StorySnapshot): string[] {
+  const theme = story.theme;
+  if (theme === undefined) return [];
+  return [
+    `Theme: ${theme.name}${theme.description ? ` — ${theme.description}` : ""}`,
+    `Content rating: ${theme.rating}`,
+    ...(theme.rules ? [`Theme rules (binding; never break them): ${theme.rules}`] : []),
+  ];
+}
+
 function storyHeader(story: StorySnapshot): string[] {
-  const lines: string[] = [];
+  const lines: string[] = [...themeLines(story)];
   if (story.title) lines.push(`Title: ${story.title}`);
   if (story.language) lines.push(`Language: ${story.language}`);
   if (story.genre !== "none") lines.push(`Genre: ${story.genre}`);
@@ -126,7 +137,11 @@ export interface WritingContext {
 function contextBlock(ctx: WritingContext): string {
   const lines =
     ctx.task === "open"
-      ? [`Scenario: ${ctx.story.premise}`, ...(ctx.story.genre !== "none" ? [`Genre: ${ctx.story.genre}`] : [])]
+      ? [
+          `Scenario: ${ctx.story.premise}`,
+          ...(ctx.story.genre !== "none" ? [`Genre: ${ctx.story.genre}`] : []),
+          ...themeLines(ctx.story),
+        ]
       : storyHeader(ctx.story);
   if (ctx.memory.trim() !== "") lines.push("", ctx.memory, "");
   lines.push(`Chapter number: ${ctx.chapterNumber}`);

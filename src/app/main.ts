@@ -80,6 +80,9 @@ async function main(): Promise<number> {
       locale: config.locale,
       stories: engine.stories,
       settings: engine.settings,
+      themes: engine.themes,
+      // The terminal's reader decides for themselves.
+      ageRestricted: true,
     },
     log,
   );

@@ -13,6 +13,7 @@ import { AudienceRegistry } from "../story/audience-registry.ts";
 import { BallotService } from "../story/ballot-service.ts";
 import { ChapterWriter } from "../story/chapter-writer.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../story/story-service.ts";
+import { ThemeService } from "../story/themes.ts";
 import { WorkspaceSettingsStore } from "../story/workspace-settings.ts";
 import type { Config } from "./config.ts";
 
@@ -24,6 +25,7 @@ export interface Engine {
   stories: StoryService;
   ballots: BallotService;
   settings: WorkspaceSettingsStore;
+  themes: ThemeService;
   /** Where each conversation's chapters are shown (adapters register here). */
   audiences: AudienceRegistry;
   close(): Promise<void>;
@@ -78,6 +80,7 @@ export async function createEngine(
     stories,
     ballots,
     settings,
+    themes: new ThemeService(db),
     audiences,
     async close() {
       ballots.dispose();

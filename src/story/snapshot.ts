@@ -72,7 +72,7 @@ export async function loadChain(db: Db, storyId: string, fromId: string | null):
 export type StoryWithCanon = NonNullable<Awaited<ReturnType<typeof loadStoryWithCanon>>>;
 
 /** What a story is loaded with for a snapshot: its characters (oldest first) and lore. */
-export const CANON = { characters: { orderBy: { createdAt: "asc" } }, lore: true } as const;
+export const CANON = { characters: { orderBy: { createdAt: "asc" } }, lore: true, theme: true } as const;
 
 /** The story with its characters and lore, in one call. */
 export function loadStoryWithCanon(db: Db, storyId: string) {
@@ -111,6 +111,16 @@ export function buildSnapshot(story: StoryWithCanon, chain: ChainChapter[]): Sto
     summary,
     summaryUpTo,
     chapters: done.map(({ number, title, text, summary: s, action }) => ({ number, title, text, summary: s, action })),
+    ...(story.theme === null
+      ? {}
+      : {
+          theme: {
+            name: story.theme.name,
+            description: story.theme.description,
+            rules: story.theme.rules,
+            rating: story.theme.rating,
+          },
+        }),
     lore: story.lore.map((l) => ({
       keys: l.keys
         .split(",")

@@ -89,6 +89,8 @@ export class StoryService {
     conversation: Conversation;
     premise: string;
     genre: Genre;
+    /** A moderators' theme: its rules bind the story, its rating becomes the story's. */
+    theme?: { id: string; rating: string };
   }): Promise<WriteTicket> {
     const premise = input.premise.trim();
     if (premise === "") throw new UserFacingError("error.emptyScenario");
@@ -110,6 +112,7 @@ export class StoryService {
           conversationId: conversationKey(conversation),
           premise,
           genre: input.genre,
+          ...(input.theme === undefined ? {} : { themeId: input.theme.id, rating: input.theme.rating }),
           bible: {},
           arc: {},
           revision: 1,

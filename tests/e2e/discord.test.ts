@@ -109,7 +109,7 @@ describe("Discord", { timeout: 120_000 }, () => {
       name_localizations?: Record<string, string>;
       options?: { name: string }[];
     }[];
-    expect(commands.map((c) => c.name)).toEqual(["start", "story", "help"]);
+    expect(commands.map((c) => c.name)).toEqual(["start", "story", "theme", "config", "help"]);
     expect(commands.find((c) => c.name === "story")?.options?.map((o) => o.name)).toEqual([
       "undo",
       "rewrite",
@@ -175,6 +175,95 @@ describe("Discord", { timeout: 120_000 }, () => {
     await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
     expect(updated.custom_id).toMatch(/^ink:v:/);
     expect(discord.messages(thread.id).some((m) => m.content.includes("Follow the light into the sea"))).toBe(true);
+  });
+
+  it("a moderator adds a theme; a member picks it at /start and its rules reach the model", async () => {
+    await launch();
+    const w = world();
+    const mod = discord.user({ username: "mod" });
+    discord.addMember(w.guild, mod, { permissions: ["ManageGuild"] });
+    const themeOptions = [
+      { name: "name", type: 3, value: "Noir" },
+      { name: "description", type: 3, value: "rain, smoke and bad decisions" },
+      { name: "rules", type: 3, value: "no supernatural powers" },
+      { name: "rating", type: 3, value: "teen" },
+    ];
+    const refused = discord.slashCommand(w.guild, w.channel, w.bea, "theme", themeOptions, "add");
+    await discord.waitFor(() => refused.original()?.content?.includes("Only a chat admin"));
+    const added = discord.slashCommand(w.guild, w.channel, mod, "theme", themeOptions, "add");
+    await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content.includes("Theme “Noir” saved.")));
+    expect((await added.response()).data?.flags).toBe(64);
+
+    const choices = await discord
+      .autocomplete(w.guild, w.channel, w.bea, "start", [{ name: "theme", type: 3, value: "no", focused: true }])
+      .response();
+    expect(choices.type).toBe(8);
+    expect(((choices.data?.choices ?? []) as { name: string }[]).map((c) => c.name)).toEqual(["Noir"]);
+
+    const modal = await discord
+      .slashCommand(w.guild, w.channel, w.bea, "start", [{ name: "theme", type: 3, value: "Noir" }])
+      .response();
+    expect(modal.type).toBe(9);
+    discord.submitModal(w.guild, w.channel, w.bea, String(modal.data?.custom_id), {
+      scenario: "a detective on a wet pier",
+    });
+    const thread = await discord.waitFor(() => discord.threads(w.channel)[0]);
+    await discord.waitFor(() => ballotIn(thread.id), 15_000);
+    expect(JSON.stringify(model.requests.map((r) => r.body))).toContain(
+      "Theme rules (binding; never break them): no supernatural powers",
+    );
+  });
+
+  it("an adult theme is only offered and accepted in an age-restricted channel", async () => {
+    await launch();
+    const w = world();
+    const mod = discord.user({ username: "mod" });
+    discord.addMember(w.guild, mod, { permissions: ["ManageGuild"] });
+    const add = discord.slashCommand(
+      w.guild,
+      w.channel,
+      mod,
+      "theme",
+      [
+        { name: "name", type: 3, value: "Velvet" },
+        { name: "rating", type: 3, value: "adult" },
+      ],
+      "add",
+    );
+    await add.response();
+    await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content.includes("Theme “Velvet” saved.")));
+    const offered = await discord
+      .autocomplete(w.guild, w.channel, w.bea, "start", [{ name: "theme", type: 3, value: "", focused: true }])
+      .response();
+    expect(offered.data?.choices).toEqual([]);
+    const refused = await discord
+      .slashCommand(w.guild, w.channel, w.bea, "start", [{ name: "theme", type: 3, value: "Velvet" }])
+      .response();
+    expect(refused.type).toBe(4);
+    expect(refused.data?.content).toContain("age-restricted channel");
+    expect(refused.data?.flags).toBe(64);
+    const nsfw = discord.textChannel(w.guild, { name: "after-dark", nsfw: true });
+    const accepted = await discord
+      .slashCommand(w.guild, nsfw, w.bea, "start", [{ name: "theme", type: 3, value: "Velvet" }])
+      .response();
+    expect(accepted.type).toBe(9);
+  });
+
+  it("/config set changes the server's vote window for moderators only", async () => {
+    await launch();
+    const w = world();
+    const mod = discord.user({ username: "mod" });
+    discord.addMember(w.guild, mod, { permissions: ["ManageGuild"] });
+    const set = [
+      { name: "key", type: 3, value: "votes" },
+      { name: "value", type: 3, value: "120" },
+    ];
+    const refused = discord.slashCommand(w.guild, w.channel, w.bea, "config", set, "set");
+    await discord.waitFor(() => refused.original()?.content?.includes("Only a chat admin"));
+    discord.slashCommand(w.guild, w.channel, mod, "config", set, "set");
+    await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content === "Saved."));
+    discord.slashCommand(w.guild, w.channel, w.bea, "config", [], "show");
+    await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content.includes("vote window: 120 s")));
   });
 
   it("a missing thread permission is named in an ephemeral reply and nothing is created", async () => {

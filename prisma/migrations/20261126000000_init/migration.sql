@@ -39,6 +39,7 @@ CREATE TABLE "Story" (
     "conversationId" TEXT NOT NULL,
     "premise" TEXT NOT NULL,
     "genre" TEXT NOT NULL DEFAULT 'none',
+    "themeId" TEXT,
     "title" TEXT NOT NULL DEFAULT '',
     "language" TEXT NOT NULL DEFAULT 'en',
     "rating" TEXT NOT NULL DEFAULT 'general',
@@ -51,6 +52,7 @@ CREATE TABLE "Story" (
     "updatedAt" DATETIME NOT NULL,
     CONSTRAINT "Story_workspaceId_fkey" FOREIGN KEY ("workspaceId") REFERENCES "Workspace" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
     CONSTRAINT "Story_ownerId_fkey" FOREIGN KEY ("ownerId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
+    CONSTRAINT "Story_themeId_fkey" FOREIGN KEY ("themeId") REFERENCES "Theme" ("id") ON DELETE SET NULL ON UPDATE CASCADE,
     CONSTRAINT "Story_headChapterId_fkey" FOREIGN KEY ("headChapterId") REFERENCES "Chapter" ("id") ON DELETE SET NULL ON UPDATE CASCADE
 );
 
