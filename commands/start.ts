@@ -45,7 +45,8 @@ export const start = defineCommand(
         { platform: ctx.conversation.platform, externalId: ctx.conversation.workspaceId },
         args.theme,
       );
-      if (found.rating === "adult" && !ctx.ageRestricted) throw new UserFacingError("error.adultTheme", { name: found.name });
+      if (found.rating === "adult" && !ctx.ageRestricted)
+        throw new UserFacingError("error.adultTheme", { name: found.name });
       theme = { id: found.id, rating: found.rating };
     }
     const ticket = await ctx.stories.start({

@@ -68,7 +68,11 @@ export const theme = defineCommand(
     if (!(THEME_ACTIONS as readonly string[]).includes(args.action)) throw new UserFacingError("error.badSetting");
     if (!ctx.moderator) throw new UserFacingError("error.notModerator");
     if (args.name === undefined) {
-      throw new UserFacingError("error.missingArgument", { name: "theme", option: "name", example: "/theme add name:Noir" });
+      throw new UserFacingError("error.missingArgument", {
+        name: "theme",
+        option: "name",
+        example: "/theme add name:Noir",
+      });
     }
     const fields = {
       ...(args.description === undefined ? {} : { description: args.description }),
@@ -82,7 +86,9 @@ export const theme = defineCommand(
       return { kind: "done" };
     }
     const saved =
-      args.action === "add" ? await ctx.themes.add(ws, { name: args.name, ...fields }) : await ctx.themes.edit(ws, args.name, fields);
+      args.action === "add"
+        ? await ctx.themes.add(ws, { name: args.name, ...fields })
+        : await ctx.themes.edit(ws, args.name, fields);
     await ctx.surface.notice(t(ctx.locale, "theme.saved", { name: saved.name }));
     return { kind: "done" };
   },
