@@ -1,5 +1,6 @@
 /** Every command, once. Adapters look commands up here. */
 import { branch } from "./branch.ts";
+import { end } from "./end.ts";
 import { exportStory } from "./export.ts";
 import { makeHelp } from "./help.ts";
 import { act, choose } from "./play.ts";
@@ -24,6 +25,7 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   rewrite,
   branch,
   retry,
+  end,
   recap,
   exportStory,
   settings,

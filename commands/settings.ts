@@ -17,7 +17,7 @@ export const settings = defineCommand(
         name: "change",
         type: "string",
         required: false,
-        maxLength: 40,
+        maxLength: 200,
         description: {
           en: "language en|zh, illustrations on|off, votes <seconds>",
           zh: "language en|zh、illustrations on|off、votes <秒>",
@@ -34,6 +34,7 @@ export const settings = defineCommand(
           locale: s.locale,
           illustrations: s.illustrations ? "on" : "off",
           voteSeconds: s.voteSeconds,
+          channels: s.allowedChannels.length === 0 ? "all" : s.allowedChannels.map((c) => `<#${c}>`).join(" "),
         }),
       );
       return { kind: "done" };
@@ -51,5 +52,12 @@ export function parseChange(text: string): WorkspaceSettings {
   if (key === "language" && (value === "en" || value === "zh")) return { locale: value };
   if (key === "illustrations" && (value === "on" || value === "off")) return { illustrations: value === "on" };
   if (key === "votes" && /^\d{1,6}$/.test(value)) return { voteSeconds: Number(value) };
+  if (key === "channels") {
+    // "all", or channel mentions / ids: "<#123> <#456>".
+    const rest = text.trim().split(/\s+/).slice(1).join(" ");
+    if (rest.toLowerCase() === "all") return { allowedChannels: [] };
+    const ids = [...rest.matchAll(/\d{5,25}/g)].map((m) => m[0]);
+    if (ids.length > 0) return { allowedChannels: ids };
+  }
   throw new UserFacingError("error.badSetting");
 }

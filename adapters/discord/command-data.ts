@@ -11,7 +11,7 @@ import { t } from "../../src/i18n/messages.ts";
 import { RATINGS } from "../../src/story/themes.ts";
 
 /** The commands a story thread offers under `/story`. */
-export const STORY_SUBCOMMANDS = ["undo", "rewrite", "branch", "recap", "export", "retry"] as const;
+export const STORY_SUBCOMMANDS = ["undo", "rewrite", "branch", "recap", "export", "retry", "end"] as const;
 
 /** Chinese names (Discord allows any lower-case letters in names). */
 const ZH_NAMES: Record<string, string> = {
@@ -24,6 +24,7 @@ const ZH_NAMES: Record<string, string> = {
   recap: "回顾",
   export: "导出",
   retry: "重试",
+  end: "结束",
   genre: "类型",
   theme: "主题",
   config: "设置",
@@ -75,7 +76,7 @@ function option(o: OptionSpec) {
 }
 
 /** Settings `/config set` may change (see commands/settings.ts). */
-export const CONFIG_KEYS = ["language", "illustrations", "votes"] as const;
+export const CONFIG_KEYS = ["language", "illustrations", "votes", "channels"] as const;
 
 /** Manage Server: the default for moderator commands (Discord lets servers override it; handlers check again). */
 const MANAGE_GUILD = "32";

@@ -100,7 +100,7 @@ export class DiscordAdapter {
       if (interaction.commandName === "start") {
         const genre = (interaction.options.getString("genre") ?? "none") as Genre;
         const themeName = interaction.options.getString("theme") ?? "";
-        const refusal = await this.themeRefusal(interaction, themeName);
+        const refusal = (await this.channelRefusal(interaction)) ?? (await this.themeRefusal(interaction, themeName));
         if (refusal !== undefined) {
           await interaction.reply({ content: refusal, flags: MessageFlags.Ephemeral });
           return;
@@ -328,6 +328,18 @@ export class DiscordAdapter {
       (th) => (th.rating !== "adult" || isAgeRestricted(interaction.channel)) && th.name.toLowerCase().includes(typed),
     );
     await interaction.respond(allowed.slice(0, 25).map((th) => ({ name: th.name, value: th.name })));
+  }
+
+  /** Why stories may not start in this channel (the server limited them to some channels). */
+  private async channelRefusal(interaction: RepliableInteraction): Promise<string | undefined> {
+    const settings = await this.deps.settings.get("discord", interaction.guildId ?? "dm");
+    const allowed = settings.allowedChannels;
+    if (allowed.length === 0 || (interaction.channelId !== null && allowed.includes(interaction.channelId))) {
+      return undefined;
+    }
+    return t(this.localeOf(interaction), "error.channelNotAllowed", {
+      channels: allowed.map((c) => `<#${c}>`).join(" "),
+    });
   }
 
   /** Why /start cannot use this theme here (unknown, or adult outside an age-restricted channel). */

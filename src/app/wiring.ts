@@ -60,6 +60,7 @@ export async function createEngine(
     locale: config.locale,
     voteSeconds: config.voteSeconds,
     illustrations: true,
+    allowedChannels: [],
   });
   const writer = new ChapterWriter(
     db,

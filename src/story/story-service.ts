@@ -256,6 +256,22 @@ export class StoryService {
     ]);
   }
 
+  /** End the story: it leaves the lists, its open vote closes, and nothing more can be written. */
+  async end(storyId: string): Promise<void> {
+    const { story } = await this.idleHead(storyId);
+    await this.db.$transaction([
+      this.db.ballot.updateMany({
+        where: { storyId, status: "open" },
+        data: { status: "closed", closedAt: new Date() },
+      }),
+      this.db.story.update({
+        where: { id: storyId, revision: story.revision },
+        data: { status: "ended", revision: { increment: 1 } },
+        select: { id: true },
+      }),
+    ]);
+  }
+
   /** Write the failed head chapter again. */
   async retry(storyId: string): Promise<WriteTicket> {
     const { story, head } = await this.idleHead(storyId);
@@ -394,6 +410,7 @@ export class StoryService {
       where: { id: storyId },
       select: {
         revision: true,
+        status: true,
         head: {
           select: {
             id: true,
@@ -407,6 +424,7 @@ export class StoryService {
       },
     });
     if (story?.head == null) throw new UserFacingError("error.noStory");
+    if (story.status === "ended") throw new UserFacingError("error.storyEnded");
     if (expectedRevision !== undefined && story.revision !== expectedRevision) throw new UserFacingError("error.stale");
     if (BUSY.has(story.head.status)) throw new UserFacingError("error.busy");
     return { story, head: story.head };

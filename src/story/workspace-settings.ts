@@ -13,6 +13,11 @@ const SettingsSchema = z.object({
   locale: z.enum(["en", "zh"]).optional(),
   voteSeconds: z.number().int().min(VOTE_SECONDS_RANGE.min).max(VOTE_SECONDS_RANGE.max).optional(),
   illustrations: z.boolean().optional(),
+  /** Channels where stories may start (Discord channel ids); empty or absent: anywhere. */
+  allowedChannels: z
+    .array(z.string().regex(/^\d{1,25}$/))
+    .max(25)
+    .optional(),
 });
 
 export type WorkspaceSettings = z.infer<typeof SettingsSchema>;
@@ -21,6 +26,7 @@ export interface ResolvedSettings {
   locale: Locale;
   voteSeconds: number;
   illustrations: boolean;
+  allowedChannels: string[];
 }
 
 export class WorkspaceSettingsStore {
@@ -63,6 +69,7 @@ function resolve(defaults: ResolvedSettings, s: WorkspaceSettings): ResolvedSett
     locale: s.locale ?? defaults.locale,
     voteSeconds: s.voteSeconds ?? defaults.voteSeconds,
     illustrations: s.illustrations ?? defaults.illustrations,
+    allowedChannels: s.allowedChannels ?? defaults.allowedChannels,
   };
 }
 

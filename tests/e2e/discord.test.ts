@@ -117,6 +117,7 @@ describe("Discord", { timeout: 120_000 }, () => {
       "recap",
       "export",
       "retry",
+      "end",
     ]);
     expect(commands[0]?.name_localizations?.["zh-CN"]).toBe("开始");
   });
@@ -264,6 +265,39 @@ describe("Discord", { timeout: 120_000 }, () => {
     await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content === "Saved."));
     discord.slashCommand(w.guild, w.channel, w.bea, "config", [], "show");
     await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content.includes("vote window: 120 s")));
+  });
+
+  it("stories start only in the channels moderators allow, and the starter can end one", async () => {
+    const { engine } = await launch();
+    const w = world();
+    const mod = discord.user({ username: "mod" });
+    discord.addMember(w.guild, mod, { permissions: ["ManageGuild"] });
+    const other = discord.textChannel(w.guild, { name: "off-topic" });
+    discord.slashCommand(
+      w.guild,
+      w.channel,
+      mod,
+      "config",
+      [
+        { name: "key", type: 3, value: "channels" },
+        { name: "value", type: 3, value: `<#${w.channel.id}>` },
+      ],
+      "set",
+    );
+    await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content === "Saved."));
+    const refused = await discord.slashCommand(w.guild, other, w.ann, "start").response();
+    expect(refused.data?.content).toContain("Stories are not started in this channel");
+
+    const { thread, ballot } = await startStory(w, "a caravan crossing salt flats");
+    const byOther = discord.slashCommand(w.guild, thread, w.bea, "story", [], "end");
+    await discord.waitFor(() => byOther.original()?.content?.includes("Only the reader who started this story"));
+    discord.slashCommand(w.guild, thread, w.ann, "story", [], "end");
+    await discord.waitFor(() => discord.messages(thread.id).some((m) => m.content.includes("The story ends here")));
+    expect((await engine.db.story.findFirstOrThrow()).status).toBe("ended");
+    expect((await engine.db.ballot.findFirstOrThrow()).status).toBe("closed");
+    const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
+    const late = discord.clickButton(w.guild, thread, w.cal, ballot.id, vote);
+    await discord.waitFor(() => late.original()?.content?.includes("This vote is closed"));
   });
 
   it("a missing thread permission is named in an ephemeral reply and nothing is created", async () => {
