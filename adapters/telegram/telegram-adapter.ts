@@ -20,6 +20,7 @@ import type { Audience } from "../../src/story/chapter-writer.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import { LIMITS } from "../../src/story/limits.ts";
 import type { Actor, Conversation, StoryService } from "../../src/story/story-service.ts";
+import type { ThemeService } from "../../src/story/themes.ts";
 import type { WorkspaceSettingsStore } from "../../src/story/workspace-settings.ts";
 import { argsFromText } from "../console/console-adapter.ts";
 import { type CallbackAction, decodeCallback, encodeCallback } from "./callback-data.ts";
@@ -36,6 +37,7 @@ export interface TelegramDeps {
   stories: StoryService;
   ballots: BallotService;
   settings: WorkspaceSettingsStore;
+  themes: ThemeService;
   audiences: AudienceRegistry;
   log: (message: string) => void;
 }
@@ -344,6 +346,9 @@ export class TelegramAdapter {
       session: state.session,
       stories: this.deps.stories,
       settings: this.deps.settings,
+      themes: this.deps.themes,
+      // Telegram has no age-restricted chats: adult themes stay off.
+      ageRestricted: false,
     };
   }
 
