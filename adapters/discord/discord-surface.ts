@@ -37,6 +37,7 @@ import type {
   Surface,
   SurfaceLimits,
 } from "../../src/render/surface.ts";
+import { UserFacingError } from "../../src/story/errors.ts";
 import { type CustomIdAction, encodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
 
 /** Discord's numbers: 2000 characters a message; streaming bots edit about every 1.0-1.5 s. */
@@ -224,7 +225,10 @@ export class DiscordSurface implements Surface {
 
   async sendFile(file: OutgoingFile): Promise<void> {
     const attachment = typeof file.content === "string" ? Buffer.from(file.content, "utf8") : Buffer.from(file.content);
-    await this.write(() => this.channel.send({ files: [{ attachment, name: file.name }], allowedMentions: NO_PINGS }));
+    await this.write(
+      () => this.channel.send({ files: [{ attachment, name: file.name }], allowedMentions: NO_PINGS }),
+      "Attach Files",
+    );
   }
 
   /**
@@ -232,15 +236,22 @@ export class DiscordSurface implements Surface {
    * and once more if Discord still says 50083 "Thread is archived" (a stale
    * cache), then the write is tried again once.
    */
-  private async write(send: () => Promise<Message>): Promise<Message> {
+  private async write(send: () => Promise<Message>, needs?: string): Promise<Message> {
     const channel = this.channel;
-    if (channel.isThread() && channel.archived === true) await this.unarchive();
     try {
-      return await send();
+      if (channel.isThread() && channel.archived === true) await this.unarchive();
+      try {
+        return await send();
+      } catch (error) {
+        if (!channel.isThread() || !isThreadArchived(error)) throw error;
+        await this.unarchive();
+        return await send();
+      }
     } catch (error) {
-      if (!channel.isThread() || !isThreadArchived(error)) throw error;
-      await this.unarchive();
-      return send();
+      // Name the permission a moderator must grant, in the reader's language.
+      if (discordErrorKind(error) !== "missing_permission") throw error;
+      const permission = needs ?? (channel.isThread() ? "Send Messages in Threads" : "Send Messages");
+      throw new UserFacingError("discord.missingPermission", { permission });
     }
   }
 

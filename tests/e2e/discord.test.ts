@@ -300,6 +300,16 @@ describe("Discord", { timeout: 120_000 }, () => {
     await discord.waitFor(() => late.original()?.content?.includes("This vote is closed"));
   });
 
+  it("/story export without the Attach Files permission says so privately", async () => {
+    await launch();
+    const w = world();
+    discord.denyPermission(w.channel, "AttachFiles");
+    const { thread } = await startStory(w, "a library that rearranges itself");
+    const exported = discord.slashCommand(w.guild, thread, w.ann, "story", [], "export");
+    await discord.waitFor(() => exported.original()?.content?.includes("“Attach Files” permission"));
+    expect(exported.original()?.flags).toBe(64);
+  });
+
   it("a missing thread permission is named in an ephemeral reply and nothing is created", async () => {
     const { engine } = await launch();
     const w = world();

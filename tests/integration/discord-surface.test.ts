@@ -7,8 +7,10 @@ import {
   discordErrorKind,
   suggestionModal,
 } from "../../adapters/discord/discord-surface.ts";
+import { describeError } from "../../commands/dispatch.ts";
 import { StreamRenderer } from "../../src/render/stream-renderer.ts";
 import type { ChoiceOffer } from "../../src/render/surface.ts";
+import { UserFacingError } from "../../src/story/errors.ts";
 import { LIMITS } from "../../src/story/limits.ts";
 import { type FakeChannel, FakeDiscordServer, type FakeMessage } from "../fakes/fake-discord-server.ts";
 
@@ -241,13 +243,18 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
     expect(fake.calls.filter((c) => c.method === "PATCH" && c.route === "/channels/:channel")).toHaveLength(1);
   });
 
-  it("a denied SendMessages permission is 'missing_permission'", async () => {
+  it("a denied permission becomes a reader-facing error naming it", async () => {
     const { fake, channel, text } = await world();
     const surface = new DiscordSurface(text, "en");
     fake.denyPermission(channel, "SendMessages");
     await fake.waitFor(() => text.permissionOverwrites.cache.size > 0);
     const error = await surface.post("hello").catch((e: unknown) => e);
-    expect(discordErrorKind(error)).toBe("missing_permission");
+    expect(error).toBeInstanceOf(UserFacingError);
+    expect(describeError(error, "en")).toBe(
+      "I am missing the “Send Messages” permission in this channel. A moderator can grant it.",
+    );
+    const raw = await text.send("direct").catch((e: unknown) => e);
+    expect(discordErrorKind(raw)).toBe("missing_permission");
     expect(discordErrorKind(new Error("something else"))).toBe("other");
     expect(discordErrorKind(Object.assign(new Error("socket"), { code: "ECONNRESET" }))).toBe("transient");
   });
