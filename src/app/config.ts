@@ -68,6 +68,7 @@ const EnvSchema = z.object({
   MODEL_CHOICES: optionalText,
   MODEL_SUMMARIZE: optionalText,
   MODEL_CHECK: optionalText,
+  MODERATION_MODEL: optionalText,
   METHOD_OPEN: method("METHOD_OPEN"),
   METHOD_CONTINUE: method("METHOD_CONTINUE"),
   METHOD_REWRITE: method("METHOD_REWRITE"),
@@ -122,6 +123,8 @@ export interface Config {
   databaseUrl: string;
   exportDir: string;
   locale: Locale;
+  /** Check scenarios and readers' own actions with the `moderate` route before they reach a story. */
+  moderation: boolean;
   /** Chapters written at once. A chapter job mostly waits (on the model, on a chat's send rate). */
   jobConcurrency: number;
   /** Default voting window of a chat (a chat's /settings may change it). */
@@ -190,6 +193,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     choices: e.MODEL_CHOICES,
     summarize: e.MODEL_SUMMARIZE,
     check: e.MODEL_CHECK,
+    moderate: e.MODERATION_MODEL,
   };
   const models = Object.fromEntries(
     TASKS.map((t) => [t, { model: perTask[t] ?? defaultModel, baseUrl, fineTuned: false }]),
@@ -218,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     locale: e.INKLOOM_LOCALE ?? (lang.startsWith("zh") ? "zh" : "en"),
     voteSeconds: num(e.VOTE_SECONDS, DEFAULTS.VOTE_SECONDS),
     jobConcurrency: num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY),
+    moderation: e.MODERATION_MODEL !== undefined,
     ...(e.DISCORD_TOKEN === undefined || e.DISCORD_APPLICATION_ID === undefined
       ? {}
       : {

@@ -12,6 +12,7 @@ import { type Db, openDatabase } from "../store/db.ts";
 import { AudienceRegistry } from "../story/audience-registry.ts";
 import { BallotService } from "../story/ballot-service.ts";
 import { ChapterWriter } from "../story/chapter-writer.ts";
+import { ModelModerator } from "../story/moderation.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../story/story-service.ts";
 import { ThemeService } from "../story/themes.ts";
 import { WorkspaceSettingsStore } from "../story/workspace-settings.ts";
@@ -52,10 +53,11 @@ export async function createEngine(
   const model = hooks.decorateModel?.(client) ?? client;
   const agent = createStoryAgent(model, { maxSteps: config.reactMaxSteps, recentChapters: config.recentChapters });
   const queue = new InProcessJobQueue({ concurrency: config.jobConcurrency });
-  const stories = new StoryService(db, queue);
+  const moderator = config.moderation ? new ModelModerator(model) : undefined;
+  const stories = new StoryService(db, queue, moderator);
   const audiences = new AudienceRegistry();
   const resolve = (id: string) => audiences.resolve(id);
-  const ballots = new BallotService(db, stories, resolve, { log });
+  const ballots = new BallotService(db, stories, resolve, { log, ...(moderator === undefined ? {} : { moderator }) });
   const settings = new WorkspaceSettingsStore(db, {
     locale: config.locale,
     voteSeconds: config.voteSeconds,

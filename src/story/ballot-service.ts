@@ -13,6 +13,7 @@ import type { Db } from "../store/db.ts";
 import type { AudienceResolver, BallotOpener } from "./chapter-writer.ts";
 import { UserFacingError } from "./errors.ts";
 import { LIMITS } from "./limits.ts";
+import type { Moderator } from "./moderation.ts";
 import { type Actor, type StoryService, upsertUser, type WriteTicket } from "./story-service.ts";
 
 /** Most choices a ballot may hold, write-ins included (keyboards stay readable). */
@@ -21,6 +22,8 @@ export const MAX_BALLOT_CHOICES = 8;
 export interface BallotOptions {
   /** How long a ballot stays open after its first vote when the window passed empty. */
   firstVoteGraceMs?: number;
+  /** Checks write-ins when a moderation model is configured. */
+  moderator?: Moderator;
   /** Tie-break draw, [0, 1). */
   random?: () => number;
   log?: (message: string) => void;
@@ -118,6 +121,10 @@ export class BallotService implements BallotOpener {
     }
     if (choices.length >= MAX_BALLOT_CHOICES) {
       throw new UserFacingError("error.ballotFull", { max: MAX_BALLOT_CHOICES });
+    }
+    if (this.options.moderator !== undefined) {
+      const story = await this.db.story.findUnique({ where: { id: storyId }, select: { rating: true } });
+      await this.options.moderator.check(label, story?.rating ?? "general");
     }
     const user = await this.user(actor);
     await this.db.$transaction(async (tx) => {

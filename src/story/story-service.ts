@@ -13,6 +13,7 @@ import { type Db, isPrismaError, type PrismaPromise } from "../store/db.ts";
 import { UserFacingError } from "./errors.ts";
 import { storyToMarkdown } from "./export.ts";
 import { LIMITS } from "./limits.ts";
+import type { Moderator } from "./moderation.ts";
 import { buildSnapshot, loadChain, loadStoryWithCanon } from "./snapshot.ts";
 
 export interface Actor {
@@ -81,6 +82,8 @@ export class StoryService {
   constructor(
     private readonly db: Db,
     private readonly queue: JobQueue,
+    /** Checks what readers write in (scenarios, own actions) when a moderation model is configured. */
+    private readonly moderator?: Moderator,
   ) {}
 
   /** Create a story and enqueue chapter 1. */
@@ -98,6 +101,7 @@ export class StoryService {
       throw new UserFacingError("error.scenarioTooLong", { length: premise.length, max: LIMITS.scenario });
     }
     const { actor, conversation } = input;
+    await this.moderator?.check(premise, input.theme?.rating ?? "general");
     const created = await this.db.$transaction(async (tx) => {
       const user = await upsertUser(tx, actor);
       const workspace = await tx.workspace.upsert({
@@ -168,16 +172,16 @@ export class StoryService {
     if (action.length > LIMITS.action) {
       throw new UserFacingError("error.actionTooLong", { length: action.length, max: LIMITS.action });
     }
-    return this.continueWith(storyId, revision, async () => ({
-      action,
-      reaction: { kind: "action", data: { action } },
-    }));
+    return this.continueWith(storyId, revision, async (head) => {
+      await this.moderator?.check(action, head.rating);
+      return { action, reaction: { kind: "action", data: { action } } };
+    });
   }
 
   private async continueWith(
     storyId: string,
     revision: number,
-    decide: (head: HeadChapter) => Promise<{ action: string; reaction: ReactionInput }>,
+    decide: (head: HeadChapter & { rating: string }) => Promise<{ action: string; reaction: ReactionInput }>,
   ): Promise<WriteTicket> {
     const { head } = await this.idleHead(storyId, revision);
     if (head.status !== "done") throw new UserFacingError("error.noChoices");
@@ -405,12 +409,13 @@ export class StoryService {
   private async idleHead(
     storyId: string,
     expectedRevision?: number,
-  ): Promise<{ story: { revision: number }; head: HeadChapter }> {
+  ): Promise<{ story: { revision: number }; head: HeadChapter & { rating: string } }> {
     const story = await this.db.story.findUnique({
       where: { id: storyId },
       select: {
         revision: true,
         status: true,
+        rating: true,
         head: {
           select: {
             id: true,
@@ -427,7 +432,7 @@ export class StoryService {
     if (story.status === "ended") throw new UserFacingError("error.storyEnded");
     if (expectedRevision !== undefined && story.revision !== expectedRevision) throw new UserFacingError("error.stale");
     if (BUSY.has(story.head.status)) throw new UserFacingError("error.busy");
-    return { story, head: story.head };
+    return { story, head: { ...story.head, rating: story.rating } };
   }
 
   /**

@@ -16,8 +16,9 @@ let dir: string;
 let running: { engine: Engine; bot: DiscordAdapter }[] = [];
 const logs: string[] = [];
 
-async function launch() {
+async function launch(extra: Record<string, string> = {}) {
   const config = loadConfig({
+    ...extra,
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",
@@ -298,6 +299,29 @@ describe("Discord", { timeout: 120_000 }, () => {
     const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
     const late = discord.clickButton(w.guild, thread, w.cal, ballot.id, vote);
     await discord.waitFor(() => late.original()?.content?.includes("This vote is closed"));
+  });
+
+  it("with a moderation model, a refused scenario or write-in never reaches the story", async () => {
+    const { engine } = await launch({ MODERATION_MODEL: "fake-moderator" });
+    const w = world();
+    const modal = await discord.slashCommand(w.guild, w.channel, w.ann, "start").response();
+    const refused = discord.submitModal(w.guild, w.channel, w.ann, String(modal.data?.custom_id), {
+      scenario: "a forbidden ritual",
+    });
+    await discord.waitFor(() => refused.original()?.content?.includes("can't go into the story"));
+    expect(await engine.db.story.count()).toBe(0);
+    // The thread opened for it was removed again.
+    expect(discord.threads(w.channel)).toEqual([]);
+
+    const { thread, ballot } = await startStory(w, "a lantern festival");
+    const suggest = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:w:"))?.custom_id ?? "";
+    const form = await discord.clickButton(w.guild, thread, w.bea, ballot.id, suggest).response();
+    const writeIn = discord.submitModal(w.guild, thread, w.bea, String(form.data?.custom_id), {
+      text: "do the forbidden thing",
+    });
+    await discord.waitFor(() => writeIn.original()?.content?.includes("can't go into the story"));
+    expect(await engine.db.choice.count({ where: { writeIn: true } })).toBe(0);
+    expect(model.requests.some((r) => r.body?.model === "fake-moderator")).toBe(true);
   });
 
   it("/story export without the Attach Files permission says so privately", async () => {

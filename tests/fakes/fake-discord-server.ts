@@ -1587,6 +1587,15 @@ export class FakeDiscordServer {
       return ok(this.channelApi(this.createThread(parent, body, 11, msg.id)));
     });
     add("GET", "/channels/:channel", ({ params }) => ok(this.channelApi(this.mustChannel(params.channel ?? ""))));
+    add("DELETE", "/channels/:channel", ({ params }) => {
+      const ch = this.mustChannel(params.channel ?? "");
+      if (!(this.permissionsIn(ch.id, this.bot) & PermissionFlagsBits.ManageThreads) && ch.ownerId !== this.bot.id) {
+        throw missingPermissions();
+      }
+      this.channels.delete(ch.id);
+      this.dispatchGuild(ch.type === 0 ? "CHANNEL_DELETE" : "THREAD_DELETE", this.channelApi(ch));
+      return ok(this.channelApi(ch));
+    });
     add("PATCH", "/channels/:channel", ({ params, body }) => {
       const ch = this.mustChannel(params.channel ?? "");
       if (typeof body.name === "string") {

@@ -6,6 +6,8 @@
  * - `tool_choice` forcing `plan_story` -> a valid plan; forcing `submit_chapter` -> title,
  *   summary and 3 distinct choices (rotated by chapter number so sets differ).
  * - `response_format` json_schema named `continuity_report` -> `{ ok: true, issues: [] }`.
+ * - `response_format` json_schema named `moderation_verdict` -> allowed, unless the text
+ *   mentions "forbidden" (a refusal with a reason).
  * - `tools` offered with `tool_choice` auto (ReAct): `recall` with a keyword of the
  *   reader's action on the first turn; `begin_writing` once a tool result came back.
  * - System prompt first line `Inkloom: summarize` -> a short summary.
@@ -27,6 +29,7 @@ import {
   submitChapterSchema,
   TOOL_NAMES,
 } from "../../src/agent/schemas.ts";
+import { MODERATION_VERDICT } from "../../src/story/moderation.ts";
 import type { FakeReply, FakeRequest, Responder } from "./fake-openai-types.ts";
 
 interface Message {
@@ -179,6 +182,11 @@ export function storyResponder(options: { language?: "en" | "zh" } = {}): Respon
         kind: "tool_calls",
         calls: [{ name: TOOL_NAMES.submitChapter, arguments: { ...chapter(n, zh, action ?? direction) } }],
       };
+    }
+    if (body.response_format?.json_schema?.name === MODERATION_VERDICT) {
+      // A moderation model that refuses anything mentioning "forbidden" (for tests).
+      const refused = /forbidden/i.test(userText);
+      return { kind: "json", value: { allowed: !refused, reason: refused ? "it breaks the server's rules" : "" } };
     }
     if (body.response_format?.json_schema?.name === CONTINUITY_REPORT_NAME) {
       return { kind: "json", value: continuityReportSchema.parse({ ok: true, issues: [] }) };
