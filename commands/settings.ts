@@ -34,6 +34,7 @@ export const settings = defineCommand(
           locale: s.locale,
           illustrations: s.illustrations ? "on" : "off",
           voteSeconds: s.voteSeconds,
+          rating: s.rating,
           channels: s.allowedChannels.length === 0 ? "all" : s.allowedChannels.map((c) => `<#${c}>`).join(" "),
         }),
       );
@@ -52,6 +53,7 @@ export function parseChange(text: string): WorkspaceSettings {
   if (key === "language" && (value === "en" || value === "zh")) return { locale: value };
   if (key === "illustrations" && (value === "on" || value === "off")) return { illustrations: value === "on" };
   if (key === "votes" && /^\d{1,6}$/.test(value)) return { voteSeconds: Number(value) };
+  if (key === "rating" && (value === "general" || value === "teen" || value === "adult")) return { rating: value };
   if (key === "channels") {
     // "all", or channel mentions / ids: "<#123> <#456>".
     const rest = text.trim().split(/\s+/).slice(1).join(" ");

@@ -49,11 +49,13 @@ export const start = defineCommand(
         throw new UserFacingError("error.adultTheme", { name: found.name });
       theme = { id: found.id, rating: found.rating };
     }
+    const { rating } = await ctx.settings.get(ctx.conversation.platform, ctx.conversation.workspaceId);
     const ticket = await ctx.stories.start({
       actor: ctx.actor,
       conversation: ctx.conversation,
       premise: args.scenario,
       genre: genre ?? "none",
+      rating,
       ...(theme === undefined ? {} : { theme }),
     });
     ctx.session.storyId = ticket.storyId;

@@ -106,10 +106,12 @@ export function writingSystemPrompt(
 /** The moderators' theme: its rules are binding, whatever the reader asks. */
 function themeLines(story: StorySnapshot): string[] {
   const theme = story.theme;
-  if (theme === undefined) return [];
+  const rating = theme?.rating ?? story.rating;
+  const ratingLine = rating === undefined || rating === "" ? [] : [`Content rating: ${rating}`];
+  if (theme === undefined) return ratingLine;
   return [
     `Theme: ${theme.name}${theme.description ? ` — ${theme.description}` : ""}`,
-    `Content rating: ${theme.rating}`,
+    ...ratingLine,
     ...(theme.rules ? [`Theme rules (binding; never break them): ${theme.rules}`] : []),
   ];
 }

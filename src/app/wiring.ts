@@ -62,6 +62,7 @@ export async function createEngine(
     locale: config.locale,
     voteSeconds: config.voteSeconds,
     illustrations: true,
+    rating: "general",
     allowedChannels: [],
   });
   const writer = new ChapterWriter(

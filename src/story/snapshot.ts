@@ -111,6 +111,7 @@ export function buildSnapshot(story: StoryWithCanon, chain: ChainChapter[]): Sto
     summary,
     summaryUpTo,
     chapters: done.map(({ number, title, text, summary: s, action }) => ({ number, title, text, summary: s, action })),
+    rating: story.rating,
     ...(story.theme === null
       ? {}
       : {

@@ -92,6 +92,8 @@ export class StoryService {
     conversation: Conversation;
     premise: string;
     genre: Genre;
+    /** Content rating when no theme sets one (the workspace's setting). */
+    rating?: string;
     /** A moderators' theme: its rules bind the story, its rating becomes the story's. */
     theme?: { id: string; rating: string };
   }): Promise<WriteTicket> {
@@ -101,7 +103,8 @@ export class StoryService {
       throw new UserFacingError("error.scenarioTooLong", { length: premise.length, max: LIMITS.scenario });
     }
     const { actor, conversation } = input;
-    await this.moderator?.check(premise, input.theme?.rating ?? "general");
+    const rating = input.theme?.rating ?? input.rating ?? "general";
+    await this.moderator?.check(premise, rating);
     const created = await this.db.$transaction(async (tx) => {
       const user = await upsertUser(tx, actor);
       const workspace = await tx.workspace.upsert({
@@ -116,7 +119,8 @@ export class StoryService {
           conversationId: conversationKey(conversation),
           premise,
           genre: input.genre,
-          ...(input.theme === undefined ? {} : { themeId: input.theme.id, rating: input.theme.rating }),
+          rating,
+          ...(input.theme === undefined ? {} : { themeId: input.theme.id }),
           bible: {},
           arc: {},
           revision: 1,

@@ -13,6 +13,8 @@ const SettingsSchema = z.object({
   locale: z.enum(["en", "zh"]).optional(),
   voteSeconds: z.number().int().min(VOTE_SECONDS_RANGE.min).max(VOTE_SECONDS_RANGE.max).optional(),
   illustrations: z.boolean().optional(),
+  /** Content rating of stories started without a theme. */
+  rating: z.enum(["general", "teen", "adult"]).optional(),
   /** Channels where stories may start (Discord channel ids); empty or absent: anywhere. */
   allowedChannels: z
     .array(z.string().regex(/^\d{1,25}$/))
@@ -26,6 +28,7 @@ export interface ResolvedSettings {
   locale: Locale;
   voteSeconds: number;
   illustrations: boolean;
+  rating: "general" | "teen" | "adult";
   allowedChannels: string[];
 }
 
@@ -69,6 +72,7 @@ function resolve(defaults: ResolvedSettings, s: WorkspaceSettings): ResolvedSett
     locale: s.locale ?? defaults.locale,
     voteSeconds: s.voteSeconds ?? defaults.voteSeconds,
     illustrations: s.illustrations ?? defaults.illustrations,
+    rating: s.rating ?? defaults.rating,
     allowedChannels: s.allowedChannels ?? defaults.allowedChannels,
   };
 }

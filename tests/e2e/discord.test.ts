@@ -251,7 +251,7 @@ describe("Discord", { timeout: 120_000 }, () => {
     expect(accepted.type).toBe(9);
   });
 
-  it("/config set changes the server's vote window for moderators only", async () => {
+  it("/config set changes the server's vote window and rating, for moderators only", async () => {
     await launch();
     const w = world();
     const mod = discord.user({ username: "mod" });
@@ -266,6 +266,20 @@ describe("Discord", { timeout: 120_000 }, () => {
     await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content === "Saved."));
     discord.slashCommand(w.guild, w.channel, w.bea, "config", [], "show");
     await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content.includes("vote window: 120 s")));
+    discord.slashCommand(
+      w.guild,
+      w.channel,
+      mod,
+      "config",
+      [
+        { name: "key", type: 3, value: "rating" },
+        { name: "value", type: 3, value: "teen" },
+      ],
+      "set",
+    );
+    await discord.waitFor(() => discord.messages(w.channel).filter((m) => m.content === "Saved.").length === 2);
+    await startStory(w, "a heist at the opera");
+    expect(JSON.stringify(model.requests.map((r) => r.body))).toContain("Content rating: teen");
   });
 
   it("stories start only in the channels moderators allow, and the starter can end one", async () => {
