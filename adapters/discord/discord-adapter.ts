@@ -99,13 +99,9 @@ export class DiscordAdapter {
     if (interaction.isChatInputCommand()) {
       if (interaction.commandName === "start") {
         const genre = (interaction.options.getString("genre") ?? "none") as Genre;
-        const themeName = interaction.options.getString("theme") ?? "";
-        const refusal = (await this.channelRefusal(interaction)) ?? (await this.themeRefusal(interaction, themeName));
-        if (refusal !== undefined) {
-          await interaction.reply({ content: refusal, flags: MessageFlags.Ephemeral });
-          return;
-        }
-        // A modal must be the first answer: no defer before it.
+        const themeName = (interaction.options.getString("theme") ?? "").slice(0, 50);
+        // A modal must be the first answer, within 3 s even under load: no database
+        // read before it. The channel and the theme are checked when it is submitted.
         await interaction.showModal(
           this.startModal(GENRES.includes(genre) ? genre : "none", themeName, this.localeOf(interaction)),
         );
@@ -197,6 +193,11 @@ export class DiscordAdapter {
   ): Promise<void> {
     const locale = this.localeOf(interaction);
     const scenario = interaction.fields.getTextInputValue(SCENARIO_INPUT).trim();
+    const refusal = (await this.channelRefusal(interaction)) ?? (await this.themeRefusal(interaction, theme));
+    if (refusal !== undefined) {
+      await interaction.editReply(refusal);
+      return;
+    }
     const channel = interaction.channel;
     if (channel === null || channel.type !== ChannelType.GuildText) {
       await interaction.editReply(t(locale, "discord.startHere"));

@@ -200,9 +200,6 @@ export class DiscordSurface implements Surface {
   }
 
   /** "Inkloom is typing…" for about 10 s: not a message. */
-  async typing(): Promise<void> {
-    await this.channel.sendTyping();
-  }
 
   async notice(text: string): Promise<void> {
     await this.write(() =>

@@ -154,12 +154,14 @@ export class ChapterWriter {
           );
         } else if (event.type === "text") {
           if (!headingShown) {
-            // The heading opens the chapter's first message: one message fewer per chapter,
-            // which matters where a chat may receive one message a second.
+            // The heading opens the chapter's first message (one message fewer per chapter,
+            // which matters where a chat may receive one message a second), pushed together
+            // with the first prose so that message never shows a bare heading.
             headingShown = true;
-            renderer.push(`${t(locale, "chapter.headingUntitled", { number: chapter.number })}\n\n`);
+            renderer.push(`${t(locale, "chapter.headingUntitled", { number: chapter.number })}\n\n${event.delta}`);
+          } else {
+            renderer.push(event.delta);
           }
-          renderer.push(event.delta);
         } else if (event.type === "done") {
           result = event.result;
         } else if (event.type === "failed") {

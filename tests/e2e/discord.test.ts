@@ -238,17 +238,24 @@ describe("Discord", { timeout: 120_000 }, () => {
       .autocomplete(w.guild, w.channel, w.bea, "start", [{ name: "theme", type: 3, value: "", focused: true }])
       .response();
     expect(offered.data?.choices).toEqual([]);
-    const refused = await discord
+    const modal = await discord
       .slashCommand(w.guild, w.channel, w.bea, "start", [{ name: "theme", type: 3, value: "Velvet" }])
       .response();
-    expect(refused.type).toBe(4);
-    expect(refused.data?.content).toContain("age-restricted channel");
-    expect(refused.data?.flags).toBe(64);
+    const refused = discord.submitModal(w.guild, w.channel, w.bea, String(modal.data?.custom_id), {
+      scenario: "a masquerade",
+    });
+    await discord.waitFor(() => refused.original()?.content?.includes("age-restricted channel"));
+    expect(refused.original()?.flags).toBe(64);
+    // Refused before any thread was opened.
+    expect(discord.threads(w.channel)).toEqual([]);
     const nsfw = discord.textChannel(w.guild, { name: "after-dark", nsfw: true });
-    const accepted = await discord
+    const again = await discord
       .slashCommand(w.guild, nsfw, w.bea, "start", [{ name: "theme", type: 3, value: "Velvet" }])
       .response();
-    expect(accepted.type).toBe(9);
+    const accepted = discord.submitModal(w.guild, nsfw, w.bea, String(again.data?.custom_id), {
+      scenario: "a masquerade",
+    });
+    await discord.waitFor(() => accepted.original()?.content?.includes("Your story begins"), 15_000);
   });
 
   it("/config set changes the server's vote window and rating, for moderators only", async () => {
@@ -300,8 +307,9 @@ describe("Discord", { timeout: 120_000 }, () => {
       "set",
     );
     await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content === "Saved."));
-    const refused = await discord.slashCommand(w.guild, other, w.ann, "start").response();
-    expect(refused.data?.content).toContain("Stories are not started in this channel");
+    const form = await discord.slashCommand(w.guild, other, w.ann, "start").response();
+    const refused = discord.submitModal(w.guild, other, w.ann, String(form.data?.custom_id), { scenario: "x" });
+    await discord.waitFor(() => refused.original()?.content?.includes("Stories are not started in this channel"));
 
     const { thread, ballot } = await startStory(w, "a caravan crossing salt flats");
     const byOther = discord.slashCommand(w.guild, thread, w.bea, "story", [], "end");
@@ -324,8 +332,8 @@ describe("Discord", { timeout: 120_000 }, () => {
     });
     await discord.waitFor(() => refused.original()?.content?.includes("can't go into the story"));
     expect(await engine.db.story.count()).toBe(0);
-    // The thread opened for it was removed again.
-    expect(discord.threads(w.channel)).toEqual([]);
+    // The thread opened for it is removed again.
+    await discord.waitFor(() => discord.threads(w.channel).length === 0);
 
     const { thread, ballot } = await startStory(w, "a lantern festival");
     const suggest = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:w:"))?.custom_id ?? "";

@@ -269,11 +269,10 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
     expect(decodeCustomId(button?.custom_id)).toEqual({ kind: "retry", storyId });
   });
 
-  it("typing hits the typing endpoint and sendFile delivers an attachment with its bytes", async () => {
+  it("sendFile delivers an attachment with its bytes; no typing call spends the request budget", async () => {
     const { fake, thread } = await world();
     const surface = new DiscordSurface(thread, "zh");
-    await surface.typing();
-    expect(fake.calls.some((c) => c.method === "POST" && c.path === `/channels/${thread.id}/typing`)).toBe(true);
+    expect("typing" in surface).toBe(false);
     const content = "# 第一章\n\n灯塔。\n";
     await surface.sendFile({ name: "story.md", content });
     await surface.sendFile({ name: "story.bin", content: new Uint8Array([0, 1, 2, 255]) });
