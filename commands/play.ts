@@ -1,5 +1,5 @@
 import { LIMITS } from "../src/story/limits.ts";
-import { currentStory } from "./story-context.ts";
+import { currentStory, withinQuota } from "./story-context.ts";
 import { defineCommand } from "./types.ts";
 
 /**
@@ -33,7 +33,8 @@ export const choose = defineCommand(
     ],
   } as const,
   async (ctx, args) => {
-    const ticket = await ctx.stories.choose(currentStory(ctx), args.revision, args.position);
+    await withinQuota(ctx);
+    const ticket = await ctx.stories.choose(currentStory(ctx), args.revision, args.position, ctx.actor);
     return { kind: "writing", ticket };
   },
 );
@@ -57,7 +58,8 @@ export const act = defineCommand(
     ],
   } as const,
   async (ctx, args) => {
-    const ticket = await ctx.stories.act(currentStory(ctx), args.revision, args.text);
+    await withinQuota(ctx);
+    const ticket = await ctx.stories.act(currentStory(ctx), args.revision, args.text, ctx.actor);
     return { kind: "writing", ticket };
   },
 );

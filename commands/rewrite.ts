@@ -1,6 +1,6 @@
 import { t } from "../src/i18n/messages.ts";
 import { LIMITS } from "../src/story/limits.ts";
-import { storyUnderControl } from "./story-context.ts";
+import { storyUnderControl, withinQuota } from "./story-context.ts";
 import { defineCommand } from "./types.ts";
 
 export const rewrite = defineCommand(
@@ -19,7 +19,9 @@ export const rewrite = defineCommand(
     ],
   } as const,
   async (ctx, args) => {
-    const ticket = await ctx.stories.rewrite(await storyUnderControl(ctx), args.direction ?? "");
+    const storyId = await storyUnderControl(ctx);
+    await withinQuota(ctx);
+    const ticket = await ctx.stories.rewrite(storyId, args.direction ?? "", ctx.actor);
     await ctx.surface.notice(t(ctx.locale, "rewrite.writing", { number: ticket.number }));
     return { kind: "writing", ticket };
   },

@@ -35,6 +35,8 @@ export const settings = defineCommand(
           illustrations: s.illustrations ? "on" : "off",
           voteSeconds: s.voteSeconds,
           rating: s.rating,
+          length: s.chapterLength,
+          quota: s.dailyQuota === 0 ? "none" : s.dailyQuota,
           channels: s.allowedChannels.length === 0 ? "all" : s.allowedChannels.map((c) => `<#${c}>`).join(" "),
         }),
       );
@@ -53,6 +55,9 @@ export function parseChange(text: string): WorkspaceSettings {
   if (key === "language" && (value === "en" || value === "zh")) return { locale: value };
   if (key === "illustrations" && (value === "on" || value === "off")) return { illustrations: value === "on" };
   if (key === "votes" && /^\d{1,6}$/.test(value)) return { voteSeconds: Number(value) };
+  if (key === "length" && (value === "short" || value === "medium" || value === "long"))
+    return { chapterLength: value };
+  if (key === "quota" && /^\d{1,4}$/.test(value)) return { dailyQuota: Number(value) };
   if (key === "rating" && (value === "general" || value === "teen" || value === "adult")) return { rating: value };
   if (key === "channels") {
     // "all", or channel mentions / ids: "<#123> <#456>".

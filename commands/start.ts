@@ -3,6 +3,7 @@ import { t } from "../src/i18n/messages.ts";
 import { UserFacingError } from "../src/story/errors.ts";
 import { LIMITS } from "../src/story/limits.ts";
 import { THEME_LIMITS } from "../src/story/themes.ts";
+import { withinQuota } from "./story-context.ts";
 import { defineCommand } from "./types.ts";
 
 export const start = defineCommand(
@@ -49,13 +50,15 @@ export const start = defineCommand(
         throw new UserFacingError("error.adultTheme", { name: found.name });
       theme = { id: found.id, rating: found.rating };
     }
-    const { rating } = await ctx.settings.get(ctx.conversation.platform, ctx.conversation.workspaceId);
+    await withinQuota(ctx);
+    const settings = await ctx.settings.get(ctx.conversation.platform, ctx.conversation.workspaceId);
     const ticket = await ctx.stories.start({
       actor: ctx.actor,
       conversation: ctx.conversation,
       premise: args.scenario,
       genre: genre ?? "none",
-      rating,
+      rating: settings.rating,
+      chapterLength: settings.chapterLength,
       ...(theme === undefined ? {} : { theme }),
     });
     ctx.session.storyId = ticket.storyId;

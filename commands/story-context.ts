@@ -18,3 +18,16 @@ export async function storyUnderControl(ctx: CommandContext): Promise<string> {
   if (where?.ownerId !== `${ctx.actor.platform}:${ctx.actor.id}`) throw new UserFacingError("error.notStarterCommand");
   return storyId;
 }
+
+/**
+ * A member's daily chapter quota in a shared server (moderators and one-on-one
+ * readers have none): checked before anything is written.
+ */
+export async function withinQuota(ctx: CommandContext): Promise<void> {
+  if (ctx.moderator) return;
+  const { dailyQuota } = await ctx.settings.get(ctx.conversation.platform, ctx.conversation.workspaceId);
+  if (dailyQuota === 0) return;
+  if ((await ctx.stories.requestsToday(ctx.actor, ctx.conversation)) >= dailyQuota) {
+    throw new UserFacingError("error.quota", { quota: dailyQuota });
+  }
+}

@@ -76,7 +76,7 @@ function option(o: OptionSpec) {
 }
 
 /** Settings `/config set` may change (see commands/settings.ts). */
-export const CONFIG_KEYS = ["language", "illustrations", "votes", "rating", "channels"] as const;
+export const CONFIG_KEYS = ["language", "illustrations", "votes", "rating", "length", "quota", "channels"] as const;
 
 /** Manage Server: the default for moderator commands (Discord lets servers override it; handlers check again). */
 const MANAGE_GUILD = "32";

@@ -104,10 +104,17 @@ export function writingSystemPrompt(
 }
 
 /** The moderators' theme: its rules are binding, whatever the reader asks. */
+/** Target words per chapter for each length setting. */
+const CHAPTER_WORDS: Record<string, number> = { short: 300, medium: 600, long: 1000 };
+
 function themeLines(story: StorySnapshot): string[] {
   const theme = story.theme;
   const rating = theme?.rating ?? story.rating;
-  const ratingLine = rating === undefined || rating === "" ? [] : [`Content rating: ${rating}`];
+  const words = CHAPTER_WORDS[story.chapterLength ?? ""];
+  const ratingLine = [
+    ...(rating === undefined || rating === "" ? [] : [`Content rating: ${rating}`]),
+    ...(words === undefined ? [] : [`Chapter length: about ${words} words`]),
+  ];
   if (theme === undefined) return ratingLine;
   return [
     `Theme: ${theme.name}${theme.description ? ` — ${theme.description}` : ""}`,

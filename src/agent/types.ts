@@ -63,6 +63,8 @@ export interface StorySnapshot {
   /** Chapters of the head branch, oldest first (done chapters only). */
   chapters: ChapterSnapshot[];
   lore: { keys: string[]; content: string }[];
+  /** short | medium | long (the workspace's setting when the story started). */
+  chapterLength?: string;
   /** Content rating: general, teen or adult (from the theme or the workspace). */
   rating?: string;
   /** The moderators' theme the story was started with: its rules bind every chapter. */

@@ -63,6 +63,8 @@ export async function createEngine(
     voteSeconds: config.voteSeconds,
     illustrations: true,
     rating: "general",
+    chapterLength: "medium",
+    dailyQuota: 0,
     allowedChannels: [],
   });
   const writer = new ChapterWriter(

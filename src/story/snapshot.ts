@@ -112,6 +112,7 @@ export function buildSnapshot(story: StoryWithCanon, chain: ChainChapter[]): Sto
     summaryUpTo,
     chapters: done.map(({ number, title, text, summary: s, action }) => ({ number, title, text, summary: s, action })),
     rating: story.rating,
+    chapterLength: story.chapterLength,
     ...(story.theme === null
       ? {}
       : {

@@ -94,6 +94,8 @@ export class StoryService {
     genre: Genre;
     /** Content rating when no theme sets one (the workspace's setting). */
     rating?: string;
+    /** short | medium | long (the workspace's setting). */
+    chapterLength?: string;
     /** A moderators' theme: its rules bind the story, its rating becomes the story's. */
     theme?: { id: string; rating: string };
   }): Promise<WriteTicket> {
@@ -120,6 +122,7 @@ export class StoryService {
           premise,
           genre: input.genre,
           rating,
+          chapterLength: input.chapterLength ?? "medium",
           ...(input.theme === undefined ? {} : { themeId: input.theme.id }),
           bible: {},
           arc: {},
@@ -131,6 +134,7 @@ export class StoryService {
           storyId: story.id,
           number: 1,
           task: "open",
+          requestedById: user.id,
           requestKey: `${story.id}:r0`,
           bibleUpdates: {},
           messageRefs: [],
@@ -143,8 +147,8 @@ export class StoryService {
   }
 
   /** Continue with choice `position` (1-based) of the head chapter. */
-  async choose(storyId: string, revision: number, position: number): Promise<WriteTicket> {
-    return this.continueWith(storyId, revision, async (head) => {
+  async choose(storyId: string, revision: number, position: number, by?: Actor): Promise<WriteTicket> {
+    return this.continueWith(storyId, revision, by, async (head) => {
       const choices = head.choices;
       if (choices.length === 0) throw new UserFacingError("error.noChoices");
       const choice = choices[position - 1];
@@ -162,7 +166,7 @@ export class StoryService {
     position: number,
     result: { counts: number[]; turnout: number; tieBroken: boolean },
   ): Promise<WriteTicket> {
-    return this.continueWith(storyId, revision, async (head) => {
+    return this.continueWith(storyId, revision, undefined, async (head) => {
       const choice = head.choices[position - 1];
       if (choice === undefined) throw new UserFacingError("error.choiceOutOfRange", { input: position, max: 0 });
       return { action: choice.label, reaction: { kind: "vote", data: { position, label: choice.label, ...result } } };
@@ -170,13 +174,13 @@ export class StoryService {
   }
 
   /** Continue with the reader's own action. */
-  async act(storyId: string, revision: number, text: string): Promise<WriteTicket> {
+  async act(storyId: string, revision: number, text: string, by?: Actor): Promise<WriteTicket> {
     const action = text.trim();
     if (action === "") throw new UserFacingError("error.emptyAction");
     if (action.length > LIMITS.action) {
       throw new UserFacingError("error.actionTooLong", { length: action.length, max: LIMITS.action });
     }
-    return this.continueWith(storyId, revision, async (head) => {
+    return this.continueWith(storyId, revision, by, async (head) => {
       await this.moderator?.check(action, head.rating);
       return { action, reaction: { kind: "action", data: { action } } };
     });
@@ -185,11 +189,13 @@ export class StoryService {
   private async continueWith(
     storyId: string,
     revision: number,
+    by: Actor | undefined,
     decide: (head: HeadChapter & { rating: string }) => Promise<{ action: string; reaction: ReactionInput }>,
   ): Promise<WriteTicket> {
     const { head } = await this.idleHead(storyId, revision);
     if (head.status !== "done") throw new UserFacingError("error.noChoices");
     const { action, reaction } = await decide(head);
+    const requestedById = by === undefined ? undefined : (await upsertUser(this.db, by)).id;
     const chapterId = randomUUID();
     await this.commit(storyId, revision, chapterId, [
       this.db.chapter.create({
@@ -200,6 +206,7 @@ export class StoryService {
           number: head.number + 1,
           task: "continue",
           action,
+          ...(requestedById === undefined ? {} : { requestedById }),
           requestKey: `${storyId}:r${revision}`,
           bibleUpdates: {},
           messageRefs: [],
@@ -212,7 +219,7 @@ export class StoryService {
   }
 
   /** Regenerate the head chapter with a direction; the old one stays as a branch. */
-  async rewrite(storyId: string, direction: string): Promise<WriteTicket> {
+  async rewrite(storyId: string, direction: string, by?: Actor): Promise<WriteTicket> {
     const dir = direction.trim();
     if (dir.length > LIMITS.direction) {
       throw new UserFacingError("error.directionTooLong", { length: dir.length, max: LIMITS.direction });
@@ -231,6 +238,7 @@ export class StoryService {
           action: head.action,
           direction: dir,
           rewriteOfId: head.id,
+          ...(by === undefined ? {} : { requestedById: (await upsertUser(this.db, by)).id }),
           requestKey: `${storyId}:r${story.revision}`,
           bibleUpdates: {},
           messageRefs: [],
@@ -324,6 +332,24 @@ export class StoryService {
           : { id: head.id, number: head.number, status: head.status, text: head.text, title: head.title },
       choices: head === null || head.status !== "done" ? [] : head.choices.map((c) => c.label),
     };
+  }
+
+  /** Chapters `actor` asked for in this workspace since midnight UTC (for daily quotas). */
+  async requestsToday(actor: Actor, conversation: Conversation): Promise<number> {
+    const user = await this.db.user.findUnique({
+      where: { platform_externalId: { platform: actor.platform, externalId: actor.id } },
+      select: { id: true },
+    });
+    if (user === null) return 0;
+    const since = new Date();
+    since.setUTCHours(0, 0, 0, 0);
+    return this.db.chapter.count({
+      where: {
+        createdAt: { gte: since },
+        requestedById: user.id,
+        story: { workspace: { platform: conversation.platform, externalId: conversation.workspaceId } },
+      },
+    });
   }
 
   /** The story a conversation is playing: its most recently played active story. */

@@ -13,6 +13,10 @@ const SettingsSchema = z.object({
   locale: z.enum(["en", "zh"]).optional(),
   voteSeconds: z.number().int().min(VOTE_SECONDS_RANGE.min).max(VOTE_SECONDS_RANGE.max).optional(),
   illustrations: z.boolean().optional(),
+  /** How long chapters are. */
+  chapterLength: z.enum(["short", "medium", "long"]).optional(),
+  /** Chapters a member may ask for per day (0: no limit). */
+  dailyQuota: z.number().int().min(0).max(1000).optional(),
   /** Content rating of stories started without a theme. */
   rating: z.enum(["general", "teen", "adult"]).optional(),
   /** Channels where stories may start (Discord channel ids); empty or absent: anywhere. */
@@ -29,6 +33,8 @@ export interface ResolvedSettings {
   voteSeconds: number;
   illustrations: boolean;
   rating: "general" | "teen" | "adult";
+  chapterLength: "short" | "medium" | "long";
+  dailyQuota: number;
   allowedChannels: string[];
 }
 
@@ -73,6 +79,8 @@ function resolve(defaults: ResolvedSettings, s: WorkspaceSettings): ResolvedSett
     voteSeconds: s.voteSeconds ?? defaults.voteSeconds,
     illustrations: s.illustrations ?? defaults.illustrations,
     rating: s.rating ?? defaults.rating,
+    chapterLength: s.chapterLength ?? defaults.chapterLength,
+    dailyQuota: s.dailyQuota ?? defaults.dailyQuota,
     allowedChannels: s.allowedChannels ?? defaults.allowedChannels,
   };
 }

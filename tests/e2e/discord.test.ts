@@ -346,6 +346,36 @@ describe("Discord", { timeout: 120_000 }, () => {
     expect(model.requests.some((r) => r.body?.model === "fake-moderator")).toBe(true);
   });
 
+  it("a daily chapter quota stops a member's second story; the chapter length reaches the prompt", async () => {
+    await launch();
+    const w = world();
+    const mod = discord.user({ username: "mod" });
+    discord.addMember(w.guild, mod, { permissions: ["ManageGuild"] });
+    for (const [key, value] of [
+      ["quota", "1"],
+      ["length", "short"],
+    ] as const) {
+      discord.slashCommand(
+        w.guild,
+        w.channel,
+        mod,
+        "config",
+        [
+          { name: "key", type: 3, value: key },
+          { name: "value", type: 3, value: value },
+        ],
+        "set",
+      );
+    }
+    await discord.waitFor(() => discord.messages(w.channel).filter((m) => m.content === "Saved.").length === 2);
+    await startStory(w, "a bakery that sells memories");
+    expect(JSON.stringify(model.requests.map((r) => r.body))).toContain("Chapter length: about 300 words");
+    const form = await discord.slashCommand(w.guild, w.channel, w.ann, "start").response();
+    const second = discord.submitModal(w.guild, w.channel, w.ann, String(form.data?.custom_id), { scenario: "again" });
+    await discord.waitFor(() => second.original()?.content?.includes("this server's daily limit"));
+    await discord.waitFor(() => discord.threads(w.channel).length === 1);
+  });
+
   it("/story export without the Attach Files permission says so privately", async () => {
     await launch();
     const w = world();

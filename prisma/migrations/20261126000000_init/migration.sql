@@ -47,6 +47,7 @@ CREATE TABLE "Story" (
     "bible" JSONB NOT NULL,
     "arc" JSONB NOT NULL,
     "headChapterId" TEXT,
+    "chapterLength" TEXT NOT NULL DEFAULT 'medium',
     "revision" INTEGER NOT NULL DEFAULT 0,
     "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "updatedAt" DATETIME NOT NULL,
@@ -75,6 +76,7 @@ CREATE TABLE "Chapter" (
     "arc" JSONB,
     "error" TEXT NOT NULL DEFAULT '',
     "messageRefs" JSONB NOT NULL,
+    "requestedById" TEXT,
     "requestKey" TEXT NOT NULL,
     "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "updatedAt" DATETIME NOT NULL,
@@ -207,6 +209,9 @@ CREATE INDEX "Chapter_storyId_number_idx" ON "Chapter"("storyId", "number");
 
 -- CreateIndex
 CREATE INDEX "Chapter_status_idx" ON "Chapter"("status");
+
+-- CreateIndex
+CREATE INDEX "Chapter_requestedById_createdAt_idx" ON "Chapter"("requestedById", "createdAt");
 
 -- CreateIndex
 CREATE UNIQUE INDEX "Choice_chapterId_position_key" ON "Choice"("chapterId", "position");
