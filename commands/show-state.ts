@@ -22,7 +22,7 @@ export async function showState(ctx: CommandContext, storyId: string, show: { te
     );
     for (const part of splitForLimit(head.text, ctx.surface.limits.maxMessageLength)) await ctx.surface.post(part);
   }
-  if (state.choices.length > 0) {
+  if (state.choices.length > 0 && !(await ctx.stories.offerChoicesAgain(storyId))) {
     await ctx.surface.offerChoices({
       storyId,
       revision: state.revision,

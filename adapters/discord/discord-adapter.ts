@@ -19,6 +19,7 @@ import {
   TextInputBuilder,
   TextInputStyle,
 } from "discord.js";
+import { branch as branchCommand } from "../../commands/branch.ts";
 import { describeError, dispatch } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
 import { start } from "../../commands/start.ts";
@@ -53,6 +54,15 @@ export interface DiscordDeps {
   log: (message: string) => void;
 }
 
+/** A modal field the reader may leave out (absent or empty). */
+function optionalField(interaction: { fields: { getTextInputValue(id: string): string } }, id: string): string {
+  try {
+    return interaction.fields.getTextInputValue(id);
+  } catch {
+    return "";
+  }
+}
+
 /** A channel marked age-restricted (NSFW), or a thread inside one. */
 function isAgeRestricted(channel: unknown): boolean {
   const c = channel as { nsfw?: boolean; parent?: { nsfw?: boolean } | null };
@@ -62,6 +72,8 @@ function isAgeRestricted(channel: unknown): boolean {
 /** The /start modal's custom id carries the genre picked in the command. */
 const START_MODAL = "inkstart:";
 const SCENARIO_INPUT = "scenario";
+const CAST_INPUT = "cast";
+const CAST_NOTES_MAX = 500;
 const THREAD_NAME_MAX = 100;
 
 export class DiscordAdapter {
@@ -192,7 +204,12 @@ export class DiscordAdapter {
     theme: string,
   ): Promise<void> {
     const locale = this.localeOf(interaction);
-    const scenario = interaction.fields.getTextInputValue(SCENARIO_INPUT).trim();
+    const notes = optionalField(interaction, CAST_INPUT).trim();
+    // Cast notes travel with the scenario: the opening plan builds the cast from both.
+    const scenario = [
+      interaction.fields.getTextInputValue(SCENARIO_INPUT).trim(),
+      ...(notes === "" ? [] : [`${t(locale, "discord.castNotes")}: ${notes}`]),
+    ].join("\n\n");
     const refusal = (await this.channelRefusal(interaction)) ?? (await this.themeRefusal(interaction, theme));
     if (refusal !== undefined) {
       await interaction.editReply(refusal);
@@ -241,7 +258,72 @@ export class DiscordAdapter {
     if (interaction.isChatInputCommand()) {
       for (const o of interaction.options.data[0]?.options ?? []) raw[o.name] = o.value;
     }
+    if (sub === "branch") {
+      await this.branchIntoThread(interaction, raw);
+      return;
+    }
     await this.run(interaction, sub, raw);
+  }
+
+  /**
+   * `/story branch <n>` continues in a new thread, linked from the old one: the
+   * story moves to it, and the old thread keeps the chapters it showed.
+   */
+  private async branchIntoThread(interaction: RepliableInteraction, raw: Record<string, unknown>): Promise<void> {
+    const locale = this.localeOf(interaction);
+    const channel = interaction.channel;
+    if (!channel?.isThread()) {
+      await interaction.editReply(t(locale, "error.noStory"));
+      return;
+    }
+    const old = channel;
+    const parent = old.parent;
+    if (parent === null || parent.type !== ChannelType.GuildText) {
+      await interaction.editReply(t(locale, "error.noStory"));
+      return;
+    }
+    const oldCtx = await this.context(interaction, old);
+    const storyId = oldCtx.session.storyId;
+    if (storyId === undefined) {
+      await interaction.editReply(t(locale, "error.noStory"));
+      return;
+    }
+    let thread: DiscordStoryChannel;
+    try {
+      thread = await parent.threads.create({
+        name: `${old.name} · ${String(raw.chapter ?? "")}`.slice(0, THREAD_NAME_MAX),
+        type: ChannelType.PublicThread,
+        autoArchiveDuration: 1440,
+      });
+    } catch (error) {
+      await interaction.editReply(
+        discordErrorKind(error) === "missing_permission"
+          ? t(locale, "discord.missingPermission", { permission: "Create Public Threads" })
+          : t(locale, "error.internal"),
+      );
+      return;
+    }
+    const from = { platform: "discord", workspaceId: oldCtx.conversation.workspaceId, id: old.id };
+    const to = { ...from, id: thread.id };
+    await this.deps.stories.moveConversation(storyId, to);
+    const ctx = await this.context(interaction, thread);
+    ctx.session.storyId = storyId;
+    const outcome = await dispatch(branchCommand, raw, ctx, this.deps.log);
+    if (outcome.kind === "failed") {
+      // Refused (no such chapter, not the starter...): the story stays where it was.
+      await this.deps.stories.moveConversation(storyId, from);
+      delete ctx.session.storyId;
+      await thread.delete().catch(() => {});
+      return;
+    }
+    delete oldCtx.session.storyId;
+    await new DiscordSurface(old, locale)
+      .notice(t(locale, "discord.branchedTo", { number: String(raw.chapter), thread: `<#${thread.id}>` }))
+      .catch(() => {});
+    await ctx.surface
+      .notice(t(locale, "discord.branchedFrom", { number: String(raw.chapter), thread: `<#${old.id}>` }))
+      .catch(() => {});
+    await interaction.editReply(t(locale, "discord.done"));
   }
 
   private async run(interaction: RepliableInteraction, name: string, raw: Record<string, unknown>): Promise<void> {
@@ -369,8 +451,17 @@ export class DiscordAdapter {
             .setLabel(t(locale, "discord.scenarioLabel").slice(0, 45))
             .setStyle(TextInputStyle.Paragraph)
             .setMinLength(1)
-            .setMaxLength(LIMITS.scenario)
+            // Room for the cast notes: the two travel together as the scenario.
+            .setMaxLength(LIMITS.scenario - CAST_NOTES_MAX - 50)
             .setRequired(true),
+        ),
+        new ActionRowBuilder<TextInputBuilder>().addComponents(
+          new TextInputBuilder()
+            .setCustomId(CAST_INPUT)
+            .setLabel(t(locale, "discord.castLabel").slice(0, 45))
+            .setStyle(TextInputStyle.Paragraph)
+            .setMaxLength(CAST_NOTES_MAX)
+            .setRequired(false),
         ),
       );
   }

@@ -201,6 +201,12 @@ export class DiscordSurface implements Surface {
 
   /** "Inkloom is typing…" for about 10 s: not a message. */
 
+  /** A story thread takes the story's title once the writer has one (1-100 characters). */
+  async retitle(title: string): Promise<void> {
+    const name = title.trim().slice(0, 100);
+    if (this.channel.isThread() && name !== "") await this.channel.setName(name);
+  }
+
   async notice(text: string): Promise<void> {
     await this.write(() =>
       this.channel.send({ content: clamp(text, DISCORD_LIMITS.maxMessageLength), allowedMentions: NO_PINGS }),

@@ -75,6 +75,7 @@ export async function createEngine(
     ballots,
   );
   queue.handle<ChapterJobPayload>(CHAPTER_JOB, (payload) => writer.run(payload));
+  stories.presentChoicesWith((storyId) => writer.reoffer(storyId));
   const interrupted = await stories.recoverInterrupted();
   if (interrupted > 0) log(`marked ${interrupted} interrupted chapter(s) as failed; readers can /retry them`);
   await ballots.resume();

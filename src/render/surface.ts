@@ -63,6 +63,8 @@ export interface Surface {
   updateChoices(ref: MessageRef, offer: ChoiceOffer): Promise<void>;
   /** Mark an offer as decided: the choice taken replaces the buttons. */
   closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void>;
+  /** Optional: the story got its title (a Discord thread is renamed after it). */
+  retitle?(title: string): Promise<void>;
   /** Optional: show that a chapter is being written (a typing indicator, a status line). */
   typing?(): Promise<void>;
   /** A short notice that is not story text (status, confirmation, error). */

@@ -59,7 +59,17 @@ export class BallotService implements BallotOpener {
 
   async open(input: Parameters<BallotOpener["open"]>[0]): Promise<void> {
     const closesAt = new Date(Date.now() + input.windowSeconds * 1000);
-    const ballot = await this.db.ballot.create({ data: { ...input, closesAt }, select: { id: true } });
+    // Choices offered again (after an undo or a branch) are a new round: the old
+    // ballot of the chapter closes and its votes are cleared (their outcome was
+    // recorded as a reaction when it closed).
+    const [, , ballot] = await this.db.$transaction([
+      this.db.ballot.updateMany({
+        where: { chapterId: input.chapterId, status: "open" },
+        data: { status: "closed", closedAt: new Date() },
+      }),
+      this.db.vote.deleteMany({ where: { chapterId: input.chapterId } }),
+      this.db.ballot.create({ data: { ...input, closesAt }, select: { id: true } }),
+    ]);
     this.schedule(ballot.id, input.storyId, input.revision, closesAt);
   }
 

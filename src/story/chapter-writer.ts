@@ -152,6 +152,7 @@ export class ChapterWriter {
           await surface.notice(
             `${t(locale, "story.title", { title: event.title })}\n${t(locale, "story.cast", { cast })}`,
           );
+          await surface.retitle?.(event.title).catch(() => {});
         } else if (event.type === "text") {
           if (!headingShown) {
             // The heading opens the chapter's first message (one message fewer per chapter,
@@ -258,36 +259,12 @@ export class ChapterWriter {
 
     // Nothing can change the story while its head chapter is being written, so the
     // revision read at the start is still current.
-    const voting = audience.voting;
-    const offer: ChoiceOffer = {
-      storyId: story.id,
-      revision: story.revision,
-      choices: done.choices.map((c) => c.label),
-      allowWriteIn: true,
-      mode: voting === undefined ? "pick" : "vote",
-      ...(voting === undefined
-        ? {}
-        : {
-            counts: done.choices.map(() => 0),
-            closesAt: new Date(Date.now() + voting.windowSeconds * 1000),
-          }),
-    };
-    try {
-      const ref = await surface.offerChoices(offer);
-      if (voting !== undefined && this.ballots !== undefined) {
-        await this.ballots.open({
-          storyId: story.id,
-          chapterId,
-          revision: story.revision,
-          starterId: story.ownerId,
-          windowSeconds: voting.windowSeconds,
-          messageRef: ref.id,
-        });
-      }
-    } catch (error) {
-      // The chapter is saved; resuming the story shows its choices again.
-      this.options.log?.(`chapter ${chapterId}: could not offer the choices: ${String(error)}`);
-    }
+    await this.present(
+      audience,
+      story,
+      chapterId,
+      done.choices.map((c) => c.label),
+    );
     const written: ChainChapter = {
       id: chapterId,
       parentId: chapter.parentId,
@@ -305,6 +282,72 @@ export class ChapterWriter {
       // Not fatal: the chapters stay unfolded and are folded after the next chapter.
       this.options.log?.(`summary fold failed for story ${story.id}: ${String(error)}`);
     });
+  }
+
+  /**
+   * Offer the head chapter's choices again where the story is shown (after an
+   * undo, a branch or a resume): a new ballot where members vote, buttons to pick
+   * elsewhere. Returns false when there is nothing to offer.
+   */
+  async reoffer(storyId: string): Promise<boolean> {
+    const story = await this.db.story.findUnique({
+      where: { id: storyId },
+      select: {
+        id: true,
+        revision: true,
+        ownerId: true,
+        conversationId: true,
+        head: {
+          select: { id: true, status: true, choices: { orderBy: { position: "asc" }, select: { label: true } } },
+        },
+      },
+    });
+    const head = story?.head;
+    if (story == null || head == null || head.status !== "done" || head.choices.length === 0) return false;
+    const audience = (await this.audiences(story.conversationId)) ?? SILENT;
+    await this.present(
+      audience,
+      story,
+      head.id,
+      head.choices.map((c) => c.label),
+    );
+    return true;
+  }
+
+  /** Offer a chapter's choices: a vote (with its ballot) where members vote, a pick elsewhere. */
+  private async present(
+    audience: Audience,
+    story: { id: string; revision: number; ownerId: string },
+    chapterId: string,
+    labels: string[],
+  ): Promise<void> {
+    const voting = audience.voting;
+    const offer: ChoiceOffer = {
+      storyId: story.id,
+      revision: story.revision,
+      choices: labels,
+      allowWriteIn: true,
+      mode: voting === undefined ? "pick" : "vote",
+      ...(voting === undefined
+        ? {}
+        : { counts: labels.map(() => 0), closesAt: new Date(Date.now() + voting.windowSeconds * 1000) }),
+    };
+    try {
+      const ref = await audience.surface.offerChoices(offer);
+      if (voting !== undefined && this.ballots !== undefined) {
+        await this.ballots.open({
+          storyId: story.id,
+          chapterId,
+          revision: story.revision,
+          starterId: story.ownerId,
+          windowSeconds: voting.windowSeconds,
+          messageRef: ref.id,
+        });
+      }
+    } catch (error) {
+      // The chapter is saved; resuming the story shows its choices again.
+      this.options.log?.(`chapter ${chapterId}: could not offer the choices: ${String(error)}`);
+    }
   }
 
   /** pending -> writing, returning the chapter; throws P2025 when it is not pending. */

@@ -79,6 +79,8 @@ export function conversationKey(c: Conversation): string {
 }
 
 export class StoryService {
+  private presenter: ((storyId: string) => Promise<boolean>) | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly queue: JobQueue,
@@ -332,6 +334,28 @@ export class StoryService {
           : { id: head.id, number: head.number, status: head.status, text: head.text, title: head.title },
       choices: head === null || head.status !== "done" ? [] : head.choices.map((c) => c.label),
     };
+  }
+
+  /** Who offers a story's choices again where it is shown (the chapter writer; set at wiring). */
+  presentChoicesWith(presenter: (storyId: string) => Promise<boolean>): void {
+    this.presenter = presenter;
+  }
+
+  /**
+   * Offer the head chapter's choices again (a vote in voting conversations).
+   * False when no presenter is wired or there is nothing to offer.
+   */
+  async offerChoicesAgain(storyId: string): Promise<boolean> {
+    return (await this.presenter?.(storyId)) ?? false;
+  }
+
+  /** Show the story in another conversation from now on (a Discord branch opens a new thread). */
+  async moveConversation(storyId: string, to: Conversation): Promise<void> {
+    await this.db.story.update({
+      where: { id: storyId },
+      data: { conversationId: conversationKey(to) },
+      select: { id: true },
+    });
   }
 
   /** Chapters `actor` asked for in this workspace since midnight UTC (for daily quotas). */

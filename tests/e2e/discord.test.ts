@@ -151,6 +151,46 @@ describe("Discord", { timeout: 120_000 }, () => {
     expect(buttonsOf(discord.messages(thread.id).find((m) => m.id === ballot.id))).toEqual([]);
   });
 
+  it("the thread takes the story's title, cast notes reach the model, and a branch opens a linked thread", async () => {
+    const { engine } = await launch();
+    const w = world();
+    const modal = await discord.slashCommand(w.guild, w.channel, w.ann, "start").response();
+    discord.submitModal(w.guild, w.channel, w.ann, String(modal.data?.custom_id), {
+      scenario: "a lighthouse keeper finds a message in a bottle",
+      cast: "Mara is afraid of the sea",
+    });
+    const thread = await discord.waitFor(() => discord.threads(w.channel)[0]);
+    const ballot = await discord.waitFor(() => ballotIn(thread.id), 15_000);
+    const story = await engine.db.story.findFirstOrThrow();
+    expect(discord.channel(thread.id)?.name).toBe(story.title);
+    expect(JSON.stringify(model.requests.map((r) => r.body))).toContain("Mara is afraid of the sea");
+
+    const close = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
+    const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
+    discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
+    await discord.waitFor(() =>
+      buttonsOf(discord.messages(thread.id).find((m) => m.id === ballot.id)).some((b) => b.label?.endsWith("· 1")),
+    );
+    discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
+    await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
+
+    const branched = discord.slashCommand(
+      w.guild,
+      thread,
+      w.ann,
+      "story",
+      [{ name: "chapter", type: 4, value: 1 }],
+      "branch",
+    );
+    await discord.waitFor(() => branched.original()?.content === "Done.");
+    const fresh = discord.threads(w.channel).find((t) => t.id !== thread.id);
+    expect(fresh).toBeDefined();
+    expect(discord.messages(thread.id).some((m) => m.content.includes(`<#${fresh?.id}>`))).toBe(true);
+    expect(discord.messages(fresh?.id ?? "").some((m) => m.content.includes(`<#${thread.id}>`))).toBe(true);
+    await discord.waitFor(() => ballotIn(fresh?.id ?? ""));
+    expect((await engine.db.story.findFirstOrThrow()).conversationId).toBe(`discord:${fresh?.id}`);
+  });
+
   it("a write-in from the Suggest modal joins the ballot and can win", async () => {
     await launch();
     const w = world();

@@ -39,6 +39,7 @@ function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false) {
     ballots,
   );
   queue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => writer.run(p));
+  stories.presentChoicesWith((id) => writer.reoffer(id));
 }
 
 beforeEach(async () => {
@@ -182,6 +183,22 @@ describe("ballots in a voting conversation", () => {
     await ballots.vote(storyId, next, 3, cal);
     await until(async () => (await stories.state(storyId)).head?.number === 3);
     expect(agent.inputs.at(-1)?.action).toMatch(/^(Go north|Wait) 2$/);
+  });
+
+  it("after an undo the chapter's choices are put to a fresh vote", async () => {
+    setup(60);
+    const { storyId, revision } = await startStory();
+    await ballots.vote(storyId, revision, 2, bea);
+    const { ticket } = await ballots.closeEarly(storyId, revision, starter, false);
+    await ticket.job.finished;
+    await stories.undo(storyId);
+    expect(await stories.offerChoicesAgain(storyId)).toBe(true);
+    const open = await db.ballot.findMany({ where: { status: "open" } });
+    expect(open).toHaveLength(1);
+    expect(await db.vote.count({ where: { chapterId: open[0]?.chapterId ?? "" } })).toBe(0);
+    const { revision: now } = await stories.state(storyId);
+    const tally = await ballots.vote(storyId, now, 3, cal);
+    expect(tally.counts).toEqual([0, 0, 1]);
   });
 
   it("after a restart, an open ballot's timer is rebuilt and it still closes", async () => {

@@ -226,10 +226,10 @@ CREATE UNIQUE INDEX "Character_storyId_name_key" ON "Character"("storyId", "name
 CREATE INDEX "LoreEntry_storyId_idx" ON "LoreEntry"("storyId");
 
 -- CreateIndex
-CREATE UNIQUE INDEX "Ballot_chapterId_key" ON "Ballot"("chapterId");
+CREATE INDEX "Ballot_status_idx" ON "Ballot"("status");
 
 -- CreateIndex
-CREATE INDEX "Ballot_status_idx" ON "Ballot"("status");
+CREATE INDEX "Ballot_chapterId_idx" ON "Ballot"("chapterId");
 
 -- CreateIndex
 CREATE INDEX "Reaction_chapterId_idx" ON "Reaction"("chapterId");
