@@ -499,6 +499,11 @@ export class StoryService {
     try {
       await this.db.$transaction([
         ...writes,
+        // The head moves on: a ballot still open on the old head can no longer decide anything.
+        this.db.ballot.updateMany({
+          where: { storyId, status: "open" },
+          data: { status: "closed", closedAt: new Date() },
+        }),
         this.db.story.update({
           where: { id: storyId, revision },
           data: { revision: { increment: 1 }, headChapterId: headId },
