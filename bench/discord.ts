@@ -45,7 +45,7 @@ import {
 } from "../tests/fakes/fake-discord-server.ts";
 import { FakeOpenAiServer, withLatency } from "../tests/fakes/fake-openai-server.ts";
 import { storyResponder } from "../tests/fakes/story-responder.ts";
-import { type Distribution, distribution, round } from "./stats.ts";
+import { type Distribution, distribution, option, peakPerSecond, round } from "./stats.ts";
 
 export interface DiscordBenchOptions {
   /** Stories, each in its own thread with three members. Default 200. */
@@ -261,15 +261,6 @@ class CallWatcher {
     const waiter = this.#waiters.get(key);
     if (waiter !== undefined && index >= waiter.after) waiter.resolve(call);
   }
-}
-
-function option(flag: string, envName: string, fallback: number): number {
-  const i = process.argv.indexOf(flag);
-  const raw = i >= 0 ? process.argv[i + 1] : process.env[envName];
-  if (raw === undefined || raw.trim() === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} / ${envName} must be a non-negative number, got ${raw}`);
-  return n;
 }
 
 const defaultProgress = (message: string) => process.stderr.write(`[bench:discord] ${message}\n`);
@@ -673,18 +664,6 @@ function overFixedWindow(times: number[], limit: number): number {
     if (count > limit) over++;
   }
   return over;
-}
-
-/** The most calls in any sliding second. */
-function peakPerSecond(times: number[]): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let peak = 0;
-  let from = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    while ((sorted[from] ?? 0) <= (sorted[i] ?? 0) - 1000) from++;
-    peak = Math.max(peak, i - from + 1);
-  }
-  return peak;
 }
 
 async function main(): Promise<void> {

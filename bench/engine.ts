@@ -24,19 +24,10 @@ import type { Conversation, WriteTicket } from "../src/story/story-service.ts";
 import { FakeOpenAiServer, withLatency } from "../tests/fakes/fake-openai-server.ts";
 import type { FakeRequest } from "../tests/fakes/fake-openai-types.ts";
 import { storyResponder } from "../tests/fakes/story-responder.ts";
-import { type Distribution, distribution, round } from "./stats.ts";
+import { type Distribution, distribution, option, round } from "./stats.ts";
 
 const TARGETS = { overheadP95Ms: 20, promptRatioMax: 1.2 } as const;
 const PROMPT_CHECKPOINTS = [20, 50, 200] as const;
-
-function option(flag: string, envName: string, fallback: number): number {
-  const i = process.argv.indexOf(flag);
-  const raw = i >= 0 ? process.argv[i + 1] : process.env[envName];
-  if (raw === undefined || raw.trim() === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} / ${envName} must be a non-negative number, got ${raw}`);
-  return n;
-}
 
 const progress = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 

@@ -31,3 +31,25 @@ export function distribution(values: number[]): Distribution {
     mean: round(mean),
   };
 }
+
+/** A numeric option from a flag (`--chapters 50`) or an environment variable, else `fallback`. */
+export function option(flag: string, envName: string, fallback: number): number {
+  const i = process.argv.indexOf(flag);
+  const raw = i >= 0 ? process.argv[i + 1] : process.env[envName];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} / ${envName} must be a non-negative number, got ${raw}`);
+  return n;
+}
+
+/** The most events (timestamps in ms) in any sliding second. */
+export function peakPerSecond(times: number[]): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let peak = 0;
+  let from = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    while ((sorted[from] ?? 0) <= (sorted[i] ?? 0) - 1000) from++;
+    peak = Math.max(peak, i - from + 1);
+  }
+  return peak;
+}

@@ -39,7 +39,7 @@ import {
   type FakeUser,
 } from "../tests/fakes/fake-telegram-server.ts";
 import { storyResponder } from "../tests/fakes/story-responder.ts";
-import { type Distribution, distribution, round } from "./stats.ts";
+import { type Distribution, distribution, option, peakPerSecond, round } from "./stats.ts";
 
 export interface TelegramBenchOptions {
   /** Private chats, one reader each. Default 50. */
@@ -220,15 +220,6 @@ class OfferWatcher {
     if (waiter === undefined || index < waiter.after) return;
     if (offersKind(call.params.reply_markup, waiter.kind)) waiter.resolve(index);
   }
-}
-
-function option(flag: string, envName: string, fallback: number): number {
-  const i = process.argv.indexOf(flag);
-  const raw = i >= 0 ? process.argv[i + 1] : process.env[envName];
-  if (raw === undefined || raw.trim() === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} / ${envName} must be a non-negative number, got ${raw}`);
-  return n;
 }
 
 const defaultProgress = (message: string) => process.stderr.write(`[bench:telegram] ${message}\n`);
@@ -564,18 +555,6 @@ function classify(call: CallRecord, accepted: CallRecord[], kinds: Map<number, C
     description: call.description ?? "",
     limits,
   };
-}
-
-/** The most calls in any sliding second. */
-function peakPerSecond(times: number[]): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let peak = 0;
-  let from = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    while ((sorted[from] ?? 0) <= (sorted[i] ?? 0) - 1000) from++;
-    peak = Math.max(peak, i - from + 1);
-  }
-  return peak;
 }
 
 async function main(): Promise<void> {
