@@ -15,7 +15,8 @@ export function makeHelp(all: () => readonly Command<CommandSpec>[]) {
       for (const { spec } of all()) {
         if (spec.hidden || !availableOn(spec, ctx.conversation.platform)) continue;
         const options = spec.options.map((o) => (o.required ? ` <${o.name}>` : ` [${o.name}]`)).join("");
-        lines.push(`  /${spec.name}${options} — ${spec.description[ctx.locale]}`);
+        const label = ctx.commandLabel?.(spec.name) ?? `/${spec.name}`;
+        lines.push(`  ${label}${options} — ${spec.description[ctx.locale]}`);
       }
       lines.push(t(ctx.locale, "help.play"));
       await ctx.surface.notice(lines.join("\n"));

@@ -71,6 +71,8 @@ export interface CommandContext {
   themes: ThemeService;
   /** The conversation is age-restricted (a Discord channel marked NSFW): adult themes may start here. */
   ageRestricted: boolean;
+  /** How the platform spells a command (Discord groups story commands under `/story`); default `/name`. */
+  commandLabel?: (name: string) => string;
   /** Where refusals go when they should not be public (Discord's ephemeral replies); default: the surface. */
   replyPrivately?: (text: string) => Promise<void>;
 }

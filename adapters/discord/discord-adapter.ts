@@ -383,6 +383,12 @@ export class DiscordAdapter {
       settings: this.deps.settings,
       themes: this.deps.themes,
       ageRestricted: isAgeRestricted(channel),
+      commandLabel: (name) =>
+        (STORY_SUBCOMMANDS as readonly string[]).includes(name)
+          ? `/story ${name}`
+          : name === "settings"
+            ? "/config"
+            : `/${name}`,
       replyPrivately: async (text) => {
         await interaction.editReply(text);
       },

@@ -426,6 +426,18 @@ describe("Discord", { timeout: 120_000 }, () => {
     expect(exported.original()?.flags).toBe(64);
   });
 
+  it("/help spells the commands as Discord has them", async () => {
+    await launch();
+    const w = world();
+    discord.slashCommand(w.guild, w.channel, w.ann, "help");
+    const help = await discord.waitFor(() =>
+      discord.messages(w.channel).find((m) => m.content.startsWith("Commands:")),
+    );
+    expect(help.content).toContain("/story undo");
+    expect(help.content).toContain("/config");
+    expect(help.content).not.toMatch(/^ {2}\/undo/m);
+  });
+
   it("a missing thread permission is named in an ephemeral reply and nothing is created", async () => {
     const { engine } = await launch();
     const w = world();
