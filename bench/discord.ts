@@ -25,9 +25,7 @@
  * / BENCH_DC_CHUNK_LATENCY_MS (15, pause between streamed chunks), --timeout S /
  * BENCH_DC_TIMEOUT_S (180, per chapter).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { DiscordAdapter } from "../adapters/discord/discord-adapter.ts";
@@ -43,8 +41,7 @@ import {
   type RateLimitRule,
   type RestCall,
 } from "../tests/fakes/fake-discord-server.ts";
-import { FakeOpenAiServer, withLatency } from "../tests/fakes/fake-openai-server.ts";
-import { storyResponder } from "../tests/fakes/story-responder.ts";
+import { startBenchModel } from "./harness.ts";
 import { type Distribution, distribution, option, peakPerSecond, round } from "./stats.ts";
 
 export interface DiscordBenchOptions {
@@ -287,10 +284,8 @@ export async function runDiscordBench(options: DiscordBenchOptions = {}): Promis
   const progress = options.progress ?? defaultProgress;
   const started = performance.now();
 
-  const responder = withLatency(storyResponder(), { delayMs, chunkDelayMs });
-  const model = await FakeOpenAiServer.start({ responder });
+  const bench = await startBenchModel("dc", { delayMs, chunkDelayMs });
   const discord = await FakeDiscordServer.start({ rateLimits });
-  const dir = mkdtempSync(join(tmpdir(), "inkloom-bench-dc-"));
   const engineLog: string[] = [];
   const log = (message: string) => {
     engineLog.push(message);
@@ -301,15 +296,10 @@ export async function runDiscordBench(options: DiscordBenchOptions = {}): Promis
   const watcher = new CallWatcher(discord);
   try {
     const config = loadConfig({
-      DATABASE_URL: `file:${join(dir, "bench.db")}`,
-      OPENAI_BASE_URL: model.baseUrl,
-      OPENAI_API_KEY: "bench",
-      OPENAI_MODEL: "bench-model",
-      OPENAI_MAX_RETRIES: "0",
+      ...bench.env,
       DISCORD_TOKEN: discord.token,
       DISCORD_APPLICATION_ID: discord.applicationId,
       DISCORD_API_ROOT: discord.apiRoot,
-      INKLOOM_LOCALE: "en",
       // Votes are closed with "Close vote"; a long window keeps the ballot timer out of the way.
       VOTE_SECONDS: "3600",
     });
@@ -464,8 +454,7 @@ export async function runDiscordBench(options: DiscordBenchOptions = {}): Promis
     await bot?.stop().catch((error: unknown) => progress(`adapter stop failed: ${String(error)}`));
     await engine?.close().catch((error: unknown) => progress(`engine close failed: ${String(error)}`));
     await discord.close();
-    await model.close();
-    rmSync(dir, { recursive: true, force: true });
+    await bench.cleanup();
   }
 }
 

@@ -12,18 +12,15 @@
  * --chunk-latency MS / BENCH_CHUNK_LATENCY_MS (pause between streamed chunks, default 1).
  * See bench/README.md for how to read the output.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { loadConfig } from "../src/app/config.ts";
 import { createEngine } from "../src/app/wiring.ts";
 import type { ChatRequest, ChatResult, ChatStreamEvent, ModelClient, ModelRoute, Task } from "../src/llm/types.ts";
 import type { ChoiceOffer, MessageRef, Surface } from "../src/render/surface.ts";
 import type { Conversation, WriteTicket } from "../src/story/story-service.ts";
-import { FakeOpenAiServer, withLatency } from "../tests/fakes/fake-openai-server.ts";
+import type { FakeOpenAiServer } from "../tests/fakes/fake-openai-server.ts";
 import type { FakeRequest } from "../tests/fakes/fake-openai-types.ts";
-import { storyResponder } from "../tests/fakes/story-responder.ts";
+import { startBenchModel } from "./harness.ts";
 import { type Distribution, distribution, option, round } from "./stats.ts";
 
 const TARGETS = { overheadP95Ms: 20, promptRatioMax: 1.2 } as const;
@@ -197,20 +194,12 @@ async function main(): Promise<void> {
   const chunkDelayMs = option("--chunk-latency", "BENCH_CHUNK_LATENCY_MS", 1);
   const started = performance.now();
 
-  const responder = withLatency(storyResponder(), { delayMs, chunkDelayMs });
-  const server = await FakeOpenAiServer.start({ responder });
-  const dir = mkdtempSync(join(tmpdir(), "inkloom-bench-"));
+  const bench = await startBenchModel("engine", { delayMs, chunkDelayMs });
+  const server = bench.model;
   const logs: string[] = [];
   let timed: TimedModelClient | undefined;
   const engine = await createEngine(
-    loadConfig({
-      DATABASE_URL: `file:${join(dir, "bench.db")}`,
-      OPENAI_BASE_URL: server.baseUrl,
-      OPENAI_API_KEY: "bench",
-      OPENAI_MODEL: "bench-model",
-      OPENAI_MAX_RETRIES: "0",
-      INKLOOM_LOCALE: "en",
-    }),
+    loadConfig(bench.env),
     (message) => {
       logs.push(message);
       progress(`engine: ${message}`);
@@ -369,8 +358,7 @@ async function main(): Promise<void> {
   } finally {
     surface.current = undefined;
     await engine.close();
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
+    await bench.cleanup();
   }
 }
 

@@ -22,15 +22,12 @@
  * (20, fake model delay before every reply), --chunk-latency MS / BENCH_TG_CHUNK_LATENCY_MS
  * (15, pause between streamed chunks), --timeout S / BENCH_TG_TIMEOUT_S (120, per chapter).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { TelegramAdapter } from "../adapters/telegram/telegram-adapter.ts";
 import { loadConfig } from "../src/app/config.ts";
 import { createEngine, type Engine } from "../src/app/wiring.ts";
-import { FakeOpenAiServer, withLatency } from "../tests/fakes/fake-openai-server.ts";
 import {
   type BotMessageRecord,
   type CallRecord,
@@ -38,7 +35,7 @@ import {
   FakeTelegramServer,
   type FakeUser,
 } from "../tests/fakes/fake-telegram-server.ts";
-import { storyResponder } from "../tests/fakes/story-responder.ts";
+import { startBenchModel } from "./harness.ts";
 import { type Distribution, distribution, option, peakPerSecond, round } from "./stats.ts";
 
 export interface TelegramBenchOptions {
@@ -234,10 +231,8 @@ export async function runTelegramBench(options: TelegramBenchOptions = {}): Prom
   const progress = options.progress ?? defaultProgress;
   const started = performance.now();
 
-  const responder = withLatency(storyResponder(), { delayMs, chunkDelayMs });
-  const model = await FakeOpenAiServer.start({ responder });
+  const bench = await startBenchModel("tg", { delayMs, chunkDelayMs });
   const tg = await FakeTelegramServer.start({ enforceLimits: true, privacyMode: true });
-  const dir = mkdtempSync(join(tmpdir(), "inkloom-bench-tg-"));
   const engineLog: string[] = [];
   const log = (message: string) => {
     engineLog.push(message);
@@ -248,14 +243,9 @@ export async function runTelegramBench(options: TelegramBenchOptions = {}): Prom
   const watcher = new OfferWatcher(tg);
   try {
     const config = loadConfig({
-      DATABASE_URL: `file:${join(dir, "bench.db")}`,
-      OPENAI_BASE_URL: model.baseUrl,
-      OPENAI_API_KEY: "bench",
-      OPENAI_MODEL: "bench-model",
-      OPENAI_MAX_RETRIES: "0",
+      ...bench.env,
       TELEGRAM_BOT_TOKEN: tg.token,
       TELEGRAM_API_ROOT: tg.apiRoot,
-      INKLOOM_LOCALE: "en",
       // Groups close their votes early ("Close vote"); a long window keeps the timer out of the way.
       VOTE_SECONDS: "3600",
     });
@@ -382,8 +372,7 @@ export async function runTelegramBench(options: TelegramBenchOptions = {}): Prom
     await bot?.stop().catch((error: unknown) => progress(`adapter stop failed: ${String(error)}`));
     await engine?.close().catch((error: unknown) => progress(`engine close failed: ${String(error)}`));
     await tg.close();
-    await model.close();
-    rmSync(dir, { recursive: true, force: true });
+    await bench.cleanup();
   }
 }
 
