@@ -41,7 +41,7 @@ import {
   type RateLimitRule,
   type RestCall,
 } from "../tests/fakes/fake-discord-server.ts";
-import { startBenchModel } from "./harness.ts";
+import { engineLogger, startBenchModel } from "./harness.ts";
 import { type Distribution, distribution, option, peakPerSecond, round } from "./stats.ts";
 
 export interface DiscordBenchOptions {
@@ -286,11 +286,7 @@ export async function runDiscordBench(options: DiscordBenchOptions = {}): Promis
 
   const bench = await startBenchModel("dc", { delayMs, chunkDelayMs });
   const discord = await FakeDiscordServer.start({ rateLimits });
-  const engineLog: string[] = [];
-  const log = (message: string) => {
-    engineLog.push(message);
-    progress(`engine: ${message}`);
-  };
+  const { lines: engineLog, log } = engineLogger(progress);
   let engine: Engine | undefined;
   let bot: DiscordAdapter | undefined;
   const watcher = new CallWatcher(discord);

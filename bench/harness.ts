@@ -39,3 +39,15 @@ export async function startBenchModel(
     },
   };
 }
+
+/** A log for the engine that keeps every line (reported in the result) and shows it as progress. */
+export function engineLogger(progress: (message: string) => void): { lines: string[]; log: (message: string) => void } {
+  const lines: string[] = [];
+  return {
+    lines,
+    log: (message) => {
+      lines.push(message);
+      progress(`engine: ${message}`);
+    },
+  };
+}

@@ -35,7 +35,7 @@ import {
   FakeTelegramServer,
   type FakeUser,
 } from "../tests/fakes/fake-telegram-server.ts";
-import { startBenchModel } from "./harness.ts";
+import { engineLogger, startBenchModel } from "./harness.ts";
 import { type Distribution, distribution, option, peakPerSecond, round } from "./stats.ts";
 
 export interface TelegramBenchOptions {
@@ -233,11 +233,7 @@ export async function runTelegramBench(options: TelegramBenchOptions = {}): Prom
 
   const bench = await startBenchModel("tg", { delayMs, chunkDelayMs });
   const tg = await FakeTelegramServer.start({ enforceLimits: true, privacyMode: true });
-  const engineLog: string[] = [];
-  const log = (message: string) => {
-    engineLog.push(message);
-    progress(`engine: ${message}`);
-  };
+  const { lines: engineLog, log } = engineLogger(progress);
   let engine: Engine | undefined;
   let bot: TelegramAdapter | undefined;
   const watcher = new OfferWatcher(tg);

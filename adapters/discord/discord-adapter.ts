@@ -27,14 +27,11 @@ import type { CommandContext, Session } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import type { Locale } from "../../src/app/config.ts";
 import { t } from "../../src/i18n/messages.ts";
-import type { AudienceRegistry } from "../../src/story/audience-registry.ts";
-import type { BallotService } from "../../src/story/ballot-service.ts";
 import type { Audience } from "../../src/story/chapter-writer.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import { LIMITS } from "../../src/story/limits.ts";
-import type { Actor, Conversation, StoryService } from "../../src/story/story-service.ts";
-import type { ThemeService } from "../../src/story/themes.ts";
-import type { WorkspaceSettingsStore } from "../../src/story/workspace-settings.ts";
+import type { Actor, Conversation } from "../../src/story/story-service.ts";
+import type { BotDeps } from "../bot-deps.ts";
 import { STORY_SUBCOMMANDS } from "./command-data.ts";
 import { decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
 import { type DiscordStoryChannel, DiscordSurface, discordErrorKind, suggestionModal } from "./discord-surface.ts";
@@ -45,14 +42,7 @@ export interface DiscordOptions {
   apiRoot: string;
 }
 
-export interface DiscordDeps {
-  stories: StoryService;
-  ballots: BallotService;
-  settings: WorkspaceSettingsStore;
-  themes: ThemeService;
-  audiences: AudienceRegistry;
-  log: (message: string) => void;
-}
+export type DiscordDeps = BotDeps;
 
 /** A modal field the reader may leave out (absent or empty). */
 function optionalField(interaction: { fields: { getTextInputValue(id: string): string } }, id: string): string {

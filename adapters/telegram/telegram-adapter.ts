@@ -14,14 +14,11 @@ import { availableOn, type CommandContext, type CommandOutcome, type Session } f
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import type { Locale } from "../../src/app/config.ts";
 import { t } from "../../src/i18n/messages.ts";
-import type { AudienceRegistry } from "../../src/story/audience-registry.ts";
-import type { BallotService } from "../../src/story/ballot-service.ts";
 import type { Audience } from "../../src/story/chapter-writer.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import { LIMITS } from "../../src/story/limits.ts";
-import type { Actor, Conversation, StoryService } from "../../src/story/story-service.ts";
-import type { ThemeService } from "../../src/story/themes.ts";
-import type { WorkspaceSettingsStore } from "../../src/story/workspace-settings.ts";
+import type { Actor, Conversation } from "../../src/story/story-service.ts";
+import type { BotDeps } from "../bot-deps.ts";
 import { argsFromText } from "../console/console-adapter.ts";
 import { type CallbackAction, decodeCallback, encodeCallback } from "./callback-data.ts";
 import { type ChatKind, TelegramOutbox } from "./outbox.ts";
@@ -33,14 +30,7 @@ export interface TelegramOptions {
   webhook?: { url: string; port: number; secret?: string };
 }
 
-export interface TelegramDeps {
-  stories: StoryService;
-  ballots: BallotService;
-  settings: WorkspaceSettingsStore;
-  themes: ThemeService;
-  audiences: AudienceRegistry;
-  log: (message: string) => void;
-}
+export type TelegramDeps = BotDeps;
 
 interface ChatState {
   session: Session;
