@@ -95,7 +95,8 @@ export type ModelErrorKind =
   | "auth" // 401/403
   | "bad_request" // 400/404/422: wrong model name, unsupported parameter
   | "cut" // the stream ended before the model finished
-  | "bad_output"; // the model's structured output failed validation (after a repair attempt)
+  | "bad_output" // the model's structured output failed validation (after a repair attempt)
+  | "refused"; // the endpoint's own moderation refused the request (an image prompt)
 
 export class ModelError extends Error {
   override readonly name = "ModelError";
@@ -108,6 +109,6 @@ export class ModelError extends Error {
   }
   /** Worth trying again later (the reader's retry button). */
   get transient(): boolean {
-    return this.kind !== "auth" && this.kind !== "bad_request";
+    return this.kind !== "auth" && this.kind !== "bad_request" && this.kind !== "refused";
   }
 }

@@ -10,6 +10,8 @@ export interface SurfaceLimits {
   maxMessageLength: number;
   /** Minimum time between two edits of one message, in ms (0 = edit freely). */
   minEditIntervalMs: number;
+  /** Largest file the platform accepts from a bot, in bytes (absent: no limit). */
+  maxUploadBytes?: number;
 }
 
 /** Opaque reference to a posted message (platform message id). */
@@ -73,6 +75,26 @@ export interface Surface {
   failed(text: string, retry: { storyId: string }): Promise<void>;
   /** Deliver a file (an export): an attachment, a document, or a saved file in the terminal. */
   sendFile(file: OutgoingFile): Promise<void>;
+  /**
+   * Show an illustration right after the passage it illustrates: a Discord attachment,
+   * a Telegram photo (a reply to `replyTo` where the platform allows), or the saved
+   * file's path in the terminal. Resolves with the posted message.
+   */
+  postImage(image: OutgoingImage): Promise<MessageRef>;
+}
+
+export interface OutgoingImage {
+  /** File name with extension, e.g. "chapter-3.png". */
+  name: string;
+  bytes: Uint8Array;
+  /** image/png, image/jpeg or image/webp. */
+  mime: string;
+  /** Short caption shown with the image (at most 200 characters). */
+  caption: string;
+  /** The message holding the passage the image illustrates. */
+  replyTo?: MessageRef;
+  /** Where the image is stored on disk (the terminal shows this path). */
+  path?: string;
 }
 
 export interface OutgoingFile {
