@@ -1,19 +1,16 @@
 /** Markdown export of one branch of a story. Pure: the caller decides where it goes. */
 import type { StorySnapshot } from "../agent/types.ts";
+import { bookToMarkdown } from "./book.ts";
 
 export function storyToMarkdown(story: StorySnapshot, untitled: string): string {
-  const lines: string[] = [`# ${story.title || untitled}`, "", `> ${story.premise.replace(/\n/g, "\n> ")}`, ""];
-  if (story.bible.characters.length > 0) {
-    lines.push("## Cast", "");
-    for (const c of story.bible.characters) lines.push(`- **${c.name}**${c.role ? ` — ${c.role}` : ""}`);
-    lines.push("");
-  }
-  for (const ch of story.chapters) {
-    lines.push(`## ${ch.number}. ${ch.title || `Chapter ${ch.number}`}`, "");
-    if (ch.action !== "") lines.push(`*${ch.action}*`, "");
-    lines.push(ch.text.trim(), "");
-  }
-  return `${lines.join("\n").trimEnd()}\n`;
+  return bookToMarkdown({
+    title: story.title,
+    premise: story.premise,
+    cast: story.bible.characters.map((c) => ({ name: c.name, role: c.role, appearance: "" })),
+    artStyle: "",
+    chapters: story.chapters.map((ch) => ({ ...ch, images: [] })),
+    labels: { untitled, chapter: (n) => `Chapter ${n}`, cast: "Cast", illustration: "Illustration" },
+  });
 }
 
 /** A file-name-safe slug; keeps letters of any script. */
