@@ -1,6 +1,7 @@
 /** What a chat-platform adapter gets from the engine (src/app/wiring.ts builds it). */
 import type { AudienceRegistry } from "../src/story/audience-registry.ts";
 import type { BallotService } from "../src/story/ballot-service.ts";
+import type { IllustrationService } from "../src/story/illustrations.ts";
 import type { StoryService } from "../src/story/story-service.ts";
 import type { ThemeService } from "../src/story/themes.ts";
 import type { WorkspaceSettingsStore } from "../src/story/workspace-settings.ts";
@@ -10,6 +11,7 @@ export interface BotDeps {
   ballots: BallotService;
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
+  illustrations: IllustrationService;
   /** The adapter registers how its conversations are shown. */
   audiences: AudienceRegistry;
   /** Operator messages (never secrets). */

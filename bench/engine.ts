@@ -147,6 +147,9 @@ class BenchSurface implements Surface {
   async notice(_text: string): Promise<void> {}
   async failed(_text: string): Promise<void> {}
   async sendFile(): Promise<void> {}
+  async postImage(): Promise<MessageRef> {
+    return { id: String(++this.#ids) };
+  }
 }
 
 /** The fake's own prompt-token estimate (chars/4 of message contents, tool-call arguments and tools). */

@@ -1,7 +1,9 @@
 /** Every command, once. Adapters look commands up here. */
 import { branch } from "./branch.ts";
+import { character } from "./character.ts";
 import { end } from "./end.ts";
 import { exportStory } from "./export.ts";
+import { illustrate } from "./illustrate.ts";
 import { makeHelp } from "./help.ts";
 import { act, choose } from "./play.ts";
 import { quit } from "./quit.ts";
@@ -28,6 +30,8 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   end,
   recap,
   exportStory,
+  illustrate,
+  character,
   settings,
   theme,
   help,

@@ -19,8 +19,8 @@ export const settings = defineCommand(
         required: false,
         maxLength: 200,
         description: {
-          en: "language en|zh, illustrations on|off, votes <seconds>",
-          zh: "language en|zh、illustrations on|off、votes <秒>",
+          en: "language en|zh, illustrations on|off, images-per-chapter <n>, images-per-day <n>, votes <seconds>",
+          zh: "language en|zh、illustrations on|off、images-per-chapter <数>、images-per-day <数>、votes <秒>",
         },
       },
     ],
@@ -33,6 +33,8 @@ export const settings = defineCommand(
         t(ctx.locale, "settings.show", {
           locale: s.locale,
           illustrations: s.illustrations ? "on" : "off",
+          imagesPerChapter: s.imagesPerChapter,
+          imagesPerDay: s.imagesPerDay,
           voteSeconds: s.voteSeconds,
           rating: s.rating,
           length: s.chapterLength,
@@ -55,6 +57,8 @@ export function parseChange(text: string): WorkspaceSettings {
   if (key === "language" && (value === "en" || value === "zh")) return { locale: value };
   if (key === "illustrations" && (value === "on" || value === "off")) return { illustrations: value === "on" };
   if (key === "votes" && /^\d{1,6}$/.test(value)) return { voteSeconds: Number(value) };
+  if (key === "images-per-chapter" && /^\d{1,2}$/.test(value)) return { imagesPerChapter: Number(value) };
+  if (key === "images-per-day" && /^\d{1,5}$/.test(value)) return { imagesPerDay: Number(value) };
   if (key === "length" && (value === "short" || value === "medium" || value === "long"))
     return { chapterLength: value };
   if (key === "quota" && /^\d{1,4}$/.test(value)) return { dailyQuota: Number(value) };

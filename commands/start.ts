@@ -40,7 +40,7 @@ export const start = defineCommand(
     if (args.scenario === undefined) {
       return genre === undefined ? { kind: "ask", field: "genre" } : { kind: "ask", field: "scenario", genre };
     }
-    let theme: { id: string; rating: string } | undefined;
+    let theme: { id: string; rating: string; artStyle: string } | undefined;
     if (args.theme !== undefined) {
       const found = await ctx.themes.find(
         { platform: ctx.conversation.platform, externalId: ctx.conversation.workspaceId },
@@ -48,7 +48,7 @@ export const start = defineCommand(
       );
       if (found.rating === "adult" && !ctx.ageRestricted)
         throw new UserFacingError("error.adultTheme", { name: found.name });
-      theme = { id: found.id, rating: found.rating };
+      theme = { id: found.id, rating: found.rating, artStyle: found.artStyle };
     }
     await withinQuota(ctx);
     const settings = await ctx.settings.get(ctx.conversation.platform, ctx.conversation.workspaceId);

@@ -6,6 +6,7 @@
 import type { Genre } from "../src/agent/types.ts";
 import type { Locale } from "../src/app/config.ts";
 import type { Surface } from "../src/render/surface.ts";
+import type { IllustrationService } from "../src/story/illustrations.ts";
 import type { Actor, Conversation, StoryService, WriteTicket } from "../src/story/story-service.ts";
 import type { ThemeService } from "../src/story/themes.ts";
 import type { WorkspaceSettingsStore } from "../src/story/workspace-settings.ts";
@@ -36,6 +37,12 @@ export interface CommandSpec {
   readonly hidden?: boolean;
   /** Only on these platforms (default: all). */
   readonly platforms?: readonly Platform[];
+  /**
+   * Typed as text (terminal, Telegram): the part before a colon, else the first word,
+   * goes to the first option and the rest to the second ("/character Mara: grey coat").
+   * Otherwise the whole text goes to the first option.
+   */
+  readonly splitText?: boolean;
 }
 
 export type Platform = "console" | "telegram" | "discord";
@@ -73,6 +80,10 @@ export interface CommandContext {
   ageRestricted: boolean;
   /** How the platform spells a command (Discord groups story commands under `/story`); default `/name`. */
   commandLabel?: (name: string) => string;
+  /** Illustrations: /illustrate and the visual bible (/character). */
+  illustrations: IllustrationService;
+  /** Platform id of the message or interaction carrying the command: a redelivery has the same one. */
+  requestId?: string;
   /** Where refusals go when they should not be public (Discord's ephemeral replies); default: the surface. */
   replyPrivately?: (text: string) => Promise<void>;
 }

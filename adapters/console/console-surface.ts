@@ -13,6 +13,7 @@ import type {
   ChoiceResult,
   MessageRef,
   OutgoingFile,
+  OutgoingImage,
   Surface,
   SurfaceLimits,
 } from "../../src/render/surface.ts";
@@ -91,6 +92,21 @@ export class ConsoleSurface implements Surface {
     const path = join(dir, file.name);
     writeFileSync(path, file.content);
     await this.notice(t(this.locale, "export.done", { path }));
+  }
+
+  /** A terminal cannot show the picture: it names the file the picture is saved in. */
+  async postImage(image: OutgoingImage): Promise<MessageRef> {
+    const id = String(this.nextId++);
+    let path = image.path;
+    if (path === undefined) {
+      const dir = resolve(this.exportDir);
+      ensureDir(dir);
+      path = join(dir, image.name);
+      writeFileSync(path, image.bytes);
+    }
+    this.block(`[${image.caption}]\n${t(this.locale, "illustrate.saved", { path })}`);
+    this.lastId = "";
+    return { id };
   }
 
   /** Shown before reading the next line. */

@@ -43,6 +43,10 @@ const ZH_NAMES: Record<string, string> = {
   art_style: "画风",
   direction: "要求",
   chapter: "章节",
+  illustrate: "插图",
+  character: "角色",
+  what: "内容",
+  appearance: "外貌",
 };
 
 const STRING = 3;
@@ -75,8 +79,24 @@ function option(o: OptionSpec) {
   };
 }
 
+/** A command of a story thread offered as its own slash command, options from its spec. */
+function topLevel(name: string) {
+  const s = spec(name);
+  return { ...names(name), ...describe(s.description), contexts: [0], options: s.options.map(option) };
+}
+
 /** Settings `/config set` may change (see commands/settings.ts). */
-export const CONFIG_KEYS = ["language", "illustrations", "votes", "rating", "length", "quota", "channels"] as const;
+export const CONFIG_KEYS = [
+  "language",
+  "illustrations",
+  "images-per-chapter",
+  "images-per-day",
+  "votes",
+  "rating",
+  "length",
+  "quota",
+  "channels",
+] as const;
 
 /** Manage Server: the default for moderator commands (Discord lets servers override it; handlers check again). */
 const MANAGE_GUILD = "32";
@@ -190,6 +210,8 @@ export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
         },
       ],
     },
+    topLevel("illustrate"),
+    topLevel("character"),
     { ...names("help"), ...describe(spec("help").description) },
   ];
 }

@@ -121,6 +121,10 @@ export class DiscordAdapter {
         await this.run(interaction, "settings", sub === "set" ? { change: `${raw.key} ${raw.value}` } : {});
       } else if (interaction.commandName === "help") {
         await this.run(interaction, "help", {});
+      } else if (interaction.commandName === "illustrate" || interaction.commandName === "character") {
+        const options: Record<string, unknown> = {};
+        for (const o of interaction.options.data) options[o.name] = o.value;
+        await this.run(interaction, interaction.commandName, options);
       } else {
         await interaction.editReply(
           t(this.localeOf(interaction), "error.unknownCommand", { name: interaction.commandName }),
@@ -372,6 +376,8 @@ export class DiscordAdapter {
       stories: this.deps.stories,
       settings: this.deps.settings,
       themes: this.deps.themes,
+      illustrations: this.deps.illustrations,
+      requestId: interaction.id,
       ageRestricted: isAgeRestricted(channel),
       commandLabel: (name) =>
         (STORY_SUBCOMMANDS as readonly string[]).includes(name)

@@ -137,7 +137,7 @@ export class TelegramAdapter {
     const { chat } = message;
     const from = message.from;
     if (from === undefined || from.is_bot) return;
-    const ctx = await this.context(chat, from);
+    const ctx = await this.context(chat, from, `${chat.id}:${message.message_id}`);
     const state = await this.state(chat.id, ctx.conversation);
     const text = "text" in message ? message.text : undefined;
     if (text === undefined) {
@@ -321,7 +321,7 @@ export class TelegramAdapter {
     }
   }
 
-  private async context(chat: Chat, from: User): Promise<CommandContext> {
+  private async context(chat: Chat, from: User, requestId?: string): Promise<CommandContext> {
     const conversation: Conversation = { platform: "telegram", workspaceId: String(chat.id), id: String(chat.id) };
     const settings = await this.deps.settings.get("telegram", String(chat.id));
     const locale: Locale = settings.locale;
@@ -337,6 +337,8 @@ export class TelegramAdapter {
       stories: this.deps.stories,
       settings: this.deps.settings,
       themes: this.deps.themes,
+      illustrations: this.deps.illustrations,
+      ...(requestId === undefined ? {} : { requestId }),
       // Telegram has no age-restricted chats: adult themes stay off.
       ageRestricted: false,
     };

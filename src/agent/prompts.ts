@@ -18,7 +18,7 @@
  */
 import type { ChapterSnapshot, Method, StorySnapshot, WritingTask } from "./types.ts";
 
-export const PROMPT_VERSION = 1;
+export const PROMPT_VERSION = 2;
 
 export type Step = "open" | "react" | "thought" | "draft" | "write" | "revise";
 
@@ -47,7 +47,7 @@ const RULES = [
 const METHOD_GUIDE: Record<Method, string> = {
   cot: "First think through the chapter as a short plan (what happens, in which order, how it ends), then write it.",
   react:
-    "Before writing, gather what you need with the tools: recall earlier passages, look up characters, places and lore. Think in one or two sentences before each tool call. When you know enough, call begin_writing with a short plan. Use few steps.",
+    "Before writing, gather what you need with the tools: recall earlier passages, look up characters, places and lore; call illustrate for a key scene worth a picture. Think in one or two sentences before each tool call. When you know enough, call begin_writing with a short plan. Use few steps.",
   reflexion:
     "Plan the chapter, write a draft, then a continuity check critiques the draft; if it finds problems, rewrite the chapter fixing every one of them.",
 };
@@ -225,6 +225,7 @@ export function choicesPrompt(fineTuned: boolean): { content: string; version: s
       "- choices: 2 to 4 things the reader could do next, each label under 80 characters, in the story's language. Each must lead somewhere genuinely different (direction says where, privately); never two variants of the same move, never a choice set used before.",
       "- new_characters and new_facts: only what this chapter introduced.",
       "- arc: the revised hidden arc, only if the chapter diverged from it.",
+      "- illustration: the chapter's key scene (what a single picture would show, and who is in it), only when it is worth a picture; always for chapter 1.",
       "Example choice set: [Follow the ferryman -> learn who sent the letter] [Burn the letter -> the future stops writing back] [Show the letter to Tomas -> test his loyalty].",
     ].join("\n"),
     version,

@@ -36,6 +36,13 @@ const choiceSchema = z.object({
   direction: z.string().trim().min(1).max(300),
 });
 
+/** A scene worth a picture: what to draw, and who is in it (their fixed appearance is added for the image). */
+export const illustrateArgsSchema = z.object({
+  scene: z.string().trim().min(1).max(600),
+  characters: z.array(z.string().trim().min(1).max(80)).max(4),
+});
+export type IllustrateArgs = z.infer<typeof illustrateArgsSchema>;
+
 export const submitChapterSchema = z
   .object({
     chapter_title: z.string().trim().min(1).max(120),
@@ -44,6 +51,8 @@ export const submitChapterSchema = z
     new_characters: z.array(characterSchema).max(6),
     new_facts: z.array(z.string().trim().min(1).max(300)).max(8),
     arc: arcSchema.optional(),
+    /** The chapter's key scene, when it is worth an illustration. */
+    illustration: illustrateArgsSchema.optional(),
   })
   .superRefine((value, ctx) => {
     const labels = value.choices.map((c) => c.label.toLowerCase());
@@ -89,6 +98,7 @@ export const TOOL_NAMES = {
   lookup: "lookup",
   checkContinuity: "check_continuity",
   beginWriting: "begin_writing",
+  illustrate: "illustrate",
 } as const;
 
 export const CONTINUITY_REPORT_NAME = "continuity_report";
@@ -100,7 +110,7 @@ export const planStoryTool = tool(
 );
 export const submitChapterTool = tool(
   TOOL_NAMES.submitChapter,
-  "Submit the structured parts of the chapter just written: title, summary, 2-4 choices that lead to different places, new characters and facts, and the revised arc if it changed.",
+  "Submit the structured parts of the chapter just written: title, summary, 2-4 choices that lead to different places, new characters and facts, the revised arc if it changed, and the key scene to illustrate if one is worth a picture.",
   submitChapterSchema,
 );
 export const recallTool = tool(
@@ -124,8 +134,14 @@ export const beginWritingTool = tool(
   beginWritingArgsSchema,
 );
 
+export const illustrateTool = tool(
+  TOOL_NAMES.illustrate,
+  "Ask for an illustration of a key scene of this chapter, drawn after the chapter and shown right after its text. Name the characters in the picture: their fixed appearance is added for you. Only for a scene worth a picture.",
+  illustrateArgsSchema,
+);
+
 /** Tools offered in the ReAct loop, in the order they are described. */
-export const REACT_TOOLS: ToolSpec[] = [recallTool, lookupTool, checkContinuityTool, beginWritingTool];
+export const REACT_TOOLS: ToolSpec[] = [recallTool, lookupTool, checkContinuityTool, illustrateTool, beginWritingTool];
 
 export const continuityResponseFormat = {
   name: CONTINUITY_REPORT_NAME,

@@ -55,6 +55,7 @@ import type {
   Arc,
   Bible,
   ChapterResult,
+  IllustrationProposal,
   Method,
   RunRecord,
   StoryAgent,
@@ -373,6 +374,7 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
 
     let prose = "";
     let reused: ContinuityReport | undefined;
+    const illustrations: IllustrationProposal[] = [];
 
     if (method === "cot" || method === "reflexion") {
       yield { type: "status", phase: "planning" };
@@ -402,6 +404,7 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
           run.push({ role: "tool", tool_call_id: call.id, content: observation });
           yield { type: "tool", name: outcome.name, args: outcome.args, result: observation };
           if (outcome.plan !== undefined) planned = true;
+          if (outcome.illustration !== undefined) illustrations.push(outcome.illustration);
         }
       }
       yield { type: "status", phase: "writing" };
@@ -449,6 +452,7 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     run.finish();
 
     const choices = parts.choices.map((c) => ({ label: c.label, direction: c.direction }));
+    if (parts.illustration !== undefined) illustrations.push(parts.illustration);
     yield { type: "choices", choices };
     const result: ChapterResult = {
       chapterTitle: parts.chapter_title,
@@ -460,6 +464,7 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
         facts: parts.new_facts,
       },
       continuity,
+      illustrations: illustrations.map((i) => ({ scene: i.scene, characters: i.characters })),
       runs: runs.map((r) => r.record),
     };
     if (plan) result.story = { title: story.title, language: story.language, bible: story.bible, arc: story.arc };

@@ -9,6 +9,8 @@ import {
   beginWritingArgsSchema,
   type ContinuityReport,
   checkContinuityArgsSchema,
+  type IllustrateArgs,
+  illustrateArgsSchema,
   lookupArgsSchema,
   parseJsonWith,
   REACT_TOOLS,
@@ -18,6 +20,7 @@ import {
 import type { StorySnapshot } from "./types.ts";
 
 export const NO_RECALL = "No earlier passage matches.";
+export const ILLUSTRATION_NOTED = "Noted: this scene will be illustrated after the chapter, if the chat's budget allows.";
 
 /** Up to 3 short earlier passages (outside the verbatim window) matching the query. */
 export function recall(story: StorySnapshot, query: string, recentChapters: number): string {
@@ -59,6 +62,8 @@ export interface ToolOutcome {
   ok: boolean;
   /** Set by begin_writing: the plan that ends the loop. */
   plan?: string;
+  /** Set by illustrate: the scene to draw once the chapter is written. */
+  illustration?: IllustrateArgs;
 }
 
 export interface ToolboxOptions {
@@ -124,6 +129,20 @@ export function createToolbox(options: ToolboxOptions): Toolbox {
               ok: false,
             };
           }
+        }
+        case TOOL_NAMES.illustrate: {
+          const parsed = parseJsonWith(illustrateArgsSchema, raw);
+          if (!parsed.ok) return invalid(name, raw, parsed.error);
+          const known = new Set(story.bible.characters.map((c) => c.name.toLowerCase()));
+          const unknown = parsed.value.characters.filter((c) => !known.has(c.toLowerCase()));
+          const note = unknown.length === 0 ? "" : ` Not in the cast (drawn from the scene text only): ${unknown.join(", ")}.`;
+          return {
+            name,
+            args: parsed.value,
+            observation: `${ILLUSTRATION_NOTED}${note}`,
+            ok: true,
+            illustration: parsed.value,
+          };
         }
         case TOOL_NAMES.beginWriting: {
           const parsed = parseJsonWith(beginWritingArgsSchema, raw);

@@ -125,7 +125,16 @@ export interface ChapterResult {
   /** Revised arc, when the agent revised it. */
   arc?: Arc;
   continuity: { ok: boolean; issues: string[] };
+  /** Key scenes the agent asked to illustrate (its illustrate tool, or submit_chapter's illustration). */
+  illustrations: IllustrationProposal[];
   runs: RunRecord[];
+}
+
+export interface IllustrationProposal {
+  /** What to draw, in the story's words. */
+  scene: string;
+  /** Names of the characters in the picture. */
+  characters: string[];
 }
 
 /**

@@ -18,6 +18,12 @@ export const DEFAULTS = {
   EXPORT_DIR: "./data/exports",
   VOTE_SECONDS: 60,
   JOB_CONCURRENCY: 64,
+  IMAGE_SIZE: "1024x1024",
+  IMAGE_DIR: "./data/images",
+  IMAGE_TIMEOUT_MS: 120_000,
+  IMAGES_PER_CHAPTER: 1,
+  IMAGES_PER_DAY: 30,
+  ILLUSTRATE_COOLDOWN_SECONDS: 60,
   TELEGRAM_API_ROOT: "https://api.telegram.org",
   TELEGRAM_WEBHOOK_PORT: 8443,
   DISCORD_API_ROOT: "https://discord.com/api",
@@ -105,6 +111,17 @@ const EnvSchema = z.object({
     message: "DISCORD_DEV_GUILD_ID must be a numeric server id",
   }),
   VOTE_SECONDS: int("VOTE_SECONDS", 10, 86_400),
+  IMAGE_MODEL: optionalText,
+  IMAGE_BASE_URL: url("IMAGE_BASE_URL"),
+  IMAGE_API_KEY: optionalText,
+  IMAGE_SIZE: optionalText.refine((v) => v === undefined || /^(\d{2,5}x\d{2,5}|auto)$/.test(v), {
+    message: "IMAGE_SIZE must look like 1024x1024 (width x height in pixels) or auto",
+  }),
+  IMAGE_DIR: optionalText,
+  IMAGE_TIMEOUT_MS: int("IMAGE_TIMEOUT_MS", 1000, 600_000),
+  IMAGES_PER_CHAPTER: int("IMAGES_PER_CHAPTER", 0, 4),
+  IMAGES_PER_DAY: int("IMAGES_PER_DAY", 0, 10_000),
+  ILLUSTRATE_COOLDOWN_SECONDS: int("ILLUSTRATE_COOLDOWN_SECONDS", 0, 86_400),
   JOB_CONCURRENCY: int("JOB_CONCURRENCY", 1, 1000),
   LANG: optionalText,
 });
@@ -129,6 +146,22 @@ export interface Config {
   jobConcurrency: number;
   /** Default voting window of a chat (a chat's /settings may change it). */
   voteSeconds: number;
+  /** Set when IMAGE_MODEL is: stories are illustrated (a chat's /settings may switch it off). */
+  images?: {
+    model: string;
+    /** Images may come from another OpenAI-compatible endpoint than text. */
+    baseUrl: string;
+    apiKey: string;
+    size: string;
+    timeoutMs: number;
+  };
+  /** Where illustrations are stored (one folder per story). */
+  imageDir: string;
+  /** Defaults of the per-chat budgets (a chat's /settings may change them). */
+  imagesPerChapter: number;
+  imagesPerDay: number;
+  /** Seconds a reader waits between two /illustrate requests. */
+  illustrateCooldownSeconds: number;
   /** Set when DISCORD_TOKEN and DISCORD_APPLICATION_ID are: the Discord bot runs. */
   discord?: {
     token: string;
@@ -223,6 +256,21 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     voteSeconds: num(e.VOTE_SECONDS, DEFAULTS.VOTE_SECONDS),
     jobConcurrency: num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY),
     moderation: e.MODERATION_MODEL !== undefined,
+    ...(e.IMAGE_MODEL === undefined
+      ? {}
+      : {
+          images: {
+            model: e.IMAGE_MODEL,
+            baseUrl: e.IMAGE_BASE_URL ?? baseUrl,
+            apiKey: e.IMAGE_API_KEY ?? e.OPENAI_API_KEY ?? "not-needed",
+            size: e.IMAGE_SIZE ?? DEFAULTS.IMAGE_SIZE,
+            timeoutMs: num(e.IMAGE_TIMEOUT_MS, DEFAULTS.IMAGE_TIMEOUT_MS),
+          },
+        }),
+    imageDir: e.IMAGE_DIR ?? DEFAULTS.IMAGE_DIR,
+    imagesPerChapter: num(e.IMAGES_PER_CHAPTER, DEFAULTS.IMAGES_PER_CHAPTER),
+    imagesPerDay: num(e.IMAGES_PER_DAY, DEFAULTS.IMAGES_PER_DAY),
+    illustrateCooldownSeconds: num(e.ILLUSTRATE_COOLDOWN_SECONDS, DEFAULTS.ILLUSTRATE_COOLDOWN_SECONDS),
     ...(e.DISCORD_TOKEN === undefined || e.DISCORD_APPLICATION_ID === undefined
       ? {}
       : {

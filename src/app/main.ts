@@ -57,6 +57,7 @@ async function main(): Promise<number> {
         return 1;
       }
     }
+    await resumeIllustrations(engine);
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);
@@ -69,6 +70,7 @@ async function main(): Promise<number> {
   const conversation = { platform: "console", workspaceId: "local", id: "local" };
   const surface = new ConsoleSurface(process.stdout, config.locale, config.exportDir);
   engine.audiences.set(`${conversation.platform}:${conversation.id}`, { surface, locale: config.locale });
+  await resumeIllustrations(engine);
   const adapter = new ConsoleAdapter(
     process.stdin,
     surface,
@@ -81,6 +83,7 @@ async function main(): Promise<number> {
       stories: engine.stories,
       settings: engine.settings,
       themes: engine.themes,
+      illustrations: engine.illustrations,
       // The terminal's reader decides for themselves.
       ageRestricted: true,
     },
@@ -90,6 +93,12 @@ async function main(): Promise<number> {
   await engine.close();
   process.stdout.write("\n");
   return 0;
+}
+
+/** Pictures a restart interrupted are drawn (or posted) now that their conversations can be reached. */
+async function resumeIllustrations(engine: { illustrations: { recover(): Promise<number> } }): Promise<void> {
+  const count = await engine.illustrations.recover();
+  if (count > 0) log(`resuming ${count} illustration(s) a restart interrupted`);
 }
 
 function bind(adapter: { start(): Promise<void>; stop(): Promise<void> }) {

@@ -3,6 +3,9 @@
  * (src/app/main.ts, the benchmark) call this; nothing else imports src/app.
  */
 import { createStoryAgent } from "../agent/story-agent.ts";
+import type { ImageClient } from "../art/image-client.ts";
+import { ImageStore } from "../art/image-store.ts";
+import { OpenAiImageClient } from "../art/openai-image-client.ts";
 import type { StoryAgent } from "../agent/types.ts";
 import { InProcessJobQueue } from "../jobs/in-process-queue.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
@@ -14,6 +17,7 @@ import { BallotService } from "../story/ballot-service.ts";
 import { ChapterWriter } from "../story/chapter-writer.ts";
 import { ModelModerator } from "../story/moderation.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../story/story-service.ts";
+import { ILLUSTRATION_JOB, type IllustrationJobPayload, IllustrationService } from "../story/illustrations.ts";
 import { ThemeService } from "../story/themes.ts";
 import { WorkspaceSettingsStore } from "../story/workspace-settings.ts";
 import type { Config } from "./config.ts";
@@ -27,6 +31,7 @@ export interface Engine {
   ballots: BallotService;
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
+  illustrations: IllustrationService;
   /** Where each conversation's chapters are shown (adapters register here). */
   audiences: AudienceRegistry;
   close(): Promise<void>;
@@ -35,6 +40,8 @@ export interface Engine {
 export interface EngineHooks {
   /** Wrap the model client (the benchmark times model calls with it). */
   decorateModel?: (model: ModelClient) => ModelClient;
+  /** Replace the image client (tests). */
+  images?: ImageClient;
 }
 
 export async function createEngine(
@@ -62,19 +69,44 @@ export async function createEngine(
     locale: config.locale,
     voteSeconds: config.voteSeconds,
     illustrations: true,
+    imagesPerChapter: config.imagesPerChapter,
+    imagesPerDay: config.imagesPerDay,
     rating: "general",
     chapterLength: "medium",
     dailyQuota: 0,
     allowedChannels: [],
   });
+  const images =
+    hooks.images ??
+    (config.images === undefined
+      ? undefined
+      : new OpenAiImageClient({
+          baseUrl: config.images.baseUrl,
+          apiKey: config.images.apiKey,
+          model: config.images.model,
+          timeoutMs: config.images.timeoutMs,
+          maxRetries: config.maxRetries,
+        }));
+  const illustrations = new IllustrationService(
+    db,
+    queue,
+    images,
+    new ImageStore(config.imageDir),
+    settings,
+    resolve,
+    { size: config.images?.size ?? "1024x1024", cooldownSeconds: config.illustrateCooldownSeconds, log },
+    moderator,
+  );
   const writer = new ChapterWriter(
     db,
     agent,
     resolve,
     { methods: config.methods, recentChapters: config.recentChapters, log },
     ballots,
+    illustrations,
   );
   queue.handle<ChapterJobPayload>(CHAPTER_JOB, (payload) => writer.run(payload));
+  queue.handle<IllustrationJobPayload>(ILLUSTRATION_JOB, (payload) => illustrations.run(payload));
   stories.presentChoicesWith((storyId) => writer.reoffer(storyId));
   const interrupted = await stories.recoverInterrupted();
   if (interrupted > 0) log(`marked ${interrupted} interrupted chapter(s) as failed; readers can /retry them`);
@@ -88,6 +120,7 @@ export async function createEngine(
     ballots,
     settings,
     themes: new ThemeService(db),
+    illustrations,
     audiences,
     async close() {
       ballots.dispose();

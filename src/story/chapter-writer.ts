@@ -8,6 +8,7 @@ import { chaptersToFold } from "../agent/memory.ts";
 import type {
   AgentInput,
   ChapterResult,
+  IllustrationProposal,
   Method,
   RunRecord,
   StoryAgent,
@@ -50,6 +51,19 @@ export interface BallotOpener {
   }): Promise<void>;
 }
 
+/** Plans a chapter's illustrations with it and starts drawing them once it is saved (IllustrationService). */
+export interface IllustrationPlanner {
+  planForChapter(input: {
+    storyId: string;
+    workspaceId: string;
+    chapterId: string;
+    number: number;
+    text: string;
+    proposals: IllustrationProposal[];
+  }): Promise<Prisma.IllustrationCreateManyInput[]>;
+  enqueue(ids: string[]): Promise<void>;
+}
+
 export interface ChapterWriterOptions {
   methods: Record<WritingTask, Method>;
   recentChapters: number;
@@ -69,6 +83,7 @@ const SILENT: Audience = {
     notice: async () => {},
     failed: async () => {},
     sendFile: async () => {},
+    postImage: async () => ({ id: "0" }),
   },
 };
 
@@ -79,6 +94,7 @@ export class ChapterWriter {
     private readonly audiences: AudienceResolver,
     private readonly options: ChapterWriterOptions,
     private readonly ballots?: BallotOpener,
+    private readonly illustrations?: IllustrationPlanner,
   ) {}
 
   /** The job handler. Safe to call twice for one chapter: only a pending chapter is claimed. */
@@ -207,6 +223,21 @@ export class ChapterWriter {
     const fresh = [...(done.story?.bible.characters ?? []), ...done.bibleUpdates.characters].filter(
       (c) => !known.has(c.name) && known.add(c.name),
     );
+    // Pictures are drawn after the text is saved, but planned with it: a crash loses neither.
+    const pictures =
+      (await this.illustrations
+        ?.planForChapter({
+          storyId: story.id,
+          workspaceId: story.workspaceId,
+          chapterId,
+          number: chapter.number,
+          text: done.text,
+          proposals: done.illustrations,
+        })
+        .catch((error: unknown) => {
+          this.options.log?.(`chapter ${chapterId}: illustrations not planned: ${String(error)}`);
+          return [];
+        })) ?? [];
     try {
       await this.db.$transaction([
         // Only a chapter still being written becomes done: a second delivery or a
@@ -251,11 +282,18 @@ export class ChapterWriter {
             ]),
         // createMany returns no rows: the trajectories' JSON is not read back.
         this.db.agentRun.createMany({ data: done.runs.map((run) => runData(story.id, chapterId, run)) }),
+        ...(pictures.length === 0 ? [] : [this.db.illustration.createMany({ data: pictures })]),
       ]);
     } catch (error) {
       if (isPrismaError(error, "P2025")) return;
       throw error;
     }
+    await this.illustrations
+      ?.enqueue(pictures.map((p) => p.id).filter((id): id is string => id !== undefined))
+      .catch((error: unknown) => {
+        // The rows stay pending: the next start-up draws them.
+        this.options.log?.(`chapter ${chapterId}: illustrations not queued: ${String(error)}`);
+      });
 
     // Nothing can change the story while its head chapter is being written, so the
     // revision read at the start is still current.

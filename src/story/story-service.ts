@@ -6,6 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Genre } from "../agent/types.ts";
+import { artStyleFor } from "../art/visual-bible.ts";
 import type { Locale } from "../app/config.ts";
 import { t } from "../i18n/messages.ts";
 import type { EnqueuedJob, JobQueue } from "../jobs/job-queue.ts";
@@ -98,8 +99,8 @@ export class StoryService {
     rating?: string;
     /** short | medium | long (the workspace's setting). */
     chapterLength?: string;
-    /** A moderators' theme: its rules bind the story, its rating becomes the story's. */
-    theme?: { id: string; rating: string };
+    /** A moderators' theme: its rules bind the story, its rating and art style become the story's. */
+    theme?: { id: string; rating: string; artStyle?: string };
   }): Promise<WriteTicket> {
     const premise = input.premise.trim();
     if (premise === "") throw new UserFacingError("error.emptyScenario");
@@ -125,6 +126,8 @@ export class StoryService {
           genre: input.genre,
           rating,
           chapterLength: input.chapterLength ?? "medium",
+          // Fixed at the start, like the cast's looks: every picture of the story shares it.
+          artStyle: artStyleFor(input.theme?.artStyle, input.genre),
           ...(input.theme === undefined ? {} : { themeId: input.theme.id }),
           bible: {},
           arc: {},

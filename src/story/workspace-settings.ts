@@ -13,6 +13,10 @@ const SettingsSchema = z.object({
   locale: z.enum(["en", "zh"]).optional(),
   voteSeconds: z.number().int().min(VOTE_SECONDS_RANGE.min).max(VOTE_SECONDS_RANGE.max).optional(),
   illustrations: z.boolean().optional(),
+  /** Illustrations the story agent may add to one chapter. */
+  imagesPerChapter: z.number().int().min(0).max(4).optional(),
+  /** Illustrations per day in this chat or server, readers' /illustrate included. */
+  imagesPerDay: z.number().int().min(0).max(10_000).optional(),
   /** How long chapters are. */
   chapterLength: z.enum(["short", "medium", "long"]).optional(),
   /** Chapters a member may ask for per day (0: no limit). */
@@ -32,6 +36,8 @@ export interface ResolvedSettings {
   locale: Locale;
   voteSeconds: number;
   illustrations: boolean;
+  imagesPerChapter: number;
+  imagesPerDay: number;
   rating: "general" | "teen" | "adult";
   chapterLength: "short" | "medium" | "long";
   dailyQuota: number;
@@ -78,6 +84,8 @@ function resolve(defaults: ResolvedSettings, s: WorkspaceSettings): ResolvedSett
     locale: s.locale ?? defaults.locale,
     voteSeconds: s.voteSeconds ?? defaults.voteSeconds,
     illustrations: s.illustrations ?? defaults.illustrations,
+    imagesPerChapter: s.imagesPerChapter ?? defaults.imagesPerChapter,
+    imagesPerDay: s.imagesPerDay ?? defaults.imagesPerDay,
     rating: s.rating ?? defaults.rating,
     chapterLength: s.chapterLength ?? defaults.chapterLength,
     dailyQuota: s.dailyQuota ?? defaults.dailyQuota,

@@ -100,6 +100,7 @@ export class FakeStoryAgent implements StoryAgent {
         facts: [`fact ${n}`],
       },
       continuity: { ok: true, issues: [] },
+      illustrations: n % 2 === 1 ? [{ scene: `Mei in the rain, chapter ${n}`, characters: ["Mei"] }] : [],
       runs: [run(input.task, input), run("choices", input)],
       ...(input.task === "open"
         ? {

@@ -22,6 +22,7 @@ import type {
   ChoiceResult,
   MessageRef,
   OutgoingFile,
+  OutgoingImage,
   Surface,
   SurfaceLimits,
 } from "../../src/render/surface.ts";
@@ -32,6 +33,7 @@ export type FakeSurfaceCall =
   | { kind: "offerChoices"; at: number; offer: ChoiceOffer; ref?: MessageRef; error?: unknown }
   | { kind: "notice"; at: number; text: string; error?: unknown }
   | { kind: "sendFile"; at: number; file: OutgoingFile; error?: unknown }
+  | { kind: "postImage"; at: number; image: OutgoingImage; ref?: MessageRef; error?: unknown }
   | { kind: "failed"; at: number; text: string; storyId: string; error?: unknown }
   | { kind: "updateChoices"; at: number; ref: MessageRef; offer: ChoiceOffer; error?: unknown }
   | { kind: "closeChoices"; at: number; ref: MessageRef; result: ChoiceResult; error?: unknown };
@@ -165,6 +167,19 @@ export class FakeSurface implements Surface {
     const call: FakeSurfaceCall = { kind: "sendFile", at: this.now(), file };
     return this.perform(call, () => {
       this.files.push(file);
+    });
+  }
+
+  /** Images posted, in order. */
+  readonly images: OutgoingImage[] = [];
+
+  async postImage(image: OutgoingImage): Promise<MessageRef> {
+    const call: FakeSurfaceCall = { kind: "postImage", at: this.now(), image };
+    return this.perform(call, () => {
+      this.images.push(image);
+      const ref = { id: `m${this.nextId++}` };
+      call.ref = ref;
+      return ref;
     });
   }
 

@@ -133,6 +133,12 @@ function chapter(n: number, zh: boolean, action: string | undefined): SubmitChap
     choices,
     new_characters: [],
     new_facts: [],
+    illustration: zh
+      ? { scene: `第${n}章：林月在雨夜的街灯下停下脚步。`, characters: [] }
+      : {
+          scene: `Chapter ${n}: Mara in her grey coat watches the harbour lights while Elias waits under the stopped clock.`,
+          characters: ["Mara", "Elias"],
+        },
   };
   return submitChapterSchema.parse(value);
 }

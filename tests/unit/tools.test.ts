@@ -87,7 +87,7 @@ describe("toolbox", () => {
   it("turns an unknown tool into the observation listing the tools", async () => {
     const outcome = await toolbox.run(call("search", { q: "x" }));
     expect(outcome.observation).toBe(
-      "Error: unknown tool search. Available tools: recall, lookup, check_continuity, begin_writing.",
+      "Error: unknown tool search. Available tools: recall, lookup, check_continuity, illustrate, begin_writing.",
     );
   });
 
