@@ -34,14 +34,22 @@ import type {
   ChoiceResult,
   MessageRef,
   OutgoingFile,
+  OutgoingImage,
   Surface,
   SurfaceLimits,
 } from "../../src/render/surface.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import { type CustomIdAction, encodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
 
-/** Discord's numbers: 2000 characters a message; streaming bots edit about every 1.0-1.5 s. */
-export const DISCORD_LIMITS: SurfaceLimits = { maxMessageLength: 2000, minEditIntervalMs: 1200 };
+/**
+ * Discord's numbers: 2000 characters a message; streaming bots edit about every 1.0-1.5 s;
+ * uploads of up to 10 MiB (the default for bots; boosted servers allow more).
+ */
+export const DISCORD_LIMITS: SurfaceLimits = {
+  maxMessageLength: 2000,
+  minEditIntervalMs: 1200,
+  maxUploadBytes: 10 * 1024 * 1024,
+};
 
 /** Discord's component limits. */
 const BUTTON_LABEL_MAX = 80;
@@ -232,6 +240,28 @@ export class DiscordSurface implements Surface {
       () => this.channel.send({ files: [{ attachment, name: file.name }], allowedMentions: NO_PINGS }),
       "Attach Files",
     );
+  }
+
+  /**
+   * An illustration as an attachment with its caption, as a reply to its passage. A passage
+   * deleted meanwhile does not fail the send (`failIfNotExists: false`); the reply pings no one.
+   */
+  async postImage(image: OutgoingImage): Promise<MessageRef> {
+    const attachment = Buffer.from(image.bytes);
+    const caption = clamp(image.caption, DISCORD_LIMITS.maxMessageLength);
+    const sent = await this.write(
+      () =>
+        this.channel.send({
+          ...(caption.trim() === "" ? {} : { content: caption }),
+          files: [{ attachment, name: image.name }],
+          ...(image.replyTo === undefined
+            ? {}
+            : { reply: { messageReference: image.replyTo.id, failIfNotExists: false } }),
+          allowedMentions: NO_PINGS,
+        }),
+      "Attach Files",
+    );
+    return { id: sent.id };
   }
 
   /**

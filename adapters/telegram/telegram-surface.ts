@@ -4,8 +4,8 @@
  * is sent plain, so no formatting can break mid-stream; choices are an inline
  * keyboard whose buttons carry compact, database-checked ids.
  */
-import type { Telegram } from "telegraf";
-import type { InlineKeyboardButton, InlineKeyboardMarkup } from "telegraf/types";
+import { type Telegram, TelegramError } from "telegraf";
+import type { InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters } from "telegraf/types";
 import type { Locale } from "../../src/app/config.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type {
@@ -13,17 +13,49 @@ import type {
   ChoiceResult,
   MessageRef,
   OutgoingFile,
+  OutgoingImage,
   Surface,
   SurfaceLimits,
 } from "../../src/render/surface.ts";
 import { encodeCallback } from "./callback-data.ts";
 import type { ChatKind, TelegramOutbox } from "./outbox.ts";
 
-/** Telegram's numbers: 4096 characters a message; edits about once a second per chat. */
-export const TELEGRAM_LIMITS: SurfaceLimits = { maxMessageLength: 4096, minEditIntervalMs: 1000 };
+/**
+ * Telegram's numbers: 4096 characters a message; edits about once a second per chat; bots
+ * upload files of up to 50 MB (counted in decimal megabytes, to stay on the safe side).
+ */
+export const TELEGRAM_LIMITS: SurfaceLimits = {
+  maxMessageLength: 4096,
+  minEditIntervalMs: 1000,
+  maxUploadBytes: 50_000_000,
+};
+
+/** Longest caption of a photo or document, in UTF-16 code units like message text. */
+const CAPTION_MAX = 1024;
+/** Largest photo the Bot API takes (10 MB); a bigger image goes as a document. */
+const PHOTO_MAX_BYTES = 10_000_000;
 
 /** Longest button label we show (Telegram trims long labels badly on phones). */
 const LABEL_MAX = 60;
+
+/** Cut `text` to `max` code units with an ellipsis, never inside a surrogate pair. */
+function clamp(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return `${text.slice(0, end)}…`;
+}
+
+/**
+ * Whether Telegram refused to take an upload as a photo (a 400: PHOTO_INVALID_DIMENSIONS,
+ * IMAGE_PROCESS_FAILED, a chat that allows no photos...). A document may still go through; a
+ * 400 that would refuse the document too costs one more call. 403s, 429s and 5xx are the
+ * outbox's business.
+ */
+function photoRefused(error: unknown): boolean {
+  return error instanceof TelegramError && error.code === 400;
+}
 
 /** Telegram's HTML needs only these three escaped. */
 export function escapeHtml(text: string): string {
@@ -170,6 +202,42 @@ export class TelegramSurface implements Surface {
     await this.outbox.send(this.chatId, this.kind, () =>
       this.telegram.sendDocument(this.chatId, { source, filename: file.name }),
     );
+  }
+
+  /**
+   * An illustration as a photo, in reply to its passage. A passage deleted meanwhile does not
+   * fail the send (`allow_sending_without_reply`), and a draft ref (private chats stream into
+   * drafts until `finalize`) is no message to reply to. An image over Telegram's 10 MB photo
+   * limit, or one Telegram refuses as a photo (400 PHOTO_INVALID_DIMENSIONS, IMAGE_PROCESS_FAILED,
+   * no photos allowed in the chat...), goes as a document with the same caption and reply.
+   */
+  async postImage(image: OutgoingImage): Promise<MessageRef> {
+    const file = { source: Buffer.from(image.bytes), filename: image.name };
+    const extra: { caption?: string; reply_parameters?: ReplyParameters } = {};
+    const caption = clamp(image.caption, CAPTION_MAX);
+    if (caption.trim() !== "") extra.caption = caption;
+    const replyTo = image.replyTo === undefined ? Number.NaN : Number(image.replyTo.id);
+    if (Number.isSafeInteger(replyTo) && replyTo > 0) {
+      // telegraf 4.16 sends an upload as multipart and drops object fields it does not know
+      // (reply_parameters among them) from the form; a JSON string goes through as is.
+      const reply: ReplyParameters = { message_id: replyTo, allow_sending_without_reply: true };
+      extra.reply_parameters = JSON.stringify(reply) as unknown as ReplyParameters;
+    }
+    let asDocument = image.bytes.byteLength > PHOTO_MAX_BYTES;
+    // The fallback runs inside the same outbox call, so nothing queued for the chat meanwhile
+    // can come between the passage and its picture; a 429 retry goes straight to the document.
+    const sent: Message = await this.outbox.send(this.chatId, this.kind, async () => {
+      if (!asDocument) {
+        try {
+          return await this.telegram.sendPhoto(this.chatId, file, extra);
+        } catch (error) {
+          if (!photoRefused(error)) throw error;
+          asDocument = true;
+        }
+      }
+      return await this.telegram.sendDocument(this.chatId, file, extra);
+    });
+    return { id: String(sent.message_id) };
   }
 
   /** Ask for a reply (a scenario, a write-in): in groups, privacy mode only shows the bot replies. */

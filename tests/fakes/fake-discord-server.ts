@@ -19,6 +19,8 @@
  *
  * REST: see the route table in `routes()`. Errors use Discord's shapes (`{message, code}` and
  * `{code: 50035, errors, message: "Invalid Form Body"}`); 204 responses carry no content-type.
+ * A reply (`message_reference`) must name a live message in the same channel, else 50035, unless
+ * `fail_if_not_exists` is false (then it goes out as a plain message); `FakeMessage.reference` records it.
  * Fault injection: `failNext(route, { retryAfter })` answers one 429; `options.rateLimits` (or
  * `setRateLimit`) enforces fixed-window buckets per route and major parameter (channel, guild or
  * webhook). Interaction callbacks after `interactionDeadlineMs` (default 3000, like Discord) get
@@ -131,6 +133,8 @@ export interface FakeMessage {
   ephemeral: boolean;
   /** Discord message type: 0 default, 20 chat input command response, 19 reply. */
   type: number;
+  /** The message this one replies to (`message_reference` of a reply), in the same channel. */
+  reference: { messageId: string; channelId: string } | undefined;
 }
 
 export interface RestCall {
@@ -1092,8 +1096,10 @@ export class FakeDiscordServer {
     };
   }
 
-  private messageApi(m: FakeMessage): Json {
+  /** `nested`: the message as `referenced_message` of a reply (without its own reference). */
+  private messageApi(m: FakeMessage, nested = false): Json {
     const author = this.users.get(m.authorId) ?? this.bot;
+    const referenced = m.reference ? this.store.get(m.reference.messageId) : undefined;
     return {
       id: m.id,
       type: m.type,
@@ -1120,6 +1126,19 @@ export class FakeDiscordServer {
       components: m.components,
       pinned: false,
       flags: m.flags,
+      ...(m.reference
+        ? {
+            message_reference: {
+              type: 0,
+              message_id: m.reference.messageId,
+              channel_id: m.reference.channelId,
+              ...(m.guildId ? { guild_id: m.guildId } : {}),
+            },
+            ...(nested
+              ? {}
+              : { referenced_message: referenced && !referenced.deleted ? this.messageApi(referenced, true) : null }),
+          }
+        : {}),
       ...(m.interactionId ? { webhook_id: this.applicationId, application_id: this.applicationId } : {}),
       ...(m.interactionId
         ? {
@@ -1750,6 +1769,7 @@ export class FakeDiscordServer {
       if (files.length > 0 && !(perms & PermissionFlagsBits.AttachFiles)) throw missingPermissions();
     }
     if (!opts.allowEmpty) validateMessage(body, files.length, true);
+    const reference = opts.interactionId === undefined ? this.replyReference(ch, body) : undefined;
     if (ch.archived) throw new HttpError(400, { message: "Thread is archived", code: 50083 });
     const flags = Number(body.flags ?? 0);
     const now = Date.now();
@@ -1770,7 +1790,8 @@ export class FakeDiscordServer {
       deleted: false,
       interactionId: opts.interactionId,
       ephemeral: (flags & 64) !== 0,
-      type: opts.interactionId ? 20 : isObj(body.message_reference) ? 19 : 0,
+      type: opts.interactionId ? 20 : reference ? 19 : 0,
+      reference,
     };
     msg.contentHistory.push(msg.content);
     this.store.set(msg.id, msg);
@@ -1778,6 +1799,26 @@ export class FakeDiscordServer {
     ch.messageCount++;
     if (!msg.ephemeral) this.dispatchMessage("MESSAGE_CREATE", this.messageApi(msg));
     return msg;
+  }
+
+  /**
+   * The message a new message replies to (`message_reference`, reply type). A reference to a
+   * message that is not in the channel, or was deleted, fails with 50035 unless
+   * `fail_if_not_exists` is false: then the message goes out as a plain one, as with Discord.
+   */
+  private replyReference(ch: FakeChannel, body: Json): FakeMessage["reference"] {
+    const ref = body.message_reference;
+    if (!isObj(ref) || (ref.type !== undefined && ref.type !== 0)) return undefined;
+    const target = this.store.get(String(ref.message_id));
+    const sameChannel = ref.channel_id === undefined || String(ref.channel_id) === ch.id;
+    if (target && !target.deleted && target.channelId === ch.id && sameChannel) {
+      return { messageId: target.id, channelId: ch.id };
+    }
+    if (ref.fail_if_not_exists === false) return undefined;
+    const errors = new FormErrors();
+    errors.add(["message_reference"], "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message");
+    errors.throwIfAny();
+    return undefined;
   }
 
   private attachmentsFrom(body: Json, files: ParsedBody["files"]): FakeAttachment[] {
