@@ -37,14 +37,18 @@ export const character = defineCommand(
       const characters =
         shown.length === 0
           ? t(ctx.locale, "character.none")
-          : shown.map((c) => t(ctx.locale, "character.item", { name: c.name, appearance: c.appearance || "—" })).join("\n");
+          : shown
+              .map((c) => t(ctx.locale, "character.item", { name: c.name, appearance: c.appearance || "—" }))
+              .join("\n");
       await ctx.surface.notice(t(ctx.locale, "character.bible", { artStyle: bible.artStyle, characters }));
       return { kind: "done" };
     }
     // The look of a shared story's cast is the starter's (or a moderator's) to change.
     const storyId = await storyUnderControl(ctx);
     const updated = await ctx.illustrations.setAppearance(storyId, args.name, args.appearance);
-    await ctx.surface.notice(t(ctx.locale, "character.updated", { name: updated.name, appearance: updated.appearance }));
+    await ctx.surface.notice(
+      t(ctx.locale, "character.updated", { name: updated.name, appearance: updated.appearance }),
+    );
     return { kind: "done" };
   },
 );

@@ -20,7 +20,8 @@ import {
 import type { StorySnapshot } from "./types.ts";
 
 export const NO_RECALL = "No earlier passage matches.";
-export const ILLUSTRATION_NOTED = "Noted: this scene will be illustrated after the chapter, if the chat's budget allows.";
+export const ILLUSTRATION_NOTED =
+  "Noted: this scene will be illustrated after the chapter, if the chat's budget allows.";
 
 /** Up to 3 short earlier passages (outside the verbatim window) matching the query. */
 export function recall(story: StorySnapshot, query: string, recentChapters: number): string {
@@ -135,7 +136,8 @@ export function createToolbox(options: ToolboxOptions): Toolbox {
           if (!parsed.ok) return invalid(name, raw, parsed.error);
           const known = new Set(story.bible.characters.map((c) => c.name.toLowerCase()));
           const unknown = parsed.value.characters.filter((c) => !known.has(c.toLowerCase()));
-          const note = unknown.length === 0 ? "" : ` Not in the cast (drawn from the scene text only): ${unknown.join(", ")}.`;
+          const note =
+            unknown.length === 0 ? "" : ` Not in the cast (drawn from the scene text only): ${unknown.join(", ")}.`;
           return {
             name,
             args: parsed.value,

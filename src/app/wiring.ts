@@ -3,10 +3,10 @@
  * (src/app/main.ts, the benchmark) call this; nothing else imports src/app.
  */
 import { createStoryAgent } from "../agent/story-agent.ts";
+import type { StoryAgent } from "../agent/types.ts";
 import type { ImageClient } from "../art/image-client.ts";
 import { ImageStore } from "../art/image-store.ts";
 import { OpenAiImageClient } from "../art/openai-image-client.ts";
-import type { StoryAgent } from "../agent/types.ts";
 import { InProcessJobQueue } from "../jobs/in-process-queue.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import { OpenAiModelClient } from "../llm/openai-client.ts";
@@ -15,9 +15,9 @@ import { type Db, openDatabase } from "../store/db.ts";
 import { AudienceRegistry } from "../story/audience-registry.ts";
 import { BallotService } from "../story/ballot-service.ts";
 import { ChapterWriter } from "../story/chapter-writer.ts";
+import { ILLUSTRATION_JOB, type IllustrationJobPayload, IllustrationService } from "../story/illustrations.ts";
 import { ModelModerator } from "../story/moderation.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../story/story-service.ts";
-import { ILLUSTRATION_JOB, type IllustrationJobPayload, IllustrationService } from "../story/illustrations.ts";
 import { ThemeService } from "../story/themes.ts";
 import { WorkspaceSettingsStore } from "../story/workspace-settings.ts";
 import type { Config } from "./config.ts";

@@ -34,7 +34,8 @@ export class ImageStore {
   /** Absolute path of a stored picture (refuses paths that leave the root). */
   path(stored: string): string {
     const full = resolve(this.root, stored);
-    if (full !== this.root && !full.startsWith(`${this.root}${sep}`)) throw new Error(`image path outside the store: ${stored}`);
+    if (full !== this.root && !full.startsWith(`${this.root}${sep}`))
+      throw new Error(`image path outside the store: ${stored}`);
     return full;
   }
 

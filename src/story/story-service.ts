@@ -6,16 +6,17 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Genre } from "../agent/types.ts";
-import { artStyleFor } from "../art/visual-bible.ts";
 import type { Locale } from "../app/config.ts";
+import { artStyleFor } from "../art/visual-bible.ts";
 import { t } from "../i18n/messages.ts";
 import type { EnqueuedJob, JobQueue } from "../jobs/job-queue.ts";
 import { type Db, isPrismaError, type PrismaPromise } from "../store/db.ts";
+import type { Book } from "./book.ts";
 import { UserFacingError } from "./errors.ts";
-import { storyToMarkdown } from "./export.ts";
+import type { StoredImage } from "./illustrations.ts";
 import { LIMITS } from "./limits.ts";
 import type { Moderator } from "./moderation.ts";
-import { buildSnapshot, loadChain, loadStoryWithCanon } from "./snapshot.ts";
+import { loadChain, loadStoryWithCanon } from "./snapshot.ts";
 
 export interface Actor {
   platform: string;
@@ -430,14 +431,45 @@ export class StoryService {
     };
   }
 
-  /** Markdown of the current branch. */
-  async exportMarkdown(storyId: string, locale: Locale): Promise<{ title: string; markdown: string }> {
+  /**
+   * The current branch as a book (text, cast, art style), with the stored pictures
+   * of its chapters from `imagesOf` placed after each chapter's text.
+   */
+  async exportBook(
+    storyId: string,
+    locale: Locale,
+    imagesOf: (chapterIds: string[]) => Promise<StoredImage[]> = async () => [],
+  ): Promise<Book> {
     const story = await this.requireStory(storyId);
-    const chain = await loadChain(this.db, storyId, story.headChapterId);
+    const chain = (await loadChain(this.db, storyId, story.headChapterId)).filter((c) => c.status === "done");
     const canon = await loadStoryWithCanon(this.db, storyId);
     if (canon === null) throw new UserFacingError("error.noStory");
-    const snapshot = buildSnapshot(canon, chain);
-    return { title: story.title, markdown: storyToMarkdown(snapshot, t(locale, "untitled")) };
+    const images = await imagesOf(chain.map((c) => c.id));
+    const usedNames = new Set<string>();
+    return {
+      id: story.id,
+      title: story.title,
+      premise: story.premise,
+      language: story.language,
+      cast: canon.characters.map((c) => ({ name: c.name, role: c.role, appearance: c.appearance })),
+      artStyle: story.artStyle,
+      modified: story.updatedAt,
+      chapters: chain.map((c) => ({
+        number: c.number,
+        title: c.title,
+        action: c.action,
+        text: c.text,
+        images: images
+          .filter((i) => i.chapterId === c.id && !usedNames.has(i.fileName) && usedNames.add(i.fileName))
+          .map(({ fileName, bytes, mime, caption }) => ({ fileName, bytes, mime, caption })),
+      })),
+      labels: {
+        untitled: t(locale, "untitled"),
+        chapter: (number) => t(locale, "chapter.headingUntitled", { number }),
+        cast: t(locale, "export.cast"),
+        illustration: t(locale, "export.illustration"),
+      },
+    };
   }
 
   /**

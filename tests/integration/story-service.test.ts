@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
+import { bookToMarkdown } from "../../src/story/book.ts";
 import { ChapterWriter } from "../../src/story/chapter-writer.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../../src/story/story-service.ts";
@@ -188,7 +189,7 @@ describe("StoryService with real SQLite", () => {
       "Summary of chapter 1: A ghost detective in Shanghai",
       "Summary of chapter 2: I fly",
     ]);
-    const { markdown } = await stories.exportMarkdown(storyId, "en");
+    const markdown = bookToMarkdown(await stories.exportBook(storyId, "en"));
     expect(markdown).toContain("I fly");
     expect(markdown).not.toContain("I hide");
   });

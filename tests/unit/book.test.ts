@@ -1,8 +1,6 @@
 import { unzipSync } from "fflate";
 import { afterEach, describe, expect, it } from "vitest";
-import type { StorySnapshot } from "../../src/agent/types.ts";
 import { type Book, type BookImage, bookToEpub, bookToMarkdown, bookToMarkdownZip } from "../../src/story/book.ts";
-import { storyToMarkdown } from "../../src/story/export.ts";
 
 // ---------------------------------------------------------------------------------------------
 // A tiny XML 1.0 parser: throws on anything not well-formed, returns the element tree.
@@ -540,50 +538,5 @@ describe("bookToMarkdownZip", () => {
     expect(unzipSync(bookToMarkdownZip(book))["images/雨 (1).png"]).toEqual(PNG);
     const e = openEpub(bookToEpub(book));
     expect([...e.manifest.values()].some((m) => m.path === "OEBPS/images/雨 (1).png")).toBe(true);
-  });
-});
-
-describe("storyToMarkdown", () => {
-  it("keeps its format", () => {
-    const story = {
-      title: "",
-      premise: "Line one\nline two",
-      bible: {
-        characters: [
-          { name: "Mara", role: "detective", appearance: "tall" },
-          { name: "Li", role: "", appearance: "" },
-        ],
-      },
-      chapters: [
-        { number: 1, title: "Rain", text: "  It rained.\n\nA lot.  ", summary: "", action: "" },
-        { number: 2, title: "", text: "Sun.", summary: "", action: "I wait" },
-      ],
-    } as unknown as StorySnapshot;
-    expect(storyToMarkdown(story, "Untitled")).toBe(
-      [
-        "# Untitled",
-        "",
-        "> Line one",
-        "> line two",
-        "",
-        "## Cast",
-        "",
-        "- **Mara** — detective",
-        "- **Li**",
-        "",
-        "## 1. Rain",
-        "",
-        "It rained.",
-        "",
-        "A lot.",
-        "",
-        "## 2. Chapter 2",
-        "",
-        "*I wait*",
-        "",
-        "Sun.",
-        "",
-      ].join("\n"),
-    );
   });
 });
