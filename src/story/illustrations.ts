@@ -118,9 +118,10 @@ export class IllustrationService {
   }
 
   /** Start drawing (after the rows' transaction committed). */
-  async enqueue(ids: string[]): Promise<void> {
+  async enqueue(ids: string[], attempt = ""): Promise<void> {
     for (const illustrationId of ids) {
-      await this.queue.enqueue<IllustrationJobPayload>(ILLUSTRATION_JOB, { illustrationId }, { key: illustrationId });
+      const key = `illustration:${illustrationId}${attempt === "" ? "" : `:${attempt}`}`;
+      await this.queue.enqueue<IllustrationJobPayload>(ILLUSTRATION_JOB, { illustrationId }, { key });
     }
   }
 
@@ -146,6 +147,8 @@ export class IllustrationService {
     });
     const head = story?.head;
     if (story == null || head == null) throw new UserFacingError("error.noStory");
+    // The same request delivered again: it is being drawn already.
+    if ((await this.db.illustration.count({ where: { requestKey: input.requestKey } })) > 0) return;
     if (head.status !== "done") throw new UserFacingError("error.busy");
     const budget = await this.budgetOf(story.workspaceId);
     if (!budget.enabled) throw new UserFacingError("illustrate.off");
@@ -269,7 +272,10 @@ export class IllustrationService {
       });
       const audience = await this.audiences(story.conversationId);
       if (audience !== undefined) {
-        const reason = kind === "internal" ? t(audience.locale, "error.internal") : t(audience.locale, `model.${kind}`);
+        const reason = t(
+          audience.locale,
+          kind === "refused" ? "illustrate.refused" : kind === "timeout" ? "illustrate.slow" : "illustrate.down",
+        );
         await audience.surface.notice(t(audience.locale, "illustrate.failed", { reason })).catch(() => {});
       }
       return;
@@ -284,7 +290,11 @@ export class IllustrationService {
       where: { OR: [{ status: "pending" }, { status: "done", messageRef: "" }] },
       select: { id: true },
     });
-    await this.enqueue(rows.map((r) => r.id));
+    // A new key: the queue may remember the interrupted job's key (the row's state guards against doubles).
+    await this.enqueue(
+      rows.map((r) => r.id),
+      `recovered-${Date.now()}`,
+    );
     return rows.length;
   }
 
@@ -319,7 +329,7 @@ export class IllustrationService {
     }
     const story = await this.db.story.findUnique({
       where: { id: storyId },
-      select: { rating: true, characters: { select: { id: true, name: true } } },
+      select: { rating: true, characters: { select: { id: true, name: true, portraitId: true } } },
     });
     if (story === null) throw new UserFacingError("error.noStory");
     const character = findCharacter(story.characters, name);
@@ -330,11 +340,14 @@ export class IllustrationService {
       });
     }
     await this.moderator?.check(text, story.rating);
-    await this.db.character.update({
-      where: { id: character.id },
-      data: { appearance: text, portraitId: null },
-      select: { id: true },
-    });
+    await this.db.$transaction([
+      this.db.character.update({ where: { id: character.id }, data: { appearance: text }, select: { id: true } }),
+      // Every picture showing the old look stops being a reference, for everyone in it.
+      this.db.character.updateMany({
+        where: character.portraitId === null ? { id: character.id } : { storyId, portraitId: character.portraitId },
+        data: { portraitId: null },
+      }),
+    ]);
     return { name: character.name, appearance: text };
   }
 
