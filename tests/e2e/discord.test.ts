@@ -110,7 +110,15 @@ describe("Discord", { timeout: 120_000 }, () => {
       name_localizations?: Record<string, string>;
       options?: { name: string }[];
     }[];
-    expect(commands.map((c) => c.name)).toEqual(["start", "story", "theme", "config", "illustrate", "character", "help"]);
+    expect(commands.map((c) => c.name)).toEqual([
+      "start",
+      "story",
+      "theme",
+      "config",
+      "illustrate",
+      "character",
+      "help",
+    ]);
     expect(commands.find((c) => c.name === "character")?.options?.map((o) => o.name)).toEqual(["name", "appearance"]);
     expect(commands.find((c) => c.name === "story")?.options?.map((o) => o.name)).toEqual([
       "undo",
