@@ -62,6 +62,12 @@ export class ConsoleProcess {
     await this.until(() => this.stderr.includes(text), timeoutMs, `"${text}" on stderr`);
   }
 
+  /** Wait until standard output contains `text` (output that comes after a prompt, like a picture). */
+  async stdoutContains(text: string | RegExp, timeoutMs = 10_000): Promise<void> {
+    const found = () => (typeof text === "string" ? this.stdout.includes(text) : text.test(this.stdout));
+    await this.until(found, timeoutMs, `${String(text)} on stdout`);
+  }
+
   /** Write raw text to standard input without waiting for anything. */
   type(text: string): void {
     this.child.stdin.write(text);

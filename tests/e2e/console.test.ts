@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { unzipSync } from "fflate";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { TOOL_NAMES } from "../../src/agent/schemas.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
@@ -65,6 +66,37 @@ const isProse = (req: FakeRequest) =>
 const forces = (name: string) => (req: FakeRequest) => req.body?.tool_choice?.function?.name === name;
 
 describe("terminal play, end to end", () => {
+  it("illustrates: the saved picture's path follows the chapter text; /export writes a zip and an EPUB with it", async () => {
+    const images = join(dir, "images");
+    const p = launch({ IMAGE_MODEL: "fake-image", IMAGE_DIR: images });
+    await p.ready();
+    await p.say("/start");
+    await p.say("");
+    const ch1 = await p.say("a lighthouse keeper finds a letter from the future");
+    expect(ch1).toContain("Chapter 1");
+    await p.stdoutContains(/Illustration saved to (\S+\.png)/);
+    const out = p.stdout;
+    const path = /Illustration saved to (\S+\.png)/.exec(out)?.[1] ?? "";
+    // After the chapter's prose, never inside it.
+    expect(out.indexOf("Illustration saved to")).toBeGreaterThan(out.indexOf("Chapter 1"));
+    expect(path.startsWith(images)).toBe(true);
+    const png = readFileSync(path);
+    expect([...png.subarray(0, 4)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
+    expect(out).toMatch(/\[Chapter 1: .+\]/);
+
+    const exported = await p.say("/export");
+    const zip = /Exported the current branch to (\S+\.zip)/.exec(exported)?.[1];
+    const epub = /Exported the current branch to (\S+\.epub)/.exec(exported)?.[1];
+    expect(zip).toBeDefined();
+    expect(epub).toBeDefined();
+    const book = unzipSync(readFileSync(epub ?? ""));
+    expect(new TextDecoder().decode(book.mimetype)).toBe("application/epub+zip");
+    const pictures = Object.entries(book).filter(([name]) => name.endsWith(".png"));
+    expect(pictures.map(([, bytes]) => Buffer.compare(Buffer.from(bytes), png))).toEqual([0]);
+    expect(Object.keys(unzipSync(readFileSync(zip ?? "")))).toContain("story.md");
+    expect(await p.quit()).toBe(0);
+  });
+
   it("plays a story: start, choose, own action, undo, rewrite, branch, recap, export, quit and resume", async () => {
     const p = launch();
     expect(await p.ready()).toContain("Type /start to begin a story");
