@@ -52,7 +52,7 @@ export function charactersInScene(scene: string, named: string[], cast: VisualCh
     const name = c.name.toLowerCase();
     const parts = name.split(/\s+/).filter((p) => p.length >= 2);
     const byAgent = wanted.some((w) => w === name || parts.includes(w) || name.includes(w));
-    return byAgent || text.includes(name) || parts.some((p) => mentions(text, p));
+    return byAgent || mentions(text, name) || parts.some((p) => mentions(text, p));
   });
   return picked.slice(0, VISUAL_LIMITS.charactersPerImage);
 }
@@ -98,7 +98,7 @@ export function appearanceLine(c: VisualCharacter): string {
 /** A short caption: the scene's first sentence, cut at a word. */
 export function captionFor(scene: string, max: number = VISUAL_LIMITS.caption): string {
   const flat = scene.replace(/\s+/g, " ").trim();
-  const sentence = /^(.+?[.!?。！？])(\s|$)/u.exec(flat)?.[1] ?? flat;
+  const sentence = /^(.+?(?:[.!?](?=\s|$)|[。！？]))/u.exec(flat)?.[1] ?? flat;
   return clip(sentence, max);
 }
 

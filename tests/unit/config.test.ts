@@ -69,4 +69,36 @@ describe("loadConfig", () => {
     expect(config.timeoutMs).toBe(60_000);
     expect(config.methods.continue).toBe("react");
   });
+
+  it("illustrates only with IMAGE_MODEL; images may use their own endpoint and key", () => {
+    const base = { OPENAI_BASE_URL: "http://text.local/v1", OPENAI_MODEL: "m", OPENAI_API_KEY: "text-key" };
+    expect(loadConfig(base).images).toBeUndefined();
+    expect(loadConfig({ ...base, IMAGE_MODEL: "gpt-image-1" }).images).toEqual({
+      model: "gpt-image-1",
+      baseUrl: "http://text.local/v1",
+      apiKey: "text-key",
+      size: "1024x1024",
+      timeoutMs: 120_000,
+    });
+    const own = loadConfig({
+      ...base,
+      IMAGE_MODEL: "flux",
+      IMAGE_BASE_URL: "http://images.local/v1",
+      IMAGE_API_KEY: "image-key",
+      IMAGE_SIZE: "512x768",
+      IMAGES_PER_CHAPTER: "2",
+      IMAGES_PER_DAY: "5",
+      ILLUSTRATE_COOLDOWN_SECONDS: "0",
+      IMAGE_DIR: "/srv/pictures",
+    });
+    expect(own.images).toMatchObject({ baseUrl: "http://images.local/v1", apiKey: "image-key", size: "512x768" });
+    expect([own.imagesPerChapter, own.imagesPerDay, own.illustrateCooldownSeconds, own.imageDir]).toEqual([
+      2,
+      5,
+      0,
+      "/srv/pictures",
+    ]);
+    const bad = problems({ ...base, IMAGE_SIZE: "big", IMAGES_PER_CHAPTER: "9", IMAGE_BASE_URL: "images.local" });
+    expect(bad.map((p) => p.split(" ")[0])).toEqual(["IMAGE_BASE_URL", "IMAGE_SIZE", "IMAGES_PER_CHAPTER"]);
+  });
 });

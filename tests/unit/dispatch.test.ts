@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { argsFromText } from "../../adapters/console/console-adapter.ts";
 import { describeError, validateArgs } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
+import { parseChange } from "../../commands/settings.ts";
 import { parseGenre } from "../../commands/start.ts";
 import { ModelError } from "../../src/llm/types.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
@@ -74,5 +76,24 @@ describe("command registry", () => {
       expect(s.description.zh).not.toBe("");
     }
     expect(findCommand("nope")).toBeUndefined();
+  });
+
+  it("splits typed /character text at a colon, else after the first word", () => {
+    const character = spec("character");
+    expect(argsFromText(character, "Mara Quill: long red hair, green cloak")).toEqual({
+      name: "Mara Quill",
+      appearance: "long red hair, green cloak",
+    });
+    expect(argsFromText(character, "Mara long red hair")).toEqual({ name: "Mara", appearance: "long red hair" });
+    expect(argsFromText(character, "Mara")).toEqual({ name: "Mara" });
+    expect(argsFromText(character, "")).toEqual({});
+    // Other commands keep the whole text in their first option.
+    expect(argsFromText(spec("illustrate"), "Mara: on the pier")).toEqual({ what: "Mara: on the pier" });
+  });
+
+  it("reads the illustration budgets from /settings text", () => {
+    expect(parseChange("images-per-chapter 2")).toEqual({ imagesPerChapter: 2 });
+    expect(parseChange("images-per-day 0")).toEqual({ imagesPerDay: 0 });
+    expect(errorId(() => parseChange("images-per-day many"))).toBe("error.badSetting");
   });
 });
