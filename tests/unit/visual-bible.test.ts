@@ -9,9 +9,11 @@ import {
   VISUAL_LIMITS,
 } from "../../src/art/visual-bible.ts";
 
+const mara = { name: "Mara Quill", appearance: "short black hair, grey coat, silver ring" };
+const elias = { name: "Elias Wren", appearance: "tall, round spectacles, dark blue scarf" };
 const cast = [
-  { name: "Mara Quill", appearance: "short black hair, grey coat, silver ring" },
-  { name: "Elias Wren", appearance: "tall, round spectacles, dark blue scarf" },
+  mara,
+  elias,
   { name: "林月", appearance: "黑色长发，白色旗袍" },
   { name: "Al", appearance: "bald, eye patch" },
 ];
@@ -48,17 +50,17 @@ describe("visual bible", () => {
   it("builds every prompt with the same appearance line per character, the scene and the art style", () => {
     const a = buildImagePrompt({
       scene: "Mara on the pier",
-      characters: [cast[0]!],
+      characters: [mara],
       artStyle: "ink wash",
       rating: "general",
     });
     const b = buildImagePrompt({
       scene: "A storm over the harbour",
-      characters: [cast[1]!, cast[0]!],
+      characters: [elias, mara],
       artStyle: "ink wash",
       rating: "teen",
     });
-    const line = appearanceLine(cast[0]!);
+    const line = appearanceLine(mara);
     expect(line).toBe("- Mara Quill: short black hair, grey coat, silver ring");
     expect(a).toContain(line);
     expect(b).toContain(line);
