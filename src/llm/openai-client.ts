@@ -274,8 +274,9 @@ class StreamAccumulator {
 /**
  * One attempt's abort wiring: the caller's signal plus our own timer, armed for the
  * whole request and, for streams, re-armed after every chunk (an idle timeout).
+ * Shared with the image client (src/art/openai-image-client.ts).
  */
-class Attempt {
+export class Attempt {
   readonly #controller = new AbortController();
   readonly #outer: AbortSignal | undefined;
   readonly #timeoutMs: number;
@@ -315,13 +316,15 @@ class Attempt {
   }
 }
 
-interface Failure {
+/** A failed attempt as the retry loop sees it. */
+export interface Failure {
   error: ModelError;
   retryable: boolean;
   retryAfterMs?: number | undefined;
 }
 
-function classify(err: unknown, timedOut: boolean, timeoutMs: number): Failure {
+/** Maps what an SDK call threw to a `ModelError` and whether another attempt may help. */
+export function classify(err: unknown, timedOut: boolean, timeoutMs: number): Failure {
   if (err instanceof ModelError) return { error: err, retryable: err.transient };
   if (timedOut || err instanceof APIConnectionTimeoutError) {
     return { error: new ModelError("timeout", `no answer from the model within ${timeoutMs} ms`), retryable: true };
@@ -363,14 +366,15 @@ function kindForStatus(status: number): ModelErrorKind {
 }
 
 /** Error text with its cause (ECONNREFUSED, "other side closed"), which is where the useful part is. */
-function describe(err: unknown): string {
+export function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const cause = err.cause instanceof Error ? `: ${describe(err.cause)}` : "";
   const code = (err as { code?: unknown }).code;
   return `${err.message}${typeof code === "string" ? ` (${code})` : ""}${cause}`;
 }
 
-function abortReason(signal: AbortSignal): unknown {
+/** What a call rejects with when the caller's signal aborted it. */
+export function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("The model call was aborted.", "AbortError");
 }
 

@@ -1,14 +1,25 @@
 /**
  * A fake OpenAI-compatible endpoint over real HTTP and SSE, so the real `openai` SDK
  * (and everything above it) runs unchanged in tests and benches. Replies are scripted:
- * one-shot replies from `enqueue` first, then the responder.
+ * one-shot replies from `enqueue` first, then the responder. The images endpoints
+ * (`/images/generations`, `/images/edits`) have their own queue (`enqueueImage`) and
+ * responder (`setImageResponder`); by default they draw a small PNG from the prompt.
  *
  * Run it alone for manual play: `tsx tests/fakes/fake-openai-server.ts`.
  */
+import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { pathToFileURL } from "node:url";
-import type { FakeReply, FakeRequest, Responder } from "./fake-openai-types.ts";
+import { crc32, deflateSync } from "node:zlib";
+import type {
+  FakeImageReply,
+  FakeReply,
+  FakeRequest,
+  FakeUploadedFile,
+  ImageResponder,
+  Responder,
+} from "./fake-openai-types.ts";
 
 const FAKE_MODEL = "fake-model";
 const DEFAULT_CHUNK = 12;
@@ -16,6 +27,18 @@ const DEFAULT_CHUNK = 12;
 const ARGUMENT_CHUNK = 8;
 
 const defaultResponder: Responder = () => ({ kind: "text", text: "OK" });
+
+/** A picture drawn from the prompt, as a URL when the client asked for one. */
+const defaultImageResponder: ImageResponder = (req) => ({
+  kind: (req.body as ImageBody | undefined)?.response_format === "url" ? "url" : "image",
+});
+
+/** Where `url` replies point, outside `/v1` so `imageRequests()` only counts API calls. */
+const IMAGE_FILES_PATH = "/fake-images/";
+
+const SAFETY_MESSAGE =
+  "Your request was rejected by the safety system. If you believe this is an error, " +
+  "contact us at help.openai.com and include the request ID req_fake.";
 
 const ERROR_TYPES: Record<number, { type: string; code: string }> = {
   400: { type: "invalid_request_error", code: "invalid_request" },
@@ -34,6 +57,25 @@ interface ChatBody {
   tools?: unknown[];
 }
 
+/** `/images/generations` JSON, or `/images/edits` text fields (all strings) plus the uploads. */
+interface ImageBody {
+  model?: string;
+  prompt?: string;
+  n?: number | string;
+  size?: string;
+  response_format?: string;
+  output_format?: string;
+  images?: FakeUploadedFile[];
+}
+
+interface ErrorSpec {
+  status: number;
+  message?: string;
+  code?: string;
+  type?: string;
+  headers?: Record<string, string>;
+}
+
 interface Output {
   content: string | null;
   toolCalls: { id: string; name: string; arguments: string }[];
@@ -43,8 +85,14 @@ export class FakeOpenAiServer {
   /** Every request received, in order (including `/models` and unknown routes). */
   readonly requests: FakeRequest[] = [];
   readonly #queue: FakeReply[] = [];
+  readonly #imageQueue: FakeImageReply[] = [];
+  /** PNGs served by `url` replies, by file name. */
+  readonly #files = new Map<string, Buffer>();
   readonly #sockets = new Set<Socket>();
   #responder: Responder;
+  #imageResponder: ImageResponder = defaultImageResponder;
+  /** False makes `/images/edits` answer 404, like servers that only generate. */
+  imagesEditSupported = true;
   #injectedLatencyMs = 0;
   #ids = 0;
 
@@ -57,14 +105,15 @@ export class FakeOpenAiServer {
     this.#responder = responder;
   }
 
-  /** Listen on 127.0.0.1 on a free port. */
   /** Listen on 127.0.0.1 (`port` 0, the default, picks a free one). */
-  static async start(options: { responder?: Responder; port?: number } = {}): Promise<FakeOpenAiServer> {
+  static async start(
+    options: { responder?: Responder; imageResponder?: ImageResponder; port?: number } = {},
+  ): Promise<FakeOpenAiServer> {
     let instance: FakeOpenAiServer | undefined;
     const server = createServer((req, res) => {
       instance?.handle(req, res).catch((err: unknown) => {
         // A throwing responder is a test bug: answer 500 so it shows up instead of a hang.
-        if (!res.headersSent) sendError(res, { kind: "error", status: 500, message: String(err) });
+        if (!res.headersSent) sendError(res, { status: 500, message: String(err) });
         else res.destroy();
       });
     });
@@ -74,6 +123,7 @@ export class FakeOpenAiServer {
     });
     const { port } = server.address() as AddressInfo;
     instance = new FakeOpenAiServer(server, `http://127.0.0.1:${port}/v1`, options.responder ?? defaultResponder);
+    if (options.imageResponder !== undefined) instance.#imageResponder = options.imageResponder;
     const sockets = instance.#sockets;
     server.on("connection", (socket) => {
       sockets.add(socket);
@@ -90,6 +140,21 @@ export class FakeOpenAiServer {
   /** One-shot replies, consumed first-in first-out before the responder is asked. */
   enqueue(...replies: FakeReply[]): void {
     this.#queue.push(...replies);
+  }
+
+  /** Replace the responder for the images endpoints, consulted when `enqueueImage`'s queue is empty. */
+  setImageResponder(responder: ImageResponder): void {
+    this.#imageResponder = responder;
+  }
+
+  /** One-shot replies for `/images/generations` and `/images/edits`, first-in first-out. */
+  enqueueImage(...replies: FakeImageReply[]): void {
+    this.#imageQueue.push(...replies);
+  }
+
+  /** The recorded requests to `/images/*` (generations and edits, not the downloads of `url` replies). */
+  imageRequests(): FakeRequest[] {
+    return this.requests.filter((r) => r.path.startsWith("/images/"));
   }
 
   /** Sum of every `delayMs`/`chunkDelayMs` slept: time a bench must not blame on the client. */
@@ -117,15 +182,27 @@ export class FakeOpenAiServer {
     const raw = await readBody(req);
     const url = new URL(req.url ?? "/", "http://fake");
     const path = url.pathname.replace(/^\/v1(?=\/)/, "");
+    const method = req.method ?? "GET";
+    const contentType = req.headers["content-type"] ?? "";
     let body: unknown;
-    try {
-      body = raw === "" ? undefined : JSON.parse(raw);
-    } catch {
-      this.requests.push({ method: req.method ?? "GET", path, headers: req.headers, body: raw });
-      sendError(res, { kind: "error", status: 400, message: "Request body is not valid JSON." });
-      return;
+    if (/^multipart\/form-data\b/i.test(contentType)) {
+      body = parseMultipart(raw, contentType);
+      if (body === undefined) {
+        this.requests.push({ method, path, headers: req.headers, body: raw });
+        sendError(res, { status: 400, message: "Request body is not valid multipart/form-data." });
+        return;
+      }
+    } else {
+      const text = raw.toString("utf8");
+      try {
+        body = text === "" ? undefined : JSON.parse(text);
+      } catch {
+        this.requests.push({ method, path, headers: req.headers, body: text });
+        sendError(res, { status: 400, message: "Request body is not valid JSON." });
+        return;
+      }
     }
-    const request: FakeRequest = { method: req.method ?? "GET", path, headers: req.headers, body };
+    const request: FakeRequest = { method, path, headers: req.headers, body };
     this.requests.push(request);
 
     if (req.method === "GET" && path === "/models") {
@@ -140,7 +217,77 @@ export class FakeOpenAiServer {
       await this.reply(res, (body ?? {}) as ChatBody, reply);
       return;
     }
-    sendError(res, { kind: "error", status: 404, message: `Unknown route ${req.method} ${url.pathname}` });
+    if (method === "POST" && (path === "/images/generations" || path === "/images/edits")) {
+      if (path === "/images/edits" && !this.imagesEditSupported) {
+        sendError(res, { status: 404, message: `Unknown route ${method} ${url.pathname}` });
+        return;
+      }
+      const reply = this.#imageQueue.shift() ?? (await this.#imageResponder(request));
+      await this.replyImage(res, (body ?? {}) as ImageBody, reply);
+      return;
+    }
+    if (method === "GET" && path.startsWith(IMAGE_FILES_PATH)) {
+      const png = this.#files.get(path.slice(IMAGE_FILES_PATH.length));
+      if (png !== undefined) {
+        res.writeHead(200, { "content-type": "image/png", "content-length": png.length });
+        res.end(png);
+        return;
+      }
+    }
+    sendError(res, { status: 404, message: `Unknown route ${method} ${url.pathname}` });
+  }
+
+  private async replyImage(res: ServerResponse, body: ImageBody, reply: FakeImageReply): Promise<void> {
+    if (reply.delayMs !== undefined && reply.delayMs > 0) await this.sleep(reply.delayMs);
+    if (res.destroyed) return;
+    switch (reply.kind) {
+      case "hang":
+        return;
+      case "error":
+        sendError(res, reply);
+        return;
+      case "refused":
+        sendError(res, {
+          status: 400,
+          message: reply.message ?? SAFETY_MESSAGE,
+          code: "moderation_blocked",
+          type: "image_generation_user_error",
+        });
+        return;
+      case "raw":
+        sendJson(res, 200, reply.body);
+        return;
+      default: {
+        const seed = reply.seed ?? body.prompt ?? "";
+        const count = Math.min(10, Math.max(1, Math.trunc(Number(body.n ?? 1)) || 1));
+        const pngs = Array.from({ length: count }, (_, i) => fakePng(i === 0 ? seed : `${seed}#${i}`));
+        const data = pngs.map((png) => {
+          if (reply.kind === "url") {
+            const name = `img-${++this.#ids}.png`;
+            this.#files.set(name, png);
+            return { url: `${this.origin}${IMAGE_FILES_PATH}${name}` };
+          }
+          return {
+            b64_json: png.toString("base64"),
+            ...(reply.revisedPrompt !== undefined && { revised_prompt: reply.revisedPrompt }),
+          };
+        });
+        const gptImage = body.model?.startsWith("gpt-image") === true;
+        sendJson(res, 200, {
+          created: nowSeconds(),
+          data,
+          ...(gptImage && {
+            output_format: "png",
+            usage: imageUsage(body.prompt ?? "", body.images?.length ?? 0, count),
+          }),
+        });
+      }
+    }
+  }
+
+  /** `http://127.0.0.1:PORT`, where `url` replies point. */
+  private get origin(): string {
+    return new URL(this.baseUrl).origin;
   }
 
   private async reply(res: ServerResponse, body: ChatBody, reply: FakeReply): Promise<void> {
@@ -319,23 +466,148 @@ function sendJson(res: ServerResponse, status: number, data: unknown, headers: R
   res.end(JSON.stringify(data));
 }
 
-function sendError(res: ServerResponse, reply: Extract<FakeReply, { kind: "error" }>): void {
-  const known = ERROR_TYPES[reply.status] ?? { type: "server_error", code: "server_error" };
+function sendError(res: ServerResponse, spec: ErrorSpec): void {
+  const known = ERROR_TYPES[spec.status] ?? { type: "server_error", code: "server_error" };
   sendJson(
     res,
-    reply.status,
-    { error: { message: reply.message ?? `Fake error ${reply.status}`, type: known.type, code: known.code } },
-    reply.headers,
+    spec.status,
+    {
+      error: {
+        message: spec.message ?? `Fake error ${spec.status}`,
+        type: spec.type ?? known.type,
+        param: null,
+        code: spec.code ?? known.code,
+      },
+    },
+    spec.headers,
   );
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** The raw bytes: multipart bodies carry binary files, so no decoding here. */
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
+}
+
+const CRLF = Buffer.from("\r\n");
+
+/**
+ * A multipart/form-data body as `{ ...textFields, images }`: `image` and `image[]` file
+ * parts go to `images` in order, bytes untouched; other file parts (a `mask`) are kept
+ * under their field name. Undefined when the body does not follow the format.
+ */
+function parseMultipart(raw: Buffer, contentType: string): Record<string, unknown> | undefined {
+  const match = /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  const boundary = match?.[1] ?? match?.[2];
+  if (boundary === undefined) return undefined;
+  const delimiter = Buffer.from(`--${boundary}`);
+  const nextDelimiter = Buffer.concat([CRLF, delimiter]);
+  const fields: Record<string, unknown> = {};
+  const images: FakeUploadedFile[] = [];
+  let pos = raw.indexOf(delimiter);
+  if (pos < 0) return undefined;
+  for (;;) {
+    pos += delimiter.length;
+    if (raw.subarray(pos, pos + 2).toString("latin1") === "--") break;
+    // The rest of the delimiter line (optional whitespace), then the part's headers.
+    const lineEnd = raw.indexOf(CRLF, pos);
+    if (lineEnd < 0) return undefined;
+    const headersEnd = raw.indexOf("\r\n\r\n", lineEnd);
+    if (headersEnd < 0) return undefined;
+    const headers = parsePartHeaders(raw.subarray(lineEnd + 2, headersEnd).toString("utf8"));
+    const start = headersEnd + 4;
+    const end = raw.indexOf(nextDelimiter, start);
+    if (end < 0) return undefined;
+    const content = raw.subarray(start, end);
+    pos = end + CRLF.length;
+
+    const disposition = headers["content-disposition"] ?? "";
+    const name = /(?:^|;)\s*name="([^"]*)"/i.exec(disposition)?.[1];
+    if (name === undefined) continue;
+    const filename = /(?:^|;)\s*filename="([^"]*)"/i.exec(disposition)?.[1];
+    if (filename === undefined) {
+      fields[name] = content.toString("utf8");
+      continue;
+    }
+    const file: FakeUploadedFile = {
+      field: name,
+      filename,
+      contentType: headers["content-type"] ?? "application/octet-stream",
+      bytes: Buffer.from(content),
+    };
+    if (name === "image" || name === "image[]") images.push(file);
+    else fields[name] = file;
+  }
+  return { ...fields, images };
+}
+
+function parsePartHeaders(block: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const line of block.split("\r\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const PNG_SIDE = 16;
+const PNG_CELL = 4;
+
+/**
+ * A valid 16x16 RGB PNG: a checkerboard of two colours taken from a hash of `seed`, so
+ * equal seeds give identical bytes and different seeds (almost surely) different ones.
+ */
+export function fakePng(seed: string): Buffer {
+  const hash = createHash("sha256").update(seed).digest();
+  const colours = [hash.subarray(0, 3), hash.subarray(3, 6)] as const;
+  const stride = 1 + PNG_SIDE * 3;
+  const pixels = Buffer.alloc(stride * PNG_SIDE);
+  for (let y = 0; y < PNG_SIDE; y++) {
+    // Each scanline starts with its filter type, 0 (None), already zero from alloc.
+    for (let x = 0; x < PNG_SIDE; x++) {
+      const colour = colours[(Math.floor(x / PNG_CELL) + Math.floor(y / PNG_CELL)) % 2 === 0 ? 0 : 1];
+      pixels.set(colour, y * stride + 1 + x * 3);
+    }
+  }
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(PNG_SIDE, 0);
+  header.writeUInt32BE(PNG_SIDE, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // colour type: truecolour RGB
+  // Compression, filter and interlace methods: 0.
+  return Buffer.concat([
+    PNG_SIGNATURE,
+    pngChunk("IHDR", header),
+    pngChunk("IDAT", deflateSync(pixels)),
+    pngChunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length, 0);
+  const typeAndData = Buffer.concat([Buffer.from(type, "latin1"), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(typeAndData), 0);
+  return Buffer.concat([length, typeAndData, crc]);
+}
+
+/** Token usage as GPT image models report it (rough: 4 characters a token, flat image costs). */
+function imageUsage(prompt: string, inputImages: number, outputImages: number) {
+  const text_tokens = Math.ceil(prompt.length / 4);
+  const image_tokens = inputImages * 323;
+  const output_tokens = outputImages * 272;
+  return {
+    input_tokens: text_tokens + image_tokens,
+    input_tokens_details: { text_tokens, image_tokens },
+    output_tokens,
+    total_tokens: text_tokens + image_tokens + output_tokens,
+  };
 }
 
 function nowSeconds(): number {

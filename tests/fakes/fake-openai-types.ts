@@ -10,7 +10,10 @@ export interface FakeRequest {
   /** Path without the `/v1` prefix, e.g. "/chat/completions". */
   path: string;
   headers: Record<string, string | string[] | undefined>;
-  /** Parsed JSON body (chat completion params for /chat/completions). */
+  /**
+   * Parsed JSON body (chat completion params for /chat/completions); for multipart bodies
+   * (/images/edits) the text fields plus `images: FakeUploadedFile[]`.
+   */
   // biome-ignore lint/suspicious/noExplicitAny: request bodies are arbitrary JSON
   body: any;
 }
@@ -48,3 +51,46 @@ export type FakeReply = Timing &
   );
 
 export type Responder = (req: FakeRequest) => FakeReply | Promise<FakeReply>;
+
+/** What the fake answers to `/images/generations` and `/images/edits`. */
+export type FakeImageReply = Timing &
+  (
+    | {
+        /** One PNG per requested image, its colours derived from `seed` (default: the prompt). */
+        kind: "image";
+        seed?: string;
+        revisedPrompt?: string;
+      }
+    /** Like "image", but `data: [{ url }]` pointing at a GET route of the fake that serves the PNG. */
+    | { kind: "url"; seed?: string }
+    /** An HTTP error; `code`/`type` override the ones derived from the status. */
+    | {
+        kind: "error";
+        status: number;
+        message?: string;
+        code?: string;
+        type?: string;
+        headers?: Record<string, string>;
+      }
+    /** The safety system's refusal: 400, code "moderation_blocked", type "image_generation_user_error". */
+    | { kind: "refused"; message?: string }
+    /** A 200 with exactly this JSON body (empty `data`, undecodable `b64_json`, ...). */
+    | { kind: "raw"; body: unknown }
+    /** Accept the request and never answer (timeouts). */
+    | { kind: "hang" }
+  );
+
+/**
+ * Decides the answer to an images request. Its `body` is the JSON for `/images/generations`;
+ * for `/images/edits` (multipart) the text fields, all strings, plus `images: FakeUploadedFile[]`.
+ */
+export type ImageResponder = (req: FakeRequest) => FakeImageReply | Promise<FakeImageReply>;
+
+/** A file part of a multipart request, bytes as received. */
+export interface FakeUploadedFile {
+  /** The form field: "image" for a single file, "image[]" for each of several (the SDK's encoding). */
+  field: string;
+  filename: string;
+  contentType: string;
+  bytes: Buffer;
+}
