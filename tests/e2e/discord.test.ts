@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { unzipSync } from "fflate";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { registerCommands } from "../../adapters/discord/register.ts";
@@ -472,5 +473,141 @@ describe("Discord", { timeout: 120_000 }, () => {
     const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
     const handle = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
     await discord.waitFor(() => handle.original()?.content?.startsWith("Your vote:"));
+  });
+});
+
+describe("Discord, illustrations", { timeout: 60_000 }, () => {
+  const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  const illustrated = () =>
+    launch({ IMAGE_MODEL: "fake-image", IMAGE_DIR: join(dir, "images"), ILLUSTRATE_COOLDOWN_SECONDS: "0" });
+  const pictures = (channelId: string) =>
+    discord.messages(channelId).filter((m) => m.attachments.some((a) => a.filename.endsWith(".png")));
+  const png = (m: FakeMessage | undefined) => m?.attachments.find((a) => a.filename.endsWith(".png"))?.bytes;
+  const newer = (a: FakeMessage, b: FakeMessage) => BigInt(a.id) > BigInt(b.id);
+  // /images/edits is multipart: form encoding sends a field's line breaks as CRLF.
+  const prompts = () => model.imageRequests().map((r) => String(r.body?.prompt ?? "").replace(/\r\n/g, "\n"));
+  const mara = (p: string) => p.split("\n").find((l) => l.startsWith("- Mara Quill: "));
+
+  it("chapter 1's picture follows its prose as a reply, without holding back the ballot", async () => {
+    await illustrated();
+    // Pictures are held until released: the chapter must not wait for them.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    model.setImageResponder(async () => {
+      await held;
+      return { kind: "image" };
+    });
+    const w = world();
+    const { thread, ballot } = await startStory(w, "a ghost detective in 1920s Shanghai");
+    // The ballot is out while the picture is still being drawn.
+    await discord.waitFor(() => model.imageRequests().length === 1);
+    expect(pictures(thread.id)).toEqual([]);
+    release();
+    const picture = await discord.waitFor(() => pictures(thread.id)[0]);
+    const prose = discord.messages(thread.id).filter((m) => m.content.startsWith("Chapter 1\n"));
+    expect(prose).toHaveLength(1);
+    const passage = prose[0] as FakeMessage;
+    expect(newer(ballot, passage)).toBe(true);
+    expect(newer(picture, ballot)).toBe(true);
+    expect(picture.reference?.messageId).toBe(passage.id);
+    expect(picture.content).toMatch(/^Chapter 1: /);
+    expect([...(png(picture)?.subarray(0, 8) ?? [])]).toEqual(PNG);
+    expect(picture.attachments).toHaveLength(1);
+    expect(model.imageRequests()).toHaveLength(1);
+  });
+
+  it("/illustrate draws the member's scene; /character changes the look from the next picture on", async () => {
+    await illustrated();
+    const w = world();
+    const { thread, ballot } = await startStory(w, "a harbour mystery");
+    await discord.waitFor(() => pictures(thread.id).length === 1);
+    const asked = discord.slashCommand(w.guild, thread, w.bea, "illustrate", [
+      { name: "what", type: 3, value: "Mara on the pier at dawn" },
+    ]);
+    expect((await asked.response()).data?.flags).toBe(64);
+    const second = await discord.waitFor(() => pictures(thread.id)[1]);
+    expect([...(png(second)?.subarray(0, 8) ?? [])]).toEqual(PNG);
+    expect(prompts().at(-1)).toContain("Mara on the pier at dawn");
+
+    const changed = discord.slashCommand(w.guild, thread, w.ann, "character", [
+      { name: "name", type: 3, value: "Mara" },
+      { name: "appearance", type: 3, value: "long red hair, green cloak" },
+    ]);
+    await discord.waitFor(() =>
+      discord
+        .messages(thread.id)
+        .some((m) => m.content.includes("From now on Mara Quill is drawn as: long red hair, green cloak")),
+    );
+    await discord.waitFor(() => changed.original()?.content === "Done.");
+    const before = prompts();
+    expect(before).toHaveLength(2);
+    // Every picture of her so far described her the same way.
+    expect(before.map(mara)).toEqual([
+      "- Mara Quill: short black hair, grey coat, silver ring",
+      "- Mara Quill: short black hair, grey coat, silver ring",
+    ]);
+
+    const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
+    const close = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
+    const voted = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
+    await discord.waitFor(() => voted.original()?.content?.startsWith("Your vote:"));
+    discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
+    await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
+    const third = await discord.waitFor(() => pictures(thread.id)[2]);
+    expect(third.content).toMatch(/^Chapter 2: /);
+    expect(prompts()).toHaveLength(3);
+    expect(mara(prompts()[2] ?? "")).toBe("- Mara Quill: long red hair, green cloak");
+    // Her old portrait shows the old look: the new one is drawn from the prompt alone.
+    expect(model.imageRequests()[2]?.path).toBe("/images/generations");
+  });
+
+  it("a failing image endpoint leaves the story going, with a short notice and no picture", async () => {
+    await illustrated();
+    model.setImageResponder(() => ({ kind: "error", status: 500 }));
+    const w = world();
+    const { thread } = await startStory(w, "a ferry lost in fog");
+    const notice = await discord.waitFor(() =>
+      discord.messages(thread.id).find((m) => m.content.startsWith("Illustration unavailable: ")),
+    );
+    expect(notice.content).toContain("The story goes on without it.");
+    expect(discord.messages(thread.id).some((m) => m.content.startsWith("Chapter 1\n"))).toBe(true);
+    expect(model.imageRequests().length).toBeGreaterThan(0);
+    expect(discord.messages(thread.id).filter((m) => m.attachments.length > 0)).toEqual([]);
+  });
+
+  it("/story export sends a Markdown zip and an EPUB holding the posted picture", async () => {
+    await illustrated();
+    const w = world();
+    const { thread } = await startStory(w, "a library that rearranges itself");
+    const picture = await discord.waitFor(() => pictures(thread.id)[0]);
+    const exported = discord.slashCommand(w.guild, thread, w.ann, "story", [], "export");
+    const files = await discord.waitFor(() => {
+      const found = discord
+        .messages(thread.id)
+        .flatMap((m) => m.attachments)
+        .filter((a) => !a.filename.endsWith(".png"));
+      return found.length === 2 && found;
+    });
+    await discord.waitFor(() => exported.original()?.content === "Done.");
+    const [zip, epub] = files;
+    expect(zip?.filename).toMatch(/\.zip$/);
+    expect(epub?.filename).toMatch(/\.epub$/);
+    const posted = png(picture) ?? Buffer.alloc(0);
+
+    const markdown = unzipSync(new Uint8Array(zip?.bytes ?? []));
+    expect(new TextDecoder().decode(markdown["story.md"])).toContain("Chapter 1");
+    const zipped = Object.entries(markdown).filter(([name]) => name.startsWith("images/"));
+    expect(zipped.map(([, bytes]) => Buffer.compare(Buffer.from(bytes), posted))).toEqual([0]);
+
+    const bytes = new Uint8Array(epub?.bytes ?? []);
+    // The mimetype entry comes first, stored uncompressed, right after the 30-byte local header.
+    expect(Buffer.from(bytes.subarray(30, 38)).toString("latin1")).toBe("mimetype");
+    const book = unzipSync(bytes);
+    expect(Object.keys(book)[0]).toBe("mimetype");
+    expect(new TextDecoder().decode(book.mimetype)).toBe("application/epub+zip");
+    const inBook = Object.entries(book).filter(([name]) => name.endsWith(".png"));
+    expect(inBook.map(([, png]) => Buffer.compare(Buffer.from(png), posted))).toEqual([0]);
   });
 });

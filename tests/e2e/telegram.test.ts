@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { unzipSync } from "fflate";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
 import { loadConfig } from "../../src/app/config.ts";
@@ -355,5 +356,129 @@ describe("Telegram, group vote", { timeout: 120_000 }, () => {
     const close = buttons(ballot).find((b) => b.callback_data?.startsWith("x|"))?.callback_data ?? "";
     await tg.clickButton(group, ann, ballot.message_id, close);
     await tg.waitFor(() => offer(group.id, "v", ballot.message_id));
+  });
+});
+
+describe("Telegram, illustrations", { timeout: 60_000 }, () => {
+  const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  const illustrated = () =>
+    launch({ IMAGE_MODEL: "fake-image", IMAGE_DIR: join(dir, "images"), ILLUSTRATE_COOLDOWN_SECONDS: "0" });
+  const photos = (chatId: number) => tg.messages(chatId).filter((m) => m.photo !== undefined);
+  // /images/edits is multipart: form encoding sends a field's line breaks as CRLF.
+  const prompts = () => model.imageRequests().map((r) => String(r.body?.prompt ?? "").replace(/\r\n/g, "\n"));
+  const mara = (p: string) => p.split("\n").find((l) => l.startsWith("- Mara Quill: "));
+
+  async function begin(scenario: string) {
+    const reader = tg.user({ first_name: "Ann" });
+    const chat = tg.chat("private", { user: reader });
+    tg.sendText(chat, reader, `/start ${scenario}`);
+    const choices = await tg.waitFor(() => offer(chat.id, "p"));
+    return { reader, chat, choices };
+  }
+
+  it("chapter 1's picture follows its prose as a reply, without holding back the choices", async () => {
+    await illustrated();
+    // Pictures are held until released: the chapter must not wait for them.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    model.setImageResponder(async () => {
+      await held;
+      return { kind: "image" };
+    });
+    const { chat, choices } = await begin("a lighthouse keeper finds a message in a bottle");
+    // The choices are out while the picture is still being drawn.
+    await tg.waitFor(() => model.imageRequests().length === 1);
+    expect(photos(chat.id)).toEqual([]);
+    release();
+    const photo = await tg.waitFor(() => photos(chat.id)[0]);
+    const prose = tg.messages(chat.id).filter((m) => m.text.startsWith("Chapter 1\n"));
+    expect(prose).toHaveLength(1);
+    const passage = prose[0]?.message_id ?? 0;
+    expect(choices.message_id).toBeGreaterThan(passage);
+    expect(photo.message_id).toBeGreaterThan(choices.message_id);
+    expect(photo.reply_to_message_id).toBe(passage);
+    expect(photo.caption).toMatch(/^Chapter 1: /);
+    expect([...(photo.photo?.bytes.subarray(0, 8) ?? [])]).toEqual(PNG);
+    expect(model.imageRequests()).toHaveLength(1);
+    expect(tg.calls.filter((c) => c.chatId === chat.id && c.method === "sendPhoto" && c.status === 200)).toHaveLength(
+      1,
+    );
+  });
+
+  it("/illustrate draws the reader's scene; /character changes the look from the next picture on", async () => {
+    await illustrated();
+    const { reader, chat, choices } = await begin("a harbour mystery");
+    await tg.waitFor(() => photos(chat.id).length === 1);
+    tg.sendText(chat, reader, "/illustrate Mara on the pier at dawn");
+    await tg.waitFor(() => texts(chat.id).some((t) => t.startsWith("Drawing it")));
+    const second = await tg.waitFor(() => photos(chat.id)[1]);
+    expect([...(second.photo?.bytes.subarray(0, 8) ?? [])]).toEqual(PNG);
+    expect(prompts().at(-1)).toContain("Mara on the pier at dawn");
+
+    tg.sendText(chat, reader, "/character Mara: long red hair, green cloak");
+    await tg.waitFor(() =>
+      texts(chat.id).some((t) => t.includes("From now on Mara Quill is drawn as: long red hair, green cloak")),
+    );
+    const before = prompts();
+    expect(before).toHaveLength(2);
+    // Every picture of her so far described her the same way.
+    expect(before.map(mara)).toEqual([
+      "- Mara Quill: short black hair, grey coat, silver ring",
+      "- Mara Quill: short black hair, grey coat, silver ring",
+    ]);
+
+    await tg.clickButton(chat, reader, choices.message_id, buttons(choices)[0]?.callback_data ?? "");
+    await tg.waitFor(() => offer(chat.id, "p", choices.message_id));
+    const third = await tg.waitFor(() => photos(chat.id)[2]);
+    expect(third.caption).toMatch(/^Chapter 2: /);
+    expect(prompts()).toHaveLength(3);
+    expect(mara(prompts()[2] ?? "")).toBe("- Mara Quill: long red hair, green cloak");
+    // Her old portrait shows the old look: the new one is drawn from the prompt alone.
+    expect(model.imageRequests()[2]?.path).toBe("/images/generations");
+  });
+
+  it("a failing image endpoint leaves the story going, with a short notice and no photo", async () => {
+    await illustrated();
+    model.setImageResponder(() => ({ kind: "error", status: 500 }));
+    const { chat } = await begin("a ferry lost in fog");
+    const notice = await tg.waitFor(() =>
+      tg.messages(chat.id).find((m) => m.text.startsWith("Illustration unavailable: ")),
+    );
+    expect(notice.text).toContain("The story goes on without it.");
+    expect(texts(chat.id).some((t) => t.startsWith("Chapter 1\n"))).toBe(true);
+    expect(model.imageRequests().length).toBeGreaterThan(0);
+    expect(photos(chat.id)).toEqual([]);
+    expect(tg.calls.some((c) => c.method === "sendPhoto" || c.method === "sendDocument")).toBe(false);
+  });
+
+  it("/export sends a Markdown zip and an EPUB holding the posted picture", async () => {
+    await illustrated();
+    const { reader, chat } = await begin("a cartographer who maps dreams");
+    const photo = await tg.waitFor(() => photos(chat.id)[0]);
+    tg.sendText(chat, reader, "/export");
+    const docs = await tg.waitFor(() => {
+      const found = tg.messages(chat.id).filter((m) => m.document !== undefined);
+      return found.length === 2 && found;
+    });
+    const [zip, epub] = docs.map((d) => d.document);
+    expect(zip?.file_name).toMatch(/\.zip$/);
+    expect(epub?.file_name).toMatch(/\.epub$/);
+    const posted = photo.photo?.bytes ?? Buffer.alloc(0);
+
+    const markdown = unzipSync(new Uint8Array(zip?.bytes ?? []));
+    expect(new TextDecoder().decode(markdown["story.md"])).toContain("Chapter 1");
+    const zipped = Object.entries(markdown).filter(([name]) => name.startsWith("images/"));
+    expect(zipped.map(([, bytes]) => Buffer.compare(Buffer.from(bytes), posted))).toEqual([0]);
+
+    const bytes = new Uint8Array(epub?.bytes ?? []);
+    // The mimetype entry comes first, stored uncompressed, right after the 30-byte local header.
+    expect(Buffer.from(bytes.subarray(30, 38)).toString("latin1")).toBe("mimetype");
+    const book = unzipSync(bytes);
+    expect(Object.keys(book)[0]).toBe("mimetype");
+    expect(new TextDecoder().decode(book.mimetype)).toBe("application/epub+zip");
+    const pictures = Object.entries(book).filter(([name]) => name.endsWith(".png"));
+    expect(pictures.map(([, png]) => Buffer.compare(Buffer.from(png), posted))).toEqual([0]);
   });
 });
