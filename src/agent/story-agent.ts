@@ -84,6 +84,7 @@ class Run {
       method,
       model: route.model,
       baseUrl: route.baseUrl,
+      fineTuned: route.fineTuned,
       promptVersion,
       messages: [],
       tools,

@@ -96,10 +96,12 @@ export interface ChoiceDraft {
 
 /** One recorded agent run (a FireAct trajectory). */
 export interface RunRecord {
-  task: "open" | "continue" | "rewrite" | "choices" | "summarize" | "check";
+  task: "open" | "continue" | "rewrite" | "choices" | "summarize" | "check" | "illustrate";
   method: Method;
   model: string;
   baseUrl: string;
+  /** The route was a fine-tuned model (it got the zero-shot prompt). */
+  fineTuned: boolean;
   promptVersion: string;
   messages: ChatMessage[];
   tools: ToolSpec[];

@@ -75,6 +75,7 @@ const EnvSchema = z.object({
   MODEL_SUMMARIZE: optionalText,
   MODEL_CHECK: optionalText,
   MODERATION_MODEL: optionalText,
+  MODEL_ILLUSTRATE: optionalText,
   METHOD_OPEN: method("METHOD_OPEN"),
   METHOD_CONTINUE: method("METHOD_CONTINUE"),
   METHOD_REWRITE: method("METHOD_REWRITE"),
@@ -227,10 +228,26 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     summarize: e.MODEL_SUMMARIZE,
     check: e.MODEL_CHECK,
     moderate: e.MODERATION_MODEL,
+    illustrate: e.MODEL_ILLUSTRATE,
   };
+  const routeProblems: string[] = [];
   const models = Object.fromEntries(
-    TASKS.map((t) => [t, { model: perTask[t] ?? defaultModel, baseUrl, fineTuned: false }]),
+    TASKS.map((t) => {
+      // MODEL_<TASK>_BASE_URL and MODEL_<TASK>_FINE_TUNED: a task served elsewhere (a fine-tuned
+      // small model behind vLLM, say). Read here rather than in the schema: one pair per task.
+      const key = t === "moderate" ? "MODERATION_MODEL" : `MODEL_${t.toUpperCase()}`;
+      const ownUrl = (env[`${key}_BASE_URL`] ?? "").trim();
+      const fineTuned = (env[`${key}_FINE_TUNED`] ?? "").trim().toLowerCase();
+      if (ownUrl !== "" && !/^https?:\/\/[^\s]+$/.test(ownUrl)) {
+        routeProblems.push(`${key}_BASE_URL must be an http(s) URL, for example http://localhost:8000/v1`);
+      }
+      if (fineTuned !== "" && fineTuned !== "true" && fineTuned !== "false") {
+        routeProblems.push(`${key}_FINE_TUNED must be true or false`);
+      }
+      return [t, { model: perTask[t] ?? defaultModel, baseUrl: ownUrl || baseUrl, fineTuned: fineTuned === "true" }];
+    }),
   ) as Record<Task, ModelRoute>;
+  if (routeProblems.length > 0) throw new ConfigError(routeProblems);
   const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
   const lang = (e.LANG ?? "").toLowerCase();
   return {

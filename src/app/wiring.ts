@@ -20,6 +20,7 @@ import { ModelModerator } from "../story/moderation.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../story/story-service.ts";
 import { ThemeService } from "../story/themes.ts";
 import { WorkspaceSettingsStore } from "../story/workspace-settings.ts";
+import { RouteStore } from "../training/routes.ts";
 import type { Config } from "./config.ts";
 
 export interface Engine {
@@ -51,7 +52,8 @@ export async function createEngine(
 ): Promise<Engine> {
   const db = await openDatabase(config.databaseUrl);
   const client = new OpenAiModelClient({
-    routes: config.models,
+    // Routes set with `npm run train:route` (or by a fine-tuning job) win over the configuration.
+    routes: await new RouteStore(db).resolve(config.models),
     apiKey: config.apiKey,
     timeoutMs: config.timeoutMs,
     maxRetries: config.maxRetries,

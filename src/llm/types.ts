@@ -5,7 +5,16 @@
  */
 
 /** Tasks routed to (possibly different) models. */
-export const TASKS = ["open", "continue", "rewrite", "choices", "summarize", "check", "moderate"] as const;
+export const TASKS = [
+  "open",
+  "continue",
+  "rewrite",
+  "choices",
+  "summarize",
+  "check",
+  "moderate",
+  "illustrate",
+] as const;
 export type Task = (typeof TASKS)[number];
 
 export interface ToolCall {

@@ -23,6 +23,11 @@ export interface ChoiceOffer {
   /** Story and revision the choices belong to (buttons carry them, so stale ones are refused). */
   storyId: string;
   revision: number;
+  /**
+   * The finished chapter these choices end. Chat surfaces show thumbs up/down buttons
+   * rating it (they stay after the choice is taken); readers' ratings are a training signal.
+   */
+  chapterId?: string;
   /** Labels, in order; readers pick by position (1-based in text). */
   choices: string[];
   /** Whether the reader may type their own action. */

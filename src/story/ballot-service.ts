@@ -191,6 +191,7 @@ export class BallotService implements BallotOpener {
     return {
       storyId: ballot.storyId,
       revision,
+      chapterId: ballot.chapterId,
       choices: tally.labels,
       allowWriteIn: true,
       mode: "vote",

@@ -363,6 +363,7 @@ export class ChapterWriter {
     const offer: ChoiceOffer = {
       storyId: story.id,
       revision: story.revision,
+      chapterId,
       choices: labels,
       allowWriteIn: true,
       mode: voting === undefined ? "pick" : "vote",
@@ -426,6 +427,7 @@ function runData(storyId: string, chapterId: string | null, run: RunRecord) {
     method: run.method,
     model: run.model,
     baseUrl: run.baseUrl,
+    fineTuned: run.fineTuned,
     promptVersion: run.promptVersion,
     messages: run.messages as unknown as object,
     tools: run.tools as unknown as object,

@@ -421,6 +421,36 @@ export class StoryService {
     }));
   }
 
+  /**
+   * A reader's thumbs up (1) or down (-1) on a finished chapter: an append-only
+   * `rating` reaction; a reader's latest rating counts. Refused for a chapter of a
+   * story shown elsewhere. Returns the chapter's tally.
+   */
+  async rate(input: {
+    chapterId: string;
+    actor: Actor;
+    value: 1 | -1;
+    conversation: Conversation;
+  }): Promise<{ up: number; down: number }> {
+    const chapter = await this.db.chapter.findUnique({
+      where: { id: input.chapterId },
+      select: { status: true, story: { select: { conversationId: true } } },
+    });
+    if (chapter === null || chapter.status !== "done") throw new UserFacingError("error.stalePick");
+    if (chapter.story.conversationId !== conversationKey(input.conversation)) {
+      throw new UserFacingError("error.notYourStory");
+    }
+    const user = await upsertUser(this.db, input.actor);
+    await this.react(input.chapterId, { kind: "rating", data: { value: input.value, userId: user.id } });
+    return ratingTally(
+      await this.db.reaction.findMany({
+        where: { chapterId: input.chapterId, kind: "rating" },
+        orderBy: { createdAt: "asc" },
+        select: { data: true },
+      }),
+    );
+  }
+
   /** Chapter summaries of the current branch (no model call). */
   async recap(storyId: string): Promise<{ title: string; chapters: { number: number; summary: string }[] }> {
     const story = await this.requireStory(storyId);
@@ -579,7 +609,18 @@ interface HeadChapter {
   choices: { label: string }[];
 }
 
+/** Each reader's latest rating, counted (rows oldest first). */
+export function ratingTally(rows: { data: unknown }[]): { up: number; down: number } {
+  const latest = new Map<string, number>();
+  for (const row of rows) {
+    const d = row.data as { value?: unknown; userId?: unknown } | null;
+    if (typeof d?.userId === "string" && (d.value === 1 || d.value === -1)) latest.set(d.userId, d.value);
+  }
+  const values = [...latest.values()];
+  return { up: values.filter((v) => v === 1).length, down: values.filter((v) => v === -1).length };
+}
+
 interface ReactionInput {
-  kind: "choice" | "vote" | "action" | "undo" | "rewrite" | "branch";
+  kind: "choice" | "vote" | "action" | "undo" | "rewrite" | "branch" | "rating";
   data: Record<string, unknown>;
 }

@@ -23,6 +23,7 @@ function run(task: RunRecord["task"], input?: AgentInput): RunRecord {
     method: input?.method ?? "cot",
     model: "fake-model",
     baseUrl: "http://fake",
+    fineTuned: false,
     promptVersion: `${task}@test`,
     messages: [
       { role: "system", content: "fake" },
