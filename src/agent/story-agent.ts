@@ -49,7 +49,7 @@ import {
   submitChapterSchema,
   submitChapterTool,
 } from "./schemas.ts";
-import { createToolbox } from "./tools.ts";
+import { createToolbox, type ToolNoise } from "./tools.ts";
 import type {
   AgentInput,
   Arc,
@@ -69,6 +69,8 @@ export interface StoryAgentOptions {
   maxSteps?: number;
   /** Chapters quoted verbatim in the prompt. Default 3. */
   recentChapters?: number;
+  /** Evaluation only: search tools return nothing or a random result this often (FireAct). */
+  toolNoise?: ToolNoise;
 }
 
 const MAX_TOKENS = { prose: 3000, thought: 500, structured: 1500, check: 800, summarize: 900 } as const;
@@ -390,6 +392,7 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
       const toolbox = createToolbox({
         story,
         recentChapters,
+        ...(options.toolNoise === undefined ? {} : { noise: options.toolNoise }),
         checkContinuity: (draft) => runCheck(runs, method, story, input.chapterNumber, draft, signal),
       });
       let planned = false;
@@ -403,7 +406,13 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
           const outcome = await toolbox.run(call);
           const observation = outcome.plan !== undefined ? BEGIN_WRITING_ACK : outcome.observation;
           run.push({ role: "tool", tool_call_id: call.id, content: observation });
-          yield { type: "tool", name: outcome.name, args: outcome.args, result: observation };
+          yield {
+            type: "tool",
+            name: outcome.name,
+            args: outcome.args,
+            result: observation,
+            ...(outcome.noisy === true ? { noisy: true } : {}),
+          };
           if (outcome.plan !== undefined) planned = true;
           if (outcome.illustration !== undefined) illustrations.push(outcome.illustration);
         }

@@ -65,11 +65,26 @@ export interface ToolOutcome {
   plan?: string;
   /** Set by illustrate: the scene to draw once the chapter is written. */
   illustration?: IllustrateArgs;
+  /** The observation was replaced by noise (see `ToolNoise`). */
+  noisy?: boolean;
 }
+
+/**
+ * FireAct's robustness test: with probability `rate` a search tool (recall, lookup)
+ * returns nothing or, as often, a random unrelated result. Evaluation only.
+ */
+export interface ToolNoise {
+  rate: number;
+  /** Source of randomness in [0, 1) (seeded in evaluations). */
+  random: () => number;
+}
+
+export const NOTHING_FOUND = "No result.";
 
 export interface ToolboxOptions {
   story: StorySnapshot;
   recentChapters: number;
+  noise?: ToolNoise;
   /** Runs the continuity check model (records its own run). */
   checkContinuity: (draft: string) => Promise<ContinuityReport>;
 }
@@ -92,8 +107,25 @@ export function formatReport(report: ContinuityReport): string {
   return `Continuity issues:\n${report.issues.map((i) => `- ${i}`).join("\n")}`;
 }
 
+/** Something true of the story but unrelated to the question: a random known fact, name or passage. */
+function randomResult(story: StorySnapshot, random: () => number): string {
+  const pool = [
+    ...story.bible.facts.map((f) => `Fact: ${f}`),
+    ...story.bible.characters.map((c) => `Character ${c.name}: ${c.role}.`),
+    ...story.bible.places.map((p) => `Place ${p.name}: ${p.description}`),
+    ...story.chapters.map((c) => `(Chapter ${c.number}) ${c.summary}`),
+  ];
+  return pool[Math.floor(random() * pool.length)] ?? NOTHING_FOUND;
+}
+
 export function createToolbox(options: ToolboxOptions): Toolbox {
-  const { story, recentChapters } = options;
+  const { story, recentChapters, noise } = options;
+  /** A search tool's outcome, possibly replaced by noise. */
+  const searched = (outcome: ToolOutcome): ToolOutcome => {
+    if (noise === undefined || noise.random() >= noise.rate) return outcome;
+    const observation = noise.random() < 0.5 ? NOTHING_FOUND : randomResult(story, noise.random);
+    return { ...outcome, observation, noisy: true };
+  };
   const invalid = (name: string, raw: string, error: string): ToolOutcome => ({
     name,
     args: rawArgs(raw),
@@ -108,12 +140,17 @@ export function createToolbox(options: ToolboxOptions): Toolbox {
         case TOOL_NAMES.recall: {
           const parsed = parseJsonWith(recallArgsSchema, raw);
           if (!parsed.ok) return invalid(name, raw, parsed.error);
-          return { name, args: parsed.value, observation: recall(story, parsed.value.query, recentChapters), ok: true };
+          return searched({
+            name,
+            args: parsed.value,
+            observation: recall(story, parsed.value.query, recentChapters),
+            ok: true,
+          });
         }
         case TOOL_NAMES.lookup: {
           const parsed = parseJsonWith(lookupArgsSchema, raw);
           if (!parsed.ok) return invalid(name, raw, parsed.error);
-          return { name, args: parsed.value, observation: lookup(story, parsed.value.name), ok: true };
+          return searched({ name, args: parsed.value, observation: lookup(story, parsed.value.name), ok: true });
         }
         case TOOL_NAMES.checkContinuity: {
           const parsed = parseJsonWith(checkContinuityArgsSchema, raw);

@@ -146,7 +146,7 @@ export interface IllustrationProposal {
 export type StoryEvent =
   | { type: "status"; phase: "planning" | "recalling" | "drafting" | "checking" | "revising" | "writing" | "choosing" }
   | { type: "story"; title: string; language: string; cast: BibleCharacter[] }
-  | { type: "tool"; name: string; args: unknown; result: string }
+  | { type: "tool"; name: string; args: unknown; result: string; noisy?: boolean }
   | { type: "text"; delta: string }
   | { type: "choices"; choices: ChoiceDraft[] }
   | { type: "done"; result: ChapterResult }

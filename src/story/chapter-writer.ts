@@ -22,7 +22,7 @@ import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";
 import type { ChoiceOffer, Surface } from "../render/surface.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
-import { buildSnapshot, CANON, type ChainChapter, loadChain } from "./snapshot.ts";
+import { CANON, type ChainChapter, writingInputFor } from "./snapshot.ts";
 import type { ChapterJobPayload } from "./story-service.ts";
 
 export interface Audience {
@@ -130,30 +130,9 @@ export class ChapterWriter {
   private async write(chapter: ClaimedChapter): Promise<void> {
     const chapterId = chapter.id;
     const { story } = chapter;
-    const chain = await loadChain(this.db, story.id, chapter.parentId);
-    const snapshot = buildSnapshot(story, chain);
-    const replaced =
-      chapter.rewriteOfId === null ? null : await this.db.chapter.findUnique({ where: { id: chapter.rewriteOfId } });
-    const task = chapter.task as WritingTask;
-    const input: AgentInput = {
-      task,
-      method: this.options.methods[task],
-      story: snapshot,
-      chapterNumber: chapter.number,
-      ...(chapter.action === "" ? {} : { action: chapter.action }),
-      ...(chapter.direction === "" ? {} : { direction: chapter.direction }),
-      ...(replaced === null
-        ? {}
-        : {
-            replacing: {
-              number: replaced.number,
-              title: replaced.title,
-              text: replaced.text,
-              summary: replaced.summary,
-              action: replaced.action,
-            },
-          }),
-    };
+    const { chain, input: base } = await writingInputFor(this.db, story, chapter);
+    const snapshot = base.story;
+    const input: AgentInput = { ...base, method: this.options.methods[base.task] };
     const audience = (await this.audiences(story.conversationId)) ?? SILENT;
     const { surface, locale } = audience;
     const renderer = new StreamRenderer(surface);

@@ -2,7 +2,16 @@
  * Loads what the agent may read about a story: the head branch (walked up the
  * chapter tree from a chapter), the bible and the lore, as a `StorySnapshot`.
  */
-import type { Arc, Bible, BibleCharacter, ChapterSnapshot, Genre, StorySnapshot } from "../agent/types.ts";
+import type {
+  AgentInput,
+  Arc,
+  Bible,
+  BibleCharacter,
+  ChapterSnapshot,
+  Genre,
+  StorySnapshot,
+  WritingTask,
+} from "../agent/types.ts";
 import type { Db } from "../store/db.ts";
 
 export interface ChainChapter extends ChapterSnapshot {
@@ -131,4 +140,48 @@ export function buildSnapshot(story: StoryWithCanon, chain: ChainChapter[]): Sto
       content: l.content,
     })),
   };
+}
+
+/** What the agent is given to write a chapter, without the method (chosen by configuration). */
+export type WritingInput = Omit<AgentInput, "method">;
+
+/**
+ * The input a chapter is written from: the snapshot of its branch up to its parent,
+ * the reader's action or direction, and for a rewrite the chapter it replaces. Used by
+ * the chapter job, and to freeze held-out states for evaluation.
+ */
+export async function writingInputFor(
+  db: Db,
+  story: StoryWithCanon,
+  chapter: {
+    parentId: string | null;
+    number: number;
+    task: string;
+    action: string;
+    direction: string;
+    rewriteOfId: string | null;
+  },
+): Promise<{ chain: ChainChapter[]; input: WritingInput }> {
+  const chain = await loadChain(db, story.id, chapter.parentId);
+  const replaced =
+    chapter.rewriteOfId === null ? null : await db.chapter.findUnique({ where: { id: chapter.rewriteOfId } });
+  const input: WritingInput = {
+    task: chapter.task as WritingTask,
+    story: buildSnapshot(story, chain),
+    chapterNumber: chapter.number,
+    ...(chapter.action === "" ? {} : { action: chapter.action }),
+    ...(chapter.direction === "" ? {} : { direction: chapter.direction }),
+    ...(replaced === null
+      ? {}
+      : {
+          replacing: {
+            number: replaced.number,
+            title: replaced.title,
+            text: replaced.text,
+            summary: replaced.summary,
+            action: replaced.action,
+          },
+        }),
+  };
+  return { chain, input };
 }
