@@ -302,3 +302,34 @@ export function summarizeUserMessage(story: StorySnapshot, fold: ChapterSnapshot
   lines.push("", `Write the new summary covering chapters 1-${last}.`);
   return lines.join("\n");
 }
+
+// ----- illustrate -----
+
+/** Longest picture description kept (the image prompt adds the cast and the art style). */
+export const SCENE_DESCRIPTION_MAX_CHARS = 600;
+
+export function illustratePrompt(fineTuned: boolean): { content: string; version: string } {
+  const version = promptVersion("illustrate", fineTuned);
+  if (fineTuned) return { content: "Inkloom: illustrate\nDescribe the picture.", version };
+  return {
+    content: [
+      "Inkloom: illustrate",
+      "You turn a key scene of an interactive story into the description of one picture.",
+      "One paragraph, under 80 words, in English: what is visible (setting, action, composition, light, mood). Name the characters, but never describe how they look (their fixed appearance is added for you). No dialogue, no sounds, no text or letters in the picture.",
+      "Example: Scene: Ada confronts the ferryman on the pier at night. -> Ada and the ferryman face each other at the end of a wet wooden pier, a lantern between them throwing long shadows; black river, fog rolling in behind, low camera angle, tense and cold.",
+    ].join("\n"),
+    version,
+  };
+}
+
+export function illustrateUserMessage(input: {
+  title: string;
+  premise: string;
+  scene: string;
+  characters: string[];
+}): string {
+  const lines = [`Story: ${input.title || "(untitled)"}`, `Premise: ${input.premise}`];
+  if (input.characters.length > 0) lines.push(`Characters in the picture: ${input.characters.join(", ")}`);
+  lines.push(`Scene: ${input.scene}`, "", "Describe the picture.");
+  return lines.join("\n");
+}

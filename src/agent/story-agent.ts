@@ -25,8 +25,11 @@ import {
   choicesPrompt,
   choicesUserMessage,
   firstUserMessage,
+  illustratePrompt,
+  illustrateUserMessage,
   PLAN_ACCEPTED,
   repairMessage,
+  SCENE_DESCRIPTION_MAX_CHARS,
   STEP_LIMIT_NOTE,
   type Step,
   SUMMARY_MAX_CHARS,
@@ -73,7 +76,7 @@ export interface StoryAgentOptions {
   toolNoise?: ToolNoise;
 }
 
-const MAX_TOKENS = { prose: 3000, thought: 500, structured: 1500, check: 800, summarize: 900 } as const;
+const MAX_TOKENS = { prose: 3000, thought: 500, structured: 1500, check: 800, summarize: 900, describe: 250 } as const;
 
 /** One run being recorded: its conversation is the trajectory. */
 class Run {
@@ -491,6 +494,28 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
         const error = toModelError(err, signal);
         for (const run of runs) run.fail(error);
         yield { type: "failed", error, runs: runs.map((r) => r.record) };
+      }
+    },
+
+    async describeScene(input, signal) {
+      const route = model.route("illustrate");
+      const prompt = illustratePrompt(route.fineTuned);
+      // One direct answer, like a summary: CoT's format.
+      const run = new Run("illustrate", "cot", route, prompt.version, []);
+      run.push({ role: "system", content: prompt.content });
+      run.push({ role: "user", content: illustrateUserMessage(input) });
+      try {
+        const result = await complete(run, request(run, "illustrate", { maxTokens: MAX_TOKENS.describe }, signal));
+        const content = (result.message.content ?? "").trim();
+        run.push({ role: "assistant", content });
+        if (content === "") throw new ModelError("bad_output", "empty picture description");
+        run.record.checks = { finishedInFormat: content.length <= SCENE_DESCRIPTION_MAX_CHARS };
+        run.finish();
+        return { description: content.slice(0, SCENE_DESCRIPTION_MAX_CHARS), run: run.record };
+      } catch (err) {
+        const error = toModelError(err, signal);
+        run.fail(error);
+        throw error;
       }
     },
 

@@ -158,9 +158,23 @@ export interface SummarizeInput {
   fold: ChapterSnapshot[];
 }
 
+export interface DescribeSceneInput {
+  title: string;
+  premise: string;
+  /** The scene to draw, as the agent or a reader put it. */
+  scene: string;
+  /** Names of the characters in the picture (their appearance is added by the visual bible). */
+  characters: string[];
+}
+
 export interface StoryAgent {
   /** Write one chapter. Never throws: failures end the stream with `failed`. */
   write(input: AgentInput, signal?: AbortSignal): AsyncIterable<StoryEvent>;
   /** Fold chapters into the rolling summary (bounded length). Throws `ModelError`. */
   summarize(input: SummarizeInput, signal?: AbortSignal): Promise<{ summary: string; run: RunRecord }>;
+  /**
+   * The `illustrate` task: turn a scene into the description of one picture (the image
+   * prompt's scene line). Throws `ModelError`; the caller may fall back to the scene.
+   */
+  describeScene(input: DescribeSceneInput, signal?: AbortSignal): Promise<{ description: string; run: RunRecord }>;
 }

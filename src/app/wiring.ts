@@ -98,6 +98,7 @@ export async function createEngine(
     resolve,
     { size: config.images?.size ?? "1024x1024", cooldownSeconds: config.illustrateCooldownSeconds, log },
     moderator,
+    agent,
   );
   const writer = new ChapterWriter(
     db,

@@ -398,7 +398,8 @@ export class ChapterWriter {
 
 type ClaimedChapter = Prisma.ChapterGetPayload<{ include: { story: { include: typeof CANON } } }>;
 
-function runData(storyId: string, chapterId: string | null, run: RunRecord) {
+/** An agent run as an AgentRun row (a FireAct trajectory). */
+export function runData(storyId: string, chapterId: string | null, run: RunRecord) {
   return {
     storyId,
     chapterId,

@@ -13,7 +13,7 @@
  * on start-up.
  */
 import { randomUUID } from "node:crypto";
-import type { IllustrationProposal } from "../agent/types.ts";
+import type { IllustrationProposal, RunRecord, StoryAgent } from "../agent/types.ts";
 import type { ImageClient } from "../art/image-client.ts";
 import type { ImageStore } from "../art/image-store.ts";
 import {
@@ -30,7 +30,7 @@ import { t } from "../i18n/messages.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import { ModelError } from "../llm/types.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
-import type { AudienceResolver } from "./chapter-writer.ts";
+import { type AudienceResolver, runData } from "./chapter-writer.ts";
 import { UserFacingError } from "./errors.ts";
 import type { Moderator } from "./moderation.ts";
 import { type Actor, upsertUser } from "./story-service.ts";
@@ -41,6 +41,9 @@ export const ILLUSTRATION_JOB = "illustration";
 export interface IllustrationJobPayload {
   illustrationId: string;
 }
+
+/** The story agent's `illustrate` task: a scene becomes the description of one picture. */
+export type SceneDescriber = Pick<StoryAgent, "describeScene">;
 
 export interface IllustrationOptions {
   /** Image size asked for (IMAGE_SIZE). */
@@ -78,6 +81,7 @@ export class IllustrationService {
     private readonly audiences: AudienceResolver,
     private readonly options: IllustrationOptions,
     private readonly moderator?: Moderator,
+    private readonly describer?: SceneDescriber,
   ) {}
 
   /** Whether an image model is configured. */
@@ -204,6 +208,8 @@ export class IllustrationService {
         story: {
           select: {
             id: true,
+            title: true,
+            premise: true,
             genre: true,
             rating: true,
             artStyle: true,
@@ -224,8 +230,9 @@ export class IllustrationService {
     const cast: VisualCharacter[] = story.characters;
     const named = Array.isArray(row.characters) ? row.characters.filter((c) => typeof c === "string") : [];
     const inScene = charactersInScene(row.scene, named, cast);
+    const scene = await this.describe(row, story, inScene);
     const prompt = buildImagePrompt({
-      scene: row.scene,
+      scene,
       characters: inScene,
       artStyle: story.artStyle || artStyleFor(story.theme?.artStyle, story.genre),
       rating: story.rating,
@@ -405,6 +412,38 @@ export class IllustrationService {
       // Kept: the picture is stored and exported; the chat just did not take it.
       this.options.log?.(`illustration ${row.id}: could not post: ${String(error)}`);
     }
+  }
+
+  /**
+   * The picture's scene line, written by the `illustrate` task (recorded as an agent run);
+   * the scene as given when there is no describer or it fails: a picture never waits on it.
+   */
+  private async describe(
+    row: { id: string; scene: string; chapterId: string },
+    story: { id: string; title: string; premise: string },
+    inScene: VisualCharacter[],
+  ): Promise<string> {
+    if (this.describer === undefined) return row.scene;
+    let record: RunRecord | undefined;
+    let description = row.scene;
+    try {
+      const described = await this.describer.describeScene({
+        title: story.title,
+        premise: story.premise,
+        scene: row.scene,
+        characters: inScene.map((c) => c.name),
+      });
+      record = described.run;
+      description = described.description;
+    } catch (error) {
+      this.options.log?.(`illustration ${row.id}: scene kept as written (${String(error)})`);
+    }
+    if (record !== undefined) {
+      await this.db.agentRun
+        .createMany({ data: [runData(story.id, row.chapterId, record)] })
+        .catch((error: unknown) => this.options.log?.(`illustration ${row.id}: run not recorded: ${String(error)}`));
+    }
+    return description;
   }
 
   private async references(characters: { portraitId: string | null }[]): Promise<Uint8Array[]> {

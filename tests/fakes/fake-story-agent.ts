@@ -5,6 +5,7 @@
 import type {
   AgentInput,
   ChapterResult,
+  DescribeSceneInput,
   RunRecord,
   StoryAgent,
   StoryEvent,
@@ -127,6 +128,10 @@ export class FakeStoryAgent implements StoryAgent {
     for (const part of text.split(/(?<= )/)) yield { type: "text", delta: part };
     yield { type: "choices", choices: result.choices };
     yield { type: "done", result };
+  }
+
+  async describeScene(input: DescribeSceneInput): Promise<{ description: string; run: RunRecord }> {
+    return { description: `A picture of ${input.scene}`, run: run("illustrate") };
   }
 
   async summarize(input: SummarizeInput): Promise<{ summary: string; run: RunRecord }> {

@@ -218,6 +218,13 @@ export function storyResponder(options: { language?: "en" | "zh" } = {}): Respon
         calls: [{ name: TOOL_NAMES.recall, arguments: { query } }],
       };
     }
+    if (text(messages[0]).split("\n")[0] === "Inkloom: illustrate") {
+      // Keeps the scene's words (tests find them in the image prompt), adds a picture's framing.
+      return {
+        kind: "text",
+        text: `${lastLine(messages, "Scene:") ?? "A quiet scene"}, wide shot, soft evening light`,
+      };
+    }
     if (text(messages[0]).split("\n")[0] === "Inkloom: summarize") {
       const range = (lastLine(messages, "New chapters") ?? "").replace(/:$/, "");
       return {

@@ -115,6 +115,10 @@ describe("illustrations", { timeout: 60_000 }, () => {
     const row = await engine.db.illustration.findFirstOrThrow({ where: { storyId } });
     expect(row).toMatchObject({ status: "done", model: "fake-image", source: "auto", mime: "image/png" });
     expect(row.prompt).toContain("Art style: dark ink wash, heavy shadows.");
+    // The scene line was written by the `illustrate` task, recorded as an agent run of the chapter.
+    expect(row.prompt).toMatch(/^Scene: .+, wide shot, soft evening light$/m);
+    const described = await engine.db.agentRun.findFirstOrThrow({ where: { task: "illustrate" } });
+    expect(described).toMatchObject({ storyId, chapterId: row.chapterId, status: "ok", method: "cot" });
     expect(row.messageRef).not.toBe("");
     expect(image?.path !== undefined && existsSync(image.path)).toBe(true);
     expect(readFileSync(image?.path ?? "")).toEqual(Buffer.from(image?.bytes ?? []));
@@ -213,6 +217,20 @@ describe("illustrations", { timeout: 60_000 }, () => {
       ["failed", "server"],
       ["failed", "refused"],
     ]);
+  });
+
+  it("a failing `illustrate` model keeps the scene as written; the picture is still drawn", async () => {
+    await launch();
+    model.setResponder((req) =>
+      String(req.body?.messages?.[0]?.content ?? "").startsWith("Inkloom: illustrate")
+        ? { kind: "error", status: 400 }
+        : storyResponder()(req),
+    );
+    const storyId = await start();
+    expect(surface.images).toHaveLength(1);
+    const row = await engine.db.illustration.findFirstOrThrow({ where: { storyId } });
+    expect(row.prompt).toContain(`Scene: ${row.scene}`);
+    expect(await engine.db.agentRun.count({ where: { task: "illustrate" } })).toBe(0);
   });
 
   it("an image that hangs times out without holding the text back", async () => {
