@@ -10,6 +10,8 @@
  *   ink:w:<storyId>:<rev>         "suggest your own" / "write your own": opens a modal
  *   ink:m:<storyId>:<rev>         that modal's submit (the text is in `SUGGESTION_INPUT_ID`)
  *   ink:r:<storyId>               retry a failed chapter
+ *   ink:u:<chapterId>             thumbs up on a finished chapter
+ *   ink:d:<chapterId>             thumbs down on it
  *
  * Anything else (another bot feature's ids, a forged or mangled id) decodes to undefined.
  */
@@ -20,7 +22,8 @@ export type CustomIdAction =
   | { kind: "close"; storyId: string; revision: number }
   | { kind: "suggest"; storyId: string; revision: number }
   | { kind: "suggestion"; storyId: string; revision: number }
-  | { kind: "retry"; storyId: string };
+  | { kind: "retry"; storyId: string }
+  | { kind: "rate"; chapterId: string; value: 1 | -1 };
 
 export const CUSTOM_ID_MAX_LENGTH = 100;
 export const CUSTOM_ID_PREFIX = "ink";
@@ -28,14 +31,27 @@ export const CUSTOM_ID_PREFIX = "ink";
 /** The custom id of the text input inside the suggestion modal. */
 export const SUGGESTION_INPUT_ID = "text";
 
-const TAG = { pick: "p", vote: "v", close: "x", suggest: "w", suggestion: "m", retry: "r" } as const;
+const TAG = {
+  pick: "p",
+  vote: "v",
+  close: "x",
+  suggest: "w",
+  suggestion: "m",
+  retry: "r",
+  up: "u",
+  down: "d",
+} as const;
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 const NUMBER = /^(0|[1-9]\d{0,8})$/;
 
 export function encodeCustomId(action: CustomIdAction): string {
-  if (!ID.test(action.storyId)) throw new RangeError(`story id not encodable in a custom id: ${action.storyId}`);
-  const parts: (string | number)[] = [CUSTOM_ID_PREFIX, TAG[action.kind], action.storyId];
+  const [tag, target] =
+    action.kind === "rate"
+      ? [action.value === 1 ? TAG.up : TAG.down, action.chapterId]
+      : [TAG[action.kind], action.storyId];
+  if (!ID.test(target)) throw new RangeError(`id not encodable in a custom id: ${target}`);
+  const parts: (string | number)[] = [CUSTOM_ID_PREFIX, tag, target];
   if ("revision" in action) parts.push(checkNumber(action.revision));
   if ("position" in action) parts.push(checkNumber(action.position));
   const id = parts.join(":");
@@ -50,25 +66,28 @@ function checkNumber(n: number): number {
 
 export function decodeCustomId(id: string | undefined | null): CustomIdAction | undefined {
   if (typeof id !== "string" || id.length === 0 || id.length > CUSTOM_ID_MAX_LENGTH) return undefined;
-  const [prefix, tag, storyId = "", a, b, ...extra] = id.split(":");
-  if (prefix !== CUSTOM_ID_PREFIX || extra.length > 0 || !ID.test(storyId)) return undefined;
+  const [prefix, tag, target = "", a, b, ...extra] = id.split(":");
+  if (prefix !== CUSTOM_ID_PREFIX || extra.length > 0 || !ID.test(target)) return undefined;
   const n = (v: string | undefined) => (v !== undefined && NUMBER.test(v) ? Number(v) : undefined);
   const revision = n(a);
   const position = n(b);
   switch (tag) {
     case TAG.retry:
-      return a === undefined ? { kind: "retry", storyId } : undefined;
+      return a === undefined ? { kind: "retry", storyId: target } : undefined;
+    case TAG.up:
+    case TAG.down:
+      return a === undefined ? { kind: "rate", chapterId: target, value: tag === TAG.up ? 1 : -1 } : undefined;
     case TAG.close:
     case TAG.suggest:
     case TAG.suggestion: {
       if (revision === undefined || b !== undefined) return undefined;
       const kind = tag === TAG.close ? "close" : tag === TAG.suggest ? "suggest" : "suggestion";
-      return { kind, storyId, revision };
+      return { kind, storyId: target, revision };
     }
     case TAG.pick:
     case TAG.vote:
       if (revision === undefined || position === undefined || position < 1) return undefined;
-      return { kind: tag === TAG.pick ? "pick" : "vote", storyId, revision, position };
+      return { kind: tag === TAG.pick ? "pick" : "vote", storyId: target, revision, position };
     default:
       return undefined;
   }

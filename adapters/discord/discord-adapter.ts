@@ -165,6 +165,16 @@ export class DiscordAdapter {
         if (action === undefined || action.kind === "suggestion" || action.kind === "pick") {
           throw new UserFacingError("error.stalePick");
         }
+        if (action.kind === "rate") {
+          // Only the reader sees the tally; the message is not edited (no live counts).
+          const tally = await this.deps.stories.rate({
+            chapterId: action.chapterId,
+            actor: this.actor(interaction),
+            value: action.value,
+            conversation: { platform: "discord", workspaceId: interaction.guildId ?? "dm", id: interaction.channelId },
+          });
+          return t(locale, "rating.thanks", tally);
+        }
         await this.requireHere(action.storyId, interaction.channelId);
         if (action.kind === "vote") {
           const tally = await this.deps.ballots.vote(

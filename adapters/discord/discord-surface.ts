@@ -55,6 +55,9 @@ export const DISCORD_LIMITS: SurfaceLimits = {
 const BUTTON_LABEL_MAX = 80;
 const BUTTONS_PER_ROW = 5;
 const ROWS_PER_MESSAGE = 5;
+/** The rating buttons' labels: the same in every language. */
+const RATING_UP = "👍";
+const RATING_DOWN = "👎";
 /** Modal title and text input label limits. */
 const MODAL_TITLE_MAX = 45;
 const INPUT_LABEL_MAX = 45;
@@ -190,7 +193,10 @@ export class DiscordSurface implements Surface {
     );
   }
 
-  /** The choice taken replaces the buttons, so they cannot be pressed again. */
+  /**
+   * The choice taken replaces the choice buttons, so they cannot be pressed again; the
+   * chapter's rating row, if any, stays (readers may rate it after the vote).
+   */
   async closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void> {
     const lines = offer.choices.map((label, i) => {
       const mark = i + 1 === result.chosen ? "✅" : "▫️";
@@ -201,7 +207,7 @@ export class DiscordSurface implements Surface {
     await this.write(() =>
       this.channel.messages.edit(ref.id, {
         content: clamp(text, DISCORD_LIMITS.maxMessageLength),
-        components: [],
+        components: this.ratingRows(offer),
         allowedMentions: NO_PINGS,
       }),
     );
@@ -351,7 +357,28 @@ export class DiscordSurface implements Surface {
     }
     if (controls.length > 0)
       rows.push(new ActionRowBuilder<MessageActionRowComponentBuilder>().addComponents(controls));
+    rows.push(...this.ratingRows(offer));
     return rows;
+  }
+
+  /**
+   * A row of 👍 and 👎 rating the finished chapter the choices end (none without a chapter).
+   * The buttons carry only the chapter id and the value: the database decides, so they work
+   * after a restart and after the vote closed. An id that cannot be encoded costs the row only.
+   */
+  private ratingRows(offer: ChoiceOffer): ActionRowBuilder<MessageActionRowComponentBuilder>[] {
+    const { chapterId } = offer;
+    if (chapterId === undefined) return [];
+    try {
+      return [
+        new ActionRowBuilder<MessageActionRowComponentBuilder>().addComponents(
+          this.button({ kind: "rate", chapterId, value: 1 }, RATING_UP, ButtonStyle.Secondary),
+          this.button({ kind: "rate", chapterId, value: -1 }, RATING_DOWN, ButtonStyle.Secondary),
+        ),
+      ];
+    } catch {
+      return [];
+    }
   }
 
   private button(action: CustomIdAction, label: string, style: ButtonStyle): ButtonBuilder {
@@ -362,10 +389,11 @@ export class DiscordSurface implements Surface {
   }
 }
 
-/** How many choices get a button, and how many per row. */
+/** How many choices get a button, and how many per row (room is kept for the control and rating rows). */
 function choiceLayout(offer: ChoiceOffer): { shown: number; perRow: number } {
   const hasControls = offer.mode === "vote" || offer.allowWriteIn;
-  const maxRows = ROWS_PER_MESSAGE - (hasControls ? 1 : 0);
+  const hasRating = offer.chapterId !== undefined;
+  const maxRows = ROWS_PER_MESSAGE - (hasControls ? 1 : 0) - (hasRating ? 1 : 0);
   const shown = Math.min(offer.choices.length, maxRows * BUTTONS_PER_ROW);
   const rowCount = Math.max(1, Math.ceil(shown / BUTTONS_PER_ROW));
   return { shown, perRow: Math.max(1, Math.ceil(shown / rowCount)) };

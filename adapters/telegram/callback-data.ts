@@ -3,6 +3,15 @@
  * button carries compact ids only; everything else is looked up (and checked)
  * in the database when it is pressed. A forged or mangled payload decodes to
  * undefined.
+ *
+ *   g|<genre>                  a genre at /start
+ *   p|<storyId>|<rev>|<pos>    pick a choice
+ *   v|<storyId>|<rev>|<pos>    vote for a choice
+ *   x|<storyId>|<rev>          close the vote
+ *   w|<storyId>|<rev>          suggest your own
+ *   r|<storyId>                retry a failed chapter
+ *   u|<chapterId>              thumbs up on a finished chapter
+ *   d|<chapterId>              thumbs down on it
  */
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 
@@ -12,16 +21,30 @@ export type CallbackAction =
   | { kind: "vote"; storyId: string; revision: number; position: number }
   | { kind: "close"; storyId: string; revision: number }
   | { kind: "suggest"; storyId: string; revision: number }
-  | { kind: "retry"; storyId: string };
+  | { kind: "retry"; storyId: string }
+  | { kind: "rate"; chapterId: string; value: 1 | -1 };
 
 export const CALLBACK_DATA_MAX_BYTES = 64;
 
-const TAG = { genre: "g", pick: "p", vote: "v", close: "x", suggest: "w", retry: "r" } as const;
+const TAG = {
+  genre: "g",
+  pick: "p",
+  vote: "v",
+  close: "x",
+  suggest: "w",
+  retry: "r",
+  up: "u",
+  down: "d",
+} as const;
+
+const ID = /^[A-Za-z0-9_-]{1,40}$/;
+const NUMBER = /^\d{1,9}$/;
 
 export function encodeCallback(action: CallbackAction): string {
-  const parts: (string | number)[] = [TAG[action.kind]];
-  if (action.kind === "genre") parts.push(action.genre);
-  else parts.push(action.storyId);
+  const parts: (string | number)[] = [];
+  if (action.kind === "genre") parts.push(TAG.genre, action.genre);
+  else if (action.kind === "rate") parts.push(action.value === 1 ? TAG.up : TAG.down, checkId(action.chapterId));
+  else parts.push(TAG[action.kind], checkId(action.storyId));
   if ("revision" in action) parts.push(action.revision);
   if ("position" in action) parts.push(action.position);
   const data = parts.join("|");
@@ -31,8 +54,11 @@ export function encodeCallback(action: CallbackAction): string {
   return data;
 }
 
-const ID = /^[A-Za-z0-9_-]{1,40}$/;
-const NUMBER = /^\d{1,9}$/;
+/** An id that would not decode back (too long, a separator in it) is refused at once. */
+function checkId(id: string): string {
+  if (!ID.test(id)) throw new RangeError(`id not encodable in callback data: ${id}`);
+  return id;
+}
 
 export function decodeCallback(data: string | undefined): CallbackAction | undefined {
   if (data === undefined || Buffer.byteLength(data, "utf8") > CALLBACK_DATA_MAX_BYTES) return undefined;
@@ -49,6 +75,9 @@ export function decodeCallback(data: string | undefined): CallbackAction | undef
   switch (tag) {
     case TAG.retry:
       return a === undefined ? { kind: "retry", storyId: id } : undefined;
+    case TAG.up:
+    case TAG.down:
+      return a === undefined ? { kind: "rate", chapterId: id, value: tag === TAG.up ? 1 : -1 } : undefined;
     case TAG.close:
     case TAG.suggest:
       if (revision === undefined || b !== undefined) return undefined;

@@ -22,7 +22,7 @@ import type { BotDeps } from "../bot-deps.ts";
 import { argsFromText } from "../console/console-adapter.ts";
 import { type CallbackAction, decodeCallback, encodeCallback } from "./callback-data.ts";
 import { type ChatKind, TelegramOutbox } from "./outbox.ts";
-import { type DraftRefusals, TelegramSurface } from "./telegram-surface.ts";
+import { type DraftRefusals, ratedChapter, TelegramSurface } from "./telegram-surface.ts";
 
 export interface TelegramOptions {
   token: string;
@@ -52,6 +52,8 @@ export class TelegramAdapter {
   private readonly chains = new Map<number, Promise<void>>();
   private readonly admins = new Map<string, { admin: boolean; at: number }>();
   private readonly draftRefusals: DraftRefusals = new Set();
+  /** Rating presses being answered (they run outside the chats' queues). */
+  private readonly presses = new Set<Promise<void>>();
 
   constructor(
     private readonly options: TelegramOptions,
@@ -66,7 +68,14 @@ export class TelegramAdapter {
     this.bot.on("callback_query", (ctx) => {
       const chat = ctx.chat;
       if (chat === undefined) return ctx.answerCbQuery();
-      this.enqueue(chat, () => this.onCallback(ctx.callbackQuery, chat));
+      const query = ctx.callbackQuery;
+      const action = decodeCallback("data" in query ? query.data : undefined);
+      if (action?.kind === "rate") {
+        // A rating touches no chat state: it is answered at once, not after the chat's queue.
+        this.track(this.onRate(query, chat, action));
+        return undefined;
+      }
+      this.enqueue(chat, () => this.onCallback(query, chat));
       return undefined;
     });
     this.bot.catch((error) => deps.log(`telegram update failed: ${String(error)}`));
@@ -116,8 +125,15 @@ export class TelegramAdapter {
     } catch {
       // Not running (launch failed): nothing to stop.
     }
-    await Promise.allSettled([...this.chains.values()]);
+    await Promise.allSettled([...this.chains.values(), ...this.presses]);
     await this.outbox.close();
+  }
+
+  /** Keep a press that runs outside the chats' queues until it is answered (stop() waits for it). */
+  private track(work: Promise<void>): void {
+    const press = work.catch((error: unknown) => this.deps.log(`telegram rating: ${String(error)}`));
+    this.presses.add(press);
+    void press.finally(() => this.presses.delete(press));
   }
 
   /** Run `work` after everything already queued for this chat; never block telegraf. */
@@ -226,11 +242,39 @@ export class TelegramAdapter {
     state.ask = { field: "scenario", genre: outcome.genre ?? "none", by, promptId };
   }
 
+  /** Answer a button press: a short toast, or an alert the reader must dismiss. */
+  private answerQuery(query: CallbackQuery, text?: string, alert = false): Promise<void> {
+    return this.bot.telegram
+      .answerCbQuery(query.id, text?.slice(0, 200), { show_alert: alert })
+      .then(() => undefined)
+      .catch((error: unknown) => this.deps.log(`telegram answerCallbackQuery: ${String(error)}`));
+  }
+
+  /**
+   * 👍 or 👎 on a finished chapter: recorded (a reader's latest rating counts) and answered
+   * privately with the chapter's tally. The message is not edited: no live counts to keep
+   * within the chat's edit budget. Only the chapter id travels; the database checks it
+   * belongs to a story shown in this chat.
+   */
+  private async onRate(query: CallbackQuery, chat: Chat, action: RateAction): Promise<void> {
+    let locale: Locale = "en";
+    try {
+      locale = (await this.deps.settings.get("telegram", String(chat.id))).locale;
+      await this.answerQuery(query, await this.rate(action, conversationOf(chat), actorOf(query.from), locale));
+    } catch (error) {
+      await this.answerQuery(query, describeError(error, locale), true);
+      if (!(error instanceof UserFacingError)) this.deps.log(`telegram button rate: ${String(error)}`);
+    }
+  }
+
+  private async rate(action: RateAction, conversation: Conversation, actor: Actor, locale: Locale): Promise<string> {
+    const { chapterId, value } = action;
+    const tally = await this.deps.stories.rate({ chapterId, actor, value, conversation });
+    return t(locale, "rating.thanks", tally);
+  }
+
   private async onCallback(query: CallbackQuery, chat: Chat): Promise<void> {
-    const answer = (text?: string, alert = false) =>
-      this.bot.telegram
-        .answerCbQuery(query.id, text?.slice(0, 200), { show_alert: alert })
-        .catch((error: unknown) => this.deps.log(`telegram answerCallbackQuery: ${String(error)}`));
+    const answer = (text?: string, alert = false) => this.answerQuery(query, text, alert);
     const action = decodeCallback("data" in query ? query.data : undefined);
     const ctx = await this.context(chat, query.from);
     if (action === undefined) {
@@ -254,6 +298,7 @@ export class TelegramAdapter {
     state: ChatState,
     query: CallbackQuery,
   ): Promise<string | undefined> {
+    if (action.kind === "rate") return this.rate(action, ctx.conversation, ctx.actor, ctx.locale);
     if (action.kind === "genre") {
       if (state.ask?.field !== "genre") throw new UserFacingError("error.stalePick");
       await this.finish(ctx, state, { kind: "ask", field: "scenario", genre: action.genre });
@@ -271,6 +316,8 @@ export class TelegramAdapter {
         const message = query.message;
         if (message !== undefined) {
           const label = ticket.action ?? "";
+          // The rating row of the chapter the choice ends stays on the message.
+          const chapterId = ratedChapter("reply_markup" in message ? message.reply_markup : undefined);
           await (ctx.surface as TelegramSurface)
             .closeChoices(
               { id: String(message.message_id) },
@@ -280,6 +327,7 @@ export class TelegramAdapter {
                 choices: [label],
                 allowWriteIn: true,
                 mode: "pick",
+                ...(chapterId === undefined ? {} : { chapterId }),
               },
               { chosen: 1, label },
             )
@@ -322,10 +370,10 @@ export class TelegramAdapter {
   }
 
   private async context(chat: Chat, from: User, requestId?: string): Promise<CommandContext> {
-    const conversation: Conversation = { platform: "telegram", workspaceId: String(chat.id), id: String(chat.id) };
+    const conversation = conversationOf(chat);
     const settings = await this.deps.settings.get("telegram", String(chat.id));
     const locale: Locale = settings.locale;
-    const actor: Actor = { platform: "telegram", id: String(from.id), name: from.first_name };
+    const actor = actorOf(from);
     const state = await this.state(chat.id, conversation);
     return {
       actor,
@@ -385,6 +433,16 @@ export class TelegramAdapter {
     this.admins.set(key, { admin, at: Date.now() });
     return admin;
   }
+}
+
+type RateAction = Extract<CallbackAction, { kind: "rate" }>;
+
+function conversationOf(chat: Chat): Conversation {
+  return { platform: "telegram", workspaceId: String(chat.id), id: String(chat.id) };
+}
+
+function actorOf(from: User): Actor {
+  return { platform: "telegram", id: String(from.id), name: from.first_name };
 }
 
 /** Telegram group and channel ids are negative; private chats are the user's id. */

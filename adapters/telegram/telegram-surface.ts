@@ -17,7 +17,7 @@ import type {
   Surface,
   SurfaceLimits,
 } from "../../src/render/surface.ts";
-import { encodeCallback } from "./callback-data.ts";
+import { decodeCallback, encodeCallback } from "./callback-data.ts";
 import type { ChatKind, TelegramOutbox } from "./outbox.ts";
 
 /**
@@ -38,6 +38,10 @@ const PHOTO_MAX_BYTES = 10_000_000;
 /** Longest button label we show (Telegram trims long labels badly on phones). */
 const LABEL_MAX = 60;
 
+/** The rating buttons' labels: the same in every language. */
+const RATING_UP = "👍";
+const RATING_DOWN = "👎";
+
 /** Cut `text` to `max` code units with an ellipsis, never inside a surrogate pair. */
 function clamp(text: string, max: number): string {
   if (text.length <= max) return text;
@@ -55,6 +59,15 @@ function clamp(text: string, max: number): string {
  */
 function photoRefused(error: unknown): boolean {
   return error instanceof TelegramError && error.code === 400;
+}
+
+/** The chapter a message's rating buttons rate (the pressed message's keyboard, say), if it has them. */
+export function ratedChapter(markup: InlineKeyboardMarkup | undefined): string | undefined {
+  for (const button of markup?.inline_keyboard.flat() ?? []) {
+    const action = "callback_data" in button ? decodeCallback(button.callback_data) : undefined;
+    if (action?.kind === "rate") return action.chapterId;
+  }
+  return undefined;
 }
 
 /** Telegram's HTML needs only these three escaped. */
@@ -171,9 +184,18 @@ export class TelegramSurface implements Surface {
       return `${mark} ${label}${count}`;
     });
     const text = [t(this.locale, "pick.taken", { label: result.label }), "", ...lines].join("\n");
-    // An edit without reply_markup removes the keyboard: the old buttons cannot be pressed again.
-    await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text, () =>
-      this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text),
+    // The choice buttons go (an edit without reply_markup removes the keyboard); the chapter's
+    // rating row, if any, stays: readers may rate it after the choice was taken.
+    const rating = this.ratingRow(offer);
+    if (rating === undefined) {
+      await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text, () =>
+        this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text),
+      );
+      return;
+    }
+    const markup: InlineKeyboardMarkup = { inline_keyboard: [rating] };
+    await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text + JSON.stringify(markup), () =>
+      this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text, { reply_markup: markup }),
     );
   }
 
@@ -284,7 +306,27 @@ export class TelegramSurface implements Surface {
         { text: t(this.locale, "vote.close"), callback_data: encodeCallback({ kind: "close", storyId, revision }) },
       ]);
     }
+    const rating = this.ratingRow(offer);
+    if (rating !== undefined) rows.push(rating);
     return { inline_keyboard: rows };
+  }
+
+  /**
+   * 👍 and 👎 on the finished chapter the choices end. They carry only the chapter id and
+   * the value (the database decides), so they work after a restart and after the choice was
+   * taken. Chapter ids are cuids; one that could not be encoded costs the row, not the choices.
+   */
+  private ratingRow(offer: ChoiceOffer): InlineKeyboardButton[] | undefined {
+    const { chapterId } = offer;
+    if (chapterId === undefined) return undefined;
+    try {
+      return [
+        { text: RATING_UP, callback_data: encodeCallback({ kind: "rate", chapterId, value: 1 }) },
+        { text: RATING_DOWN, callback_data: encodeCallback({ kind: "rate", chapterId, value: -1 }) },
+      ];
+    } catch {
+      return undefined;
+    }
   }
 
   private key(messageId: string | number): string {

@@ -59,6 +59,17 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Each reader's latest rating counted, from `rating` reaction rows oldest first. */
+function tallyOf(rows: { data: unknown }[]): { up: number; down: number } {
+  const latest = new Map<string, number>();
+  for (const row of rows) {
+    const { userId, value } = row.data as { userId: string; value: number };
+    latest.set(userId, value);
+  }
+  const values = [...latest.values()];
+  return { up: values.filter((v) => v === 1).length, down: values.filter((v) => v === -1).length };
+}
+
 type Button = { custom_id?: string; label?: string };
 const buttonsOf = (m: FakeMessage | undefined): Button[] =>
   ((m?.components ?? []) as { components?: Button[] }[]).flatMap((row) => row.components ?? []);
@@ -158,7 +169,86 @@ describe("Discord", { timeout: 120_000 }, () => {
     discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
     await discord.waitFor(() => discord.messages(thread.id).some((m) => m.content.includes("(2 of 3 votes)")));
     await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
-    expect(buttonsOf(discord.messages(thread.id).find((m) => m.id === ballot.id))).toEqual([]);
+    // The choices are gone; only chapter 1's rating buttons stay.
+    expect(buttonsOf(discord.messages(thread.id).find((m) => m.id === ballot.id)).map((b) => b.label)).toEqual([
+      "👍",
+      "👎",
+    ]);
+  });
+
+  it("members rate chapter 1 privately; a reader's latest rating counts; the row outlives the ballot", async () => {
+    const { engine } = await launch();
+    const w = world();
+    const { thread, ballot } = await startStory(w, "a ghost detective in 1920s Shanghai");
+    const chapter = await engine.db.chapter.findFirstOrThrow({ where: { number: 1 } });
+    const [up, down] = [`ink:u:${chapter.id}`, `ink:d:${chapter.id}`];
+    const rows = (m: FakeMessage | undefined) => ((m?.components ?? []) as { components?: Button[] }[]).length;
+    const lastRow = (m: FakeMessage | undefined) =>
+      (((m?.components ?? []) as { components?: Button[] }[]).at(-1)?.components ?? []).map((b) => [
+        b.label,
+        b.custom_id,
+      ]);
+    expect(lastRow(ballot)).toEqual([
+      ["👍", up],
+      ["👎", down],
+    ]);
+    expect(rows(ballot)).toBeLessThanOrEqual(5);
+    const ballotEdits = () =>
+      discord.calls.filter(
+        (c) => c.method === "PATCH" && c.path.endsWith(`/channels/${thread.id}/messages/${ballot.id}`),
+      ).length;
+    const edits = ballotEdits();
+
+    const rate = async (user: typeof w.ann, id: string) => {
+      const handle = discord.clickButton(w.guild, thread, user, ballot.id, id);
+      expect((await handle.response()).data?.flags).toBe(64);
+      return await discord.waitFor(() => handle.original()?.content?.startsWith("Thanks") && handle.original());
+    };
+    expect((await rate(w.ann, up)).content).toBe("Thanks for rating this chapter: 👍 1 · 👎 0");
+    expect((await rate(w.ann, down)).content).toBe("Thanks for rating this chapter: 👍 0 · 👎 1");
+    const third = await rate(w.bea, up);
+    expect(third.content).toBe("Thanks for rating this chapter: 👍 1 · 👎 1");
+    expect(third.flags).toBe(64);
+
+    const ratings = () => engine.db.reaction.findMany({ where: { kind: "rating" }, orderBy: { createdAt: "asc" } });
+    const stored = await ratings();
+    expect(stored.map((r) => [r.chapterId, (r.data as { value: number }).value])).toEqual([
+      [chapter.id, 1],
+      [chapter.id, -1],
+      [chapter.id, 1],
+    ]);
+    expect(tallyOf(stored)).toEqual({ up: 1, down: 1 });
+    // No live counts: a rating never edits the message.
+    expect(ballotEdits()).toBe(edits);
+
+    // Pressed in another story's thread, the chapter's button is refused.
+    const form = await discord.slashCommand(w.guild, w.channel, w.cal, "start").response();
+    discord.submitModal(w.guild, w.channel, w.cal, String(form.data?.custom_id), { scenario: "a lantern festival" });
+    const other = await discord.waitFor(() => discord.threads(w.channel).find((t) => t.id !== thread.id));
+    const theirs = await discord.waitFor(() => ballotIn(other.id), 15_000);
+    const refused = discord.clickButton(w.guild, other, w.cal, theirs.id, up);
+    await discord.waitFor(() => refused.original()?.content === "This belongs to someone else's story.");
+    expect(refused.original()?.flags).toBe(64);
+    const forged = discord.clickButton(w.guild, thread, w.cal, ballot.id, `${up}:1`);
+    await discord.waitFor(() => forged.original()?.content === "These choices are no longer open.");
+    expect(await ratings()).toHaveLength(3);
+
+    // The ballot closes: its choices go, the rating row stays and still counts.
+    const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
+    const voted = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
+    await discord.waitFor(() => voted.original()?.content?.startsWith("Your vote:"));
+    // A vote does show its live count.
+    await discord.waitFor(() => ballotEdits() > edits);
+    const close = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
+    discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
+    const next = await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
+    const closed = discord.messages(thread.id).find((m) => m.id === ballot.id);
+    expect(closed?.content).toContain("Chosen:");
+    expect(buttonsOf(closed).map((b) => b.custom_id)).toEqual([up, down]);
+    expect((await rate(w.cal, up)).content).toBe("Thanks for rating this chapter: 👍 2 · 👎 1");
+    // Chapter 2's ballot rates chapter 2.
+    const second = await engine.db.chapter.findFirstOrThrow({ where: { number: 2 } });
+    expect(lastRow(next).map(([, id]) => id)).toEqual([`ink:u:${second.id}`, `ink:d:${second.id}`]);
   });
 
   it("the thread takes the story's title, cast notes reach the model, and a branch opens a linked thread", async () => {
@@ -473,6 +563,9 @@ describe("Discord", { timeout: 120_000 }, () => {
     const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
     const handle = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
     await discord.waitFor(() => handle.original()?.content?.startsWith("Your vote:"));
+    const up = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:u:"))?.custom_id ?? "";
+    const rated = discord.clickButton(w.guild, thread, w.bea, ballot.id, up);
+    await discord.waitFor(() => rated.original()?.content === "Thanks for rating this chapter: 👍 1 · 👎 0");
   });
 });
 

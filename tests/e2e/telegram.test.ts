@@ -69,6 +69,17 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Each reader's latest rating counted, from `rating` reaction rows oldest first. */
+function tallyOf(rows: { data: unknown }[]): { up: number; down: number } {
+  const latest = new Map<string, number>();
+  for (const row of rows) {
+    const { userId, value } = row.data as { userId: string; value: number };
+    latest.set(userId, value);
+  }
+  const values = [...latest.values()];
+  return { up: values.filter((v) => v === 1).length, down: values.filter((v) => v === -1).length };
+}
+
 type Msg = ReturnType<FakeTelegramServer["messages"]>[number];
 const buttons = (m: Msg | undefined) =>
   (
@@ -115,7 +126,8 @@ describe("Telegram, private chat", { timeout: 120_000 }, () => {
     const second = await tg.waitFor(() => offer(chat.id, "p", first.message_id));
     const old = tg.messages(chat.id).find((m) => m.message_id === first.message_id);
     expect(old?.text).toContain("Chosen:");
-    expect(buttons(old)).toEqual([]);
+    // The choices are gone; only chapter 1's rating buttons stay.
+    expect(buttons(old).map((b) => b.text)).toEqual(["👍", "👎"]);
 
     tg.sendText(chat, ann, "I light the lantern and climb the stairs");
     const third = await tg.waitFor(() => offer(chat.id, "p", second.message_id));
@@ -356,6 +368,108 @@ describe("Telegram, group vote", { timeout: 120_000 }, () => {
     const close = buttons(ballot).find((b) => b.callback_data?.startsWith("x|"))?.callback_data ?? "";
     await tg.clickButton(group, ann, ballot.message_id, close);
     await tg.waitFor(() => offer(group.id, "v", ballot.message_id));
+  });
+});
+
+describe("Telegram, chapter ratings", { timeout: 120_000 }, () => {
+  const ratingRow = (m: Msg | undefined) =>
+    (
+      m?.reply_markup as { inline_keyboard?: { text: string; callback_data?: string }[][] } | undefined
+    )?.inline_keyboard?.find((row) => row.some((b) => /^[ud]\|/.test(b.callback_data ?? "")));
+  const ratings = (engine: Engine) =>
+    engine.db.reaction.findMany({ where: { kind: "rating" }, orderBy: { createdAt: "asc" } });
+
+  it("members rate chapter 1 under its ballot; a reader's latest rating counts; other chats are refused", async () => {
+    const { engine } = await launch();
+    const [ann, bea, cal] = [
+      tg.user({ first_name: "Ann" }),
+      tg.user({ first_name: "Bea" }),
+      tg.user({ first_name: "Cal" }),
+    ];
+    const group = tg.chat("group", { title: "Book club" });
+    tg.sendText(group, ann, "/start a heist on a night train");
+    const ballot = await tg.waitFor(() => offer(group.id, "v"));
+    const chapter = await engine.db.chapter.findFirstOrThrow({ where: { number: 1 } });
+    const row = ratingRow(ballot);
+    expect(row?.map((b) => [b.text, b.callback_data])).toEqual([
+      ["👍", `u|${chapter.id}`],
+      ["👎", `d|${chapter.id}`],
+    ]);
+    // The rating row comes last, under the choices and the ballot's controls.
+    expect(buttons(ballot).at(-1)?.text).toBe("👎");
+    const [up, down] = [`u|${chapter.id}`, `d|${chapter.id}`];
+    const editsBefore = tg.calls.filter((c) => c.method === "editMessageText").length;
+
+    const first = await tg.clickButton(group, ann, ballot.message_id, up);
+    expect(first).toMatchObject({ text: "Thanks for rating this chapter: 👍 1 · 👎 0" });
+    expect(first.show_alert).not.toBe(true);
+    const changed = await tg.clickButton(group, ann, ballot.message_id, down);
+    expect(changed.text).toBe("Thanks for rating this chapter: 👍 0 · 👎 1");
+    const other = await tg.clickButton(group, bea, ballot.message_id, up);
+    expect(other.text).toBe("Thanks for rating this chapter: 👍 1 · 👎 1");
+
+    const rows = await ratings(engine);
+    expect(rows.map((r) => [r.chapterId, (r.data as { value: number }).value])).toEqual([
+      [chapter.id, 1],
+      [chapter.id, -1],
+      [chapter.id, 1],
+    ]);
+    expect(tallyOf(rows)).toEqual({ up: 1, down: 1 });
+    // No live counts: a rating never edits the message.
+    expect(tg.calls.filter((c) => c.method === "editMessageText").length).toBe(editsBefore);
+
+    // The same chapter's button pressed in another chat (forged there) is refused.
+    const elsewhere = tg.chat("private", { user: cal });
+    tg.sendText(elsewhere, cal, "/start a lighthouse keeper finds a message in a bottle");
+    const theirs = await tg.waitFor(() => offer(elsewhere.id, "p"));
+    const refused = await tg.clickButton(elsewhere, cal, theirs.message_id, up, { allowStale: true });
+    expect(refused.show_alert).toBe(true);
+    expect(refused.text).toBe("This belongs to someone else's story.");
+    const forged = await tg.clickButton(group, bea, ballot.message_id, `u|${chapter.id}|1`, { allowStale: true });
+    expect(forged.show_alert).toBe(true);
+    expect(await ratings(engine)).toHaveLength(3);
+
+    // The vote closes: the choices go, the rating row stays and still counts.
+    const vote = buttons(ballot).find((b) => b.callback_data?.startsWith("v|"))?.callback_data ?? "";
+    await tg.clickButton(group, bea, ballot.message_id, vote);
+    const close = buttons(ballot).find((b) => b.callback_data?.startsWith("x|"))?.callback_data ?? "";
+    await tg.clickButton(group, ann, ballot.message_id, close);
+    const closed = await tg.waitFor(() =>
+      tg.messages(group.id).find((m) => m.message_id === ballot.message_id && m.text.startsWith("Chosen:")),
+    );
+    expect(buttons(closed).map((b) => b.callback_data)).toEqual([up, down]);
+    expect((await tg.clickButton(group, cal, ballot.message_id, up)).text).toBe(
+      "Thanks for rating this chapter: 👍 2 · 👎 1",
+    );
+  });
+
+  it("the rating row stays after a private pick and still works after a restart", async () => {
+    const first = await launch();
+    const ann = tg.user({ first_name: "Ann" });
+    const chat = tg.chat("private", { user: ann });
+    tg.sendText(chat, ann, "/start a cartographer who maps dreams");
+    const choices = await tg.waitFor(() => offer(chat.id, "p"));
+    const chapter = await first.engine.db.chapter.findFirstOrThrow({ where: { number: 1 } });
+    expect(ratingRow(choices)?.map((b) => b.callback_data)).toEqual([`u|${chapter.id}`, `d|${chapter.id}`]);
+
+    const pick = buttons(choices).find((b) => b.callback_data?.startsWith("p|"))?.callback_data ?? "";
+    await tg.clickButton(chat, ann, choices.message_id, pick);
+    const next = await tg.waitFor(() => offer(chat.id, "p", choices.message_id));
+    const taken = tg.messages(chat.id).find((m) => m.message_id === choices.message_id);
+    expect(taken?.text).toContain("Chosen:");
+    expect(buttons(taken).map((b) => [b.text, b.callback_data])).toEqual([
+      ["👍", `u|${chapter.id}`],
+      ["👎", `d|${chapter.id}`],
+    ]);
+    // Chapter 2's choices rate chapter 2.
+    const second = await first.engine.db.chapter.findFirstOrThrow({ where: { number: 2 } });
+    expect(ratingRow(next)?.map((b) => b.callback_data)).toEqual([`u|${second.id}`, `d|${second.id}`]);
+    await shutdown(first);
+
+    const { engine } = await launch();
+    const answer = await tg.clickButton(chat, ann, choices.message_id, `d|${chapter.id}`);
+    expect(answer.text).toBe("Thanks for rating this chapter: 👍 0 · 👎 1");
+    expect(await ratings(engine)).toMatchObject([{ chapterId: chapter.id }]);
   });
 });
 

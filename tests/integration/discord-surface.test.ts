@@ -168,6 +168,55 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
     expect(closed?.content).toContain("Chosen: Go north");
   });
 
+  it("a finished chapter gets a 👍/👎 row that stays when the vote closes; 8 choices still fit in 5 rows", async () => {
+    const { fake, thread } = await world();
+    const surface = new DiscordSurface(thread, "en");
+    const chapterId = "cmwwuk9zq0001b2c3d4e5f6g7";
+    const rating = [
+      { kind: "rate", chapterId, value: 1 },
+      { kind: "rate", chapterId, value: -1 },
+    ];
+    const offer: ChoiceOffer = {
+      storyId,
+      revision: 3,
+      chapterId,
+      choices: ["Go north", "Stay"],
+      allowWriteIn: true,
+      mode: "vote",
+      counts: [0, 0],
+      closesAt: null,
+    };
+    const ref = await surface.offerChoices(offer);
+    let buttons = rows(fake.message(ref.id));
+    expect(buttons.map((row) => row.map((b) => decodeCustomId(b.custom_id)?.kind))).toEqual([
+      ["vote", "vote"],
+      ["suggest", "close"],
+      ["rate", "rate"],
+    ]);
+    expect(buttons[2]?.map((b) => b.label)).toEqual(["👍", "👎"]);
+    expect(buttons[2]?.map((b) => decodeCustomId(b.custom_id))).toEqual(rating);
+
+    await surface.updateChoices(ref, { ...offer, counts: [1, 0] });
+    buttons = rows(fake.message(ref.id));
+    expect(buttons[0]?.[0]?.label).toBe("1. Go north · 1");
+    expect(buttons.at(-1)?.map((b) => decodeCustomId(b.custom_id))).toEqual(rating);
+
+    await surface.closeChoices(ref, offer, { chosen: 1, label: "Go north", counts: [1, 0] });
+    const closed = fake.message(ref.id);
+    expect(closed?.content).toContain("Chosen: Go north");
+    expect(rows(closed).map((row) => row.map((b) => decodeCustomId(b.custom_id)))).toEqual([rating]);
+
+    const many = ["A", "B", "C", "D", "E", "F", "G", "H"];
+    const picks = rows(
+      fake.message((await surface.offerChoices({ ...offer, choices: many, counts: many.map(() => 0) })).id),
+    );
+    expect(picks.length).toBeLessThanOrEqual(5);
+    for (const row of picks) expect(row.length).toBeLessThanOrEqual(5);
+    const kinds = picks.flat().map((b) => decodeCustomId(b.custom_id)?.kind);
+    expect(kinds.filter((k) => k === "vote")).toHaveLength(8);
+    expect(picks.at(-1)?.map((b) => decodeCustomId(b.custom_id))).toEqual(rating);
+  });
+
   it("the suggest button's modal comes back with a suggestion id for the same story and revision", async () => {
     const { fake, bot, thread } = await world();
     const surface = new DiscordSurface(thread, "en");

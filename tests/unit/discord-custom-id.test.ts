@@ -7,6 +7,7 @@ import {
 } from "../../adapters/discord/custom-id.ts";
 
 const storyId = "cmwwuk7kf00009n7de680sdgd";
+const chapterId = "cmwwuk9zq0001b2c3d4e5f6g7";
 
 describe("Discord custom ids", () => {
   it("round-trips every action within 1-100 characters", () => {
@@ -18,6 +19,9 @@ describe("Discord custom ids", () => {
       { kind: "suggestion", storyId, revision: 7 },
       { kind: "retry", storyId },
       { kind: "vote", storyId: "a".repeat(64), revision: 999_999_999, position: 999_999_999 },
+      { kind: "rate", chapterId, value: 1 },
+      { kind: "rate", chapterId, value: -1 },
+      { kind: "rate", chapterId: "a".repeat(64), value: 1 },
     ];
     for (const action of actions) {
       const id = encodeCustomId(action);
@@ -27,6 +31,8 @@ describe("Discord custom ids", () => {
       expect(decodeCustomId(id)).toEqual(action);
     }
     expect(encodeCustomId({ kind: "vote", storyId, revision: 3, position: 1 })).toBe(`ink:v:${storyId}:3:1`);
+    expect(encodeCustomId({ kind: "rate", chapterId, value: 1 })).toBe(`ink:u:${chapterId}`);
+    expect(encodeCustomId({ kind: "rate", chapterId, value: -1 })).toBe(`ink:d:${chapterId}`);
   });
 
   it("gives distinct ids to different actions on the same story", () => {
@@ -37,6 +43,8 @@ describe("Discord custom ids", () => {
       encodeCustomId({ kind: "suggest", storyId, revision: 1 }),
       encodeCustomId({ kind: "suggestion", storyId, revision: 1 }),
       encodeCustomId({ kind: "retry", storyId }),
+      encodeCustomId({ kind: "rate", chapterId: storyId, value: 1 }),
+      encodeCustomId({ kind: "rate", chapterId: storyId, value: -1 }),
     ];
     expect(new Set(ids).size).toBe(ids.length);
   });
@@ -70,6 +78,15 @@ describe("Discord custom ids", () => {
       `other:v:${storyId}:1:1`,
       `vote:1:a`,
       `ink:v:${storyId}:1:1`.padEnd(101, "0"),
+      "ink:u",
+      "ink:u:",
+      `ink:u:${chapterId}:1`,
+      `ink:d:${chapterId}:-1`,
+      `ink:u:${chapterId}:`,
+      `ink:u:bad id!`,
+      `ink:d:${"a".repeat(65)}`,
+      `ink:U:${chapterId}`,
+      `other:u:${chapterId}`,
     ]) {
       expect(decodeCustomId(id), String(id)).toBeUndefined();
     }
@@ -81,5 +98,8 @@ describe("Discord custom ids", () => {
     expect(() => encodeCustomId({ kind: "close", storyId, revision: -1 })).toThrow(RangeError);
     expect(() => encodeCustomId({ kind: "pick", storyId, revision: 1, position: 1.5 })).toThrow(RangeError);
     expect(() => encodeCustomId({ kind: "pick", storyId, revision: 1e10, position: 1 })).toThrow(RangeError);
+    expect(() => encodeCustomId({ kind: "rate", chapterId: "has:colon", value: 1 })).toThrow(RangeError);
+    expect(() => encodeCustomId({ kind: "rate", chapterId: "", value: -1 })).toThrow(RangeError);
+    expect(() => encodeCustomId({ kind: "rate", chapterId: "a".repeat(65), value: 1 })).toThrow(RangeError);
   });
 });
