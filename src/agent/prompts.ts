@@ -333,3 +333,27 @@ export function illustrateUserMessage(input: {
   lines.push(`Scene: ${input.scene}`, "", "Describe the picture.");
   return lines.join("\n");
 }
+
+/**
+ * The short fixed system prompt a fine-tuned route gets for a recorded run's task: what
+ * training examples carry instead of the prompted (few-shot) one. Undefined for a task
+ * this agent does not prompt (moderation).
+ */
+export function zeroShotPrompt(task: string, method: Method): string | undefined {
+  switch (task) {
+    case "open":
+    case "continue":
+    case "rewrite":
+      return writingSystemPrompt(task, method, true).content;
+    case "choices":
+      return choicesPrompt(true).content;
+    case "check":
+      return checkPrompt(true).content;
+    case "summarize":
+      return summarizePrompt(true).content;
+    case "illustrate":
+      return illustratePrompt(true).content;
+    default:
+      return undefined;
+  }
+}

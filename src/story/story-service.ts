@@ -16,6 +16,7 @@ import { UserFacingError } from "./errors.ts";
 import type { StoredImage } from "./illustrations.ts";
 import { LIMITS } from "./limits.ts";
 import type { Moderator } from "./moderation.ts";
+import { latestRatings } from "../training/score.ts";
 import { loadChain, loadStoryWithCanon } from "./snapshot.ts";
 
 export interface Actor {
@@ -609,15 +610,9 @@ interface HeadChapter {
   choices: { label: string }[];
 }
 
-/** Each reader's latest rating, counted (rows oldest first). */
+/** Each reader's latest rating, counted, from a chapter's `rating` reaction rows (oldest first). */
 export function ratingTally(rows: { data: unknown }[]): { up: number; down: number } {
-  const latest = new Map<string, number>();
-  for (const row of rows) {
-    const d = row.data as { value?: unknown; userId?: unknown } | null;
-    if (typeof d?.userId === "string" && (d.value === 1 || d.value === -1)) latest.set(d.userId, d.value);
-  }
-  const values = [...latest.values()];
-  return { up: values.filter((v) => v === 1).length, down: values.filter((v) => v === -1).length };
+  return latestRatings(rows.map((r) => ({ kind: "rating", data: r.data })));
 }
 
 interface ReactionInput {

@@ -45,3 +45,18 @@ export function runCli(main: () => Promise<number>): void {
     },
   );
 }
+
+/** `continue=0.5,open=0.2`: shares by name (for --tasks and --methods). */
+export function parseRatios(flag: string, text: string | undefined): Record<string, number> | undefined {
+  if (text === undefined) return undefined;
+  const out: Record<string, number> = {};
+  for (const part of text.split(",")) {
+    const [name = "", value = ""] = part.split("=").map((x) => x.trim());
+    const n = Number(value);
+    if (name === "" || value === "" || !Number.isFinite(n) || n < 0) {
+      throw new UsageError(`--${flag} takes name=share pairs, such as continue=0.5,open=0.2 (got "${part}")`);
+    }
+    out[name] = n;
+  }
+  return out;
+}
