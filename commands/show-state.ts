@@ -26,6 +26,7 @@ export async function showState(ctx: CommandContext, storyId: string, show: { te
     await ctx.surface.offerChoices({
       storyId,
       revision: state.revision,
+      ...(state.head === null ? {} : { chapterId: state.head.id }),
       choices: state.choices,
       allowWriteIn: true,
       mode: "pick",
