@@ -5,6 +5,12 @@
  * (`/images/generations`, `/images/edits`) have their own queue (`enqueueImage`) and
  * responder (`setImageResponder`); by default they draw a small PNG from the prompt.
  *
+ * The Files API (`/files`) keeps what is uploaded (`uploadedFiles()`), and the fine-tuning
+ * jobs API (`/fine_tuning/jobs`) runs a scripted job: each `GET /fine_tuning/jobs/{id}`
+ * moves it one step, validating_files -> queued -> running (one `metrics` event per
+ * training step, `fineTuningSteps` of them) -> succeeded, or failed after `failFineTuning`.
+ * `enqueueFineTuningError` answers the next matching Files/fine-tuning request with an error.
+ *
  * Run it alone for manual play: `tsx tests/fakes/fake-openai-server.ts`.
  */
 import { createHash } from "node:crypto";
@@ -73,8 +79,105 @@ interface ErrorSpec {
   message?: string;
   code?: string;
   type?: string;
+  /** The request parameter at fault (`error.param`); null when omitted. */
+  param?: string;
   headers?: Record<string, string>;
 }
+
+/** A file received by `POST /files`, bytes as received. */
+export interface FakeStoredFile {
+  id: string;
+  filename: string;
+  purpose: string;
+  contentType: string;
+  bytes: Buffer;
+  createdAt: number;
+}
+
+export type FakeFineTuningStatus = "validating_files" | "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+/** A fine-tuning job in OpenAI's `fine_tuning.job` shape, as the fake sends it. */
+export interface FakeFineTuningJob {
+  id: string;
+  object: "fine_tuning.job";
+  model: string;
+  status: FakeFineTuningStatus;
+  training_file: string;
+  validation_file: string | null;
+  fine_tuned_model: string | null;
+  created_at: number;
+  finished_at: number | null;
+  estimated_finish: number | null;
+  trained_tokens: number | null;
+  error: { code: string; message: string; param: string | null } | null;
+  hyperparameters: Hyperparameters;
+  method: { type: string } & Record<string, unknown>;
+  result_files: string[];
+  seed: number;
+  organization_id: string;
+  user_provided_suffix: string | null;
+  integrations: null;
+  metadata: Record<string, string> | null;
+}
+
+/** One `fine_tuning.job.event`. Metrics events carry `{ step, total_steps, train_loss }` (and `valid_loss`). */
+export interface FakeFineTuningEvent {
+  id: string;
+  object: "fine_tuning.job.event";
+  created_at: number;
+  level: "info" | "warn" | "error";
+  message: string;
+  type: "message" | "metrics";
+  data: Record<string, unknown> | null;
+}
+
+/** Which Files / fine-tuning call a scripted error answers. */
+export type FakeFineTuningRoute = "upload" | "file" | "create" | "retrieve" | "events" | "cancel";
+
+/** A one-shot error for a Files / fine-tuning call (any of them when `route` is omitted). */
+export type FakeFineTuningError = { route?: FakeFineTuningRoute } & (
+  | (ErrorSpec & { hang?: false })
+  /** Accept the request and never answer (timeouts). */
+  | { hang: true }
+);
+
+/** How the next job ends in failure (`failFineTuning`). */
+export interface FakeFineTuningFailure {
+  /** While validating its files, or after its training steps (the default). */
+  during?: "validating_files" | "running";
+  code?: string;
+  param?: string | null;
+}
+
+interface Hyperparameters {
+  n_epochs: number | "auto";
+  batch_size: number | "auto";
+  learning_rate_multiplier: number | "auto";
+}
+
+interface JobState {
+  job: FakeFineTuningJob;
+  /** Oldest first. */
+  events: FakeFineTuningEvent[];
+  step: number;
+  totalSteps: number;
+  trainingBytes: number;
+  failure: { during: "validating_files" | "running"; code: string; message: string; param: string | null } | undefined;
+}
+
+interface CreateJobBody {
+  model?: unknown;
+  training_file?: unknown;
+  validation_file?: unknown;
+  suffix?: unknown;
+  seed?: unknown;
+  hyperparameters?: Partial<Hyperparameters>;
+  method?: { type?: string } & Record<string, { hyperparameters?: Partial<Hyperparameters> } | string | undefined>;
+  metadata?: Record<string, string> | null;
+}
+
+const TERMINAL: readonly FakeFineTuningStatus[] = ["succeeded", "failed", "cancelled"];
+const FILE_PURPOSES = ["fine-tune", "batch", "assistants", "vision", "user_data", "evals"];
 
 interface Output {
   content: string | null;
@@ -95,6 +198,17 @@ export class FakeOpenAiServer {
   imagesEditSupported = true;
   #injectedLatencyMs = 0;
   #ids = 0;
+  readonly #uploads: FakeStoredFile[] = [];
+  readonly #jobs = new Map<string, JobState>();
+  readonly #fineTuningErrors: FakeFineTuningError[] = [];
+  #nextFailure: JobState["failure"];
+  /** Training steps of each job created from now on (each adds one `metrics` event). */
+  fineTuningSteps = 3;
+  /**
+   * What moves a job one step: a `GET /fine_tuning/jobs/{id}` (the default), or a first page
+   * (no `after`) of `GET /fine_tuning/jobs/{id}/events`.
+   */
+  fineTuningAdvanceOn: "retrieve" | "events" = "retrieve";
 
   private constructor(
     private readonly server: Server,
@@ -107,7 +221,7 @@ export class FakeOpenAiServer {
 
   /** Listen on 127.0.0.1 (`port` 0, the default, picks a free one). */
   static async start(
-    options: { responder?: Responder; imageResponder?: ImageResponder; port?: number } = {},
+    options: { responder?: Responder; imageResponder?: ImageResponder; port?: number; fineTuningSteps?: number } = {},
   ): Promise<FakeOpenAiServer> {
     let instance: FakeOpenAiServer | undefined;
     const server = createServer((req, res) => {
@@ -124,6 +238,7 @@ export class FakeOpenAiServer {
     const { port } = server.address() as AddressInfo;
     instance = new FakeOpenAiServer(server, `http://127.0.0.1:${port}/v1`, options.responder ?? defaultResponder);
     if (options.imageResponder !== undefined) instance.#imageResponder = options.imageResponder;
+    if (options.fineTuningSteps !== undefined) instance.fineTuningSteps = options.fineTuningSteps;
     const sockets = instance.#sockets;
     server.on("connection", (socket) => {
       sockets.add(socket);
@@ -155,6 +270,44 @@ export class FakeOpenAiServer {
   /** The recorded requests to `/images/*` (generations and edits, not the downloads of `url` replies). */
   imageRequests(): FakeRequest[] {
     return this.requests.filter((r) => r.path.startsWith("/images/"));
+  }
+
+  /** Files received by `POST /files`, in order (copies: the bytes exactly as uploaded). */
+  uploadedFiles(): FakeStoredFile[] {
+    return this.#uploads.map((f) => ({ ...f, bytes: Buffer.from(f.bytes) }));
+  }
+
+  /** Every fine-tuning job created, in order, as a `GET` would return it now (without moving it). */
+  fineTuningJobs(): FakeFineTuningJob[] {
+    return [...this.#jobs.values()].map((s) => structuredClone(s.job));
+  }
+
+  /** A job's events, oldest first (the API lists them newest first). */
+  fineTuningEvents(jobId: string): FakeFineTuningEvent[] {
+    return structuredClone(this.#jobs.get(jobId)?.events ?? []);
+  }
+
+  /**
+   * The next job created ends `failed` with `error: { code, message, param }`: after its
+   * training steps by default, or while validating its files (`during: "validating_files"`).
+   */
+  failFineTuning(message: string, options: FakeFineTuningFailure = {}): void {
+    const during = options.during ?? "running";
+    const validating = during === "validating_files";
+    this.#nextFailure = {
+      during,
+      message,
+      code: options.code ?? (validating ? "invalid_training_file" : "training_failed"),
+      param: options.param !== undefined ? options.param : validating ? "training_file" : null,
+    };
+  }
+
+  /**
+   * One-shot errors for the Files and fine-tuning routes: each answers, in order, the next
+   * request of its `route` (of any when omitted) instead of the real answer; the job does not move.
+   */
+  enqueueFineTuningError(...errors: FakeFineTuningError[]): void {
+    this.#fineTuningErrors.push(...errors);
   }
 
   /** Sum of every `delayMs`/`chunkDelayMs` slept: time a bench must not blame on the client. */
@@ -226,6 +379,7 @@ export class FakeOpenAiServer {
       await this.replyImage(res, (body ?? {}) as ImageBody, reply);
       return;
     }
+    if (this.handleFineTuning(method, path, url.searchParams, body, res)) return;
     if (method === "GET" && path.startsWith(IMAGE_FILES_PATH)) {
       const png = this.#files.get(path.slice(IMAGE_FILES_PATH.length));
       if (png !== undefined) {
@@ -235,6 +389,282 @@ export class FakeOpenAiServer {
       }
     }
     sendError(res, { status: 404, message: `Unknown route ${method} ${url.pathname}` });
+  }
+
+  /** The Files and fine-tuning routes; false when the request is for none of them. */
+  private handleFineTuning(
+    method: string,
+    path: string,
+    query: URLSearchParams,
+    body: unknown,
+    res: ServerResponse,
+  ): boolean {
+    const route = fineTuningRoute(method, path);
+    if (route === undefined) return false;
+    const index = this.#fineTuningErrors.findIndex((e) => e.route === undefined || e.route === route.name);
+    if (index !== -1) {
+      const [error] = this.#fineTuningErrors.splice(index, 1);
+      if (error !== undefined && error.hang !== true) sendError(res, error);
+      return true;
+    }
+    switch (route.name) {
+      case "upload":
+        this.uploadFile(body, res);
+        return true;
+      case "file": {
+        const file = this.#uploads.find((f) => f.id === route.id);
+        if (file === undefined)
+          sendError(res, { status: 404, message: `No such File object: ${route.id}`, param: "id" });
+        else if (route.content) {
+          res.writeHead(200, { "content-type": "application/octet-stream", "content-length": file.bytes.length });
+          res.end(file.bytes);
+        } else sendJson(res, 200, fileObject(file));
+        return true;
+      }
+      case "create":
+        this.createJob((body ?? {}) as CreateJobBody, res);
+        return true;
+      default: {
+        const state = this.#jobs.get(route.id);
+        if (state === undefined) {
+          sendError(res, { status: 404, message: `No fine-tuning job found with id ${route.id}.`, param: "id" });
+          return true;
+        }
+        if (route.name === "retrieve") {
+          if (this.fineTuningAdvanceOn === "retrieve") this.advanceJob(state);
+          sendJson(res, 200, state.job);
+        } else if (route.name === "events") {
+          if (this.fineTuningAdvanceOn === "events" && !query.has("after")) this.advanceJob(state);
+          sendJson(res, 200, listEvents(state.events, query));
+        } else {
+          if (TERMINAL.includes(state.job.status)) {
+            sendError(res, { status: 400, message: `Job has already completed: ${state.job.id}` });
+            return true;
+          }
+          state.job.status = "cancelled";
+          state.job.finished_at = nowSeconds();
+          state.job.estimated_finish = null;
+          this.jobEvent(state, "Fine-tuning job cancelled");
+          sendJson(res, 200, state.job);
+        }
+        return true;
+      }
+    }
+  }
+
+  private uploadFile(body: unknown, res: ServerResponse): void {
+    const fields = (body ?? {}) as { purpose?: unknown; file?: unknown };
+    if (typeof fields.purpose !== "string") {
+      sendError(res, { status: 400, message: "Missing required parameter: 'purpose'.", param: "purpose" });
+      return;
+    }
+    if (!FILE_PURPOSES.includes(fields.purpose)) {
+      sendError(res, { status: 400, message: `'${fields.purpose}' is not a valid purpose.`, param: "purpose" });
+      return;
+    }
+    const part = fields.file as FakeUploadedFile | undefined;
+    if (part === undefined || typeof part !== "object" || !Buffer.isBuffer(part.bytes)) {
+      sendError(res, { status: 400, message: "Missing required parameter: 'file'.", param: "file" });
+      return;
+    }
+    const file: FakeStoredFile = {
+      id: `file-${fakeId(`file ${++this.#ids}`, 22)}`,
+      filename: part.filename,
+      purpose: fields.purpose,
+      contentType: part.contentType,
+      bytes: part.bytes,
+      createdAt: nowSeconds(),
+    };
+    this.#uploads.push(file);
+    sendJson(res, 200, fileObject(file));
+  }
+
+  private createJob(body: CreateJobBody, res: ServerResponse): void {
+    if (typeof body.model !== "string" || body.model === "") {
+      sendError(res, { status: 400, message: "Missing required parameter: 'model'.", param: "model" });
+      return;
+    }
+    const files: Partial<Record<"training_file" | "validation_file", FakeStoredFile>> = {};
+    for (const param of ["training_file", "validation_file"] as const) {
+      const id = body[param];
+      if (param === "validation_file" && (id === undefined || id === null)) continue;
+      if (typeof id !== "string") {
+        sendError(res, { status: 400, message: `Missing required parameter: '${param}'.`, param });
+        return;
+      }
+      const file = this.#uploads.find((f) => f.id === id);
+      if (file === undefined) {
+        sendError(res, { status: 400, message: `invalid ${param}: ${id}`, code: "invalid_file", param });
+        return;
+      }
+      if (file.purpose !== "fine-tune") {
+        sendError(res, {
+          status: 400,
+          message: `File ${id} has purpose '${file.purpose}'; fine-tuning needs purpose 'fine-tune'.`,
+          code: "invalid_file_purpose",
+          param,
+        });
+        return;
+      }
+      files[param] = file;
+    }
+    const training = files.training_file;
+    if (training === undefined) return;
+    if (
+      body.suffix !== undefined &&
+      body.suffix !== null &&
+      (typeof body.suffix !== "string" || body.suffix.length > 64)
+    ) {
+      sendError(res, { status: 400, message: "suffix must be a string of at most 64 characters.", param: "suffix" });
+      return;
+    }
+    const suffix = typeof body.suffix === "string" && body.suffix !== "" ? body.suffix : null;
+    const type = body.method?.type ?? "supervised";
+    const section = body.method?.[type];
+    const given = (typeof section === "object" ? section.hyperparameters : undefined) ?? body.hyperparameters ?? {};
+    const hyperparameters: Hyperparameters = {
+      n_epochs: given.n_epochs ?? "auto",
+      batch_size: given.batch_size ?? "auto",
+      learning_rate_multiplier: given.learning_rate_multiplier ?? "auto",
+    };
+    const id = `ftjob-${fakeId(`ftjob ${++this.#ids}`, 24)}`;
+    const state: JobState = {
+      job: {
+        id,
+        object: "fine_tuning.job",
+        model: body.model,
+        status: "validating_files",
+        training_file: training.id,
+        validation_file: files.validation_file?.id ?? null,
+        fine_tuned_model: null,
+        created_at: nowSeconds(),
+        finished_at: null,
+        estimated_finish: null,
+        trained_tokens: null,
+        error: null,
+        hyperparameters,
+        method: { type, [type]: { hyperparameters } },
+        result_files: [],
+        seed:
+          typeof body.seed === "number" ? body.seed : createHash("sha256").update(id).digest().readUInt32BE(0) >>> 1,
+        organization_id: "org-inkloom-fake",
+        user_provided_suffix: suffix,
+        integrations: null,
+        metadata: body.metadata ?? null,
+      },
+      events: [],
+      step: 0,
+      totalSteps: Math.max(1, Math.trunc(this.fineTuningSteps)),
+      trainingBytes: training.bytes.length,
+      failure: this.#nextFailure,
+    };
+    this.#nextFailure = undefined;
+    this.#jobs.set(id, state);
+    this.jobEvent(state, `Created fine-tuning job: ${id}`);
+    const validation = state.job.validation_file;
+    this.jobEvent(
+      state,
+      `Validating training file: ${training.id}${validation !== null ? ` and validation file: ${validation}` : ""}`,
+    );
+    sendJson(res, 200, state.job);
+  }
+
+  /** One step of the job's life; nothing once it has ended. */
+  private advanceJob(state: JobState): void {
+    const job = state.job;
+    switch (job.status) {
+      case "validating_files":
+        if (state.failure?.during === "validating_files") {
+          this.failJob(state);
+          return;
+        }
+        job.status = "queued";
+        this.jobEvent(state, "Files validated, moving job to queued state");
+        return;
+      case "queued": {
+        job.status = "running";
+        const h = job.hyperparameters;
+        job.hyperparameters = {
+          n_epochs: h.n_epochs === "auto" ? 3 : h.n_epochs,
+          batch_size: h.batch_size === "auto" ? 1 : h.batch_size,
+          learning_rate_multiplier: h.learning_rate_multiplier === "auto" ? 2 : h.learning_rate_multiplier,
+        };
+        job.method = { type: job.method.type, [job.method.type]: { hyperparameters: job.hyperparameters } };
+        job.estimated_finish = nowSeconds() + 60 * state.totalSteps;
+        this.jobEvent(state, "Fine-tuning job started");
+        return;
+      }
+      case "running": {
+        if (state.step < state.totalSteps) {
+          state.step += 1;
+          const trainLoss = round4(2.4 / (1 + 0.6 * state.step));
+          const validLoss = job.validation_file !== null ? round4(trainLoss * 1.08) : undefined;
+          this.jobEvent(
+            state,
+            `Step ${state.step}/${state.totalSteps}: training loss=${trainLoss.toFixed(4)}` +
+              (validLoss !== undefined ? `, validation loss=${validLoss.toFixed(4)}` : ""),
+            {
+              type: "metrics",
+              data: {
+                step: state.step,
+                total_steps: state.totalSteps,
+                train_loss: trainLoss,
+                ...(validLoss !== undefined && { valid_loss: validLoss }),
+                train_mean_token_accuracy: round4(Math.min(0.99, 0.5 + (0.4 * state.step) / state.totalSteps)),
+              },
+            },
+          );
+          return;
+        }
+        if (state.failure !== undefined) {
+          this.failJob(state);
+          return;
+        }
+        const epochs = typeof job.hyperparameters.n_epochs === "number" ? job.hyperparameters.n_epochs : 3;
+        job.status = "succeeded";
+        job.fine_tuned_model = `ft:${job.model}:inkloom:${job.user_provided_suffix ?? ""}:${fakeId(job.id, 8)}`;
+        job.trained_tokens = Math.ceil(state.trainingBytes / 4) * epochs;
+        job.finished_at = nowSeconds();
+        job.estimated_finish = null;
+        job.result_files = [`file-${fakeId(`result ${job.id}`, 22)}`];
+        this.jobEvent(state, `Checkpoint created at step ${state.totalSteps}`);
+        this.jobEvent(state, `New fine-tuned model created: ${job.fine_tuned_model}`);
+        this.jobEvent(state, "The job has successfully completed");
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private failJob(state: JobState): void {
+    const failure = state.failure;
+    if (failure === undefined) return;
+    state.job.status = "failed";
+    state.job.error = { code: failure.code, message: failure.message, param: failure.param };
+    state.job.finished_at = nowSeconds();
+    state.job.estimated_finish = null;
+    this.jobEvent(state, `The job failed due to an error: ${failure.message}`, { level: "error" });
+  }
+
+  private jobEvent(
+    state: JobState,
+    message: string,
+    options: {
+      level?: FakeFineTuningEvent["level"];
+      type?: FakeFineTuningEvent["type"];
+      data?: Record<string, unknown>;
+    } = {},
+  ): void {
+    state.events.push({
+      id: `ftevent-${fakeId(`event ${++this.#ids}`, 24)}`,
+      object: "fine_tuning.job.event",
+      created_at: nowSeconds(),
+      level: options.level ?? "info",
+      message,
+      type: options.type ?? "message",
+      data: options.data ?? null,
+    });
   }
 
   private async replyImage(res: ServerResponse, body: ImageBody, reply: FakeImageReply): Promise<void> {
@@ -475,7 +905,7 @@ function sendError(res: ServerResponse, spec: ErrorSpec): void {
       error: {
         message: spec.message ?? `Fake error ${spec.status}`,
         type: spec.type ?? known.type,
-        param: null,
+        param: spec.param ?? null,
         code: spec.code ?? known.code,
       },
     },
@@ -608,6 +1038,72 @@ function imageUsage(prompt: string, inputImages: number, outputImages: number) {
     output_tokens,
     total_tokens: text_tokens + image_tokens + output_tokens,
   };
+}
+
+type FineTuningRoute =
+  | { name: "upload" | "create" }
+  | { name: "file"; id: string; content: boolean }
+  | { name: "retrieve" | "events" | "cancel"; id: string };
+
+/** Which Files / fine-tuning call a request is, if any. */
+function fineTuningRoute(method: string, path: string): FineTuningRoute | undefined {
+  if (method === "POST" && path === "/files") return { name: "upload" };
+  if (method === "POST" && path === "/fine_tuning/jobs") return { name: "create" };
+  const file = /^\/files\/([^/]+)(\/content)?$/.exec(path);
+  if (method === "GET" && file?.[1] !== undefined) {
+    return { name: "file", id: decodeURIComponent(file[1]), content: file[2] !== undefined };
+  }
+  const job = /^\/fine_tuning\/jobs\/([^/]+)(?:\/(events|cancel))?$/.exec(path);
+  const id = job?.[1] === undefined ? undefined : decodeURIComponent(job[1]);
+  if (id === undefined) return undefined;
+  if (method === "GET" && job?.[2] === undefined) return { name: "retrieve", id };
+  if (method === "GET" && job?.[2] === "events") return { name: "events", id };
+  if (method === "POST" && job?.[2] === "cancel") return { name: "cancel", id };
+  return undefined;
+}
+
+function fileObject(file: FakeStoredFile) {
+  return {
+    id: file.id,
+    object: "file",
+    bytes: file.bytes.length,
+    created_at: file.createdAt,
+    filename: file.filename,
+    purpose: file.purpose,
+    status: "processed",
+    status_details: null,
+  };
+}
+
+/** A page of events, newest first like OpenAI: `after` is the last id of the previous page (older ones follow). */
+function listEvents(events: readonly FakeFineTuningEvent[], query: URLSearchParams) {
+  const requested = Math.trunc(Number(query.get("limit") ?? 20));
+  const limit = Number.isFinite(requested) ? Math.min(100, Math.max(1, requested)) : 20;
+  const newestFirst = [...events].reverse();
+  const after = query.get("after");
+  let start = 0;
+  if (after !== null) {
+    const index = newestFirst.findIndex((e) => e.id === after);
+    start = index === -1 ? newestFirst.length : index + 1;
+  }
+  const data = newestFirst.slice(start, start + limit);
+  return { object: "list", data, has_more: start + limit < newestFirst.length };
+}
+
+/** A stable id-like string of `length` letters and digits derived from `seed`. */
+function fakeId(seed: string, length: number): string {
+  let out = "";
+  for (let round = 0; out.length < length; round++) {
+    out += createHash("sha256")
+      .update(`${seed}#${round}`)
+      .digest("base64")
+      .replace(/[^A-Za-z0-9]/g, "");
+  }
+  return out.slice(0, length);
+}
+
+function round4(value: number): number {
+  return Math.round(value * 10_000) / 10_000;
 }
 
 function nowSeconds(): number {
