@@ -11,12 +11,12 @@ import { artStyleFor } from "../art/visual-bible.ts";
 import { t } from "../i18n/messages.ts";
 import type { EnqueuedJob, JobQueue } from "../jobs/job-queue.ts";
 import { type Db, isPrismaError, type PrismaPromise } from "../store/db.ts";
+import { latestRatings } from "../training/score.ts";
 import type { Book } from "./book.ts";
 import { UserFacingError } from "./errors.ts";
 import type { StoredImage } from "./illustrations.ts";
 import { LIMITS } from "./limits.ts";
 import type { Moderator } from "./moderation.ts";
-import { latestRatings } from "../training/score.ts";
 import { loadChain, loadStoryWithCanon } from "./snapshot.ts";
 
 export interface Actor {
