@@ -2,7 +2,9 @@
  * Book exports of one branch of a story: Markdown (alone or zipped with its images) and EPUB 3.
  * Pure: bytes in, bytes out; the caller decides where they go.
  */
+
 import { type ZipOptions, type Zippable, zipSync } from "fflate";
+import { escapeXml } from "../render/xml.ts";
 
 export interface BookImage {
   /** File name inside the export, e.g. "ch03-1.png" (unique within the book). */
@@ -204,10 +206,10 @@ function packageDocument(
     }),
   ];
   const metadata = [
-    `<dc:identifier id="book-id">${xml(`urn:inkloom:${book.id}`)}</dc:identifier>`,
-    `<dc:title>${xml(title)}</dc:title>`,
-    `<dc:language>${xml(lang)}</dc:language>`,
-    ...(book.premise.trim() === "" ? [] : [`<dc:description>${xml(book.premise.trim())}</dc:description>`]),
+    `<dc:identifier id="book-id">${escapeXml(`urn:inkloom:${book.id}`)}</dc:identifier>`,
+    `<dc:title>${escapeXml(title)}</dc:title>`,
+    `<dc:language>${escapeXml(lang)}</dc:language>`,
+    ...(book.premise.trim() === "" ? [] : [`<dc:description>${escapeXml(book.premise.trim())}</dc:description>`]),
     `<meta property="dcterms:modified">${epubDate(book.modified)}</meta>`,
     // EPUB 2 reading systems find the cover this way.
     ...(coverId === undefined ? [] : [`<meta name="cover" content="${coverId}"/>`]),
@@ -236,7 +238,7 @@ function xhtmlPage(lang: string, rtl: boolean, title: string, body: string): str
 <html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops" xml:lang="${l}" lang="${l}"${rtl ? ` dir="rtl"` : ""}>
 <head>
   <meta charset="UTF-8"/>
-  <title>${xml(title)}</title>
+  <title>${escapeXml(title)}</title>
   <link rel="stylesheet" type="text/css" href="style.css"/>
 </head>
 <body>
@@ -247,13 +249,14 @@ ${body}
 }
 
 function navBody(title: string, titlePage: Doc, chapters: BookChapter[], docs: Doc[]): string {
-  const items = [`<li><a href="${xmlAttr(titlePage.href)}">${xml(title)}</a></li>`];
+  const items = [`<li><a href="${xmlAttr(titlePage.href)}">${escapeXml(title)}</a></li>`];
   chapters.forEach((ch, i) => {
     const doc = docs[i];
-    if (doc !== undefined) items.push(`<li><a href="${xmlAttr(doc.href)}">${ch.number}. ${xml(doc.title)}</a></li>`);
+    if (doc !== undefined)
+      items.push(`<li><a href="${xmlAttr(doc.href)}">${ch.number}. ${escapeXml(doc.title)}</a></li>`);
   });
   return `<nav epub:type="toc" id="toc">
-  <h1>${xml(title)}</h1>
+  <h1>${escapeXml(title)}</h1>
   <ol>
 ${items.map((s) => `    ${s}`).join("\n")}
   </ol>
@@ -261,34 +264,36 @@ ${items.map((s) => `    ${s}`).join("\n")}
 }
 
 function titleBody(book: Book, title: string, illustrated: boolean): string {
-  const parts = [`<section epub:type="titlepage">`, `<h1>${xml(title)}</h1>`];
+  const parts = [`<section epub:type="titlepage">`, `<h1>${escapeXml(title)}</h1>`];
   for (const p of paragraphs(book.premise)) parts.push(`<p class="premise">${p}</p>`);
   if (book.cast.length > 0) {
-    parts.push(`<h2>${xml(book.labels.cast)}</h2>`, "<ul>");
+    parts.push(`<h2>${escapeXml(book.labels.cast)}</h2>`, "<ul>");
     for (const c of book.cast) {
-      const role = c.role.trim() === "" ? "" : ` — ${xml(c.role.trim())}`;
+      const role = c.role.trim() === "" ? "" : ` — ${escapeXml(c.role.trim())}`;
       const appearance = oneLine(c.appearance);
-      parts.push(`<li><strong>${xml(c.name)}</strong>${role}${appearance === "" ? "" : `: ${xml(appearance)}`}</li>`);
+      parts.push(
+        `<li><strong>${escapeXml(c.name)}</strong>${role}${appearance === "" ? "" : `: ${escapeXml(appearance)}`}</li>`,
+      );
     }
     parts.push("</ul>");
   }
   if (illustrated && book.artStyle.trim() !== "") {
-    parts.push(`<p><em>${xml(`${book.labels.illustration}: ${oneLine(book.artStyle)}`)}</em></p>`);
+    parts.push(`<p><em>${escapeXml(`${book.labels.illustration}: ${oneLine(book.artStyle)}`)}</em></p>`);
   }
   parts.push("</section>");
   return parts.join("\n");
 }
 
 function chapterBody(ch: BookChapter, doc: Doc, labels: BookLabels): string {
-  const parts = [`<section epub:type="chapter" id="${doc.id}">`, `<h1>${xml(doc.title)}</h1>`];
-  if (ch.action.trim() !== "") parts.push(`<p class="action"><em>${xml(oneLine(ch.action))}</em></p>`);
+  const parts = [`<section epub:type="chapter" id="${doc.id}">`, `<h1>${escapeXml(doc.title)}</h1>`];
+  if (ch.action.trim() !== "") parts.push(`<p class="action"><em>${escapeXml(oneLine(ch.action))}</em></p>`);
   for (const p of paragraphs(ch.text)) parts.push(`<p>${p}</p>`);
   for (const img of ch.images) {
     const caption = oneLine(img.caption);
     parts.push(
       "<figure>",
       `<img src="images/${xmlAttr(urlSegment(img.fileName))}" alt="${xmlAttr(caption || labels.illustration)}"/>`,
-      ...(caption === "" ? [] : [`<figcaption>${xml(caption)}</figcaption>`]),
+      ...(caption === "" ? [] : [`<figcaption>${escapeXml(caption)}</figcaption>`]),
       "</figure>",
     );
   }
@@ -306,7 +311,7 @@ function paragraphs(text: string): string[] {
     .map((p) =>
       p
         .split("\n")
-        .map((line) => xml(line.trim()))
+        .map((line) => escapeXml(line.trim()))
         .join("<br/>"),
     );
 }
@@ -343,20 +348,9 @@ function bookImages(book: Book): BookImage[] {
   return images;
 }
 
-/** XML 1.0 text: escaped, with characters XML cannot carry at all removed. */
-function xml(text: string): string {
-  return text
-    .replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "")
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&apos;");
-}
-
 /** An attribute value: escaped, on one line. */
 function xmlAttr(text: string): string {
-  return xml(text).replace(/[\t\n\r]/g, " ");
+  return escapeXml(text).replace(/[\t\n\r]/g, " ");
 }
 
 /** A file name as one URL path segment (also safe inside a Markdown link). */

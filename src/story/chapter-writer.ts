@@ -51,16 +51,19 @@ export interface BallotOpener {
   }): Promise<void>;
 }
 
+/** A chapter being saved, with the scenes its agent proposed to illustrate. */
+export interface ChapterPictures {
+  storyId: string;
+  workspaceId: string;
+  chapterId: string;
+  number: number;
+  text: string;
+  proposals: IllustrationProposal[];
+}
+
 /** Plans a chapter's illustrations with it and starts drawing them once it is saved (IllustrationService). */
 export interface IllustrationPlanner {
-  planForChapter(input: {
-    storyId: string;
-    workspaceId: string;
-    chapterId: string;
-    number: number;
-    text: string;
-    proposals: IllustrationProposal[];
-  }): Promise<Prisma.IllustrationCreateManyInput[]>;
+  planForChapter(input: ChapterPictures): Promise<Prisma.IllustrationCreateManyInput[]>;
   enqueue(ids: string[]): Promise<void>;
 }
 

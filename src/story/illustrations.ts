@@ -13,7 +13,7 @@
  * on start-up.
  */
 import { randomUUID } from "node:crypto";
-import type { IllustrationProposal, RunRecord, StoryAgent } from "../agent/types.ts";
+import type { RunRecord, StoryAgent } from "../agent/types.ts";
 import type { ImageClient } from "../art/image-client.ts";
 import type { ImageStore } from "../art/image-store.ts";
 import {
@@ -30,7 +30,7 @@ import { t } from "../i18n/messages.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import { ModelError } from "../llm/types.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
-import { type AudienceResolver, runData } from "./chapter-writer.ts";
+import { type AudienceResolver, type ChapterPictures, runData } from "./chapter-writer.ts";
 import { UserFacingError } from "./errors.ts";
 import type { Moderator } from "./moderation.ts";
 import { type Actor, upsertUser } from "./story-service.ts";
@@ -94,14 +94,7 @@ export class IllustrationService {
    * workspace's budgets (per chapter, per day). Chapter 1 always gets one (its first
    * proposal, else its opening), budgets allowing. Empty when illustrations are off.
    */
-  async planForChapter(input: {
-    storyId: string;
-    workspaceId: string;
-    chapterId: string;
-    number: number;
-    text: string;
-    proposals: IllustrationProposal[];
-  }): Promise<NewIllustration[]> {
+  async planForChapter(input: ChapterPictures): Promise<NewIllustration[]> {
     if (this.images === undefined) return [];
     const budget = await this.budgetOf(input.workspaceId);
     if (!budget.enabled) return [];

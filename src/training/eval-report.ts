@@ -3,7 +3,9 @@
  * it). The charts are hand-written SVG, no dependency: grouped bars for latency and tokens,
  * one stacked bar for B's wins, ties and losses against A.
  */
+
 import type { ModelRoute } from "../llm/types.ts";
+import { escapeXml } from "../render/xml.ts";
 import type { EvalReport, SideMetrics } from "./eval.ts";
 import { formatRoute } from "./routes.ts";
 
@@ -16,16 +18,6 @@ const COLORS = { a: "#4e79a7", b: "#f28e2b", win: "#59a14f", tie: "#bab0ac", los
 const FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', sans-serif\"";
 
 export const CHART_FILES = { latency: "latency.svg", tokens: "tokens.svg", winRate: "win-rate.svg" } as const;
-
-/** Text safe inside SVG/XML elements and attribute values. */
-export function escapeXml(text: string): string {
-  return text
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&apos;");
-}
 
 /** Text safe inside a Markdown table cell or line (no pipes, no line breaks, no HTML). */
 function md(text: string): string {

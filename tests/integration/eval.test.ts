@@ -4,7 +4,7 @@
  * OpenAI servers (the real openai SDK, the real story agent), a position-biased fake judge,
  * the Markdown + SVG report, and the command-line tool as a child process.
  */
-import { spawn } from "node:child_process";
+
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,8 +28,8 @@ import { FakeOpenAiServer, withLatency } from "../fakes/fake-openai-server.ts";
 import type { FakeRequest, Responder } from "../fakes/fake-openai-types.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { runTrainingCli } from "../helpers/run-cli.ts";
 
-const ROOT = join(import.meta.dirname, "..", "..");
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const METHODS: Record<WritingTask, "cot" | "react" | "reflexion"> = {
   open: "cot",
@@ -330,26 +330,8 @@ describe("evaluate", { timeout: 60_000 }, () => {
   });
 });
 
-function cli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/training/cli/eval.ts", ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[], env: Record<string, string>) {
+  return runTrainingCli("eval.ts", args, env);
 }
 
 describe("train:eval", { timeout: 60_000 }, () => {

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,8 +15,8 @@ import {
   register,
 } from "../../src/training/finetune.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
+import { type CliResult, runTrainingCli } from "../helpers/run-cli.ts";
 
-const ROOT = join(import.meta.dirname, "..", "..");
 const BASE_MODEL = "gpt-4.1-mini-2025-04-14";
 
 let server: FakeOpenAiServer;
@@ -300,45 +300,17 @@ describe("FineTuner against the fake fine-tuning API", () => {
   });
 });
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 function runCli(
   args: string[],
   env: Record<string, string> = {},
   onStdout?: (stdout: string, child: ChildProcess) => void,
 ): Promise<CliResult> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", join(ROOT, "src", "training", "cli", "finetune.ts"), ...args],
-    {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "/tmp",
-        OPENAI_BASE_URL: server.baseUrl,
-        OPENAI_API_KEY: "sk-test",
-        DATABASE_URL: dbUrl,
-        ...env,
-      },
-    },
+  return runTrainingCli(
+    "finetune.ts",
+    args,
+    { OPENAI_BASE_URL: server.baseUrl, OPENAI_API_KEY: "sk-test", DATABASE_URL: dbUrl, ...env },
+    onStdout,
   );
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-    onStdout?.(stdout, child);
-  });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
 }
 
 describe("npm run train:finetune", () => {

@@ -1,5 +1,5 @@
 /** Model routes and held-out states: the store, the engine using them, and their command-line tools. */
-import { spawn } from "node:child_process";
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,8 +11,8 @@ import { freezeHeldout, heldoutStoryIds, loadHeldout } from "../../src/training/
 import { formatRoute, parseRouteSpec, RouteStore } from "../../src/training/routes.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { runTrainingCli } from "../helpers/run-cli.ts";
 
-const ROOT = join(import.meta.dirname, "..", "..");
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
 
@@ -54,23 +54,7 @@ async function play(e: Engine, premise: string, choices: number): Promise<string
   return t.storyId;
 }
 
-function cli(script: string, args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src", "training", "cli", script), ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const cli = runTrainingCli;
 
 describe("model routes", { timeout: 60_000 }, () => {
   it("parses route specs: model, model@url, #ft", () => {

@@ -3,7 +3,7 @@
  * the real SDK against the fake model) with three agent methods, reader reactions of
  * every kind, readers whose names and platform ids appear in what they typed.
  */
-import { spawn } from "node:child_process";
+
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,8 +16,8 @@ import { validateJsonl } from "../../src/training/jsonl-format.ts";
 import { SCORE, scoreRun } from "../../src/training/score.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { runTrainingCli } from "../helpers/run-cli.ts";
 
-const ROOT = join(import.meta.dirname, "..", "..");
 const ann = { platform: "discord", id: "123456789012345678", name: "Annabelle" };
 const bob = { platform: "telegram", id: "987654321", name: "Bartholomew" };
 const where = { platform: "discord", workspaceId: "555555555555555555", id: "444444444444444444" };
@@ -249,22 +249,7 @@ describe("train:export", { timeout: 60_000 }, () => {
 
   it("npm run train:export writes the files and the dataset card; train:validate accepts them", async () => {
     const out = join(dir, "out");
-    const run = (script: string, args: string[]) =>
-      new Promise<{ code: number; stdout: string }>((resolve) => {
-        const child = spawn(
-          process.execPath,
-          ["--import", "tsx", join(ROOT, "src", "training", "cli", script), ...args],
-          {
-            cwd: ROOT,
-            env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp" },
-          },
-        );
-        let stdout = "";
-        child.stdout.on("data", (d: Buffer) => {
-          stdout += d.toString();
-        });
-        child.on("close", (code) => resolve({ code: code ?? -1, stdout }));
-      });
+    const run = (script: string, args: string[]) => runTrainingCli(script, args);
     const exportRun = await run("export.ts", ["--out", out, "--database", dbUrl, "--tasks", "continue=1,open=1"]);
     expect(exportRun.code).toBe(0);
     expect(exportRun.stdout).toMatch(/\d+ train, \d+ validation, 1 preference example\(s\)/);
