@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { unzipSync } from "fflate";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { registerCommands } from "../../adapters/discord/register.ts";
@@ -10,6 +9,7 @@ import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { FakeDiscordServer, type FakeMessage } from "../fakes/fake-discord-server.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { expectExportsHoldPicture } from "../helpers/exports.ts";
 
 let model: FakeOpenAiServer;
 let discord: FakeDiscordServer;
@@ -687,20 +687,10 @@ describe("Discord, illustrations", { timeout: 60_000 }, () => {
     const [zip, epub] = files;
     expect(zip?.filename).toMatch(/\.zip$/);
     expect(epub?.filename).toMatch(/\.epub$/);
-    const posted = png(picture) ?? Buffer.alloc(0);
-
-    const markdown = unzipSync(new Uint8Array(zip?.bytes ?? []));
-    expect(new TextDecoder().decode(markdown["story.md"])).toContain("Chapter 1");
-    const zipped = Object.entries(markdown).filter(([name]) => name.startsWith("images/"));
-    expect(zipped.map(([, bytes]) => Buffer.compare(Buffer.from(bytes), posted))).toEqual([0]);
-
-    const bytes = new Uint8Array(epub?.bytes ?? []);
-    // The mimetype entry comes first, stored uncompressed, right after the 30-byte local header.
-    expect(Buffer.from(bytes.subarray(30, 38)).toString("latin1")).toBe("mimetype");
-    const book = unzipSync(bytes);
-    expect(Object.keys(book)[0]).toBe("mimetype");
-    expect(new TextDecoder().decode(book.mimetype)).toBe("application/epub+zip");
-    const inBook = Object.entries(book).filter(([name]) => name.endsWith(".png"));
-    expect(inBook.map(([, png]) => Buffer.compare(Buffer.from(png), posted))).toEqual([0]);
+    expectExportsHoldPicture(
+      new Uint8Array(zip?.bytes ?? []),
+      new Uint8Array(epub?.bytes ?? []),
+      png(picture) ?? Buffer.alloc(0),
+    );
   });
 });
