@@ -11,8 +11,9 @@
  * 2 on a usage error (bad option, missing or invalid file, no API key), 130 after Ctrl-C,
  * which stops following but leaves the job running.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { DEFAULTS } from "../../app/config.ts";
 import { TASKS, type Task } from "../../llm/types.ts";
 import { DatabaseOpenError, type Db, openDatabase } from "../../store/db.ts";
 import {
@@ -28,9 +29,9 @@ import {
 } from "../finetune.ts";
 import { validateJsonl } from "../jsonl-format.ts";
 import { isTask } from "../routes.ts";
+import { loadEnvFile } from "./common.ts";
 
 const DEFAULT_BASE_URL = "https://api.openai.com/v1";
-const DEFAULT_DATABASE_URL = "file:./data/inkloom.db";
 /** Problems shown for an invalid file (the rest: `npm run train:validate`). */
 const SHOWN_ERRORS = 5;
 
@@ -46,7 +47,7 @@ const USAGE = `usage: npm run train:finetune -- --train <file.jsonl> --model <ba
   --serve-base-url <url>  where the route calls the model (default the --base-url)
   --poll-ms <ms>          pause between polls (default 5000)
   --resume <ftjob-id>     follow an existing job instead of creating one
-  --database <url>        default DATABASE_URL or ${DEFAULT_DATABASE_URL}
+  --database <url>        default DATABASE_URL or ${DEFAULTS.DATABASE_URL}
 The API key is OPENAI_API_KEY (from the environment or .env).`;
 
 interface Io {
@@ -111,7 +112,7 @@ function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options 
   const baseUrl = url(values["base-url"] ?? nonBlank(env.OPENAI_BASE_URL) ?? DEFAULT_BASE_URL, "--base-url");
   const serveBaseUrl =
     values["serve-base-url"] === undefined ? undefined : url(values["serve-base-url"], "--serve-base-url");
-  const databaseUrl = values.database ?? nonBlank(env.DATABASE_URL) ?? DEFAULT_DATABASE_URL;
+  const databaseUrl = values.database ?? nonBlank(env.DATABASE_URL) ?? DEFAULTS.DATABASE_URL;
   return {
     train,
     validation: nonEmpty(values.validation, "--validation"),
@@ -385,7 +386,7 @@ async function run(argv: readonly string[], io: Io, env: NodeJS.ProcessEnv, sign
 }
 
 async function main(): Promise<number> {
-  if (existsSync(".env")) process.loadEnvFile(".env");
+  loadEnvFile();
   const controller = new AbortController();
   const interrupt = () => controller.abort(new DOMException("Interrupted.", "AbortError"));
   process.once("SIGINT", interrupt);
