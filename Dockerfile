@@ -1,5 +1,5 @@
 # Inkloom: multi-stage build. The runtime image runs `npm start` as a non-root
-# user, keeps the SQLite database and exports in the /app/data volume, and
+# user, keeps the SQLite database, exports and illustrations in the /app/data volume, and
 # applies committed migrations at start (src/store/migrate.ts).
 
 FROM node:20-bookworm-slim AS build
@@ -21,7 +21,8 @@ FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production \
     DATABASE_URL=file:/app/data/inkloom.db \
-    EXPORT_DIR=/app/data/exports
+    EXPORT_DIR=/app/data/exports \
+    IMAGE_DIR=/app/data/images
 COPY --from=build --chown=node:node /app /app
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
