@@ -8,7 +8,8 @@
  *   assistant turns that had to be repaired are kept as context with weight 0;
  * - personal data is removed: platform ids, mentions, handles and readers' names;
  * - duplicates are dropped, then examples are mixed by task and method with the given
- *   ratios (multi-task, multi-method), then split into train and validation by story;
+ *   ratios (multi-task, multi-method), then split into train and validation by story
+ *   (by example when there are too few stories to hit the share);
  * - rewrites give preference pairs: the rejected chapter vs the accepted rewrite.
  * Pure over the database: the CLI (./cli/export.ts) writes the files.
  */
@@ -49,6 +50,8 @@ export interface DatasetCard {
   minScore: number;
   seed: number;
   runsRead: number;
+  /** How train and validation were split: by story, or by example when stories were too few. */
+  split: "story" | "example";
   left: { failed: number; belowScore: number; heldout: number; duplicates: number; invalid: number; mixing: number };
   counts: { split: "train" | "validation"; task: string; method: string; examples: number }[];
   mix: { key: string; target: number; achieved: number }[];
@@ -293,19 +296,25 @@ export async function exportTrainingData(db: Db, options: ExportOptions = {}): P
       chosen.length === 0 ? 0 : chosen.filter((c) => `${c.task}.${c.method}` === m.key).length / chosen.length;
   }
 
-  // Split by story, so no story is on both sides.
-  const stories = shuffled([...new Set(chosen.map((c) => c.storyId))].sort(), random);
-  const validationStories = new Set<string>();
+  // Split by story, so no story is on both sides; a story that would take validation far past
+  // its share is skipped. With too few stories for that, split by example instead.
   const wanted = Math.round(chosen.length * validationShare);
-  let inValidation = 0;
-  for (const s of stories) {
-    if (inValidation >= wanted || validationStories.size >= stories.length - 1) break;
-    validationStories.add(s);
-    inValidation += chosen.filter((c) => c.storyId === s).length;
-  }
   const ordered = chosen.sort((a, b) => a.key.localeCompare(b.key));
-  const train = ordered.filter((c) => !validationStories.has(c.storyId));
-  const validation = ordered.filter((c) => validationStories.has(c.storyId));
+  const inValidation = new Set<Candidate>();
+  let byStory = 0;
+  for (const s of shuffled([...new Set(ordered.map((c) => c.storyId))].sort(), random)) {
+    const examples = ordered.filter((c) => c.storyId === s);
+    if (byStory >= wanted) break;
+    if (byStory + examples.length > Math.max(1, wanted * 1.5)) continue;
+    byStory += examples.length;
+    for (const c of examples) inValidation.add(c);
+  }
+  const split = wanted > 0 && inValidation.size === 0 ? "example" : "story";
+  if (split === "example") {
+    for (const c of shuffled(ordered, random).slice(0, wanted)) inValidation.add(c);
+  }
+  const train = ordered.filter((c) => !inValidation.has(c));
+  const validation = ordered.filter((c) => inValidation.has(c));
 
   const preferences = await preferencePairs(db, heldout, redact);
   const count = (split: "train" | "validation", list: Candidate[]) => {
@@ -327,6 +336,7 @@ export async function exportTrainingData(db: Db, options: ExportOptions = {}): P
       minScore,
       seed,
       runsRead,
+      split,
       left,
       counts: [...count("train", train), ...count("validation", validation)].sort((a, b) =>
         `${a.split}${a.task}${a.method}`.localeCompare(`${b.split}${b.task}${b.method}`),
@@ -419,6 +429,9 @@ export function renderCard(card: DatasetCard): string {
     "",
     `Exported ${card.createdAt.toISOString()} from ${card.runsRead} recorded agent runs; seed ${card.seed}.`,
     `Kept: runs with a success score of at least ${card.minScore} (see docs/training.md for the score).`,
+    card.split === "story"
+      ? "Split by story: no story has examples on both sides."
+      : "Split by example: too few stories to split by story without overshooting the validation share.",
     "",
     "## Examples per task and method",
     "",

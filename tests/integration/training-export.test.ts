@@ -198,6 +198,26 @@ describe("train:export", { timeout: 60_000 }, () => {
     for (const m of data.card.mix) expect(Math.abs(m.achieved - m.target)).toBeLessThan(0.1);
   });
 
+  it("splits by story when there are enough stories, by example when not", async () => {
+    expect((await exported()).card.split).toBe("story");
+    const one = `file:${join(dir, "one.db")}`;
+    const engine = await createEngine(
+      loadConfig({ OPENAI_BASE_URL: model.baseUrl, OPENAI_MODEL: "fake", OPENAI_MAX_RETRIES: "0", DATABASE_URL: one }),
+      () => {},
+    );
+    await play(engine, "A single story", ["1", "2", "1", "2"]);
+    await engine.close();
+    const db = await openDatabase(one);
+    try {
+      const data = await exportTrainingData(db, { validationShare: 0.2 });
+      expect(data.card.split).toBe("example");
+      const total = data.train.length + data.validation.length;
+      expect(data.validation.length).toBe(Math.round(total * 0.2));
+    } finally {
+      await db.$disconnect();
+    }
+  });
+
   it("gives a preference pair for a rewrite the readers went on with", async () => {
     const data = await exported();
     expect(data.preferences).toHaveLength(1);

@@ -27,7 +27,13 @@ async function main(): Promise<number> {
     if (!values.list) {
       const { added, total } = await freezeHeldout(db, { count, seed });
       process.stdout.write(`held out ${added} more story state(s); ${total} in all\n`);
-      if (added < count) process.stdout.write("(fewer than asked: every other story with finished chapters is used)\n");
+      if (added < count) {
+        process.stdout.write(
+          total === 0
+            ? "No story has a finished chapter yet: play some stories first.\n"
+            : "(fewer than asked: every story with finished chapters is held out already, one state each)\n",
+        );
+      }
     }
     if (values.list) {
       for (const c of await loadHeldout(db)) {
