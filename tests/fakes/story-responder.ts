@@ -19,6 +19,7 @@
  * The prose quotes the latest action or rewrite direction and names the chapter number,
  * so tests can assert the reader's input reached the chapter.
  */
+
 import { keywords } from "../../src/agent/memory.ts";
 import {
   CONTINUITY_REPORT_NAME,
@@ -30,6 +31,7 @@ import {
   TOOL_NAMES,
 } from "../../src/agent/schemas.ts";
 import { MODERATION_VERDICT } from "../../src/story/moderation.ts";
+import { PAIRWISE_VERDICT } from "../../src/training/eval.ts";
 import type { FakeReply, FakeRequest, Responder } from "./fake-openai-types.ts";
 
 interface Message {
@@ -134,9 +136,9 @@ function chapter(n: number, zh: boolean, action: string | undefined): SubmitChap
     new_characters: [],
     new_facts: [],
     illustration: zh
-      ? { scene: `第${n}章：林月在雨夜的街灯下停下脚步。`, characters: [] }
+      ? { scene: `林月在雨夜的街灯下停下脚步（第${n}章）。`, characters: [] }
       : {
-          scene: `Chapter ${n}: Mara in her grey coat watches the harbour lights while Elias waits under the stopped clock.`,
+          scene: `Mara in her grey coat watches the harbour lights while Elias waits under the stopped clock (chapter ${n}).`,
           characters: ["Mara", "Elias"],
         },
   };
@@ -193,6 +195,14 @@ export function storyResponder(options: { language?: "en" | "zh" } = {}): Respon
       // A moderation model that refuses anything mentioning "forbidden" (for tests).
       const refused = /forbidden/i.test(userText);
       return { kind: "json", value: { allowed: !refused, reason: refused ? "it breaks the server's rules" : "" } };
+    }
+    if (body.response_format?.json_schema?.name === PAIRWISE_VERDICT) {
+      // A judge that reads the texts, not their positions: the longer chapter wins.
+      const shown = text(messages[messages.length - 1]);
+      const [, one = "", two = ""] = shown.split(/^# Chapter [12]$/m);
+      const a = one.trim().length;
+      const b = two.trim().length;
+      return { kind: "json", value: { winner: a === b ? "tie" : a > b ? "1" : "2", reason: "the fuller chapter" } };
     }
     if (body.response_format?.json_schema?.name === CONTINUITY_REPORT_NAME) {
       return { kind: "json", value: continuityReportSchema.parse({ ok: true, issues: [] }) };
