@@ -1,4 +1,4 @@
-import { ChannelType, Client, GatewayIntentBits, type TextChannel, type ThreadChannel } from "discord.js";
+import type { Client, TextChannel, ThreadChannel } from "discord.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeCustomId, SUGGESTION_INPUT_ID } from "../../adapters/discord/custom-id.ts";
 import {
@@ -13,6 +13,7 @@ import type { ChoiceOffer } from "../../src/render/surface.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import { LIMITS } from "../../src/story/limits.ts";
 import { type FakeChannel, FakeDiscordServer, type FakeMessage } from "../fakes/fake-discord-server.ts";
+import { loggedInClient, storyThread, textChannelOf } from "../helpers/discord-client.ts";
 
 let server: FakeDiscordServer | undefined;
 let client: Client | undefined;
@@ -38,14 +39,10 @@ async function world(): Promise<World> {
   server = fake;
   const guild = fake.guild({ name: "Ink Club" });
   const channel = fake.textChannel(guild, { name: "stories" });
-  const bot = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: fake.apiRoot } });
+  const bot = await loggedInClient(fake);
   client = bot;
-  const ready = new Promise<void>((resolve) => bot.once("clientReady", () => resolve()));
-  await bot.login(fake.token);
-  await ready;
-  const text = bot.channels.cache.get(channel.id);
-  if (!text || text.type !== ChannelType.GuildText) throw new Error("no text channel");
-  const thread = await text.threads.create({ name: "The Lighthouse", type: ChannelType.PublicThread });
+  const text = textChannelOf(bot, channel);
+  const thread = await storyThread(bot, channel);
   return { fake, bot, channel, text, thread };
 }
 

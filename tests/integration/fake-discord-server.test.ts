@@ -4,18 +4,17 @@ import {
   ButtonBuilder,
   ButtonStyle,
   ChannelType,
-  Client,
+  type Client,
   DiscordAPIError,
-  GatewayIntentBits,
   type Interaction,
   MessageFlags,
   ModalBuilder,
-  type TextChannel,
   TextInputBuilder,
   TextInputStyle,
 } from "discord.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { type FakeChannel, FakeDiscordServer, type FakeGuild, type FakeUser } from "../fakes/fake-discord-server.ts";
+import { loggedInClient, textChannelOf } from "../helpers/discord-client.ts";
 
 let server: FakeDiscordServer | undefined;
 let client: Client | undefined;
@@ -43,19 +42,12 @@ async function world(options: Parameters<typeof FakeDiscordServer.start>[0] = {}
   const channel = fake.textChannel(guild, { name: "stories" });
   const reader = fake.user({ username: "reader" });
   fake.addMember(guild, reader);
-  const bot = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: fake.apiRoot } });
+  const bot = await loggedInClient(fake);
   client = bot;
-  const ready = new Promise<void>((resolve) => bot.once("clientReady", () => resolve()));
-  await bot.login(fake.token);
-  await ready;
   return { fake, bot, guild, channel, reader };
 }
 
-function textChannel(bot: Client, id: string): TextChannel {
-  const ch = bot.channels.cache.get(id);
-  if (!ch || ch.type !== ChannelType.GuildText) throw new Error(`no text channel ${id}`);
-  return ch;
-}
+const textChannel = textChannelOf;
 
 function nextInteraction(bot: Client): Promise<Interaction> {
   return new Promise((resolve) => bot.once("interactionCreate", resolve));

@@ -4,14 +4,7 @@
  * arrive, it follows the passage, and the platforms' refusals are handled.
  */
 import { crc32, deflateSync } from "node:zlib";
-import {
-  ChannelType,
-  Client,
-  DiscordAPIError,
-  GatewayIntentBits,
-  type TextChannel,
-  type ThreadChannel,
-} from "discord.js";
+import { type Client, DiscordAPIError, type TextChannel, type ThreadChannel } from "discord.js";
 import { Telegraf } from "telegraf";
 import { afterEach, describe, expect, it } from "vitest";
 import { DISCORD_LIMITS, DiscordSurface } from "../../adapters/discord/discord-surface.ts";
@@ -22,6 +15,7 @@ import type { OutgoingImage } from "../../src/render/surface.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import { type FakeChannel, FakeDiscordServer } from "../fakes/fake-discord-server.ts";
 import { type FakeChat, FakeTelegramServer } from "../fakes/fake-telegram-server.ts";
+import { loggedInClient, storyThread, textChannelOf } from "../helpers/discord-client.ts";
 
 /** A PNG chunk: length, type, data, CRC of type and data. */
 function chunk(type: string, data: Buffer): Buffer {
@@ -221,15 +215,9 @@ describe("DiscordSurface.postImage against the fake Discord with the real discor
     fake = dc;
     const guild = dc.guild({ name: "Ink Club" });
     const channel = dc.textChannel(guild, { name: "stories" });
-    const bot = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: dc.apiRoot } });
+    const bot = await loggedInClient(dc);
     client = bot;
-    const ready = new Promise<void>((resolve) => bot.once("clientReady", () => resolve()));
-    await bot.login(dc.token);
-    await ready;
-    const text = bot.channels.cache.get(channel.id);
-    if (!text || text.type !== ChannelType.GuildText) throw new Error("no text channel");
-    const thread = await text.threads.create({ name: "The Lighthouse", type: ChannelType.PublicThread });
-    return { dc, channel, text, thread };
+    return { dc, channel, text: textChannelOf(bot, channel), thread: await storyThread(bot, channel) };
   }
 
   it("attaches the picture with its bytes and caption as a reply that pings no one", async () => {
