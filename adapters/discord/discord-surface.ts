@@ -29,6 +29,7 @@ import {
 } from "discord.js";
 import type { Locale } from "../../src/app/config.ts";
 import { t } from "../../src/i18n/messages.ts";
+import { clamp } from "../../src/render/split.ts";
 import type {
   ChoiceOffer,
   ChoiceResult,
@@ -135,15 +136,6 @@ function isNetworkError(error: unknown, depth: number): boolean {
 
 function isThreadArchived(error: unknown): boolean {
   return error instanceof DiscordAPIError && error.code === DiscordErrorCode.ThreadArchived;
-}
-
-/** Cut `text` to `max` code units with an ellipsis, never inside a surrogate pair. */
-function clamp(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = max - 1;
-  const code = text.charCodeAt(end - 1);
-  if (code >= 0xd800 && code <= 0xdbff) end--;
-  return `${text.slice(0, end)}…`;
 }
 
 export class DiscordSurface implements Surface {

@@ -8,6 +8,7 @@ import { type Telegram, TelegramError } from "telegraf";
 import type { InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters } from "telegraf/types";
 import type { Locale } from "../../src/app/config.ts";
 import { t } from "../../src/i18n/messages.ts";
+import { clamp } from "../../src/render/split.ts";
 import type {
   ChoiceOffer,
   ChoiceResult,
@@ -41,15 +42,6 @@ const LABEL_MAX = 60;
 /** The rating buttons' labels: the same in every language. */
 const RATING_UP = "👍";
 const RATING_DOWN = "👎";
-
-/** Cut `text` to `max` code units with an ellipsis, never inside a surrogate pair. */
-function clamp(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = max - 1;
-  const code = text.charCodeAt(end - 1);
-  if (code >= 0xd800 && code <= 0xdbff) end--;
-  return `${text.slice(0, end)}…`;
-}
 
 /**
  * Whether Telegram refused to take an upload as a photo (a 400: PHOTO_INVALID_DIMENSIONS,

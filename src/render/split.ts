@@ -129,3 +129,12 @@ function skipWhitespace(text: string, start: number): number {
   while (i < text.length && WHITESPACE.test(text.charAt(i))) i++;
   return i;
 }
+
+/** Cut `text` to `max` code units with an ellipsis, never inside a surrogate pair (captions, labels). */
+export function clamp(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return `${text.slice(0, end)}…`;
+}
