@@ -10,6 +10,8 @@ export const quit = defineCommand(
     platforms: ["console"],
   } as const,
   async (ctx) => {
+    // Pictures still being drawn show up before the goodbye, not after it.
+    await ctx.illustrations.settled();
     await ctx.surface.notice(t(ctx.locale, "quit.bye"));
     return { kind: "quit" };
   },

@@ -283,6 +283,11 @@ export class IllustrationService {
     await this.post(row.id);
   }
 
+  /** Resolves once no picture is being drawn or posted (the terminal waits before it says goodbye). */
+  async settled(): Promise<void> {
+    await this.queue.onIdle();
+  }
+
   /** Rows a crash left pending or drawing are drawn again; drawn but unposted ones are posted. */
   async recover(): Promise<number> {
     await this.db.illustration.updateMany({ where: { status: "drawing" }, data: { status: "pending" } });

@@ -22,6 +22,7 @@ afterAll(async () => {
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-e2e-"));
   server.setResponder(storyResponder({ language: "zh" }));
+  server.setImageResponder(() => ({ kind: "image" }));
 });
 afterEach(() => {
   for (const p of running.splice(0)) p.kill();
@@ -94,7 +95,13 @@ describe("terminal play, end to end", () => {
     const pictures = Object.entries(book).filter(([name]) => name.endsWith(".png"));
     expect(pictures.map(([, bytes]) => Buffer.compare(Buffer.from(bytes), png))).toEqual([0]);
     expect(Object.keys(unzipSync(readFileSync(zip ?? "")))).toContain("story.md");
+    // A picture still being drawn at /quit is shown before the goodbye.
+    server.setImageResponder(() => ({ kind: "image", delayMs: 1500 }));
+    await p.say("1");
     expect(await p.quit()).toBe(0);
+    const tail = p.stdout.slice(p.stdout.lastIndexOf("Chapter 2"));
+    expect(tail.indexOf("Illustration saved to")).toBeGreaterThan(-1);
+    expect(tail.indexOf("Illustration saved to")).toBeLessThan(tail.indexOf("Your story is saved"));
   });
 
   it("plays a story: start, choose, own action, undo, rewrite, branch, recap, export, quit and resume", async () => {
