@@ -32,7 +32,12 @@ export const settings = defineCommand(
       await ctx.surface.notice(
         t(ctx.locale, "settings.show", {
           locale: s.locale,
-          illustrations: s.illustrations ? "on" : "off",
+          // On in the settings means nothing without an image model: say so.
+          illustrations: !s.illustrations
+            ? "off"
+            : ctx.illustrations.available
+              ? "on"
+              : "on, but no IMAGE_MODEL is set",
           imagesPerChapter: s.imagesPerChapter,
           imagesPerDay: s.imagesPerDay,
           voteSeconds: s.voteSeconds,

@@ -261,6 +261,10 @@ describe("Telegram, chat state", { timeout: 120_000 }, () => {
     await tg.waitFor(() => texts(group.id).includes("Saved."));
     tg.sendText(group, member, "/settings");
     await tg.waitFor(() => texts(group.id).some((t) => t.includes("vote window: 30 s")));
+    // No IMAGE_MODEL in this launch: the switch is on, but the settings say nothing will be drawn.
+    expect(texts(group.id).some((t) => t.includes("illustrations: on, but no IMAGE_MODEL is set (1 per chapter"))).toBe(
+      true,
+    );
     tg.sendText(group, admin, "/settings language zh");
     await tg.waitFor(() => texts(group.id).filter((t) => t === "Saved.").length === 2);
     tg.sendText(group, member, "/frobnicate@some_other_bot");
