@@ -58,6 +58,8 @@ export interface DatasetCard {
   preferences: number;
   tokens: { train: TokenStats; validation: TokenStats; histogram: { upTo: number; examples: number }[] };
   redactions: number;
+  /** Runs (held-out ones aside) by success score: what the threshold keeps and drops. */
+  scores: { from: number; to: number; runs: number }[];
 }
 
 export interface TrainingExport {
@@ -226,6 +228,7 @@ export async function exportTrainingData(db: Db, options: ExportOptions = {}): P
   const candidates: Candidate[] = [];
   const seen = new Set<string>();
   const outcomes = new Map<string, ChapterOutcome>();
+  const scores = [0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9].map((from, i, all) => ({ from, to: all[i + 1] ?? 1, runs: 0 }));
   let runsRead = 0;
 
   for (let cursor: string | undefined; ; ) {
@@ -247,6 +250,8 @@ export async function exportTrainingData(db: Db, options: ExportOptions = {}): P
         { status: run.status, checks: (run.checks ?? {}) as { finishedInFormat?: boolean; continuityOk?: boolean } },
         run.chapterId === null ? undefined : outcomes.get(run.chapterId),
       );
+      const bucket = scores.find((b) => score.value >= b.from && (score.value < b.to || b.to === 1));
+      if (bucket !== undefined) bucket.runs++;
       if (score.value === 0) {
         left.failed++;
         continue;
@@ -349,6 +354,7 @@ export async function exportTrainingData(db: Db, options: ExportOptions = {}): P
         histogram: histogram(lengths(ordered)),
       },
       redactions: redactor.count,
+      scores,
     },
   };
 }
@@ -444,6 +450,14 @@ export function renderCard(card: DatasetCard): string {
     "| task.method | target | achieved |",
     "|---|---|---|",
     ...card.mix.map((m) => `| ${m.key} | ${pct(m.target)} | ${pct(m.achieved)} |`),
+    "",
+    "## Success scores of the runs read (held-out stories aside)",
+    "",
+    "| score | runs |",
+    "|---|---|",
+    ...card.scores.map(
+      (b) => `| ${b.from.toFixed(1)}–${b.to.toFixed(1)}${b.from >= card.minScore ? " (kept)" : ""} | ${b.runs} |`,
+    ),
     "",
     "## Left out",
     "",

@@ -168,6 +168,8 @@ describe("train:export", { timeout: 60_000 }, () => {
     expect(text).not.toContain(marks.heldout);
     expect(data.card.left.heldout).toBeGreaterThan(0);
     expect(data.card.left.belowScore).toBeGreaterThan(0);
+    // Every run read (held-out aside) is in one score bucket.
+    expect(data.card.scores.reduce((a, b) => a + b.runs, 0)).toBe(data.card.runsRead - data.card.left.heldout);
     const keys = [...data.train, ...data.validation].map((e) => JSON.stringify(e.messages));
     expect(new Set(keys).size).toBe(keys.length);
     // Lowering the bar lets the undone chapter's runs in: the filter is what kept them out.
@@ -276,6 +278,8 @@ describe("train:export", { timeout: 60_000 }, () => {
     const card = readFileSync(join(out, "dataset-card.md"), "utf8");
     expect(card).toContain("| train | continue |");
     expect(card).toContain("Token lengths");
+    expect(card).toMatch(/\| 0\.9–1\.0 \(kept\) \| [1-9]\d* \|/);
+    expect(card).toMatch(/\| 0\.6–0\.7 \| [1-9]\d* \|/);
     const validated = await run("validate.ts", [join(out, "train.jsonl"), join(out, "preferences.jsonl")]);
     expect(validated.code).toBe(0);
     expect((await run("export.ts", ["--min-score", "2"])).code).toBe(2);
