@@ -11,7 +11,7 @@ import OpenAI, {
   APIUserAbortError,
   type ClientOptions,
 } from "openai";
-import { isRetryableStatus, parseRetryAfter, RETRY_DEFAULTS, retryDelayMs } from "./retry.ts";
+import { isRetryableStatus, kindForStatus, parseRetryAfter, RETRY_DEFAULTS, retryDelayMs } from "./retry.ts";
 import {
   type AssistantMessage,
   type ChatRequest,
@@ -19,7 +19,6 @@ import {
   type ChatStreamEvent,
   type ModelClient,
   ModelError,
-  type ModelErrorKind,
   type ModelRoute,
   type Task,
   type ToolCall,
@@ -355,14 +354,6 @@ export function classify(err: unknown, timedOut: boolean, timeoutMs: number): Fa
   }
   // Anything else was thrown while reading the body: the connection broke mid-answer.
   return { error: new ModelError("cut", `the connection broke mid-answer: ${describe(err)}`), retryable: true };
-}
-
-function kindForStatus(status: number): ModelErrorKind {
-  if (status === 401 || status === 403) return "auth";
-  if (status === 408) return "timeout";
-  if (status === 429) return "rate_limited";
-  if (status >= 500) return "server";
-  return "bad_request";
 }
 
 /** Error text with its cause (ECONNREFUSED, "other side closed"), which is where the useful part is. */

@@ -62,3 +62,12 @@ export function parseRetryAfter(
   const date = Date.parse(after);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
+
+/** The neutral failure kind of an HTTP error status (retried or not, see `isRetryableStatus`). */
+export function kindForStatus(status: number): "auth" | "timeout" | "rate_limited" | "server" | "bad_request" {
+  if (status === 401 || status === 403) return "auth";
+  if (status === 408) return "timeout";
+  if (status === 429) return "rate_limited";
+  if (status >= 500) return "server";
+  return "bad_request";
+}

@@ -16,7 +16,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError, toFile } from "openai";
 import type { FileObject, FilePurpose } from "openai/resources/files";
 import type { FineTuningJob, FineTuningJobEvent, JobCreateParams } from "openai/resources/fine-tuning/jobs/jobs";
-import { isRetryableStatus, parseRetryAfter, RETRY_DEFAULTS, retryDelayMs } from "../llm/retry.ts";
+import { describe } from "../llm/openai-client.ts";
+import { isRetryableStatus, kindForStatus, parseRetryAfter, RETRY_DEFAULTS, retryDelayMs } from "../llm/retry.ts";
 import type { ModelRoute, Task } from "../llm/types.ts";
 import type { Db } from "../store/db.ts";
 import { RouteStore } from "./routes.ts";
@@ -293,22 +294,6 @@ function classify(err: unknown, what: string, timeoutMs: number): Failure {
     retryable: true,
     unsent: false,
   };
-}
-
-function kindForStatus(status: number): FineTuneErrorKind {
-  if (status === 401 || status === 403) return "auth";
-  if (status === 408) return "timeout";
-  if (status === 429) return "rate_limited";
-  if (status >= 500) return "server";
-  return "bad_request";
-}
-
-/** Error text with its causes (ECONNREFUSED, "other side closed"), where the useful part is. */
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? `: ${describe(err.cause)}` : "";
-  const code = (err as { code?: unknown }).code;
-  return `${err.message}${typeof code === "string" ? ` (${code})` : ""}${cause}`;
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

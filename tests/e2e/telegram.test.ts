@@ -288,17 +288,23 @@ describe("Telegram, chat state", { timeout: 120_000 }, () => {
   });
 });
 
+/** A group of three readers whose story is at its first ballot. */
+async function bookClub() {
+  const [ann, bea, cal] = [
+    tg.user({ first_name: "Ann" }),
+    tg.user({ first_name: "Bea" }),
+    tg.user({ first_name: "Cal" }),
+  ];
+  const group = tg.chat("group", { title: "Book club" });
+  tg.sendText(group, ann, "/start a heist on a night train");
+  const ballot = await tg.waitFor(() => offer(group.id, "v"));
+  return { ann, bea, cal, group, ballot };
+}
+
 describe("Telegram, group vote", { timeout: 120_000 }, () => {
   it("three members vote, the starter closes early, the winner's chapter follows", async () => {
     await launch();
-    const [ann, bea, cal] = [
-      tg.user({ first_name: "Ann" }),
-      tg.user({ first_name: "Bea" }),
-      tg.user({ first_name: "Cal" }),
-    ];
-    const group = tg.chat("group", { title: "Book club" });
-    tg.sendText(group, ann, "/start a heist on a night train");
-    const ballot = await tg.waitFor(() => offer(group.id, "v"));
+    const { ann, bea, cal, group, ballot } = await bookClub();
     // Groups have no drafts: the chapter streamed by editing a message.
     expect(tg.calls.some((c) => c.chatId === group.id && c.method === "editMessageText")).toBe(true);
     const votes = buttons(ballot).filter((b) => b.callback_data?.startsWith("v|"));
@@ -385,14 +391,7 @@ describe("Telegram, chapter ratings", { timeout: 120_000 }, () => {
 
   it("members rate chapter 1 under its ballot; a reader's latest rating counts; other chats are refused", async () => {
     const { engine } = await launch();
-    const [ann, bea, cal] = [
-      tg.user({ first_name: "Ann" }),
-      tg.user({ first_name: "Bea" }),
-      tg.user({ first_name: "Cal" }),
-    ];
-    const group = tg.chat("group", { title: "Book club" });
-    tg.sendText(group, ann, "/start a heist on a night train");
-    const ballot = await tg.waitFor(() => offer(group.id, "v"));
+    const { ann, bea, cal, group, ballot } = await bookClub();
     const chapter = await engine.db.chapter.findFirstOrThrow({ where: { number: 1 } });
     const row = ratingRow(ballot);
     expect(row?.map((b) => [b.text, b.callback_data])).toEqual([

@@ -156,5 +156,7 @@ describe("held-out states", { timeout: 60_000 }, () => {
     const listed = await cli("heldout.ts", ["--list", "--database", dbUrl]);
     expect(listed.stdout).toMatch(/(open|continue) chapter \d of story \S+/);
     expect((await cli("heldout.ts", ["--count", "x"])).code).toBe(2);
+    const empty = await cli("heldout.ts", ["--database", `file:${join(dir, "empty.db")}`]);
+    expect(empty.stdout).toContain("No story has a finished chapter yet: play some stories first.");
   });
 });

@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { showState } from "../../commands/show-state.ts";
+import type { CommandContext } from "../../commands/types.ts";
 import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
 import { bookToMarkdown } from "../../src/story/book.ts";
@@ -72,6 +74,14 @@ describe("StoryService with real SQLite", () => {
     expect(runs.find((r) => r.task === "open")?.method).toBe("cot");
     expect(surface.visibleText()).toContain("Chapter 1 text about");
     expect(surface.callsOf("offerChoices")).toHaveLength(1);
+  });
+
+  it("choices shown again without a presenter still name their chapter (the rating row rates it)", async () => {
+    const storyId = await startStory();
+    const head = (await stories.state(storyId)).head;
+    const ctx = { stories, surface, locale: "en" } as unknown as CommandContext;
+    await showState(ctx, storyId, { text: false });
+    expect(surface.callsOf("offerChoices").at(-1)?.offer.chapterId).toBe(head?.id);
   });
 
   it("a choice continues the story with that choice as the action and records it as the outcome", async () => {

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { isRetryableStatus, parseRetryAfter, RETRY_DEFAULTS, retryDelayMs } from "../../src/llm/retry.ts";
+import {
+  isRetryableStatus,
+  kindForStatus,
+  parseRetryAfter,
+  RETRY_DEFAULTS,
+  retryDelayMs,
+} from "../../src/llm/retry.ts";
 
 const noJitter = () => 0.999_999;
 const fullJitterFloor = () => 0;
@@ -73,5 +79,21 @@ describe("parseRetryAfter", () => {
     expect(parseRetryAfter(undefined)).toBeUndefined();
     expect(parseRetryAfter(new Headers())).toBeUndefined();
     expect(parseRetryAfter({ "retry-after": "soon" })).toBeUndefined();
+  });
+});
+
+describe("kindForStatus", () => {
+  it("names the failure of every status family the same way for chat, images and fine-tuning", () => {
+    expect([401, 403, 408, 429, 500, 503, 400, 404, 422].map(kindForStatus)).toEqual([
+      "auth",
+      "auth",
+      "timeout",
+      "rate_limited",
+      "server",
+      "server",
+      "bad_request",
+      "bad_request",
+      "bad_request",
+    ]);
   });
 });
