@@ -211,6 +211,33 @@ export function repairMessage(what: string, error: string): string {
   return `Your ${what} was invalid:\n${error}\nCall it again with corrected arguments.`;
 }
 
+/**
+ * Start of the user turn that asks for JSON in plain text (the `json_text` structured
+ * output strategy, for endpoints that honour neither a forced tool call nor a
+ * `json_schema` response format). Followed by the name, e.g. `... for submit_chapter`.
+ */
+export const JSON_TEXT_MARKER = "Answer format: one JSON object for ";
+
+/** The json_text strategy's request: the name, the schema, and nothing but JSON back. */
+export function jsonTextRequest(name: string, schema: Record<string, unknown>): string {
+  return `${JSON_TEXT_MARKER}${name}\nReply with only that JSON object (no prose, no code fence), matching this JSON schema:\n${JSON.stringify(schema)}`;
+}
+
+/** Repair turn for the json_text and json_schema strategies. */
+export function jsonRepairMessage(name: string, error: string): string {
+  return `Your ${name} JSON was invalid:\n${error}\nReply again with only the corrected JSON object.`;
+}
+
+/**
+ * First line of the user turn that resumes prose cut off mid-stream (a dropped
+ * connection, a restart): the partial prose is the assistant turn before it.
+ */
+export const CONTINUE_MARKER = "Step: continue";
+
+export function continueMessage(chapterNumber: number): string {
+  return `${CONTINUE_MARKER}\nChapter number: ${chapterNumber}\nYour text above was cut off. Continue chapter ${chapterNumber} exactly where it stops, mid-sentence if need be: do not repeat anything already written, no preamble.`;
+}
+
 // ----- choices -----
 
 export function choicesPrompt(fineTuned: boolean): { content: string; version: string } {

@@ -4,6 +4,7 @@
  * never drift). Prose is never parsed for structure.
  */
 import { z } from "zod";
+import { dropNulls, strictJsonSchema } from "../llm/strict-schema.ts";
 import type { ToolSpec } from "../llm/types.ts";
 
 const characterSchema = z.object({
@@ -70,6 +71,10 @@ export const submitChapterSchema = z
   });
 export type SubmitChapter = z.infer<typeof submitChapterSchema>;
 
+/** The fallback when the chapter's structured parts failed: only its choices (a short call). */
+export const offerChoicesSchema = z.object({ choices: submitChapterSchema.shape.choices });
+export type OfferChoices = z.infer<typeof offerChoicesSchema>;
+
 export const continuityReportSchema = z.object({
   ok: z.boolean(),
   issues: z.array(z.string().max(500)).max(12),
@@ -81,10 +86,12 @@ export const lookupArgsSchema = z.object({ name: z.string().trim().min(1).max(12
 export const checkContinuityArgsSchema = z.object({ draft: z.string().trim().min(1).max(20_000) });
 export const beginWritingArgsSchema = z.object({ plan: z.string().trim().min(1).max(4000) });
 
-/** JSON schema for a tool's `parameters` or a `response_format`, from its zod schema. */
+/**
+ * JSON schema for a tool's `parameters` or a `response_format`, from its zod schema, in
+ * the strict form OpenAI accepts with `strict: true` (see src/llm/strict-schema.ts).
+ */
 export function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: "input" }) as Record<string, unknown>;
-  return rest;
+  return strictJsonSchema(z.toJSONSchema(schema, { io: "input" }) as Record<string, unknown>);
 }
 
 function tool(name: string, description: string, schema: z.ZodType): ToolSpec {
@@ -99,6 +106,7 @@ export const TOOL_NAMES = {
   checkContinuity: "check_continuity",
   beginWriting: "begin_writing",
   illustrate: "illustrate",
+  offerChoices: "offer_choices",
 } as const;
 
 export const CONTINUITY_REPORT_NAME = "continuity_report";
@@ -140,6 +148,12 @@ export const illustrateTool = tool(
   illustrateArgsSchema,
 );
 
+export const offerChoicesTool = tool(
+  TOOL_NAMES.offerChoices,
+  "Offer the reader 2-4 choices for what happens after the chapter just written; each leads somewhere different.",
+  offerChoicesSchema,
+);
+
 /** Tools offered in the ReAct loop, in the order they are described. */
 export const REACT_TOOLS: ToolSpec[] = [recallTool, lookupTool, checkContinuityTool, illustrateTool, beginWritingTool];
 
@@ -155,7 +169,8 @@ export function parseJsonWith<T>(schema: z.ZodType<T>, raw: string | null | unde
   if (raw === null || raw === undefined || raw.trim() === "") return { ok: false, error: "empty arguments" };
   let data: unknown;
   try {
-    data = JSON.parse(raw);
+    // Strict schemas make optional fields nullable: null means absent.
+    data = dropNulls(JSON.parse(raw));
   } catch (err) {
     return { ok: false, error: `arguments are not valid JSON: ${(err as Error).message}` };
   }

@@ -3,8 +3,30 @@
  * streams the prose, then checks continuity and asks for the chapter's structured parts
  * (title, summary, choices, bible updates) in parallel. Every model task is recorded as a
  * `RunRecord` (a trajectory). `write` never throws: failures end the stream with `failed`.
+ *
+ * In the field:
+ * - Structured output goes through the route's strategy (src/llm/structured-strategy.ts):
+ *   a forced tool call, a json_schema response format or JSON in text, learned once per
+ *   route. Whatever carried it, the trajectory records it the same way (a tool call for
+ *   tools, JSON content for reports), so training data does not depend on the endpoint.
+ * - A stream cut after text has arrived is continued from that text (`continueMessage`),
+ *   a bounded number of times with backoff; the reader sees one continuous chapter.
+ * - Once the prose is written, nothing after it can discard the chapter: when the parts
+ *   fail on every strategy, the chapter is kept with what can be had (`needsRepair`).
+ * - The pre-prose steps can run ahead of the reader's choice (`plan`), so that `write`
+ *   with the plan starts with the streamed prose: one model round trip after a choice.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ZodType } from "zod";
+import { retryDelayMs } from "../llm/retry.ts";
+import { extractJson } from "../llm/strict-schema.ts";
+import {
+  nextStrategy,
+  rejectsStructuredParameters,
+  type StrategyBook,
+  StrategyMemory,
+  type StructuredStrategy,
+} from "../llm/structured-strategy.ts";
 import {
   type AssistantMessage,
   type ChatMessage,
@@ -24,9 +46,12 @@ import {
   checkUserMessage,
   choicesPrompt,
   choicesUserMessage,
+  continueMessage,
   firstUserMessage,
   illustratePrompt,
   illustrateUserMessage,
+  jsonRepairMessage,
+  jsonTextRequest,
   PLAN_ACCEPTED,
   repairMessage,
   SCENE_DESCRIPTION_MAX_CHARS,
@@ -40,9 +65,12 @@ import {
   writingSystemPrompt,
 } from "./prompts.ts";
 import {
+  CONTINUITY_REPORT_NAME,
   type ContinuityReport,
   continuityReportSchema,
   continuityResponseFormat,
+  offerChoicesSchema,
+  offerChoicesTool,
   type PlanStory,
   parseJsonWith,
   planStorySchema,
@@ -57,14 +85,19 @@ import type {
   AgentInput,
   Arc,
   Bible,
+  ChapterParts,
+  ChapterPlan,
   ChapterResult,
   IllustrationProposal,
   Method,
+  PlannedStory,
+  PlanOutcome,
   RunRecord,
   StoryAgent,
   StoryEvent,
   StorySnapshot,
   SummarizeInput,
+  WriteOptions,
 } from "./types.ts";
 
 export interface StoryAgentOptions {
@@ -74,9 +107,30 @@ export interface StoryAgentOptions {
   recentChapters?: number;
   /** Evaluation only: search tools return nothing or a random result this often (FireAct). */
   toolNoise?: ToolNoise;
+  /** How each route is asked for structured output (default: endpoint defaults, in memory). */
+  strategies?: StrategyBook;
+  /** Continuations of a cut stream in a row without new text before the chapter fails. Default 3. */
+  maxResumes?: number;
+  /** First backoff step before a continuation (default 250 ms; tests make it tiny). */
+  resumeBaseMs?: number;
 }
 
-const MAX_TOKENS = { prose: 3000, thought: 500, structured: 1500, check: 800, summarize: 900, describe: 250 } as const;
+const MAX_TOKENS = {
+  prose: 3000,
+  thought: 500,
+  structured: 1500,
+  check: 800,
+  summarize: 900,
+  describe: 250,
+  choices: 600,
+} as const;
+
+/** Model calls one structured answer may take: strategy changes plus one repair. */
+const MAX_STRUCTURED_CALLS = 5;
+/** Continuations of one chapter in all, even when each brings new text. */
+const MAX_TOTAL_RESUMES = 12;
+/** A chapter title taken from the prose's first line is at most this long. */
+const FIRST_LINE_TITLE_MAX = 80;
 
 /** One run being recorded: its conversation is the trajectory. */
 class Run {
@@ -131,6 +185,51 @@ class Run {
   }
 }
 
+/** Signal and wait hook of one write or plan, passed to every model call. */
+interface CallOptions {
+  signal?: AbortSignal | undefined;
+  onWait?: ((delayMs: number, error: ModelError) => void) | undefined;
+}
+
+/** A structured answer: its validation, and how the trajectory records it. */
+interface StructuredSpec<T> {
+  name: string;
+  schema: ZodType<T>;
+  /** Strict JSON schema (tool parameters or response format). */
+  jsonSchema: Record<string, unknown>;
+  /** Recorded as a call of this tool; without one, as JSON content (reports). */
+  tool?: ToolSpec;
+  maxTokens: number;
+}
+
+const PLAN_STORY: StructuredSpec<PlanStory> = {
+  name: planStoryTool.function.name,
+  schema: planStorySchema,
+  jsonSchema: planStoryTool.function.parameters,
+  tool: planStoryTool,
+  maxTokens: MAX_TOKENS.structured,
+};
+const SUBMIT_CHAPTER: StructuredSpec<SubmitChapter> = {
+  name: submitChapterTool.function.name,
+  schema: submitChapterSchema,
+  jsonSchema: submitChapterTool.function.parameters,
+  tool: submitChapterTool,
+  maxTokens: MAX_TOKENS.structured,
+};
+const OFFER_CHOICES: StructuredSpec<{ choices: { label: string; direction: string }[] }> = {
+  name: offerChoicesTool.function.name,
+  schema: offerChoicesSchema,
+  jsonSchema: offerChoicesTool.function.parameters,
+  tool: offerChoicesTool,
+  maxTokens: MAX_TOKENS.choices,
+};
+const CONTINUITY: StructuredSpec<ContinuityReport> = {
+  name: CONTINUITY_REPORT_NAME,
+  schema: continuityReportSchema,
+  jsonSchema: continuityResponseFormat.schema,
+  maxTokens: MAX_TOKENS.check,
+};
+
 function toModelError(err: unknown, signal?: AbortSignal): ModelError {
   if (err instanceof ModelError) return err;
   if (signal?.aborted) return new ModelError("cut", "aborted");
@@ -142,13 +241,17 @@ function toArc(arc: { beats: string[]; open_threads: string[] }): Arc {
   return { beats: arc.beats, openThreads: arc.open_threads };
 }
 
-function planToStory(story: StorySnapshot, plan: PlanStory): StorySnapshot {
+function planToStory(plan: PlanStory): PlannedStory {
   const bible: Bible = {
     characters: plan.characters.map((c) => ({ name: c.name, role: c.role, appearance: c.appearance })),
     places: plan.places,
     facts: plan.facts,
   };
-  return { ...story, title: plan.title, language: plan.language, bible, arc: toArc(plan.arc) };
+  return { title: plan.title, language: plan.language, bible, arc: toArc(plan.arc) };
+}
+
+function withPlannedStory(story: StorySnapshot, planned: PlannedStory): StorySnapshot {
+  return { ...story, title: planned.title, language: planned.language, bible: planned.bible, arc: planned.arc };
 }
 
 /** Split text into small pieces, as if it were streamed. */
@@ -173,19 +276,75 @@ function boundSummary(text: string): string {
   return end > SUMMARY_MAX_CHARS / 2 ? cut.slice(0, end + 1) : `${cut.trimEnd()}…`;
 }
 
+/**
+ * A title for a chapter kept without its structured parts: the prose's first line when
+ * it is short enough to be one, else the story's title ("" when there is none yet).
+ */
+export function fallbackTitle(prose: string, storyTitle: string): string {
+  const first = prose.trim().split("\n")[0]?.trim() ?? "";
+  if (first !== "" && first.length <= FIRST_LINE_TITLE_MAX) return first.replace(/^#+\s*/, "");
+  return storyTitle;
+}
+
+function partsOf(parts: SubmitChapter): ChapterParts {
+  const out: ChapterParts = {
+    chapterTitle: parts.chapter_title,
+    summary: parts.summary,
+    choices: parts.choices.map((c) => ({ label: c.label, direction: c.direction })),
+    bibleUpdates: {
+      characters: parts.new_characters.map((c) => ({ name: c.name, role: c.role, appearance: c.appearance })),
+      facts: parts.new_facts,
+    },
+  };
+  if (parts.arc) out.arc = toArc(parts.arc);
+  return out;
+}
+
+/** The state of a chapter's writing run once its pre-prose steps are done. */
+interface Prepared {
+  input: AgentInput;
+  run: Run;
+  runs: Run[];
+  story: StorySnapshot;
+  ctx: WritingContext;
+  /** Whether the next user message is the first (it carries the context). */
+  first: boolean;
+  planned: boolean;
+  planStory?: PlannedStory;
+  illustrations: IllustrationProposal[];
+  /** Events of the pre-prose steps, replayed when a plan made ahead of time is used. */
+  events: StoryEvent[];
+  /** Marks plans so `write` takes only ours, and only once. */
+  used: boolean;
+}
+
+class PreparedPlan implements ChapterPlan {
+  constructor(readonly prepared: Prepared) {}
+  get runs(): RunRecord[] {
+    return this.prepared.runs.map((r) => r.record);
+  }
+  get promptTokens(): number {
+    return this.prepared.runs.reduce((sum, r) => sum + r.record.promptTokens, 0);
+  }
+}
+
 export function createStoryAgent(model: ModelClient, options: StoryAgentOptions = {}): StoryAgent {
   const maxSteps = Math.max(1, options.maxSteps ?? 6);
   const recentChapters = Math.max(0, options.recentChapters ?? 3);
+  const strategies = options.strategies ?? new StrategyMemory();
+  const maxResumes = Math.max(0, options.maxResumes ?? 3);
+  const resumeBaseMs = options.resumeBaseMs ?? 250;
 
   function request(
-    run: Run,
+    messages: ChatMessage[],
     task: Task,
-    extra: Omit<ChatRequest, "task" | "messages" | "signal">,
-    signal?: AbortSignal,
-  ) {
+    extra: Omit<ChatRequest, "task" | "messages" | "signal" | "onRetry">,
+    call: CallOptions,
+  ): ChatRequest {
     // A copy: later turns must not change what an earlier request recorded.
-    const req: ChatRequest = { task, messages: [...run.messages], ...extra };
-    if (signal) req.signal = signal;
+    const req: ChatRequest = { task, messages: [...messages], ...extra };
+    if (call.signal) req.signal = call.signal;
+    if (call.onWait) req.onRetry = call.onWait;
     return req;
   }
 
@@ -197,59 +356,111 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
   }
 
   /**
-   * A forced tool call validated with zod; one repair turn (the validation error as the
-   * tool result, or a user message when no call came back), then `bad_output`.
+   * One structured answer through the route's strategy. A strategy the endpoint does not
+   * honour is replaced by the next one (and remembered); an answer that fails validation
+   * gets one repair turn; then `bad_output`. Transport and repair turns are not recorded:
+   * the trajectory gets the validated answer, as a tool call (with `ack` as its result)
+   * or as JSON content.
    */
-  async function structuredCall<T>(
+  async function structured<T>(
     run: Run,
     task: Task,
-    tool: ToolSpec,
-    schema: ZodType<T>,
+    spec: StructuredSpec<T>,
     ack: string | undefined,
-    signal?: AbortSignal,
-  ): Promise<T> {
-    const name = tool.function.name;
+    call: CallOptions,
+  ) {
+    const route = model.route(task);
+    let strategy: StructuredStrategy = strategies.get(route);
+    if (spec.tool === undefined && strategy === "tool") strategy = "json_schema";
+    let extra: ChatMessage[] = strategy === "json_text" ? [jsonTextTurn(spec)] : [];
+    let repaired = false;
     let lastError = "";
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const result = await complete(
-        run,
-        request(run, task, { tools: [tool], toolChoice: { name }, maxTokens: MAX_TOKENS.structured }, signal),
-      );
+    const fallBack = (reason: string): boolean => {
+      const next = nextStrategy(strategy);
+      if (next === undefined) return false;
+      strategies.learn(route, next, `${spec.name}: ${reason}`);
+      strategy = next;
+      extra = strategy === "json_text" ? [jsonTextTurn(spec)] : [];
+      return true;
+    };
+    for (let calls = 0; calls < MAX_STRUCTURED_CALLS; calls++) {
+      const params: Omit<ChatRequest, "task" | "messages"> =
+        strategy === "tool" && spec.tool !== undefined
+          ? { tools: [spec.tool], toolChoice: { name: spec.name }, maxTokens: spec.maxTokens }
+          : strategy === "json_schema"
+            ? { responseFormat: { name: spec.name, schema: spec.jsonSchema }, maxTokens: spec.maxTokens }
+            : { maxTokens: spec.maxTokens };
+      let result: ChatResult;
+      try {
+        result = await complete(run, request([...run.messages, ...extra], task, params, call));
+      } catch (err) {
+        const error = toModelError(err, call.signal);
+        if (error.kind === "bad_request" && rejectsStructuredParameters(error.message) && fallBack(error.message)) {
+          continue;
+        }
+        throw error;
+      }
       const message: AssistantMessage = result.message;
-      run.push(message);
-      const calls = message.tool_calls ?? [];
-      const call = calls.find((c) => c.function.name === name);
-      const parsed = call ? parseJsonWith(schema, call.function.arguments) : undefined;
+      let raw: string | undefined;
+      let toolCallId: string | undefined;
+      if (strategy === "tool") {
+        const found = (message.tool_calls ?? []).find((c) => c.function.name === spec.name);
+        if (found === undefined && (message.tool_calls ?? []).length === 0) {
+          // The endpoint dropped the forced tool_choice and answered in text (Ollama).
+          if (fallBack("a forced tool call came back as text")) continue;
+        }
+        raw = found?.function.arguments;
+        toolCallId = found?.id;
+      } else {
+        raw = extractJson(message.content ?? "");
+        if (raw === undefined && strategy === "json_schema" && fallBack("a json_schema answer held no JSON")) continue;
+      }
+      const parsed = raw === undefined ? undefined : parseJsonWith(spec.schema, raw);
       if (parsed?.ok) {
-        if (ack !== undefined) {
-          for (const c of calls) run.push({ role: "tool", tool_call_id: c.id, content: c === call ? ack : "Ignored." });
+        if (spec.tool !== undefined) {
+          const id = toolCallId ?? `call_${spec.name}_${run.messages.length}`;
+          run.push({
+            role: "assistant",
+            content: null,
+            tool_calls: [{ id, type: "function", function: { name: spec.name, arguments: raw ?? "{}" } }],
+          });
+          if (ack !== undefined) run.push({ role: "tool", tool_call_id: id, content: ack });
+        } else {
+          run.push({ role: "assistant", content: raw ?? "" });
         }
         return parsed.value;
       }
-      lastError = parsed ? parsed.error : `no ${name} call in the answer`;
-      const last = attempt === 1;
-      if (calls.length > 0) {
-        if (!last) {
-          for (const c of calls) {
-            const content = c === call ? repairMessage(name, lastError) : `Error: call ${name} instead.`;
-            run.push({ role: "tool", tool_call_id: c.id, content });
-          }
+      lastError = parsed ? parsed.error : `no ${spec.name} in the answer`;
+      if (repaired) break;
+      repaired = true;
+      extra.push(message);
+      if (strategy === "tool") {
+        for (const c of message.tool_calls ?? []) {
+          const content =
+            c.function.name === spec.name ? repairMessage(spec.name, lastError) : `Error: call ${spec.name} instead.`;
+          extra.push({ role: "tool", tool_call_id: c.id, content });
         }
-      } else if (!last) {
-        run.push({ role: "user", content: repairMessage(name, lastError) });
+        if ((message.tool_calls ?? []).length === 0)
+          extra.push({ role: "user", content: repairMessage(spec.name, lastError) });
+      } else {
+        extra.push({ role: "user", content: jsonRepairMessage(spec.name, lastError) });
       }
     }
-    throw new ModelError("bad_output", `${name}: ${lastError}`);
+    throw new ModelError("bad_output", `${spec.name}: ${lastError}`);
   }
 
-  /** The continuity check (task "check"): JSON through response_format, one repair turn. */
+  function jsonTextTurn(spec: StructuredSpec<unknown>): ChatMessage {
+    return { role: "user", content: jsonTextRequest(spec.name, spec.jsonSchema) };
+  }
+
+  /** The continuity check (task "check"): a JSON report, one repair turn. */
   async function runCheck(
     runs: Run[],
     method: Method,
     story: StorySnapshot,
     chapterNumber: number,
     draft: string,
-    signal?: AbortSignal,
+    call: CallOptions,
   ): Promise<ContinuityReport> {
     const route = model.route("check");
     const prompt = checkPrompt(route.fineTuned);
@@ -259,28 +470,15 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     run.push({ role: "system", content: prompt.content });
     run.push({ role: "user", content: checkUserMessage(memory.text, chapterNumber, draft) });
     try {
-      let lastError = "";
-      for (let attempt = 0; attempt < 2; attempt++) {
-        const result = await complete(
-          run,
-          request(run, "check", { responseFormat: continuityResponseFormat, maxTokens: MAX_TOKENS.check }, signal),
-        );
-        run.push({ role: "assistant", content: result.message.content });
-        const parsed = parseJsonWith(continuityReportSchema, result.message.content);
-        if (parsed.ok) {
-          // ok with issues listed is a contradiction in the report: trust the issues.
-          const report = { ok: parsed.value.ok && parsed.value.issues.length === 0, issues: parsed.value.issues };
-          run.record.checks = { finishedInFormat: true, continuityOk: report.ok, issues: report.issues };
-          run.finish();
-          return report;
-        }
-        lastError = parsed.error;
-        if (attempt === 0) run.push({ role: "user", content: repairMessage("continuity_report JSON", lastError) });
-      }
-      run.record.checks = { finishedInFormat: false };
-      throw new ModelError("bad_output", `continuity_report: ${lastError}`);
+      const value = await structured(run, "check", CONTINUITY, undefined, call);
+      // ok with issues listed is a contradiction in the report: trust the issues.
+      const report = { ok: value.ok && value.issues.length === 0, issues: value.issues };
+      run.record.checks = { finishedInFormat: true, continuityOk: report.ok, issues: report.issues };
+      run.finish();
+      return report;
     } catch (err) {
-      const error = toModelError(err, signal);
+      const error = toModelError(err, call.signal);
+      if (error.kind === "bad_output") run.record.checks = { finishedInFormat: false };
       run.fail(error);
       throw error;
     }
@@ -292,7 +490,7 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     story: StorySnapshot,
     chapterNumber: number,
     text: string,
-    signal?: AbortSignal,
+    call: CallOptions,
   ): Promise<SubmitChapter> {
     const route = model.route("choices");
     const prompt = choicesPrompt(route.fineTuned);
@@ -310,40 +508,131 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
         story.language,
       ),
     });
-    const value = await structuredCall(run, "choices", submitChapterTool, submitChapterSchema, undefined, signal);
-    run.record.checks = { finishedInFormat: true };
-    run.finish();
-    return value;
+    try {
+      const value = await structured(run, "choices", SUBMIT_CHAPTER, undefined, call);
+      run.record.checks = { finishedInFormat: true };
+      run.finish();
+      return value;
+    } catch (err) {
+      const error = toModelError(err, call.signal);
+      run.fail(error);
+      throw error;
+    }
   }
 
-  /** The streamed prose call: no tools, text deltas yielded as they arrive. */
-  async function* streamProse(run: Run, task: Task, signal?: AbortSignal): AsyncGenerator<StoryEvent, string> {
-    if (signal?.aborted) throw new ModelError("cut", "aborted");
-    let text = "";
-    let done: ChatResult | undefined;
-    for await (const event of model.stream(request(run, task, { maxTokens: MAX_TOKENS.prose }, signal))) {
-      if (event.type === "text") {
-        text += event.delta;
-        yield { type: "text", delta: event.delta };
-      } else {
-        done = event;
+  /** The fallback's short call: choices only, when the full parts failed. */
+  async function runChoicesOnly(
+    runs: Run[],
+    method: Method,
+    story: StorySnapshot,
+    chapterNumber: number,
+    text: string,
+    call: CallOptions,
+  ): Promise<{ label: string; direction: string }[]> {
+    const route = model.route("choices");
+    const prompt = choicesPrompt(route.fineTuned);
+    const run = new Run("choices", method, route, prompt.version, [offerChoicesTool]);
+    runs.push(run);
+    run.push({ role: "system", content: prompt.content });
+    run.push({ role: "user", content: choicesUserMessage(story, chapterNumber, text, "", story.language) });
+    try {
+      const value = await structured(run, "choices", OFFER_CHOICES, undefined, call);
+      run.record.checks = { finishedInFormat: true };
+      run.finish();
+      return value.choices;
+    } catch (err) {
+      const error = toModelError(err, call.signal);
+      run.fail(error);
+      throw error;
+    }
+  }
+
+  /**
+   * The streamed prose call: no tools, text deltas yielded as they arrive. A stream that
+   * breaks after text arrived is continued from that text (the same conversation, the
+   * partial prose as the assistant's turn, then a continue instruction), with backoff;
+   * the trajectory records the whole prose as one assistant turn.
+   */
+  async function* streamProse(
+    run: Run,
+    task: Task,
+    chapterNumber: number,
+    call: CallOptions,
+    already = "",
+  ): AsyncGenerator<StoryEvent, string> {
+    let text = already;
+    let stalled = 0;
+    let resumes = 0;
+    for (;;) {
+      if (call.signal?.aborted) throw new ModelError("cut", "aborted");
+      const messages: ChatMessage[] =
+        text === ""
+          ? run.messages
+          : [
+              ...run.messages,
+              { role: "assistant", content: text },
+              { role: "user", content: continueMessage(chapterNumber) },
+            ];
+      let added = "";
+      try {
+        let done: ChatResult | undefined;
+        for await (const event of model.stream(request(messages, task, { maxTokens: MAX_TOKENS.prose }, call))) {
+          if (event.type === "text") {
+            // A continuation never starts a new paragraph with stray whitespace at the seam.
+            const delta = text === "" || added !== "" ? event.delta : seam(text, event.delta);
+            if (delta === "") continue;
+            added += delta;
+            text += delta;
+            yield { type: "text", delta };
+          } else {
+            done = event;
+          }
+        }
+        if (!done) throw new ModelError("cut", "the stream ended without a finish");
+        run.addUsage(done.usage);
+        if (text === "" && (done.message.content ?? "") !== "") {
+          text = done.message.content ?? "";
+          yield { type: "text", delta: text };
+        }
+        break;
+      } catch (err) {
+        const error = toModelError(err, call.signal);
+        if (call.signal?.aborted || text === "" || !error.transient) throw error;
+        stalled = added === "" ? stalled + 1 : 1;
+        resumes++;
+        if (stalled > maxResumes || resumes > MAX_TOTAL_RESUMES) throw error;
+        const delay = retryDelayMs(stalled - 1, { baseMs: resumeBaseMs });
+        call.onWait?.(delay, error);
+        yield { type: "status", phase: "resuming" };
+        try {
+          await sleep(delay, undefined, call.signal ? { signal: call.signal } : {});
+        } catch (sleepError) {
+          // Aborted while waiting: the loop's first check ends the chapter.
+          if (!call.signal?.aborted) throw sleepError;
+        }
       }
     }
-    if (!done) throw new ModelError("cut", "the stream ended without a finish");
-    run.addUsage(done.usage);
-    const prose = text !== "" ? text : (done.message.content ?? "");
-    if (prose.trim() === "") throw new ModelError("bad_output", "the model wrote an empty chapter");
-    run.push({ role: "assistant", content: prose });
-    return prose;
+    if (text.trim() === "") throw new ModelError("bad_output", "the model wrote an empty chapter");
+    run.push({ role: "assistant", content: text });
+    return text;
   }
 
-  async function* writeChapter(input: AgentInput, runs: Run[], signal?: AbortSignal): AsyncGenerator<StoryEvent> {
+  /**
+   * The writing run up to its prose: the opening's plan, CoT's thought, ReAct's tool turns
+   * and begin_writing, reflexion's thought. Yields what the agent is doing.
+   */
+  async function* prepare(input: AgentInput, runs: Run[], call: CallOptions): AsyncGenerator<StoryEvent, Prepared> {
     const { task, method } = input;
     const route = model.route(task);
     const system = writingSystemPrompt(task, method, route.fineTuned);
     const tools: ToolSpec[] = [...(task === "open" ? [planStoryTool] : []), ...(method === "react" ? REACT_TOOLS : [])];
     const run = new Run(task, method, route, system.version, tools);
     runs.push(run);
+    const events: StoryEvent[] = [];
+    const emit = (event: StoryEvent) => {
+      events.push(event);
+      return event;
+    };
 
     let story = input.story;
     const query = input.action ?? input.direction ?? "";
@@ -356,86 +645,135 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     if (input.action !== undefined) ctx.action = input.action;
     if (input.direction !== undefined) ctx.direction = input.direction;
     if (input.replacing !== undefined) ctx.replacing = input.replacing;
-
-    run.push({ role: "system", content: system.content });
-    let plan: PlanStory | undefined;
-    // The first user message carries the context; later steps are short messages.
-    let first = true;
-    const say = (step: Step, extra?: string) => {
-      run.push({
-        role: "user",
-        content: first ? firstUserMessage(ctx, step) : stepMessage(step, ctx, story.language, extra),
-      });
-      first = false;
+    const prepared: Prepared = {
+      input,
+      run,
+      runs,
+      story,
+      ctx,
+      first: true,
+      planned: false,
+      illustrations: [],
+      events,
+      used: false,
     };
 
-    if (task === "open") {
-      yield { type: "status", phase: "planning" };
-      say("open");
-      plan = await structuredCall(run, task, planStoryTool, planStorySchema, PLAN_ACCEPTED, signal);
-      story = planToStory(story, plan);
-      ctx.story = story;
-      yield { type: "story", title: plan.title, language: plan.language, cast: story.bible.characters };
-    }
+    run.push({ role: "system", content: system.content });
+    const say = (step: Step, extra?: string) => say_(prepared, step, extra);
 
-    let prose = "";
-    let reused: ContinuityReport | undefined;
-    const illustrations: IllustrationProposal[] = [];
+    if (task === "open") {
+      if (input.resume?.story !== undefined) {
+        // A restart: the plan was made and saved before the prose began.
+        prepared.planStory = input.resume.story;
+      } else {
+        yield emit({ type: "status", phase: "planning" });
+        say("open");
+        prepared.planStory = planToStory(await structured(run, task, PLAN_STORY, PLAN_ACCEPTED, call));
+      }
+      story = withPlannedStory(story, prepared.planStory);
+      ctx.story = story;
+      prepared.story = story;
+      yield emit({
+        type: "story",
+        title: story.title,
+        language: story.language,
+        cast: story.bible.characters,
+        plan: prepared.planStory,
+      });
+    }
+    // A chapter resumed after a restart goes straight to its prose.
+    if (input.resume !== undefined) return prepared;
 
     if (method === "cot" || method === "reflexion") {
-      yield { type: "status", phase: "planning" };
+      yield emit({ type: "status", phase: "planning" });
       say("thought");
-      const thought = await complete(run, request(run, task, { maxTokens: MAX_TOKENS.thought }, signal));
+      const thought = await complete(run, request(run.messages, task, { maxTokens: MAX_TOKENS.thought }, call));
       run.push({ role: "assistant", content: thought.message.content ?? "" });
     }
 
     if (method === "react") {
-      yield { type: "status", phase: "recalling" };
+      yield emit({ type: "status", phase: "recalling" });
       say("react", "Gather what you need with the tools, then call begin_writing with your plan.");
       const toolbox = createToolbox({
         story,
         recentChapters,
         ...(options.toolNoise === undefined ? {} : { noise: options.toolNoise }),
-        checkContinuity: (draft) => runCheck(runs, method, story, input.chapterNumber, draft, signal),
+        checkContinuity: (draft) => runCheck(runs, method, story, input.chapterNumber, draft, call),
       });
-      let planned = false;
-      for (let step = 0; step < maxSteps && !planned; step++) {
-        const result = await complete(run, request(run, task, { tools: REACT_TOOLS, toolChoice: "auto" }, signal));
+      for (let step = 0; step < maxSteps && !prepared.planned; step++) {
+        const result = await complete(
+          run,
+          request(run.messages, task, { tools: REACT_TOOLS, toolChoice: "auto" }, call),
+        );
         run.push(result.message);
         const calls = result.message.tool_calls ?? [];
-        // No action: the model chose to answer directly; its thought is the plan.
-        if (calls.length === 0) break;
-        for (const call of calls) {
-          const outcome = await toolbox.run(call);
+        // No action: the model chose to answer directly (FireAct); its thought is the plan.
+        if (calls.length === 0) {
+          prepared.planned = true;
+          break;
+        }
+        for (const c of calls) {
+          const outcome = await toolbox.run(c);
           const observation = outcome.plan !== undefined ? BEGIN_WRITING_ACK : outcome.observation;
-          run.push({ role: "tool", tool_call_id: call.id, content: observation });
-          yield {
+          run.push({ role: "tool", tool_call_id: c.id, content: observation });
+          yield emit({
             type: "tool",
             name: outcome.name,
             args: outcome.args,
             result: observation,
             ...(outcome.noisy === true ? { noisy: true } : {}),
-          };
-          if (outcome.plan !== undefined) planned = true;
-          if (outcome.illustration !== undefined) illustrations.push(outcome.illustration);
+          });
+          if (outcome.plan !== undefined) prepared.planned = true;
+          if (outcome.illustration !== undefined) prepared.illustrations.push(outcome.illustration);
         }
       }
+    }
+    return prepared;
+  }
+
+  function say_(prepared: Prepared, step: Step, extra?: string): void {
+    const { ctx, story } = prepared;
+    prepared.run.push({
+      role: "user",
+      content: prepared.first ? firstUserMessage(ctx, step) : stepMessage(step, ctx, story.language, extra),
+    });
+    prepared.first = false;
+  }
+
+  /** From the prepared state: the prose (streamed), then the check and the parts. */
+  async function* finish(prepared: Prepared, call: CallOptions): AsyncGenerator<StoryEvent> {
+    const { input, run, runs, story } = prepared;
+    const { task, method } = input;
+    const say = (step: Step, extra?: string) => say_(prepared, step, extra);
+    let prose = "";
+    let reused: ContinuityReport | undefined;
+
+    if (input.resume !== undefined) {
+      say("write");
+      if (input.resume.complete) {
+        prose = input.resume.prose;
+        run.push({ role: "assistant", content: prose });
+      } else {
+        yield { type: "status", phase: "resuming" };
+        prose = yield* streamProse(run, task, input.chapterNumber, call, input.resume.prose);
+      }
+    } else if (method === "react") {
       yield { type: "status", phase: "writing" };
-      say("write", planned ? undefined : STEP_LIMIT_NOTE);
-      prose = yield* streamProse(run, task, signal);
+      say("write", prepared.planned ? undefined : STEP_LIMIT_NOTE);
+      prose = yield* streamProse(run, task, input.chapterNumber, call);
     } else if (method === "cot") {
       yield { type: "status", phase: "writing" };
       say("write");
-      prose = yield* streamProse(run, task, signal);
+      prose = yield* streamProse(run, task, input.chapterNumber, call);
     } else {
       yield { type: "status", phase: "drafting" };
       say("draft");
-      const draft = await complete(run, request(run, task, { maxTokens: MAX_TOKENS.prose }, signal));
+      const draft = await complete(run, request(run.messages, task, { maxTokens: MAX_TOKENS.prose }, call));
       const draftText = draft.message.content ?? "";
       if (draftText.trim() === "") throw new ModelError("bad_output", "the model wrote an empty draft");
       run.push({ role: "assistant", content: draftText });
       yield { type: "status", phase: "checking" };
-      const critique = await runCheck(runs, method, story, input.chapterNumber, draftText, signal);
+      const critique = await runCheck(runs, method, story, input.chapterNumber, draftText, call);
       if (critique.ok) {
         yield { type: "status", phase: "writing" };
         for (const delta of chunkText(draftText)) yield { type: "text", delta };
@@ -444,57 +782,107 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
       } else {
         yield { type: "status", phase: "revising" };
         say("revise", critique.issues.map((i) => `- ${i}`).join("\n"));
-        prose = yield* streamProse(run, task, signal);
+        prose = yield* streamProse(run, task, input.chapterNumber, call);
       }
     }
 
+    // From here on the reader has read the chapter: nothing may discard it.
     yield { type: "status", phase: "checking" };
     yield { type: "status", phase: "choosing" };
     // The draft already checked is the final text when reflexion kept it: no second check.
     const [continuity, parts] = await Promise.all([
       reused ??
-        runCheck(runs, method, story, input.chapterNumber, prose, signal).catch((err: unknown) => {
+        runCheck(runs, method, story, input.chapterNumber, prose, call).catch((err: unknown) => {
           // A broken checker must not cost the reader a finished chapter: keep it, marked unchecked.
-          if (signal?.aborted) throw err;
-          const error = toModelError(err);
-          return { ok: false, issues: [`unchecked: ${error.kind}`] };
+          if (call.signal?.aborted) throw err;
+          return { ok: false, issues: [`unchecked: ${toModelError(err).kind}`] };
         }),
-      runChoices(runs, method, story, input.chapterNumber, prose, signal),
+      runChoices(runs, method, story, input.chapterNumber, prose, call).then(
+        (value): ChapterParts & { illustration?: IllustrationProposal; repair?: false } => ({
+          ...partsOf(value),
+          ...(value.illustration === undefined ? {} : { illustration: value.illustration }),
+        }),
+        async (err: unknown): Promise<ChapterParts & { repair: true }> => {
+          if (call.signal?.aborted) throw err;
+          // Every strategy failed: keep the chapter with what can be had, repair it later.
+          const choices = await runChoicesOnly(runs, method, story, input.chapterNumber, prose, call).catch(
+            (): { label: string; direction: string }[] => [],
+          );
+          return {
+            chapterTitle: fallbackTitle(prose, story.title),
+            summary: "",
+            choices,
+            bibleUpdates: { characters: [], facts: [] },
+            repair: true,
+          };
+        },
+      ),
     ]);
     run.record.checks = { finishedInFormat: true, continuityOk: continuity.ok, issues: continuity.issues };
     run.finish();
 
-    const choices = parts.choices.map((c) => ({ label: c.label, direction: c.direction }));
-    if (parts.illustration !== undefined) illustrations.push(parts.illustration);
-    yield { type: "choices", choices };
+    const illustrations = [...prepared.illustrations];
+    if ("illustration" in parts && parts.illustration !== undefined) illustrations.push(parts.illustration);
+    yield { type: "choices", choices: parts.choices };
     const result: ChapterResult = {
-      chapterTitle: parts.chapter_title,
+      chapterTitle: parts.chapterTitle,
       text: prose,
       summary: parts.summary,
-      choices,
-      bibleUpdates: {
-        characters: parts.new_characters.map((c) => ({ name: c.name, role: c.role, appearance: c.appearance })),
-        facts: parts.new_facts,
-      },
+      choices: parts.choices,
+      bibleUpdates: parts.bibleUpdates,
       continuity,
       illustrations: illustrations.map((i) => ({ scene: i.scene, characters: i.characters })),
       runs: runs.map((r) => r.record),
     };
-    if (plan) result.story = { title: story.title, language: story.language, bible: story.bible, arc: story.arc };
-    if (parts.arc) result.arc = toArc(parts.arc);
+    if (prepared.planStory) result.story = prepared.planStory;
+    if (parts.arc) result.arc = parts.arc;
+    if ("repair" in parts && parts.repair === true) result.needsRepair = true;
     yield { type: "done", result };
   }
 
   return {
-    async *write(input, signal) {
-      const runs: Run[] = [];
+    async *write(input, writeOptions: WriteOptions = {}) {
+      const call: CallOptions = { signal: writeOptions.signal, onWait: writeOptions.onWait };
+      const given = writeOptions.plan instanceof PreparedPlan ? writeOptions.plan.prepared : undefined;
+      const ours = given !== undefined && !given.used && given.input.task === input.task;
+      const runs: Run[] = ours ? given.runs : [];
       try {
-        for await (const event of writeChapter(input, runs, signal)) yield event;
+        let prepared: Prepared;
+        if (ours) {
+          given.used = true;
+          // The pre-prose steps ran ahead of the choice: show what they did, then write.
+          for (const event of given.events) yield event;
+          prepared = given;
+        } else {
+          prepared = yield* prepare(input, runs, call);
+        }
+        for await (const event of finish(prepared, call)) yield event;
       } catch (err) {
-        const error = toModelError(err, signal);
+        const error = toModelError(err, call.signal);
         for (const run of runs) run.fail(error);
         yield { type: "failed", error, runs: runs.map((r) => r.record) };
       }
+    },
+
+    async plan(input, signal) {
+      const runs: Run[] = [];
+      const call: CallOptions = { signal };
+      try {
+        const steps = prepare(input, runs, call);
+        let next = await steps.next();
+        while (next.done !== true) next = await steps.next();
+        return { ok: true, plan: new PreparedPlan(next.value) } satisfies PlanOutcome;
+      } catch (err) {
+        const error = toModelError(err, signal);
+        for (const run of runs) run.fail(error);
+        return { ok: false, error, runs: runs.map((r) => r.record) } satisfies PlanOutcome;
+      }
+    },
+
+    async repairParts({ story, chapterNumber, text, method }, signal) {
+      const runs: Run[] = [];
+      const value = await runChoices(runs, method, story, chapterNumber, text, { signal });
+      return { parts: partsOf(value), runs: runs.map((r) => r.record) };
     },
 
     async describeScene(input, signal) {
@@ -505,7 +893,10 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
       run.push({ role: "system", content: prompt.content });
       run.push({ role: "user", content: illustrateUserMessage(input) });
       try {
-        const result = await complete(run, request(run, "illustrate", { maxTokens: MAX_TOKENS.describe }, signal));
+        const result = await complete(
+          run,
+          request(run.messages, "illustrate", { maxTokens: MAX_TOKENS.describe }, { signal }),
+        );
         const content = (result.message.content ?? "").trim();
         run.push({ role: "assistant", content });
         if (content === "") throw new ModelError("bad_output", "empty picture description");
@@ -527,7 +918,10 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
       run.push({ role: "system", content: prompt.content });
       run.push({ role: "user", content: summarizeUserMessage(story, fold) });
       try {
-        const result = await complete(run, request(run, "summarize", { maxTokens: MAX_TOKENS.summarize }, signal));
+        const result = await complete(
+          run,
+          request(run.messages, "summarize", { maxTokens: MAX_TOKENS.summarize }, { signal }),
+        );
         const content = result.message.content ?? "";
         run.push({ role: "assistant", content });
         if (content.trim() === "") throw new ModelError("bad_output", "empty summary");
@@ -538,4 +932,10 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
       }
     },
   };
+}
+
+/** The first delta of a continuation, joined to the text before it without doubled spaces. */
+function seam(before: string, delta: string): string {
+  if (/\s$/.test(before)) return delta.replace(/^[ \t]+/, "");
+  return delta;
 }

@@ -85,6 +85,20 @@ export interface AgentInput {
   direction?: string;
   /** rewrite: the chapter being replaced (not part of `story.chapters`). */
   replacing?: ChapterSnapshot;
+  /**
+   * A chapter interrupted by a restart: the prose already shown, continued rather than
+   * written again; `complete` when the prose was finished and only its structured parts
+   * remain; for an opening, the story plan it was written from.
+   */
+  resume?: { prose: string; complete: boolean; story?: PlannedStory };
+}
+
+/** What an opening's plan_story call decided (saved with the chapter). */
+export interface PlannedStory {
+  title: string;
+  language: string;
+  bible: Bible;
+  arc: Arc;
 }
 
 export interface ChoiceDraft {
@@ -109,14 +123,15 @@ export interface RunRecord {
   completionTokens: number;
   costUsd: number;
   latencyMs: number;
-  status: "ok" | "failed";
+  /** `unused`: a speculative plan for a choice the readers did not take. */
+  status: "ok" | "failed" | "unused";
   error?: string;
   checks: { finishedInFormat?: boolean; continuityOk?: boolean; issues?: string[] };
 }
 
 export interface ChapterResult {
   /** open only: the story's title, language, bible and arc. */
-  story?: { title: string; language: string; bible: Bible; arc: Arc };
+  story?: PlannedStory;
   chapterTitle: string;
   text: string;
   /** One or two sentences, for the rolling summary. */
@@ -130,6 +145,21 @@ export interface ChapterResult {
   /** Key scenes the agent asked to illustrate (its illustrate tool, or submit_chapter's illustration). */
   illustrations: IllustrationProposal[];
   runs: RunRecord[];
+  /**
+   * The structured parts failed on every strategy after the prose was written: the title
+   * comes from the prose, the summary is empty and the choices may be empty. The chapter
+   * is kept and its parts are repaired in the background (`StoryAgent.repairParts`).
+   */
+  needsRepair?: boolean;
+}
+
+/** The structured parts of a written chapter, asked for again (the background repair). */
+export interface ChapterParts {
+  chapterTitle: string;
+  summary: string;
+  choices: ChoiceDraft[];
+  bibleUpdates: { characters: BibleCharacter[]; facts: string[] };
+  arc?: Arc;
 }
 
 export interface IllustrationProposal {
@@ -144,8 +174,12 @@ export interface IllustrationProposal {
  * order; exactly one terminal event (`done` or `failed`) ends the stream.
  */
 export type StoryEvent =
-  | { type: "status"; phase: "planning" | "recalling" | "drafting" | "checking" | "revising" | "writing" | "choosing" }
-  | { type: "story"; title: string; language: string; cast: BibleCharacter[] }
+  | {
+      type: "status";
+      phase: "planning" | "recalling" | "drafting" | "checking" | "revising" | "writing" | "resuming" | "choosing";
+    }
+  /** An opening was planned: shown to readers, and saved so a restart resumes from the same plan. */
+  | { type: "story"; title: string; language: string; cast: BibleCharacter[]; plan: PlannedStory }
   | { type: "tool"; name: string; args: unknown; result: string; noisy?: boolean }
   | { type: "text"; delta: string }
   | { type: "choices"; choices: ChoiceDraft[] }
@@ -167,9 +201,41 @@ export interface DescribeSceneInput {
   characters: string[];
 }
 
+/**
+ * A chapter's pre-prose steps (CoT's thought, ReAct's tool turns and begin_writing plan)
+ * run ahead of the reader's choice. Opaque: only the agent that made it reads it, once.
+ */
+export interface ChapterPlan {
+  /** The runs so far, as they would be recorded. */
+  readonly runs: RunRecord[];
+  /** Prompt tokens spent on it (what an unused plan cost). */
+  readonly promptTokens: number;
+}
+
+/** What `StoryAgent.plan` ended with: a plan, or the runs it spent before it failed or was cancelled. */
+export type PlanOutcome = { ok: true; plan: ChapterPlan } | { ok: false; error: ModelError; runs: RunRecord[] };
+
+export interface WriteOptions {
+  signal?: AbortSignal;
+  /** Pre-prose steps already run for exactly this input (`plan`): only the prose and the parts remain. */
+  plan?: ChapterPlan;
+  /** A model call waits `delayMs` before another attempt (429, 5xx, a cut stream): readers may be told. */
+  onWait?: (delayMs: number, error: ModelError) => void;
+}
+
 export interface StoryAgent {
   /** Write one chapter. Never throws: failures end the stream with `failed`. */
-  write(input: AgentInput, signal?: AbortSignal): AsyncIterable<StoryEvent>;
+  write(input: AgentInput, options?: WriteOptions): AsyncIterable<StoryEvent>;
+  /**
+   * Run the pre-prose steps of a continue or rewrite chapter now (speculative planning), so
+   * that `write` with the plan starts with the prose call. Never throws.
+   */
+  plan(input: AgentInput, signal?: AbortSignal): Promise<PlanOutcome>;
+  /** Ask again for the structured parts of a chapter kept without them. Throws `ModelError`. */
+  repairParts(
+    input: { story: StorySnapshot; chapterNumber: number; text: string; method: Method },
+    signal?: AbortSignal,
+  ): Promise<{ parts: ChapterParts; runs: RunRecord[] }>;
   /** Fold chapters into the rolling summary (bounded length). Throws `ModelError`. */
   summarize(input: SummarizeInput, signal?: AbortSignal): Promise<{ summary: string; run: RunRecord }>;
   /**

@@ -12,6 +12,7 @@ import OpenAI, {
   type ClientOptions,
 } from "openai";
 import { isRetryableStatus, kindForStatus, parseRetryAfter, RETRY_DEFAULTS, retryDelayMs } from "./retry.ts";
+import { strictJsonSchema } from "./strict-schema.ts";
 import {
   type AssistantMessage,
   type ChatRequest,
@@ -166,6 +167,7 @@ export class OpenAiModelClient implements ModelClient {
       capMs: this.#options.retryCapMs ?? RETRY_DEFAULTS.capMs,
       retryAfterMs: failure.retryAfterMs,
     });
+    req.onRetry?.(delay, failure.error);
     try {
       await sleep(delay, undefined, req.signal ? { signal: req.signal } : {});
     } catch (sleepError) {
@@ -219,13 +221,21 @@ function toParams(req: ChatRequest, model: string): Params {
     model,
     messages: req.messages,
     ...(tools.length > 0 && {
-      tools,
+      // Strict on every endpoint: OpenAI enforces the schema, the others ignore the flag.
+      tools: tools.map((t) => ({
+        type: "function" as const,
+        function: { ...t.function, parameters: strictJsonSchema(t.function.parameters), strict: true },
+      })),
       tool_choice: typeof choice === "string" ? choice : { type: "function", function: { name: choice.name } },
     }),
     ...(req.responseFormat !== undefined && {
       response_format: {
         type: "json_schema",
-        json_schema: { name: req.responseFormat.name, schema: req.responseFormat.schema, strict: true },
+        json_schema: {
+          name: req.responseFormat.name,
+          schema: strictJsonSchema(req.responseFormat.schema),
+          strict: true,
+        },
       },
     }),
     ...(req.maxTokens !== undefined && { max_tokens: req.maxTokens }),

@@ -50,6 +50,8 @@ export interface ChatRequest {
   maxTokens?: number;
   temperature?: number;
   signal?: AbortSignal;
+  /** Called before each backoff wait between attempts (429, 5xx, connection errors). */
+  onRetry?: (delayMs: number, error: ModelError) => void;
 }
 
 /** Token use, cost and time of one model call. */
@@ -87,7 +89,8 @@ export interface ModelClient {
    * Stream a chat completion. Yields text deltas as they arrive and ends with one
    * `done` event carrying the assembled message (content and tool calls) and usage.
    * Retries 429/5xx/connection errors before the first token; a stream that breaks
-   * after text was yielded throws `ModelError("cut")` (the caller must not keep the text).
+   * after text was yielded throws `ModelError("cut")` (the caller may keep the text and
+   * ask for a continuation: the story agent does).
    * Throws `ModelError` for every failure.
    */
   stream(req: ChatRequest): AsyncIterable<ChatStreamEvent>;

@@ -5,6 +5,7 @@
  * one fails closed, with a message the reader understands.
  */
 import { z } from "zod";
+import { jsonSchemaOf } from "../agent/schemas.ts";
 import { type ModelClient, ModelError } from "../llm/types.ts";
 import { UserFacingError } from "./errors.ts";
 
@@ -38,7 +39,7 @@ export class ModelModerator implements Moderator {
           { role: "system", content: SYSTEM },
           { role: "user", content: `Content rating: ${rating}\nText:\n${text}` },
         ],
-        responseFormat: { name: MODERATION_VERDICT, schema: z.toJSONSchema(Verdict) as Record<string, unknown> },
+        responseFormat: { name: MODERATION_VERDICT, schema: jsonSchemaOf(Verdict) },
         maxTokens: 200,
         temperature: 0,
       });

@@ -4,12 +4,17 @@
  */
 import type {
   AgentInput,
+  ChapterParts,
+  ChapterPlan,
   ChapterResult,
   DescribeSceneInput,
+  PlanOutcome,
   RunRecord,
   StoryAgent,
   StoryEvent,
+  StorySnapshot,
   SummarizeInput,
+  WriteOptions,
 } from "../../src/agent/types.ts";
 import { ModelError, type ModelErrorKind } from "../../src/llm/types.ts";
 
@@ -43,6 +48,14 @@ function run(task: RunRecord["task"], input?: AgentInput): RunRecord {
 
 export class FakeStoryAgent implements StoryAgent {
   readonly inputs: AgentInput[] = [];
+  /** The options of each write, in order (a plan given, a wait hook). */
+  readonly writeOptions: WriteOptions[] = [];
+  /** Inputs planned ahead of time, in order. */
+  readonly planned: AgentInput[] = [];
+  /** Chapters whose parts were repaired, in order. */
+  readonly repaired: number[] = [];
+  /** The next chapter is written without its structured parts (kept, marked for repair). */
+  private partsFailNext = false;
   readonly summaries: SummarizeInput[] = [];
   private failures: NonNullable<FakeStoryAgentScript["failNext"]>[] = [];
   /** Resolves the next write only when `release()` is called (to observe "writing"). */
@@ -72,8 +85,37 @@ export class FakeStoryAgent implements StoryAgent {
     this.gate = undefined;
   }
 
-  async *write(input: AgentInput): AsyncIterable<StoryEvent> {
+  /** The next chapter's structured parts fail: it is kept with a fallback title and no choices. */
+  failPartsNext(): void {
+    this.partsFailNext = true;
+  }
+
+  async plan(input: AgentInput): Promise<PlanOutcome> {
+    this.planned.push(input);
+    const plan: ChapterPlan = { runs: [run(input.task, input)], promptTokens: 10 };
+    return { ok: true, plan };
+  }
+
+  async repairParts(input: {
+    story: StorySnapshot;
+    chapterNumber: number;
+    text: string;
+  }): Promise<{ parts: ChapterParts; runs: RunRecord[] }> {
+    this.repaired.push(input.chapterNumber);
+    return {
+      parts: {
+        chapterTitle: `Repaired title ${input.chapterNumber}`,
+        summary: `Repaired summary of chapter ${input.chapterNumber}`,
+        choices: [{ label: "Late choice", direction: "late" }],
+        bibleUpdates: { characters: [], facts: [`repaired fact ${input.chapterNumber}`] },
+      },
+      runs: [run("choices")],
+    };
+  }
+
+  async *write(input: AgentInput, options: WriteOptions = {}): AsyncIterable<StoryEvent> {
     this.inputs.push(input);
+    this.writeOptions.push(options);
     if (this.gate) await this.gate;
     const failure = this.failures.shift();
     if (failure !== undefined) {
@@ -123,9 +165,25 @@ export class FakeStoryAgent implements StoryAgent {
       this.corrupt = false;
       for (const r of result.runs) r.latencyMs = Number.NaN;
     }
+    if (this.partsFailNext) {
+      this.partsFailNext = false;
+      result.chapterTitle = text.split("\n")[0] ?? "";
+      result.summary = "";
+      result.choices = [];
+      result.bibleUpdates = { characters: [], facts: [] };
+      result.needsRepair = true;
+    }
     if (result.story)
-      yield { type: "story", title: result.story.title, language: "en", cast: result.story.bible.characters };
-    for (const part of text.split(/(?<= )/)) yield { type: "text", delta: part };
+      yield {
+        type: "story",
+        title: result.story.title,
+        language: "en",
+        cast: result.story.bible.characters,
+        plan: result.story,
+      };
+    const already = input.resume?.prose ?? "";
+    const rest = text.startsWith(already) ? text.slice(already.length) : text;
+    if (input.resume?.complete !== true) for (const part of rest.split(/(?<= )/)) yield { type: "text", delta: part };
     yield { type: "choices", choices: result.choices };
     yield { type: "done", result };
   }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { CONTINUE_MARKER, JSON_TEXT_MARKER } from "../../src/agent/prompts.ts";
 import { createStoryAgent } from "../../src/agent/story-agent.ts";
 import type { AgentInput, ChapterResult, StoryEvent, StorySnapshot } from "../../src/agent/types.ts";
+import { StrategyMemory } from "../../src/llm/structured-strategy.ts";
 import { type ChatMessage, type ChatRequest, ModelError } from "../../src/llm/types.ts";
 import { FakeModelClient, type FakeResult } from "../fakes/fake-model-client.ts";
 
@@ -63,10 +65,19 @@ function lastUser(req: ChatRequest): string {
 
 type Kind = "plan" | "choices" | "check" | "react" | "thought" | "draft" | "prose" | "summarize";
 
+/** The structured answer a request asks for, whatever the strategy (forced tool, json_schema, JSON in text). */
+function wanted(req: ChatRequest): string | undefined {
+  if (typeof req.toolChoice === "object") return req.toolChoice.name;
+  if (req.responseFormat) return req.responseFormat.name;
+  const marked = [...req.messages].reverse().find((m) => m.role === "user" && m.content.includes(JSON_TEXT_MARKER));
+  return marked?.content.split(JSON_TEXT_MARKER)[1]?.split("\n")[0];
+}
+
 function kindOf(req: ChatRequest): Kind {
-  if (typeof req.toolChoice === "object" && req.toolChoice.name === "plan_story") return "plan";
-  if (typeof req.toolChoice === "object" && req.toolChoice.name === "submit_chapter") return "choices";
-  if (req.responseFormat) return "check";
+  const name = wanted(req);
+  if (name === "plan_story") return "plan";
+  if (name === "submit_chapter" || name === "offer_choices") return "choices";
+  if (name === "continuity_report") return "check";
   if (req.tools && req.tools.length > 0) return "react";
   if (req.task === "summarize") return "summarize";
   const step = lastUser(req).split("\n")[0];
@@ -85,10 +96,15 @@ function script(overrides: Partial<Record<Kind, (req: ChatRequest, n: number) =>
     const override = overrides[kind];
     if (override) return override(req, n);
     switch (kind) {
+      // Answered the way the request asks: a tool call when one is forced, else JSON.
       case "plan":
-        return { toolCalls: [{ name: "plan_story", arguments: PLAN }] };
+        return typeof req.toolChoice === "object"
+          ? { toolCalls: [{ name: "plan_story", arguments: PLAN }] }
+          : { json: PLAN };
       case "choices":
-        return { toolCalls: [{ name: "submit_chapter", arguments: CHAPTER }] };
+        return typeof req.toolChoice === "object"
+          ? { toolCalls: [{ name: "submit_chapter", arguments: CHAPTER }] }
+          : { json: CHAPTER };
       case "check":
         return { json: { ok: true, issues: [] } };
       case "react": {
@@ -323,17 +339,38 @@ describe("story agent: open", () => {
     expect(result.runs[0]?.messages[3]).toMatchObject({ role: "tool", content: "Plan recorded." });
   });
 
-  it("sends a repair message when the model answers without the forced tool call", async () => {
+  it("a forced call answered in text (Ollama) moves the route to json_schema, remembered, and records a tool call", async () => {
     const model = new FakeModelClient(
       script({
-        plan: (_req, n) =>
-          n === 0 ? { text: "Here is my plan..." } : { toolCalls: [{ name: "plan_story", arguments: PLAN }] },
+        plan: (req) =>
+          typeof req.toolChoice === "object"
+            ? { text: "Here is my plan..." }
+            : { json: { ...PLAN, arc: { ...PLAN.arc } } },
       }),
     );
+    const learned: string[] = [];
+    const strategies = new StrategyMemory([], {
+      persist: async (l) => {
+        learned.push(`${l.key}=${l.strategy}`);
+      },
+    });
     const input: AgentInput = { task: "open", method: "cot", story: { ...story, chapters: [] }, chapterNumber: 1 };
-    const events = await collect(createStoryAgent(model).write(input));
-    expect(lastUser(model.calls[1]?.request as ChatRequest)).toMatch(/plan_story was invalid/);
-    done(events);
+    const agent = createStoryAgent(model, { strategies });
+    const result = done(await collect(agent.write(input)));
+    expect(model.calls[1]?.request.responseFormat?.name).toBe("plan_story");
+    expect(model.calls[1]?.request.tools).toBeUndefined();
+    expect(learned).toEqual(["http://fake#fake=json_schema"]);
+    // The trajectory has the tool-call shape whatever carried the answer.
+    expect(result.runs[0]?.messages[2]).toMatchObject({
+      role: "assistant",
+      tool_calls: [{ function: { name: "plan_story" } }],
+    });
+    expect(result.runs[0]?.messages[3]).toMatchObject({ role: "tool", content: "Plan recorded." });
+    // Learned once: the next structured call goes straight to json_schema.
+    const before = model.calls.length;
+    done(await collect(agent.write(input)));
+    expect(model.calls[before]?.request.responseFormat?.name).toBe("plan_story");
+    expect(learned).toHaveLength(1);
   });
 });
 
@@ -363,31 +400,85 @@ describe("story agent: structured output", () => {
     expect(result.choices.map((c) => c.label)).toEqual(["Follow the footsteps", "Hide in the millstone pit"]);
   });
 
-  it("fails with bad_output when submit_chapter is invalid twice", async () => {
+  it("keeps the chapter when submit_chapter is invalid twice: prose title, choices from a short call, marked for repair", async () => {
     const model = new FakeModelClient(
-      script({ choices: () => ({ toolCalls: [{ name: "submit_chapter", arguments: duplicate }] }) }),
+      script({
+        choices: (req) =>
+          wanted(req) === "offer_choices"
+            ? { toolCalls: [{ name: "offer_choices", arguments: { choices: CHAPTER.choices } }] }
+            : { toolCalls: [{ name: "submit_chapter", arguments: duplicate }] },
+      }),
     );
     const events = await collect(createStoryAgent(model).write(continueInput("cot")));
-    expect(model.callsFor("choices")).toHaveLength(2);
-    const last = events[events.length - 1];
-    expect(last?.type).toBe("failed");
-    if (last?.type !== "failed") return;
-    expect(last.error).toBeInstanceOf(ModelError);
-    expect(last.error.kind).toBe("bad_output");
-    expect(last.runs.find((r) => r.task === "choices")?.status).toBe("failed");
-    expect(events.some((e) => e.type === "done")).toBe(false);
+    expect(model.callsFor("choices").map((c) => wanted(c.request))).toEqual([
+      "submit_chapter",
+      "submit_chapter",
+      "offer_choices",
+    ]);
+    const result = done(events);
+    expect(result.needsRepair).toBe(true);
+    expect(result.text).toBe(PROSE);
+    // The first line is too long for a title: the story's title stands in.
+    expect(result.chapterTitle).toBe("The Harbour Letters");
+    expect(result.summary).toBe("");
+    expect(result.choices.map((c) => c.label)).toEqual(["Follow the footsteps", "Hide in the millstone pit"]);
+    expect(result.runs.filter((r) => r.task === "choices").map((r) => r.status)).toEqual(["failed", "ok"]);
+  });
+
+  it("keeps the chapter with no choices when even the short call fails; a short first line is its title", async () => {
+    const long = "Ash and Embers\n\nAda climbed to the mill.";
+    const model = new FakeModelClient(
+      script({ prose: () => ({ text: long }), choices: () => ({ error: new ModelError("server", "down") }) }),
+    );
+    const result = done(await collect(createStoryAgent(model).write(continueInput("cot"))));
+    expect(result.needsRepair).toBe(true);
+    expect(result.chapterTitle).toBe("Ash and Embers");
+    expect(result.choices).toEqual([]);
+  });
+
+  it("a 400 naming response_format moves the route to JSON in text, whose fenced answer is read", async () => {
+    const model = new FakeModelClient(
+      script({
+        check: (req) =>
+          req.responseFormat
+            ? { error: new ModelError("bad_request", "response_format json_schema is not supported", 400) }
+            : { text: 'Here you go:\n```json\n{"ok": true, "issues": []}\n```' },
+      }),
+    );
+    const result = done(await collect(createStoryAgent(model).write(continueInput("cot"))));
+    expect(result.continuity).toEqual({ ok: true, issues: [] });
+    const last = model.callsFor("check").at(-1)?.request as ChatRequest;
+    expect(last.responseFormat).toBeUndefined();
+    expect(lastUser(last)).toContain(`${JSON_TEXT_MARKER}continuity_report`);
+    expect(result.runs.find((r) => r.task === "check")?.messages.at(-1)).toEqual({
+      role: "assistant",
+      content: '{"ok": true, "issues": []}',
+    });
+  });
+
+  it("null for an optional field (strict schemas) is read as absent", async () => {
+    const model = new FakeModelClient(
+      script({
+        choices: () => ({
+          toolCalls: [{ name: "submit_chapter", arguments: { ...CHAPTER, arc: null, illustration: null } }],
+        }),
+      }),
+    );
+    const result = done(await collect(createStoryAgent(model).write(continueInput("cot"))));
+    expect(result.needsRepair).toBeUndefined();
+    expect(result.arc).toBeUndefined();
   });
 
   it("repairs an invalid continuity report once", async () => {
     const model = new FakeModelClient(
-      script({ check: (_req, n) => (n === 0 ? { text: "looks fine" } : { json: { ok: true, issues: [] } }) }),
+      script({ check: (_req, n) => (n === 0 ? { json: { ok: "yes" } } : { json: { ok: true, issues: [] } }) }),
     );
     const result = done(await collect(createStoryAgent(model).write(continueInput("cot"))));
     expect(model.callsFor("check")).toHaveLength(2);
+    expect(lastUser(model.callsFor("check")[1]?.request as ChatRequest)).toMatch(/continuity_report JSON was invalid/);
+    // The trajectory keeps the validated report; transport and repair turns are not training data.
     expect(result.runs.find((r) => r.task === "check")?.messages.map((m) => m.role)).toEqual([
       "system",
-      "user",
-      "assistant",
       "user",
       "assistant",
     ]);
@@ -405,11 +496,48 @@ describe("story agent: continuity check unavailable", () => {
 });
 
 describe("story agent: failures", () => {
-  it("ends with failed when the stream breaks mid-way, and no done carries the partial text", async () => {
+  it("continues a stream cut mid-way from the text received: one continuous chapter, one prose turn recorded", async () => {
     const model = new FakeModelClient(
-      script({ prose: () => ({ error: new ModelError("cut", "socket closed"), afterText: "Ada climbed" }) }),
+      script({
+        prose: (_req, n) =>
+          n === 0
+            ? { error: new ModelError("cut", "socket closed"), afterText: "Ada climbed" }
+            : { text: PROSE.slice("Ada climbed".length) },
+      }),
     );
-    const events = await collect(createStoryAgent(model).write(continueInput("cot")));
+    const waits: number[] = [];
+    const events = await collect(
+      createStoryAgent(model, { resumeBaseMs: 1 }).write(continueInput("cot"), { onWait: (ms) => waits.push(ms) }),
+    );
+    const result = done(events);
+    expect(text(events)).toBe(PROSE);
+    expect(result.text).toBe(PROSE);
+    const second = model.calls.filter((c) => c.kind === "stream")[1]?.request as ChatRequest;
+    expect(second.messages.at(-2)).toEqual({ role: "assistant", content: "Ada climbed" });
+    expect(lastUser(second).split("\n")[0]).toBe(CONTINUE_MARKER);
+    expect(waits).toHaveLength(1);
+    const writing = result.runs[0];
+    expect(writing?.messages.filter((m) => m.role === "assistant").at(-1)).toEqual({
+      role: "assistant",
+      content: PROSE,
+    });
+    expect(writing?.messages.some((m) => m.role === "user" && m.content.startsWith(CONTINUE_MARKER))).toBe(false);
+  });
+
+  it("ends with failed when continuing fails too, and no done carries the partial text", async () => {
+    const model = new FakeModelClient(
+      script({
+        prose: (_req, n) =>
+          n === 0
+            ? { error: new ModelError("cut", "socket closed"), afterText: "Ada climbed" }
+            : { error: new ModelError("cut", "socket closed") },
+      }),
+    );
+    const events = await collect(
+      createStoryAgent(model, { resumeBaseMs: 1, maxResumes: 2 }).write(continueInput("cot")),
+    );
+    // The first attempt and two continuations, each cut again.
+    expect(model.calls.filter((c) => c.kind === "stream")).toHaveLength(3);
     const last = events[events.length - 1];
     expect(last?.type).toBe("failed");
     if (last?.type !== "failed") return;
@@ -431,7 +559,7 @@ describe("story agent: failures", () => {
     const controller = new AbortController();
     controller.abort();
     const model = new FakeModelClient(script());
-    const events = await collect(createStoryAgent(model).write(continueInput("cot"), controller.signal));
+    const events = await collect(createStoryAgent(model).write(continueInput("cot"), { signal: controller.signal }));
     expect(events[events.length - 1]?.type).toBe("failed");
   });
 });
@@ -469,5 +597,68 @@ describe("story agent: summarize", () => {
   it("throws ModelError on an empty summary", async () => {
     const model = new FakeModelClient([{ text: "  " }]);
     await expect(createStoryAgent(model).summarize({ story, fold: [] })).rejects.toMatchObject({ kind: "bad_output" });
+  });
+});
+
+describe("story agent: planning ahead", () => {
+  it.each(["cot", "react"] as const)(
+    "%s: a plan made ahead leaves only the prose and the parts, and the trajectory is the same as without it",
+    async (method) => {
+      const plain = new FakeModelClient(script());
+      const unplanned = done(await collect(createStoryAgent(plain).write(continueInput(method))));
+
+      const model = new FakeModelClient(script());
+      const agent = createStoryAgent(model);
+      const outcome = await agent.plan(continueInput(method));
+      expect(outcome.ok).toBe(true);
+      if (!outcome.ok) return;
+      const before = model.calls.length;
+      const events = await collect(agent.write(continueInput(method), { plan: outcome.plan }));
+      const result = done(events);
+      // The first call after the choice is the streamed prose.
+      expect(model.calls[before]?.kind).toBe("stream");
+      expect(result.runs.map((r) => r.messages)).toEqual(unplanned.runs.map((r) => r.messages));
+      expect(result.runs.map((r) => r.task)).toEqual(unplanned.runs.map((r) => r.task));
+      // The plan's tool events are shown as they would have been.
+      expect(events.filter((e) => e.type === "tool").length).toBe(method === "react" ? 2 : 0);
+    },
+  );
+
+  it("a plan is used once: a second write with it plans again", async () => {
+    const model = new FakeModelClient(script());
+    const agent = createStoryAgent(model);
+    const outcome = await agent.plan(continueInput("cot"));
+    if (!outcome.ok) throw new Error("no plan");
+    done(await collect(agent.write(continueInput("cot"), { plan: outcome.plan })));
+    const before = model.calls.length;
+    done(await collect(agent.write(continueInput("cot"), { plan: outcome.plan })));
+    expect(model.calls[before]?.kind).toBe("complete");
+  });
+
+  it("a cancelled plan reports what it spent", async () => {
+    const controller = new AbortController();
+    const model = new FakeModelClient((req, index) => {
+      if (index > 0) controller.abort();
+      return kindOf(req) === "react"
+        ? { toolCalls: [{ name: "recall", arguments: { query: "mill" } }] }
+        : { text: "x" };
+    });
+    const outcome = await createStoryAgent(model).plan(continueInput("react"), controller.signal);
+    expect(outcome.ok).toBe(false);
+    if (outcome.ok) return;
+    expect(outcome.runs[0]?.promptTokens).toBe(100);
+  });
+});
+
+describe("story agent: ReAct in the field", () => {
+  it("a plain-text answer instead of a tool call is a direct answer (FireAct), never an error", async () => {
+    const model = new FakeModelClient(
+      script({ react: () => ({ text: "I remember enough: Ada returns to the mill." }) }),
+    );
+    const result = done(await collect(createStoryAgent(model).write(continueInput("react"))));
+    expect(result.text).toBe(PROSE);
+    expect(model.calls.filter((c) => kindOf(c.request) === "react")).toHaveLength(1);
+    const write = lastUser(model.calls.find((c) => c.kind === "stream")?.request as ChatRequest);
+    expect(write).not.toContain("Step limit reached");
   });
 });
