@@ -19,6 +19,9 @@ import type {
 } from "../../src/render/surface.ts";
 import { ensureDir } from "../../src/store/ensure-dir.ts";
 
+/** How much of an interrupted chapter the terminal shows again before continuing it. */
+const RESUME_TAIL_CHARS = 160;
+
 export class ConsoleSurface implements Surface {
   // A terminal has no message size and no edit rate limit.
   readonly limits: SurfaceLimits = { maxMessageLength: 1_000_000, minEditIntervalMs: 0 };
@@ -41,6 +44,19 @@ export class ConsoleSurface implements Surface {
     this.printed.set(id, text);
     this.lastId = id;
     return { id };
+  }
+
+  async adopt(messages: { ref: MessageRef; text: string }[]): Promise<void> {
+    for (const m of messages) {
+      this.printed.set(m.ref.id, m.text);
+      this.nextId = Math.max(this.nextId, Number(m.ref.id) + 1 || this.nextId);
+    }
+    const last = messages.at(-1);
+    if (last === undefined) return;
+    // The terminal shows where the chapter stopped, then continues it on the same line.
+    this.block(`${t(this.locale, "chapter.resuming")}\n…${last.text.slice(-RESUME_TAIL_CHARS)}`);
+    this.printed.set(last.ref.id, last.text);
+    this.lastId = last.ref.id;
   }
 
   async edit(ref: MessageRef, text: string): Promise<void> {

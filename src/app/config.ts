@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { METHODS, type Method, type WritingTask } from "../agent/types.ts";
+import { STRUCTURED_STRATEGIES, type StructuredStrategy } from "../llm/structured-strategy.ts";
 import { type ModelRoute, TASKS, type Task } from "../llm/types.ts";
 
 export const DEFAULTS = {
@@ -18,6 +19,9 @@ export const DEFAULTS = {
   EXPORT_DIR: "./data/exports",
   VOTE_SECONDS: 60,
   JOB_CONCURRENCY: 64,
+  PREPLAN: "on",
+  PREPLAN_CONCURRENCY: 4,
+  STRUCTURED_OUTPUT: "auto",
   IMAGE_SIZE: "1024x1024",
   IMAGE_DIR: "./data/images",
   IMAGE_TIMEOUT_MS: 120_000,
@@ -124,6 +128,14 @@ const EnvSchema = z.object({
   IMAGES_PER_DAY: int("IMAGES_PER_DAY", 0, 10_000),
   ILLUSTRATE_COOLDOWN_SECONDS: int("ILLUSTRATE_COOLDOWN_SECONDS", 0, 86_400),
   JOB_CONCURRENCY: int("JOB_CONCURRENCY", 1, 1000),
+  PREPLAN: optionalText.refine((v) => v === undefined || v === "on" || v === "off", {
+    message: "PREPLAN must be on or off",
+  }),
+  PREPLAN_CONCURRENCY: int("PREPLAN_CONCURRENCY", 1, 64),
+  STRUCTURED_OUTPUT: optionalText.refine(
+    (v) => v === undefined || v === "auto" || (STRUCTURED_STRATEGIES as readonly string[]).includes(v),
+    { message: `STRUCTURED_OUTPUT must be auto or one of: ${STRUCTURED_STRATEGIES.join(", ")}` },
+  ),
   LANG: optionalText,
 });
 
@@ -138,6 +150,10 @@ export interface Config {
   methods: Record<WritingTask, Method>;
   reactMaxSteps: number;
   recentChapters: number;
+  /** Speculative planning of offered choices (PREPLAN); at most `concurrency` plans at once. */
+  preplan: { enabled: boolean; concurrency: number };
+  /** Every route starts with this structured-output strategy instead of its endpoint's default. */
+  structuredOutput?: StructuredStrategy;
   databaseUrl: string;
   exportDir: string;
   locale: Locale;
@@ -272,6 +288,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     locale: e.INKLOOM_LOCALE ?? (lang.startsWith("zh") ? "zh" : "en"),
     voteSeconds: num(e.VOTE_SECONDS, DEFAULTS.VOTE_SECONDS),
     jobConcurrency: num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY),
+    preplan: {
+      enabled: (e.PREPLAN ?? DEFAULTS.PREPLAN) === "on",
+      concurrency: num(e.PREPLAN_CONCURRENCY, DEFAULTS.PREPLAN_CONCURRENCY),
+    },
+    ...(e.STRUCTURED_OUTPUT === undefined || e.STRUCTURED_OUTPUT === "auto"
+      ? {}
+      : { structuredOutput: e.STRUCTURED_OUTPUT as StructuredStrategy }),
     moderation: e.MODERATION_MODEL !== undefined,
     ...(e.IMAGE_MODEL === undefined
       ? {}

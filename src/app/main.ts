@@ -57,7 +57,7 @@ async function main(): Promise<number> {
         return 1;
       }
     }
-    await resumeIllustrations(engine);
+    await engine.resume();
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);
@@ -70,7 +70,7 @@ async function main(): Promise<number> {
   const conversation = { platform: "console", workspaceId: "local", id: "local" };
   const surface = new ConsoleSurface(process.stdout, config.locale, config.exportDir);
   engine.audiences.set(`${conversation.platform}:${conversation.id}`, { surface, locale: config.locale });
-  await resumeIllustrations(engine);
+  await engine.resume();
   const adapter = new ConsoleAdapter(
     process.stdin,
     surface,
@@ -93,12 +93,6 @@ async function main(): Promise<number> {
   await engine.close();
   process.stdout.write("\n");
   return 0;
-}
-
-/** Pictures a restart interrupted are drawn (or posted) now that their conversations can be reached. */
-async function resumeIllustrations(engine: { illustrations: { recover(): Promise<number> } }): Promise<void> {
-  const count = await engine.illustrations.recover();
-  if (count > 0) log(`resuming ${count} illustration(s) a restart interrupted`);
 }
 
 function bind(adapter: { start(): Promise<void>; stop(): Promise<void> }) {

@@ -12,11 +12,14 @@ import type { JobQueue } from "../jobs/job-queue.ts";
 import { OpenAiModelClient } from "../llm/openai-client.ts";
 import type { ModelClient } from "../llm/types.ts";
 import { type Db, openDatabase } from "../store/db.ts";
+import { loadStrategyBook } from "../store/strategy-store.ts";
 import { AudienceRegistry } from "../story/audience-registry.ts";
 import { BallotService } from "../story/ballot-service.ts";
+import { PartsRepairer, REPAIR_JOB, type RepairJobPayload } from "../story/chapter-repair.ts";
 import { ChapterWriter } from "../story/chapter-writer.ts";
 import { ILLUSTRATION_JOB, type IllustrationJobPayload, IllustrationService } from "../story/illustrations.ts";
 import { ModelModerator } from "../story/moderation.ts";
+import { Preplanner } from "../story/preplanner.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../story/story-service.ts";
 import { ThemeService } from "../story/themes.ts";
 import { WorkspaceSettingsStore } from "../story/workspace-settings.ts";
@@ -35,6 +38,13 @@ export interface Engine {
   illustrations: IllustrationService;
   /** Where each conversation's chapters are shown (adapters register here). */
   audiences: AudienceRegistry;
+  /** Speculative planning of offered choices, when PREPLAN is on. */
+  preplanner?: Preplanner;
+  /**
+   * Resume what a restart interrupted: chapters (continued in the messages they had
+   * shown), pictures, and parts to repair. Call once the adapters have registered.
+   */
+  resume(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -60,13 +70,28 @@ export async function createEngine(
     prices: config.prices,
   });
   const model = hooks.decorateModel?.(client) ?? client;
-  const agent = createStoryAgent(model, { maxSteps: config.reactMaxSteps, recentChapters: config.recentChapters });
+  const strategies = await loadStrategyBook(db, {
+    log,
+    ...(config.structuredOutput === undefined ? {} : { override: config.structuredOutput }),
+  });
+  const agent = createStoryAgent(model, {
+    maxSteps: config.reactMaxSteps,
+    recentChapters: config.recentChapters,
+    strategies,
+  });
   const queue = new InProcessJobQueue({ concurrency: config.jobConcurrency });
   const moderator = config.moderation ? new ModelModerator(model) : undefined;
   const stories = new StoryService(db, queue, moderator);
   const audiences = new AudienceRegistry();
   const resolve = (id: string) => audiences.resolve(id);
-  const ballots = new BallotService(db, stories, resolve, { log, ...(moderator === undefined ? {} : { moderator }) });
+  const preplanner = config.preplan.enabled
+    ? new Preplanner(db, agent, { method: config.methods.continue, concurrency: config.preplan.concurrency, log })
+    : undefined;
+  const ballots = new BallotService(db, stories, resolve, {
+    log,
+    ...(moderator === undefined ? {} : { moderator }),
+    ...(preplanner === undefined ? {} : { preplanner }),
+  });
   const settings = new WorkspaceSettingsStore(db, {
     locale: config.locale,
     voteSeconds: config.voteSeconds,
@@ -100,19 +125,25 @@ export async function createEngine(
     moderator,
     agent,
   );
+  const repairs = new PartsRepairer(db, agent, queue, { method: config.methods.continue, log });
   const writer = new ChapterWriter(
     db,
     agent,
     resolve,
-    { methods: config.methods, recentChapters: config.recentChapters, log },
+    {
+      methods: config.methods,
+      recentChapters: config.recentChapters,
+      log,
+      repairs,
+      ...(preplanner === undefined ? {} : { preplanner }),
+    },
     ballots,
     illustrations,
   );
   queue.handle<ChapterJobPayload>(CHAPTER_JOB, (payload) => writer.run(payload));
   queue.handle<IllustrationJobPayload>(ILLUSTRATION_JOB, (payload) => illustrations.run(payload));
+  queue.handle<RepairJobPayload>(REPAIR_JOB, (payload) => repairs.run(payload));
   stories.presentChoicesWith((storyId) => writer.reoffer(storyId));
-  const interrupted = await stories.recoverInterrupted();
-  if (interrupted > 0) log(`marked ${interrupted} interrupted chapter(s) as failed; readers can /retry them`);
   await ballots.resume();
   return {
     db,
@@ -125,8 +156,18 @@ export async function createEngine(
     themes: new ThemeService(db),
     illustrations,
     audiences,
+    ...(preplanner === undefined ? {} : { preplanner }),
+    async resume() {
+      const chapters = await stories.resumeInterrupted();
+      if (chapters > 0) log(`resuming ${chapters} chapter(s) a restart interrupted`);
+      const pictures = await illustrations.recover();
+      if (pictures > 0) log(`resuming ${pictures} illustration(s) a restart interrupted`);
+      const parts = await repairs.recover();
+      if (parts > 0) log(`repairing the parts of ${parts} chapter(s)`);
+    },
     async close() {
       ballots.dispose();
+      await preplanner?.close();
       await queue.close();
       await db.$disconnect();
     },

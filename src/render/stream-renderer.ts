@@ -37,7 +37,26 @@ export class StreamRenderer {
   private failure: { error: unknown } | undefined;
   private ending: Promise<RenderedMessage[]> | undefined;
 
-  constructor(private readonly surface: Surface) {}
+  constructor(
+    private readonly surface: Surface,
+    /** Called after the surface took new text, with every message as shown now (to save progress). */
+    private readonly onShown?: (messages: RenderedMessage[]) => void,
+  ) {}
+
+  /**
+   * Continue messages an earlier process posted (a chapter resumed after a restart): the
+   * last one is edited as text arrives, instead of posting a second copy. Call before `push`.
+   */
+  adopt(messages: RenderedMessage[]): void {
+    if (this.current !== undefined || this.finalized.length > 0 || this.text !== "") {
+      throw new Error("StreamRenderer: adopt() after text was pushed");
+    }
+    const last = messages.at(-1);
+    if (last === undefined) return;
+    this.finalized.push(...messages.slice(0, -1).map((m) => ({ ...m })));
+    this.current = { ...last };
+    this.text = last.text;
+  }
 
   /** Add streamed text. Never blocks; surface calls happen in the background. */
   push(delta: string): void {
@@ -147,6 +166,7 @@ export class StreamRenderer {
     }
     this.trimNewMessageStart();
     if (this.hasUnsentText()) this.current = await this.write(this.text);
+    this.onShown?.(this.messages());
   }
 
   /** A new message never starts with whitespace (platforms refuse whitespace-only messages). */

@@ -70,6 +70,12 @@ export interface Surface {
   updateChoices(ref: MessageRef, offer: ChoiceOffer): Promise<void>;
   /** Mark an offer as decided: the choice taken replaces the buttons. */
   closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void>;
+  /**
+   * Optional: a chapter interrupted by a restart continues in these messages, posted by an
+   * earlier process (ids and the text each shows). A surface that tracks what it showed
+   * (the terminal) takes them as its own, so the next `edit` only adds the new text.
+   */
+  adopt?(messages: { ref: MessageRef; text: string }[]): Promise<void>;
   /** Optional: the story got its title (a Discord thread is renamed after it). */
   retitle?(title: string): Promise<void>;
   /** Optional: show that a chapter is being written (a typing indicator, a status line). */

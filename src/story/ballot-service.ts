@@ -27,6 +27,8 @@ export interface BallotOptions {
   /** Tie-break draw, [0, 1). */
   random?: () => number;
   log?: (message: string) => void;
+  /** Plans a write-in ahead while the vote is open (PREPLAN on). */
+  preplanner?: { planAction(storyId: string, action: string): Promise<void> };
 }
 
 export interface Tally {
@@ -145,6 +147,9 @@ export class BallotService implements BallotOpener {
       await castVote(tx, ballot.chapterId, user.id, choice.id);
     });
     await this.startGraceIfWaiting(ballot);
+    this.options.preplanner
+      ?.planAction(storyId, label)
+      .catch((error: unknown) => this.options.log?.(`story ${storyId}: planning a write-in failed: ${String(error)}`));
     return this.refresh(storyId, revision);
   }
 

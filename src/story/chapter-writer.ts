@@ -16,12 +16,15 @@ import type {
   WritingTask,
 } from "../agent/types.ts";
 import type { Locale } from "../app/config.ts";
-import type { Prisma } from "../generated/prisma/client.ts";
+import { Prisma } from "../generated/prisma/client.ts";
 import { t } from "../i18n/messages.ts";
 import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";
 import type { ChoiceOffer, Surface } from "../render/surface.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
+import type { Preplanner } from "./preplanner.ts";
+import { ProgressSaver, parseProgress, resumeFrom } from "./progress.ts";
+import { runData } from "./run-data.ts";
 import { CANON, type ChainChapter, writingInputFor } from "./snapshot.ts";
 import type { ChapterJobPayload } from "./story-service.ts";
 
@@ -72,7 +75,17 @@ export interface ChapterWriterOptions {
   recentChapters: number;
   /** Logs operator-facing problems (never secrets). */
   log?: (message: string) => void;
+  /** Speculative planning of offered choices (PREPLAN on). */
+  preplanner?: Pick<Preplanner, "planChoices" | "take" | "cancel">;
+  /** Repairs the parts of chapters kept without them. */
+  repairs?: { enqueue(chapterId: string): Promise<void> };
+  /** Readers are told "still writing…" once the model's retries have waited this long (default 3 s). */
+  stillWritingAfterMs?: number;
 }
+
+const STILL_WRITING_AFTER_MS = 3000;
+/** Where the fallback "Continue" choice leads. */
+const CONTINUE_DIRECTION = "Continue the story from where the chapter stops.";
 
 const SILENT: Audience = {
   locale: "en",
@@ -118,14 +131,17 @@ export class ChapterWriter {
       // mark it failed so the reader can retry, and say so.
       this.options.log?.(`chapter ${chapterId} crashed: ${error instanceof Error ? error.message : String(error)}`);
       await this.db.chapter
-        .updateMany({ where: { id: chapterId, status: "writing" }, data: { status: "failed", error: "internal" } })
-        .catch(() => {});
+        .updateMany({
+          where: { id: chapterId, status: "writing" },
+          data: { status: "failed", error: "internal", progress: Prisma.DbNull },
+        })
+        .catch((e: unknown) => this.options.log?.(`chapter ${chapterId}: not marked failed: ${String(e)}`));
       const audience = (await this.audiences(chapter.story.conversationId)) ?? SILENT;
       await audience.surface
         .failed(t(audience.locale, "chapter.failed", { reason: t(audience.locale, "error.internal") }), {
           storyId: chapter.story.id,
         })
-        .catch(() => {});
+        .catch((e: unknown) => this.options.log?.(`chapter ${chapterId}: failure not shown: ${String(e)}`));
       throw error;
     }
   }
@@ -135,32 +151,73 @@ export class ChapterWriter {
     const { story } = chapter;
     const { chain, input: base } = await writingInputFor(this.db, story, chapter);
     const snapshot = base.story;
-    const input: AgentInput = { ...base, method: this.options.methods[base.task] };
     const audience = (await this.audiences(story.conversationId)) ?? SILENT;
     const { surface, locale } = audience;
-    const renderer = new StreamRenderer(surface);
-    await surface.typing?.().catch(() => {});
+    const heading = `${t(locale, "chapter.headingUntitled", { number: chapter.number })}\n\n`;
+    const saved = parseProgress(chapter.progress);
+    const progress = new ProgressSaver(this.db, chapterId, saved, this.options.log);
+    const renderer = new StreamRenderer(surface, (messages) => progress.shown(messages));
+    const resume = saved === undefined ? undefined : resumeFrom(saved, heading);
+    const input: AgentInput = {
+      ...base,
+      method: this.options.methods[base.task],
+      ...(resume === undefined ? {} : { resume }),
+    };
+    let headingShown = false;
+    if (saved !== undefined && saved.messages.length > 0) {
+      // A restart: continue the messages already shown instead of posting a second copy.
+      const adopted = saved.messages.map((m) => ({ ref: { id: m.id }, text: m.text }));
+      await surface.adopt?.(adopted);
+      renderer.adopt(adopted);
+      headingShown = true;
+    } else {
+      await surface.typing?.().catch((error: unknown) => this.options.log?.(`typing failed: ${String(error)}`));
+    }
+    // Planned ahead while the readers read (PREPLAN): only the prose call remains.
+    const plan =
+      resume === undefined && input.task === "continue"
+        ? await this.options.preplanner?.take(story.id, chapter.parentId, input)
+        : undefined;
+    this.options.preplanner?.cancel(story.id);
+    let waited = 0;
+    let toldWaiting = false;
+    const onWait = (delayMs: number) => {
+      waited += delayMs;
+      // Before the prose only: a notice inside streaming text would split it.
+      if (toldWaiting || headingShown || waited < (this.options.stillWritingAfterMs ?? STILL_WRITING_AFTER_MS)) return;
+      toldWaiting = true;
+      surface
+        .notice(t(locale, "chapter.stillWriting"))
+        .catch((error: unknown) => this.options.log?.(`chapter ${chapterId}: status not shown: ${String(error)}`));
+    };
     let result: ChapterResult | undefined;
     let failure: { error: ModelError; runs: RunRecord[] } | undefined;
-    let headingShown = false;
     try {
-      for await (const event of this.agent.write(input)) {
+      for await (const event of this.agent.write(input, { onWait, ...(plan === undefined ? {} : { plan }) })) {
         if (event.type === "story") {
-          const cast = event.cast.map((c) => (c.role ? `${c.name} (${c.role})` : c.name)).join(", ");
-          await surface.notice(
-            `${t(locale, "story.title", { title: event.title })}\n${t(locale, "story.cast", { cast })}`,
-          );
-          await surface.retitle?.(event.title).catch(() => {});
+          progress.planned(event.plan);
+          if (resume?.story === undefined) {
+            const cast = event.cast.map((c) => (c.role ? `${c.name} (${c.role})` : c.name)).join(", ");
+            await surface.notice(
+              `${t(locale, "story.title", { title: event.title })}\n${t(locale, "story.cast", { cast })}`,
+            );
+            await surface
+              .retitle?.(event.title)
+              .catch((error: unknown) => this.options.log?.(`retitle failed: ${String(error)}`));
+          }
         } else if (event.type === "text") {
           if (!headingShown) {
             // The heading opens the chapter's first message (one message fewer per chapter,
             // which matters where a chat may receive one message a second), pushed together
             // with the first prose so that message never shows a bare heading.
             headingShown = true;
-            renderer.push(`${t(locale, "chapter.headingUntitled", { number: chapter.number })}\n\n${event.delta}`);
+            renderer.push(`${heading}${event.delta}`);
           } else {
             renderer.push(event.delta);
           }
+        } else if (event.type === "status" && (event.phase === "checking" || event.phase === "choosing")) {
+          // The prose is complete: a restart from here only asks for the parts.
+          if (headingShown) progress.complete();
         } else if (event.type === "done") {
           result = event.result;
         } else if (event.type === "failed") {
@@ -176,11 +233,12 @@ export class ChapterWriter {
 
     if (result === undefined) {
       const error = failure?.error ?? new ModelError("bad_output", "agent ended without a result");
-      await renderer.abort(t(locale, "chapter.interrupted")).catch(() => {});
+      await renderer.abort(t(locale, "chapter.interrupted"));
+      await progress.settle();
       await this.db.$transaction([
         this.db.chapter.update({
           where: { id: chapterId },
-          data: { status: "failed", error: error.kind },
+          data: { status: "failed", error: error.kind, progress: Prisma.DbNull },
           select: { id: true },
         }),
         this.db.agentRun.createMany({ data: (failure?.runs ?? []).map((run) => runData(story.id, chapterId, run)) }),
@@ -188,8 +246,12 @@ export class ChapterWriter {
       this.options.log?.(`chapter ${chapterId} failed: ${error.kind}: ${error.message}`);
       await surface
         .failed(t(locale, "chapter.failed", { reason: t(locale, `model.${error.kind}`) }), { storyId: story.id })
-        .catch(() => {});
+        .catch((e: unknown) => this.options.log?.(`chapter ${chapterId}: failure not shown: ${String(e)}`));
       return;
+    }
+    if (result.choices.length === 0) {
+      // Kept without its parts and without choices: the reader can go on, or write their own.
+      result.choices = [{ label: t(locale, "choices.continue"), direction: CONTINUE_DIRECTION }];
     }
 
     // The text is complete whether or not every edit reached the reader: save it
@@ -198,6 +260,7 @@ export class ChapterWriter {
       this.options.log?.(`chapter ${chapterId}: display failed: ${String(error)}`);
       return [];
     });
+    await progress.settle();
     const done = result;
     // Appearance is fixed at first mention (illustrations depend on it staying the same),
     // so only characters the story does not know yet are added.
@@ -234,6 +297,8 @@ export class ChapterWriter {
             bibleUpdates: { facts: done.bibleUpdates.facts },
             ...(done.arc === undefined ? {} : { arc: { beats: done.arc.beats, openThreads: done.arc.openThreads } }),
             messageRefs: rendered.map((m) => m.ref.id),
+            progress: Prisma.DbNull,
+            needsRepair: done.needsRepair === true,
           },
           select: { id: true },
         }),
@@ -277,6 +342,11 @@ export class ChapterWriter {
         this.options.log?.(`chapter ${chapterId}: illustrations not queued: ${String(error)}`);
       });
 
+    if (done.needsRepair === true) {
+      await this.options.repairs
+        ?.enqueue(chapterId)
+        .catch((error: unknown) => this.options.log?.(`chapter ${chapterId}: repair not queued: ${String(error)}`));
+    }
     // Nothing can change the story while its head chapter is being written, so the
     // revision read at the start is still current.
     await this.present(
@@ -355,6 +425,10 @@ export class ChapterWriter {
     };
     try {
       const ref = await audience.surface.offerChoices(offer);
+      // While the readers read (or vote), plan each choice ahead.
+      this.options.preplanner
+        ?.planChoices(story.id)
+        .catch((error: unknown) => this.options.log?.(`story ${story.id}: planning ahead failed: ${String(error)}`));
       if (voting !== undefined && this.ballots !== undefined) {
         await this.ballots.open({
           storyId: story.id,
@@ -400,26 +474,3 @@ export class ChapterWriter {
 }
 
 type ClaimedChapter = Prisma.ChapterGetPayload<{ include: { story: { include: typeof CANON } } }>;
-
-/** An agent run as an AgentRun row (a FireAct trajectory). */
-export function runData(storyId: string, chapterId: string | null, run: RunRecord) {
-  return {
-    storyId,
-    chapterId,
-    task: run.task,
-    method: run.method,
-    model: run.model,
-    baseUrl: run.baseUrl,
-    fineTuned: run.fineTuned,
-    promptVersion: run.promptVersion,
-    messages: run.messages as unknown as object,
-    tools: run.tools as unknown as object,
-    promptTokens: run.promptTokens,
-    completionTokens: run.completionTokens,
-    costUsd: run.costUsd,
-    latencyMs: Math.round(run.latencyMs),
-    status: run.status,
-    error: run.error ?? "",
-    checks: run.checks as object,
-  };
-}

@@ -30,9 +30,10 @@ import { t } from "../i18n/messages.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import { ModelError } from "../llm/types.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
-import { type AudienceResolver, type ChapterPictures, runData } from "./chapter-writer.ts";
+import type { AudienceResolver, ChapterPictures } from "./chapter-writer.ts";
 import { UserFacingError } from "./errors.ts";
 import type { Moderator } from "./moderation.ts";
+import { runData } from "./run-data.ts";
 import { type Actor, upsertUser } from "./story-service.ts";
 import type { WorkspaceSettingsStore } from "./workspace-settings.ts";
 

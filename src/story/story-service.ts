@@ -504,15 +504,23 @@ export class StoryService {
   }
 
   /**
-   * After a crash or restart: chapters left pending or half-written are marked
-   * failed (their text was never saved as done), so readers get a retry.
+   * After a crash or restart: chapters left pending or half-written are written again,
+   * with no reader action. A chapter that had begun continues from the messages it had
+   * shown (its saved progress): no second copy, its choices offered once. Call once the
+   * conversations can be reached (adapters registered). Returns how many.
    */
-  async recoverInterrupted(): Promise<number> {
-    const { count } = await this.db.chapter.updateMany({
+  async resumeInterrupted(): Promise<number> {
+    const rows = await this.db.chapter.findMany({
       where: { status: { in: [...BUSY] } },
-      data: { status: "failed", error: "interrupted" },
+      select: { id: true, storyId: true, number: true, story: { select: { revision: true } } },
     });
-    return count;
+    if (rows.length === 0) return 0;
+    await this.db.chapter.updateMany({
+      where: { id: { in: rows.map((r) => r.id) }, status: "writing" },
+      data: { status: "pending" },
+    });
+    for (const row of rows) await this.enqueue(row.storyId, row.id, row.number, row.story.revision);
+    return rows.length;
   }
 
   private async requireStory(storyId: string) {

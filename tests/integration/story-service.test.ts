@@ -7,6 +7,7 @@ import type { CommandContext } from "../../commands/types.ts";
 import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
 import { bookToMarkdown } from "../../src/story/book.ts";
+import { PartsRepairer } from "../../src/story/chapter-repair.ts";
 import { ChapterWriter } from "../../src/story/chapter-writer.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../../src/story/story-service.ts";
@@ -23,6 +24,8 @@ let agent: FakeStoryAgent;
 let surface: FakeSurface;
 let stories: StoryService;
 let writer: ChapterWriter;
+/** Chapters the writer queued for a background repair of their parts. */
+let queuedRepairs: string[];
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-story-"));
@@ -31,9 +34,15 @@ beforeEach(async () => {
   agent = new FakeStoryAgent();
   surface = new FakeSurface({ limits: { maxMessageLength: 2000, minEditIntervalMs: 0 } });
   stories = new StoryService(db, queue);
+  queuedRepairs = [];
   writer = new ChapterWriter(db, agent, (id) => (id === "console:c1" ? { surface, locale: "en" } : undefined), {
     methods: { open: "cot", continue: "react", rewrite: "reflexion" },
     recentChapters: 2,
+    repairs: {
+      enqueue: async (id) => {
+        queuedRepairs.push(id);
+      },
+    },
   });
   queue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => writer.run(p));
 });
@@ -248,10 +257,11 @@ describe("StoryService with real SQLite", () => {
     expect((await stories.state(storyId)).head?.status).toBe("done");
   });
 
-  it("after a crash, chapters left writing are marked failed and can be retried", async () => {
+  it("after a crash, a chapter left writing resumes on its own in the messages it had shown, choices once", async () => {
     const storyId = await startStory();
     const s = await stories.state(storyId);
-    // Simulate a crash: the chapter was claimed but the process died.
+    // The process died mid-chapter: the chapter was claimed and had shown its first words.
+    const shown = await surface.post("Chapter 2\n\nChapter 2 text about ");
     const chapter = await db.chapter.create({
       data: {
         storyId,
@@ -263,13 +273,53 @@ describe("StoryService with real SQLite", () => {
         requestKey: "crash",
         bibleUpdates: {},
         messageRefs: [],
+        progress: { messages: [{ id: shown.id, text: "Chapter 2\n\nChapter 2 text about " }], complete: false },
       },
     });
     await db.story.update({ where: { id: storyId }, data: { headChapterId: chapter.id } });
-    expect(await stories.recoverInterrupted()).toBe(1);
-    expect((await stories.state(storyId)).head?.status).toBe("failed");
-    await (await stories.retry(storyId)).job.finished;
-    expect((await stories.state(storyId)).head?.status).toBe("done");
+    const offersBefore = surface.calls.filter((c) => c.kind === "offerChoices").length;
+    const postsBefore = surface.calls.filter((c) => c.kind === "post").length;
+
+    expect(await stories.resumeInterrupted()).toBe(1);
+    await queue.onIdle();
+
+    const state = await stories.state(storyId);
+    expect(state.head?.status).toBe("done");
+    expect(state.head?.text).toBe("Chapter 2 text about I wait.\n\nIt goes on.");
+    expect(agent.inputs.at(-1)?.resume).toEqual({ prose: "Chapter 2 text about ", complete: false });
+    // The same message was continued: no new post, and it shows the whole chapter.
+    expect(surface.calls.filter((c) => c.kind === "post").length).toBe(postsBefore);
+    expect(surface.messages.get(shown.id)?.text).toBe("Chapter 2\n\nChapter 2 text about I wait.\n\nIt goes on.");
+    expect(surface.calls.filter((c) => c.kind === "offerChoices").length).toBe(offersBefore + 1);
+    expect((await db.chapter.findUniqueOrThrow({ where: { id: chapter.id } })).progress).toBeNull();
+  });
+
+  it("a chapter whose parts failed is kept with a Continue choice, then repaired in the background", async () => {
+    const storyId = await startStory();
+    const s = await stories.state(storyId);
+    agent.failPartsNext();
+    const ticket = await stories.act(storyId, s.revision, "I wait");
+    await ticket.job.finished;
+    const row = await db.chapter.findUniqueOrThrow({ where: { id: ticket.chapterId } });
+    expect(row.status).toBe("done");
+    expect(row.needsRepair).toBe(true);
+    expect(row.title).toBe("Chapter 2 text about I wait.");
+    expect((await stories.state(storyId)).choices).toEqual(["Continue"]);
+    expect(surface.calls.filter((c) => c.kind === "offerChoices").at(-1)?.offer.allowWriteIn).toBe(true);
+    expect(queuedRepairs).toEqual([ticket.chapterId]);
+
+    const repairer = new PartsRepairer(db, agent, queue, { method: "react", baseMs: 1 });
+    await repairer.run({ chapterId: ticket.chapterId });
+    const repaired = await db.chapter.findUniqueOrThrow({ where: { id: ticket.chapterId } });
+    expect(repaired.needsRepair).toBe(false);
+    expect(repaired.title).toBe("Repaired title 2");
+    expect(repaired.summary).toBe("Repaired summary of chapter 2");
+    // The choices the reader was offered stay.
+    expect((await stories.state(storyId)).choices).toEqual(["Continue"]);
+    // Twice is harmless.
+    await repairer.run({ chapterId: ticket.chapterId });
+    expect(agent.repaired).toEqual([2]);
+    expect(await repairer.recover()).toBe(0);
   });
 
   it("a chapter job delivered twice writes the chapter once", async () => {

@@ -70,7 +70,7 @@ function wanted(req: ChatRequest): string | undefined {
   if (typeof req.toolChoice === "object") return req.toolChoice.name;
   if (req.responseFormat) return req.responseFormat.name;
   const marked = [...req.messages].reverse().find((m) => m.role === "user" && m.content.includes(JSON_TEXT_MARKER));
-  return marked?.content.split(JSON_TEXT_MARKER)[1]?.split("\n")[0];
+  return (marked?.content ?? "").split(JSON_TEXT_MARKER)[1]?.split("\n")[0];
 }
 
 function kindOf(req: ChatRequest): Kind {

@@ -1,0 +1,207 @@
+/**
+ * Speculative planning (PREPLAN): while readers read a chapter (or vote on it), the
+ * agent's pre-prose steps run for each offered choice, so that when one is taken only
+ * the streamed prose call remains: the first sentence arrives one model round trip
+ * after the choice.
+ *
+ * - Bounded: at most `concurrency` plans run at once, across stories.
+ * - Cancelled when the head moves: offering new choices, or starting any chapter of the
+ *   story, cancels the story's other plans.
+ * - Discarded when the story changes under it: a plan is used only when the chapter's
+ *   writing input is exactly the one it was made from (a fingerprint of the input).
+ * - Recorded: the plan used becomes part of the chapter's trajectory, with the same
+ *   shape and content as without planning; every other plan's runs are recorded as
+ *   their own runs with status `unused` (left out of training data).
+ *
+ * Plans live in this process's memory: losing them (a restart) only costs the time
+ * they would have saved.
+ */
+import { createHash } from "node:crypto";
+import type { AgentInput, ChapterPlan, Method, PlanOutcome, RunRecord, StoryAgent } from "../agent/types.ts";
+import type { Db } from "../store/db.ts";
+import { runData } from "./run-data.ts";
+import { loadStoryWithCanon, writingInputFor } from "./snapshot.ts";
+
+export interface PreplannerOptions {
+  /** The continue method (plans are made for continue chapters). */
+  method: Method;
+  /** Plans running at once, across stories (PREPLAN_CONCURRENCY). */
+  concurrency: number;
+  log?: (message: string) => void;
+}
+
+interface Entry {
+  storyId: string;
+  parentId: string;
+  action: string;
+  fingerprint: string;
+  controller: AbortController;
+  outcome: Promise<PlanOutcome>;
+}
+
+/** A writing input's identity: same fingerprint, same prompts, same trajectory. */
+export function fingerprint(input: AgentInput): string {
+  return createHash("sha256").update(JSON.stringify(input)).digest("hex");
+}
+
+export class Preplanner {
+  /** Plans by story, then by action. */
+  readonly #plans = new Map<string, Map<string, Entry>>();
+  readonly #waiting: (() => void)[] = [];
+  readonly #recording = new Set<Promise<void>>();
+  #running = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly agent: StoryAgent,
+    private readonly options: PreplannerOptions,
+  ) {}
+
+  /** Plan every choice of the story's head chapter (its earlier plans are cancelled). */
+  async planChoices(storyId: string): Promise<void> {
+    const story = await loadStoryWithCanon(this.db, storyId);
+    const headId = story?.headChapterId;
+    if (story == null || headId == null || story.status === "ended") return;
+    const head = await this.db.chapter.findUnique({
+      where: { id: headId },
+      select: {
+        id: true,
+        number: true,
+        status: true,
+        choices: { orderBy: { position: "asc" }, select: { label: true } },
+      },
+    });
+    if (head == null || head.status !== "done") return;
+    this.cancel(storyId);
+    for (const choice of head.choices) await this.start(story, head, choice.label);
+  }
+
+  /** Plan one more action for the head chapter (a write-in joining a ballot). */
+  async planAction(storyId: string, action: string): Promise<void> {
+    const story = await loadStoryWithCanon(this.db, storyId);
+    const headId = story?.headChapterId;
+    if (story == null || headId == null) return;
+    const head = await this.db.chapter.findUnique({ where: { id: headId }, select: { id: true, number: true } });
+    if (head == null || this.#plans.get(storyId)?.has(action) === true) return;
+    await this.start(story, head, action);
+  }
+
+  /**
+   * The plan for the chapter about to be written from `input` after `parentId`, if one was
+   * made for exactly that input (waiting for it when still running). Every other plan of
+   * the story is cancelled and recorded as unused.
+   */
+  async take(storyId: string, parentId: string | null, input: AgentInput): Promise<ChapterPlan | undefined> {
+    const plans = this.#plans.get(storyId);
+    this.#plans.delete(storyId);
+    if (plans === undefined) return undefined;
+    const action = input.action;
+    const entry = action === undefined ? undefined : plans.get(action);
+    const usable = entry !== undefined && entry.parentId === parentId && entry.fingerprint === fingerprint(input);
+    for (const other of plans.values()) if (other !== entry || !usable) this.drop(other);
+    if (!usable || entry === undefined) return undefined;
+    const outcome = await entry.outcome;
+    if (outcome.ok) return outcome.plan;
+    this.record(storyId, outcome.runs);
+    return undefined;
+  }
+
+  /** Cancel the story's plans (the head moved), recording what they spent as unused. */
+  cancel(storyId: string): void {
+    const plans = this.#plans.get(storyId);
+    this.#plans.delete(storyId);
+    for (const entry of plans?.values() ?? []) this.drop(entry);
+  }
+
+  /** Cancel every plan and wait until their runs are recorded. */
+  async close(): Promise<void> {
+    for (const storyId of [...this.#plans.keys()]) this.cancel(storyId);
+    while (this.#recording.size > 0) await Promise.all([...this.#recording]);
+  }
+
+  /** Plans running or waiting for a slot (tests, benchmarks). */
+  get pending(): number {
+    let count = 0;
+    for (const plans of this.#plans.values()) count += plans.size;
+    return count;
+  }
+
+  private async start(
+    story: NonNullable<Awaited<ReturnType<typeof loadStoryWithCanon>>>,
+    head: { id: string; number: number },
+    action: string,
+  ): Promise<void> {
+    const { input: base } = await writingInputFor(this.db, story, {
+      parentId: head.id,
+      number: head.number + 1,
+      task: "continue",
+      action,
+      direction: "",
+      rewriteOfId: null,
+    });
+    const input: AgentInput = { ...base, method: this.options.method };
+    const controller = new AbortController();
+    const entry: Entry = {
+      storyId: story.id,
+      parentId: head.id,
+      action,
+      fingerprint: fingerprint(input),
+      controller,
+      outcome: this.slot(controller.signal).then(async (free) => {
+        try {
+          return await this.agent.plan(input, controller.signal);
+        } finally {
+          free();
+        }
+      }),
+    };
+    let plans = this.#plans.get(story.id);
+    if (plans === undefined) {
+      plans = new Map();
+      this.#plans.set(story.id, plans);
+    }
+    plans.set(action, entry);
+  }
+
+  /** Wait for a free slot; resolves with its release. An aborted wait resolves at once. */
+  private async slot(signal: AbortSignal): Promise<() => void> {
+    while (this.#running >= this.options.concurrency && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        this.#waiting.push(resolve);
+        signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+    }
+    this.#running++;
+    let freed = false;
+    return () => {
+      if (freed) return;
+      freed = true;
+      this.#running--;
+      // Every waiter checks again (some may have been cancelled meanwhile).
+      for (const wake of this.#waiting.splice(0)) wake();
+    };
+  }
+
+  private drop(entry: Entry): void {
+    entry.controller.abort();
+    const recorded = entry.outcome.then((outcome) =>
+      this.record(entry.storyId, outcome.ok ? outcome.plan.runs : outcome.runs),
+    );
+    this.#recording.add(recorded);
+    void recorded.finally(() => this.#recording.delete(recorded));
+  }
+
+  /** An unused plan's runs, recorded as their own runs (never training data). */
+  private async record(storyId: string, runs: RunRecord[]): Promise<void> {
+    const spent = runs.filter((r) => r.messages.length > 0 && (r.promptTokens > 0 || r.completionTokens > 0));
+    if (spent.length === 0) return;
+    try {
+      await this.db.agentRun.createMany({
+        data: spent.map((run) => runData(storyId, null, { ...run, status: "unused" })),
+      });
+    } catch (error) {
+      // The story may be gone; an unused plan is only bookkeeping.
+      this.options.log?.(`unused plan of story ${storyId} not recorded: ${String(error)}`);
+    }
+  }
+}
