@@ -20,7 +20,7 @@ import type {
 import { ensureDir } from "../../src/store/ensure-dir.ts";
 
 /** How much of an interrupted chapter the terminal shows again before continuing it. */
-const RESUME_TAIL_CHARS = 160;
+const RESUME_TAIL_CHARS = 80;
 
 export class ConsoleSurface implements Surface {
   // A terminal has no message size and no edit rate limit.

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unzipSync } from "fflate";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { CONTINUE_MARKER } from "../../src/agent/prompts.ts";
 import { TOOL_NAMES } from "../../src/agent/schemas.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import type { FakeRequest, Responder } from "../fakes/fake-openai-types.ts";
@@ -251,19 +252,26 @@ describe("terminal play, end to end", () => {
     expect(retried).toContain("Pick 1-");
   });
 
-  it("a stream cut mid-chapter is not saved as done and the reader can retry", async () => {
-    const p = launch();
+  it("streams cut at random points are continued into one chapter each, with no reader action", async () => {
+    // Planning ahead off: the fault draws then follow one request order, so the run replays.
+    const p = launch({ PREPLAN: "off" });
     await p.ready();
-    await p.say("/start a desert caravan guarding a secret");
-    server.setResponder(withFault(isProse, { kind: "cut", text: "The wind rose over the dunes and", chunkSize: 8 }, 1));
-    const cut = await p.say("1");
-    expect(cut).toContain("The wind rose over the dunes");
-    expect(cut).toContain("(interrupted)");
-    expect(cut).toContain("the connection to the story model broke mid-chapter");
-    expect(await p.say("/recap")).not.toContain("Chapter 2");
-    const retried = await p.say("/retry");
-    expect(retried).toContain("Chapter 2");
-    expect(retried).toContain("Pick 1-");
+    server.resetStats();
+    server.setFaults({ cut: 0.5 }, 7);
+    const chapters = [await p.say("/start a desert caravan guarding a secret"), await p.say("1"), await p.say("2")];
+    server.setFaults({});
+    expect(server.faultCounts.cut).toBeGreaterThan(0);
+    for (const [i, out] of chapters.entries()) {
+      expect(out).toContain(`Chapter ${i + 1}`);
+      expect(out).toContain("Pick 1-");
+      expect(out).not.toContain("(interrupted)");
+      // Once, in order: the continuation picks up where the cut left off.
+      expect(out.split("Mara pulled her grey coat tighter").length).toBe(2);
+      expect(out.indexOf("Mara pulled")).toBeLessThan(out.indexOf("Elias was waiting"));
+    }
+    const continued = server.requests.filter((r) => JSON.stringify(r.body?.messages ?? []).includes(CONTINUE_MARKER));
+    expect(continued.length).toBe(server.faultCounts.cut);
+    expect(await p.say("/recap")).toContain("Chapter 3");
   });
 
   it("a 429 and a 500 from the model are retried without the reader noticing", async () => {
@@ -275,28 +283,39 @@ describe("terminal play, end to end", () => {
     expect(out).not.toContain("could not be finished");
   });
 
-  it("a chapter interrupted by a crash is offered for retry after restart", async () => {
-    server.setResponder(withFault(isProse, { kind: "hang" }));
-    const seen = server.requests.length;
+  it("kill -9 mid-chapter, then a restart: the chapter completes with no reader input, one copy, choices once", async () => {
+    const story = storyResponder({ language: "zh" });
+    // Slow prose, so the process can be killed in the middle of it.
+    server.setResponder((req) => {
+      const reply = story(req);
+      return isProse(req) && reply.kind === "text" ? { ...reply, chunkSize: 8, chunkDelayMs: 60 } : reply;
+    });
     const p = launch();
     await p.ready();
     p.type("/start a frozen train\n");
-    // Wait until the prose request reached the model, then crash.
-    const deadline = Date.now() + 15_000;
-    while (!server.requests.slice(seen).some(isProse) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 50));
+    await p.stdoutContains(/Elias was waiting under/);
     p.kill();
     await p.exited;
+    const before = p.stdout;
+    expect(before).not.toContain("Pick 1-");
 
     server.setResponder(storyResponder({ language: "zh" }));
     const again = launch();
     await again.ready();
-    await again.stderrContains("marked 1 interrupted chapter");
-    const resumed = await again.say("/stories 1");
-    expect(resumed).toContain("Chapter 1 was not finished");
-    const retried = await again.say("/retry");
-    expect(retried).toContain("Chapter 1");
-    expect(retried).toContain("Pick 1-");
+    await again.stderrContains("resuming 1 chapter(s) a restart interrupted");
+    await again.stdoutContains(/Pick 1-/);
+    const after = again.stdout;
+    expect(after).toContain("Continuing the chapter where it stopped");
+    // No second copy: the chapter's opening is not shown again, its end is shown once.
+    expect(after).not.toContain("The rain began before anyone noticed");
+    expect(after.split("something he did not want to give her.").length).toBe(2);
+    expect(after.split("Pick 1-").length).toBe(2);
+    const recap = await again.say("/recap");
+    expect(recap).toContain("1.");
+    expect(recap).not.toContain("was not finished");
+    const continued = server.requests.filter((r) => JSON.stringify(r.body?.messages ?? []).includes(CONTINUE_MARKER));
+    expect(continued.length).toBeGreaterThan(0);
+    expect(await again.quit()).toBe(0);
   });
 });
 

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
+import { CONTINUE_MARKER } from "../../src/agent/prompts.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
@@ -205,15 +206,15 @@ describe("Telegram, webhook mode", { timeout: 60_000 }, () => {
 });
 
 describe("Telegram, chat state", { timeout: 120_000 }, () => {
-  it("a chapter cut mid-stream is not saved and its retry button writes it again", async () => {
+  it("a chapter whose stream and every continuation are cut is not saved; its retry button writes it again", async () => {
     const { engine } = await launch();
     const gus = tg.user({ first_name: "Gus" });
     const chat = tg.chat("private", { user: gus });
     const story = storyResponder();
     let cut = true;
     model.setResponder((req) => {
+      // The prose and each attempt to continue it break after a few words.
       if (cut && req.body?.stream === true && !Array.isArray(req.body?.tools)) {
-        cut = false;
         return { kind: "cut", text: "The fog rolled in and", chunkSize: 6 };
       }
       return story(req);
@@ -224,6 +225,11 @@ describe("Telegram, chat state", { timeout: 120_000 }, () => {
     );
     expect(failed.text).toContain("broke mid-chapter");
     expect((await engine.db.chapter.findFirstOrThrow()).status).toBe("failed");
+    const continuations = model.requests.filter((r) =>
+      JSON.stringify(r.body?.messages ?? []).includes(CONTINUE_MARKER),
+    );
+    expect(continuations.length).toBeGreaterThan(0);
+    cut = false;
     await tg.clickButton(chat, gus, failed.message_id, buttons(failed)[0]?.callback_data ?? "");
     await tg.waitFor(() => offer(chat.id, "p"));
     expect((await engine.db.chapter.findFirstOrThrow()).status).toBe("done");

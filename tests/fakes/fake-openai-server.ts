@@ -11,6 +11,11 @@
  * training step, `fineTuningSteps` of them) -> succeeded, or failed after `failFineTuning`.
  * `enqueueFineTuningError` answers the next matching Files/fine-tuning request with an error.
  *
+ * `/chat/completions` can imitate a real endpoint's quirks (`profile`: "openai" validates
+ * strict schemas and tool_choice, "ollama" drops forced tool calls, "vllm" sends one tool call
+ * a turn; see `FakeProfile`) and inject faults (`faults`: 429s, 500s, streams cut mid-text)
+ * drawn from a generator seeded with `seed`, so a run is reproducible.
+ *
  * Run it alone for manual play: `tsx tests/fakes/fake-openai-server.ts`.
  */
 import { createHash } from "node:crypto";
@@ -19,13 +24,18 @@ import type { AddressInfo, Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 import { crc32, deflateSync } from "node:zlib";
 import type {
+  FakeFaultCounts,
+  FakeFaults,
   FakeImageReply,
+  FakeProfile,
+  FakeProfileOptions,
   FakeReply,
   FakeRequest,
   FakeUploadedFile,
   ImageResponder,
   Responder,
 } from "./fake-openai-types.ts";
+import { strictSchemaErrors } from "./openai-strict-schema.ts";
 
 const FAKE_MODEL = "fake-model";
 const DEFAULT_CHUNK = 12;
@@ -60,8 +70,16 @@ interface ChatBody {
   stream?: boolean;
   stream_options?: { include_usage?: boolean };
   messages?: { content?: unknown; tool_calls?: { function?: { arguments?: unknown } }[] }[];
-  tools?: unknown[];
+  tools?: { type?: string; function?: { name?: string; parameters?: unknown; strict?: boolean } }[];
+  tool_choice?: unknown;
+  response_format?: { type?: string; json_schema?: { name?: string; schema?: unknown; strict?: boolean } };
 }
+
+const RATE_LIMIT_MESSAGE =
+  `Rate limit reached for ${FAKE_MODEL} in organization org-inkloom-fake on requests per min (RPM): ` +
+  "Limit 60, Used 60, Requested 1. Please try again in 50ms. " +
+  "Visit https://platform.openai.com/account/rate-limits to learn more.";
+const SERVER_ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!";
 
 /** `/images/generations` JSON, or `/images/edits` text fields (all strings) plus the uploads. */
 interface ImageBody {
@@ -77,7 +95,8 @@ interface ImageBody {
 interface ErrorSpec {
   status: number;
   message?: string;
-  code?: string;
+  /** `error.code`; derived from the status when omitted, null when null. */
+  code?: string | null;
   type?: string;
   /** The request parameter at fault (`error.param`); null when omitted. */
   param?: string;
@@ -209,6 +228,14 @@ export class FakeOpenAiServer {
    * (no `after`) of `GET /fine_tuning/jobs/{id}/events`.
    */
   fineTuningAdvanceOn: "retrieve" | "events" = "retrieve";
+  #profile: FakeProfile = "ideal";
+  #dropForcedToolRate = 1;
+  #faults: FakeFaults = {};
+  #faultRandom: () => number = mulberry32(1);
+  #profileRandom: () => number = mulberry32(profileSeed(1));
+  #droppedForcedCalls = 0;
+  /** Faults injected so far (`faults`), by kind. */
+  readonly faultCounts: FakeFaultCounts = { cut: 0, rateLimit: 0, serverError: 0 };
 
   private constructor(
     private readonly server: Server,
@@ -221,7 +248,18 @@ export class FakeOpenAiServer {
 
   /** Listen on 127.0.0.1 (`port` 0, the default, picks a free one). */
   static async start(
-    options: { responder?: Responder; imageResponder?: ImageResponder; port?: number; fineTuningSteps?: number } = {},
+    options: {
+      responder?: Responder;
+      imageResponder?: ImageResponder;
+      port?: number;
+      fineTuningSteps?: number;
+      /** Which endpoint to imitate on `/chat/completions` (default "ideal"). */
+      profile?: FakeProfile;
+      /** Seeds the generators of faults and profile quirks (default 1). */
+      seed?: number;
+      /** Faults injected on `/chat/completions` (default none). */
+      faults?: FakeFaults;
+    } & FakeProfileOptions = {},
   ): Promise<FakeOpenAiServer> {
     let instance: FakeOpenAiServer | undefined;
     const server = createServer((req, res) => {
@@ -239,6 +277,11 @@ export class FakeOpenAiServer {
     instance = new FakeOpenAiServer(server, `http://127.0.0.1:${port}/v1`, options.responder ?? defaultResponder);
     if (options.imageResponder !== undefined) instance.#imageResponder = options.imageResponder;
     if (options.fineTuningSteps !== undefined) instance.fineTuningSteps = options.fineTuningSteps;
+    instance.setProfile(
+      options.profile ?? "ideal",
+      options.dropForcedToolRate === undefined ? {} : { dropForcedToolRate: options.dropForcedToolRate },
+    );
+    instance.setFaults(options.faults ?? {}, options.seed ?? 1);
     const sockets = instance.#sockets;
     server.on("connection", (socket) => {
       sockets.add(socket);
@@ -250,6 +293,42 @@ export class FakeOpenAiServer {
   /** Replace the responder consulted when the one-shot queue is empty. */
   setResponder(responder: Responder): void {
     this.#responder = responder;
+  }
+
+  /**
+   * Imitate another endpoint from the next request on (see `FakeProfile`).
+   * `dropForcedToolRate` ("ollama") defaults to 1 each time.
+   */
+  setProfile(profile: FakeProfile, options: FakeProfileOptions = {}): void {
+    this.#profile = profile;
+    this.#dropForcedToolRate = options.dropForcedToolRate ?? 1;
+  }
+
+  /** The endpoint imitated on `/chat/completions`. */
+  get profile(): FakeProfile {
+    return this.#profile;
+  }
+
+  /**
+   * Inject these faults from the next request on (`{}` for none). With `seed` the
+   * generators restart from it (of faults and of profile quirks), so what follows replays.
+   */
+  setFaults(faults: FakeFaults, seed?: number): void {
+    this.#faults = { ...faults };
+    if (seed !== undefined) {
+      this.#faultRandom = mulberry32(seed);
+      this.#profileRandom = mulberry32(profileSeed(seed));
+    }
+  }
+
+  /** Forced or required tool calls the "ollama" profile answered with plain text instead. */
+  get droppedForcedCalls(): number {
+    return this.#droppedForcedCalls;
+  }
+
+  /** The recorded `POST /chat/completions` requests, in order (faulted and rejected ones included). */
+  chatRequests(): FakeRequest[] {
+    return this.requests.filter((r) => r.method === "POST" && r.path === "/chat/completions");
   }
 
   /** One-shot replies, consumed first-in first-out before the responder is asked. */
@@ -315,10 +394,17 @@ export class FakeOpenAiServer {
     return this.#injectedLatencyMs;
   }
 
-  /** Forget recorded requests and injected latency (the queue and responder stay). */
+  /**
+   * Forget recorded requests, injected latency, fault counts and dropped forced calls
+   * (the queue, responder, profile, faults and generators stay).
+   */
   resetStats(): void {
     this.requests.length = 0;
     this.#injectedLatencyMs = 0;
+    this.faultCounts.cut = 0;
+    this.faultCounts.rateLimit = 0;
+    this.faultCounts.serverError = 0;
+    this.#droppedForcedCalls = 0;
   }
 
   /** Stop listening and destroy every socket, including ones held by `hang` replies. */
@@ -366,8 +452,7 @@ export class FakeOpenAiServer {
       return;
     }
     if (req.method === "POST" && path === "/chat/completions") {
-      const reply = this.#queue.shift() ?? (await this.#responder(request));
-      await this.reply(res, (body ?? {}) as ChatBody, reply);
+      await this.chat(request, res);
       return;
     }
     if (method === "POST" && (path === "/images/generations" || path === "/images/edits")) {
@@ -720,7 +805,56 @@ export class FakeOpenAiServer {
     return new URL(this.baseUrl).origin;
   }
 
-  private async reply(res: ServerResponse, body: ChatBody, reply: FakeReply): Promise<void> {
+  /** `POST /chat/completions`: faults first, then the profile's checks, then the scripted reply. */
+  private async chat(request: FakeRequest, res: ServerResponse): Promise<void> {
+    const body = (isObject(request.body) ? request.body : {}) as ChatBody;
+    const fault = this.drawFault();
+    if (fault === "rateLimit") {
+      this.faultCounts.rateLimit += 1;
+      sendError(res, {
+        status: 429,
+        message: RATE_LIMIT_MESSAGE,
+        type: "requests",
+        code: "rate_limit_exceeded",
+        headers: { "retry-after-ms": "50", "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0" },
+      });
+      return;
+    }
+    if (fault === "serverError") {
+      this.faultCounts.serverError += 1;
+      sendError(res, { status: 500, message: SERVER_ERROR_MESSAGE, type: "server_error", code: null });
+      return;
+    }
+    if (this.#profile === "openai") {
+      const rejection = openAiRejection(body);
+      if (rejection !== undefined) {
+        sendError(res, rejection);
+        return;
+      }
+    }
+    // Ollama does not honour tool_choice "none": its responder decides as if it were "auto".
+    const seen =
+      this.#profile === "ollama" && body.tool_choice === "none"
+        ? { ...request, body: { ...body, tool_choice: "auto" } }
+        : request;
+    const reply = this.#queue.shift() ?? (await this.#responder(seen));
+    await this.reply(res, body, reply, fault === "cut");
+  }
+
+  /** One draw per request when faults are set: which fault, if any, this request gets. */
+  private drawFault(): "rateLimit" | "serverError" | "cut" | undefined {
+    const rateLimit = probability(this.#faults.rateLimit);
+    const serverError = probability(this.#faults.serverError);
+    const cut = probability(this.#faults.cut);
+    if (rateLimit + serverError + cut === 0) return undefined;
+    const u = this.#faultRandom();
+    if (u < rateLimit) return "rateLimit";
+    if (u < rateLimit + serverError) return "serverError";
+    if (u < rateLimit + serverError + cut) return "cut";
+    return undefined;
+  }
+
+  private async reply(res: ServerResponse, body: ChatBody, reply: FakeReply, cutFault = false): Promise<void> {
     if (reply.delayMs !== undefined && reply.delayMs > 0) await this.sleep(reply.delayMs);
     if (res.destroyed) return;
     switch (reply.kind) {
@@ -733,7 +867,16 @@ export class FakeOpenAiServer {
         await this.cut(res, body, reply.text, reply.chunkSize ?? DEFAULT_CHUNK);
         return;
       default: {
-        const output = this.output(reply);
+        const output = this.applyProfile(body, this.output(body, reply));
+        const content = output.content ?? "";
+        if (cutFault && body.stream === true && output.toolCalls.length === 0 && content.length >= 2) {
+          // A prefix of at least one character that is never the whole text.
+          const at = 1 + Math.floor(this.#faultRandom() * (content.length - 1));
+          this.faultCounts.cut += 1;
+          const chunkSize = reply.kind === "text" ? (reply.chunkSize ?? DEFAULT_CHUNK) : DEFAULT_CHUNK;
+          await this.cut(res, body, content.slice(0, at), chunkSize);
+          return;
+        }
         if (body.stream === true) {
           const chunkSize = reply.kind === "text" ? (reply.chunkSize ?? DEFAULT_CHUNK) : DEFAULT_CHUNK;
           const chunkDelayMs = reply.kind === "text" ? (reply.chunkDelayMs ?? 0) : 0;
@@ -745,12 +888,31 @@ export class FakeOpenAiServer {
     }
   }
 
-  private output(reply: Extract<FakeReply, { kind: "text" | "json" | "tool_calls" }>): Output {
+  private output(
+    body: ChatBody,
+    reply: Extract<FakeReply, { kind: "text" | "json" | "tool_calls" | "structured" }>,
+  ): Output {
     switch (reply.kind) {
       case "text":
         return { content: reply.text, toolCalls: [] };
       case "json":
         return { content: JSON.stringify(reply.value), toolCalls: [] };
+      case "structured": {
+        if (forcedToolName(body, reply.name) === reply.name) {
+          return {
+            content: null,
+            toolCalls: [{ id: `call_${++this.#ids}`, name: reply.name, arguments: JSON.stringify(reply.value) }],
+          };
+        }
+        if (body.response_format?.type === "json_schema")
+          return { content: JSON.stringify(reply.value), toolCalls: [] };
+        // The json_text strategy: JSON asked for in the prompt. Small local models add a fence and a preamble.
+        const content =
+          this.#profile === "ollama"
+            ? `Here is the ${reply.name} you asked for.\n\n\`\`\`json\n${JSON.stringify(reply.value, null, 2)}\n\`\`\``
+            : JSON.stringify(reply.value);
+        return { content, toolCalls: [] };
+      }
       case "tool_calls":
         return {
           content: reply.content ?? null,
@@ -761,6 +923,29 @@ export class FakeOpenAiServer {
           })),
         };
     }
+  }
+
+  /** The profile's quirks on a rendered answer: ollama's dropped forced calls, vllm's one call a turn. */
+  private applyProfile(body: ChatBody, output: Output): Output {
+    if (output.toolCalls.length === 0) return output;
+    if (this.#profile === "ollama" && forcesTool(body)) {
+      const rate = this.#dropForcedToolRate;
+      const drop = rate >= 1 || (rate > 0 && this.#profileRandom() < rate);
+      if (drop) {
+        this.#droppedForcedCalls += 1;
+        const name = output.toolCalls[0]?.name ?? "the tool";
+        return {
+          content:
+            `Sure! Here is what happens next: I would fill in ${name.replace(/_/g, " ")} with the details you gave, ` +
+            "and the story carries on from there. Let me know if you want me to continue!",
+          toolCalls: [],
+        };
+      }
+    }
+    if (this.#profile === "vllm" && output.toolCalls.length > 1) {
+      return { ...output, toolCalls: output.toolCalls.slice(0, 1) };
+    }
+    return output;
   }
 
   private completion(body: ChatBody, output: Output) {
@@ -859,6 +1044,106 @@ export class FakeOpenAiServer {
   }
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A probability from an option: 0 when absent or not a number, clamped to 0..1. */
+function probability(value: number | undefined): number {
+  return typeof value === "number" && Number.isFinite(value) ? Math.min(1, Math.max(0, value)) : 0;
+}
+
+/** The mulberry32 generator: uniform numbers in [0, 1) from a 32-bit seed. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The profile generator's seed: its own stream, so faults do not shift with profile draws. */
+function profileSeed(seed: number): number {
+  return (seed ^ 0x9e3779b9) >>> 0;
+}
+
+/** The function a named `tool_choice` forces, if any. */
+function namedToolChoice(body: ChatBody): string | undefined {
+  const choice = body.tool_choice;
+  if (!isObject(choice) || !isObject(choice.function)) return undefined;
+  return typeof choice.function.name === "string" ? choice.function.name : undefined;
+}
+
+/** Whether the request demands a tool call (a named tool_choice or "required"). */
+function forcesTool(body: ChatBody): boolean {
+  return body.tool_choice === "required" || namedToolChoice(body) !== undefined;
+}
+
+/** The tool this request forces for a `structured` reply `name`: the named one, or `name` under "required". */
+function forcedToolName(body: ChatBody, name: string): string | undefined {
+  const named = namedToolChoice(body);
+  if (named !== undefined) return named;
+  if (body.tool_choice === "required" && (body.tools ?? []).some((t) => t.function?.name === name)) return name;
+  return undefined;
+}
+
+/** What OpenAI rejects with 400 before any model runs: strict schemas that break the rules, a dangling tool_choice. */
+function openAiRejection(body: ChatBody): ErrorSpec | undefined {
+  const tools = Array.isArray(body.tools) ? body.tools : [];
+  for (const [i, tool] of tools.entries()) {
+    const fn = tool.function;
+    if (fn?.strict !== true) continue;
+    const [first] = strictSchemaErrors(fn.parameters);
+    if (first !== undefined) {
+      return {
+        status: 400,
+        message: `Invalid schema for function '${fn.name ?? ""}': ${first}`,
+        type: "invalid_request_error",
+        param: `tools[${i}].function.parameters`,
+        code: "invalid_function_parameters",
+      };
+    }
+  }
+  const format = body.response_format;
+  if (format?.type === "json_schema" && format.json_schema?.strict === true) {
+    const [first] = strictSchemaErrors(format.json_schema.schema);
+    if (first !== undefined) {
+      return {
+        status: 400,
+        message: `Invalid schema for response_format '${format.json_schema.name ?? ""}': ${first}`,
+        type: "invalid_request_error",
+        param: "response_format",
+        code: null,
+      };
+    }
+  }
+  if (body.tool_choice !== undefined && body.tool_choice !== null) {
+    if (tools.length === 0) {
+      return {
+        status: 400,
+        message: "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+        type: "invalid_request_error",
+        param: "tool_choice",
+        code: null,
+      };
+    }
+    const named = namedToolChoice(body);
+    if (named !== undefined && !tools.some((t) => t.function?.name === named)) {
+      return {
+        status: 400,
+        message: `Invalid value for 'tool_choice': function '${named}' is not one of the functions in 'tools'.`,
+        type: "invalid_request_error",
+        param: "tool_choice",
+        code: null,
+      };
+    }
+  }
+  return undefined;
+}
+
 function usage(body: ChatBody, output: Output) {
   let promptChars = 0;
   for (const m of body.messages ?? []) {
@@ -906,7 +1191,7 @@ function sendError(res: ServerResponse, spec: ErrorSpec): void {
         message: spec.message ?? `Fake error ${spec.status}`,
         type: spec.type ?? known.type,
         param: spec.param ?? null,
-        code: spec.code ?? known.code,
+        code: spec.code === undefined ? known.code : spec.code,
       },
     },
     spec.headers,

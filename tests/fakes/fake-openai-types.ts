@@ -42,6 +42,14 @@ export type FakeReply = Timing &
       }
     /** Content that is this value serialized as JSON (for response_format json_schema). */
     | { kind: "json"; value: unknown }
+    /**
+     * The model answers the structured output `name` with `value`, rendered the way the
+     * request asked for it: a tool call `name(value)` when the request forces that tool
+     * (a named `tool_choice`, or `"required"` with a tool of that name); JSON content when
+     * it sets `response_format` json_schema; otherwise JSON in plain text (the json_text
+     * strategy), which the "ollama" profile wraps in a fenced block after a sentence.
+     */
+    | { kind: "structured"; name: string; value: unknown }
     /** An HTTP error, e.g. 429 with headers {"retry-after": "0"} or 500. */
     | { kind: "error"; status: number; message?: string; headers?: Record<string, string> }
     /** Stream `text` (in chunks), then destroy the socket without a finish chunk or [DONE]. */
@@ -93,4 +101,49 @@ export interface FakeUploadedFile {
   filename: string;
   contentType: string;
   bytes: Buffer;
+}
+
+/**
+ * Which real endpoint the fake imitates on `/chat/completions` (PLATFORMS.md, "OpenAI-compatible APIs").
+ * - `ideal`: does what every request asks, validates nothing (the default).
+ * - `openai`: like ideal, but rejects with 400 what OpenAI rejects: a `strict: true` tool or
+ *   `json_schema` response format whose schema breaks strict mode (see openai-strict-schema.ts),
+ *   a `tool_choice` naming a function absent from `tools`, a `tool_choice` without `tools`.
+ * - `ollama`: ignores a forced (`{type:"function",...}`) or `"required"` tool_choice with
+ *   probability `dropForcedToolRate` (the answer is then plain, non-JSON text); ignores
+ *   `tool_choice: "none"` (the responder sees `"auto"`); honours `json_schema`, unchecked;
+ *   wraps json_text answers of `structured` replies in a fenced block after a sentence.
+ * - `vllm`: honours a named tool_choice and `json_schema`, unchecked; sends only the first
+ *   tool call of a reply (one tool call per turn).
+ */
+export type FakeProfile = "ideal" | "openai" | "ollama" | "vllm";
+
+/** Options of a profile. */
+export interface FakeProfileOptions {
+  /**
+   * "ollama" only: probability (0..1) that a forced or required tool call is answered with
+   * plain text instead (default 1: always). Drawn from the server's seeded generator.
+   */
+  dropForcedToolRate?: number;
+}
+
+/**
+ * Faults injected on `POST /chat/completions`, as probabilities (0..1). Each request draws
+ * once from a generator seeded with the server's `seed`, so a run is reproducible: with
+ * probability `rateLimit` a 429 (`retry-after-ms: 50`); else with `serverError` a 500; else,
+ * for a streaming request whose answer is text, with `cut` a random prefix of the text
+ * (at least one character, never all of it) and then a dropped connection. Faulted 429/500
+ * requests do not consume a queued reply or consult the responder.
+ */
+export interface FakeFaults {
+  cut?: number;
+  rateLimit?: number;
+  serverError?: number;
+}
+
+/** How many faults of each kind were injected. */
+export interface FakeFaultCounts {
+  cut: number;
+  rateLimit: number;
+  serverError: number;
 }

@@ -3,17 +3,27 @@
  * It answers each call of the story agent plausibly and in format.
  *
  * How it tells the calls apart (markers documented in src/agent/prompts.ts):
- * - `tool_choice` forcing `plan_story` -> a valid plan; forcing `submit_chapter` -> title,
- *   summary and 3 distinct choices (rotated by chapter number so sets differ).
- * - `response_format` json_schema named `continuity_report` -> `{ ok: true, issues: [] }`.
- * - `response_format` json_schema named `moderation_verdict` -> allowed, unless the text
- *   mentions "forbidden" (a refusal with a reason).
+ * - A structured output wanted by name, from a forced `tool_choice` (or `"required"` with
+ *   such a tool), a `response_format` json_schema name, or the json_text strategy's user
+ *   message `JSON_TEXT_MARKER + name` (the last one, unless a later user message starts a new
+ *   `Step:`; repair turns keep it). Answered as `{ kind: "structured", name, value }`, which
+ *   the server renders as the request asked (tool call, JSON content or JSON text):
+ *   - `plan_story` -> a valid plan; `submit_chapter` -> title, summary and 3 distinct choices
+ *     (rotated by chapter number so sets differ); `offer_choices` -> `{ choices }`, the same 3;
+ *   - `continuity_report` -> `{ ok: true, issues: [] }`;
+ *   - `moderation_verdict` -> allowed, unless the text mentions "forbidden" (a refusal with a reason);
+ *   - `pairwise_verdict` -> the longer of the two chapters wins.
+ *   Optional fields left out (submit_chapter's `arc`) are sent as `null` when the request
+ *   is strict or its schema lists them in `required` (strict schemas make them nullable).
  * - `tools` offered with `tool_choice` auto (ReAct): `recall` with a keyword of the
  *   reader's action on the first turn; `begin_writing` once a tool result came back.
  * - System prompt first line `Inkloom: summarize` -> a short summary.
  * - Otherwise the first line of the last user message, `Step: <step>`:
  *   `thought` -> a short plan; `draft` -> full prose (non-streamed); `write` / `revise`
- *   -> 2-4 paragraphs streamed in 16-character chunks; anything else -> short text.
+ *   -> 2-4 paragraphs streamed in 16-character chunks; `continue` (CONTINUE_MARKER) -> the
+ *   rest of the chapter's prose after the partial text in the assistant turn before it
+ *   (or a closing paragraph if that text is not a prefix of it), streamed the same way;
+ *   anything else -> short text.
  * - Context lines read from user messages: `Scenario: `, `Reader's action: `,
  *   `Rewrite direction: `, `Chapter number: `.
  * The prose quotes the latest action or rewrite direction and names the chapter number,
@@ -21,18 +31,20 @@
  */
 
 import { keywords } from "../../src/agent/memory.ts";
+import { CONTINUE_MARKER, JSON_TEXT_MARKER } from "../../src/agent/prompts.ts";
 import {
   CONTINUITY_REPORT_NAME,
   continuityReportSchema,
   type PlanStory,
   planStorySchema,
-  type SubmitChapter,
-  submitChapterSchema,
   TOOL_NAMES,
 } from "../../src/agent/schemas.ts";
 import { MODERATION_VERDICT } from "../../src/story/moderation.ts";
 import { PAIRWISE_VERDICT } from "../../src/training/eval.ts";
 import type { FakeReply, FakeRequest, Responder } from "./fake-openai-types.ts";
+
+/** The fallback structured output of a chapter's choices alone (TOOL_NAMES.offerChoices in the agent). */
+const OFFER_CHOICES = "offer_choices";
 
 interface Message {
   role: string;
@@ -55,9 +67,102 @@ function lastLine(messages: Message[], label: string): string | undefined {
   return found;
 }
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function toolChoiceName(body: { tool_choice?: unknown }): string | undefined {
-  const choice = body.tool_choice as { function?: { name?: string } } | undefined;
-  return typeof choice === "object" && choice !== null ? choice.function?.name : undefined;
+  const choice = body.tool_choice;
+  if (!isRecord(choice) || !isRecord(choice.function)) return undefined;
+  return typeof choice.function.name === "string" ? choice.function.name : undefined;
+}
+
+/** The structured outputs this responder can answer, by name. */
+const STRUCTURED: ReadonlySet<string> = new Set([
+  TOOL_NAMES.planStory,
+  TOOL_NAMES.submitChapter,
+  OFFER_CHOICES,
+  CONTINUITY_REPORT_NAME,
+  MODERATION_VERDICT,
+  PAIRWISE_VERDICT,
+]);
+
+/** Keys a structured value may leave out (sent as null when the request wants every key). */
+const OPTIONAL_KEYS: Record<string, readonly string[]> = { [TOOL_NAMES.submitChapter]: ["arc", "illustration"] };
+
+interface Wanted {
+  name: string;
+  /** The JSON schema the request gives for it, when found. */
+  schema: unknown;
+  /** `strict: true` on the tool or response format. */
+  strict: boolean;
+}
+
+interface ToolEntry {
+  function?: { name?: unknown; parameters?: unknown; strict?: unknown };
+}
+
+/** Which structured output the request asks for, and with which schema; undefined for none. */
+function wantedStructure(
+  // biome-ignore lint/suspicious/noExplicitAny: the request body is arbitrary JSON
+  body: any,
+  messages: Message[],
+): Wanted | undefined {
+  const tools: ToolEntry[] = Array.isArray(body.tools) ? body.tools : [];
+  const fromTool = (name: string): Wanted => {
+    const fn = tools.find((t) => t.function?.name === name)?.function;
+    return { name, schema: fn?.parameters, strict: fn?.strict === true };
+  };
+  const forced = toolChoiceName(body);
+  if (forced !== undefined && STRUCTURED.has(forced)) return fromTool(forced);
+  if (body.tool_choice === "required") {
+    const name = tools.map((t) => t.function?.name).find((n) => typeof n === "string" && STRUCTURED.has(n));
+    if (typeof name === "string") return fromTool(name);
+  }
+  const format = body.response_format?.json_schema;
+  if (typeof format?.name === "string" && STRUCTURED.has(format.name)) {
+    return { name: format.name, schema: format.schema, strict: format.strict === true };
+  }
+  // The json_text strategy: the last user message with the marker, unless a new step began after it.
+  let asked: string | undefined;
+  for (const m of messages) {
+    if (m.role !== "user") continue;
+    const content = text(m);
+    if (content.includes(JSON_TEXT_MARKER)) asked = content;
+    else if (content.startsWith("Step: ")) asked = undefined;
+  }
+  if (asked === undefined) return undefined;
+  const after = asked.slice(asked.lastIndexOf(JSON_TEXT_MARKER) + JSON_TEXT_MARKER.length);
+  const name = after.split("\n")[0]?.trim() ?? "";
+  if (!STRUCTURED.has(name)) return undefined;
+  return { name, schema: schemaInText(after), strict: false };
+}
+
+/** The first line of `text` that parses as a JSON object (the json_text request's schema). */
+function schemaInText(text: string): unknown {
+  for (const line of text.split("\n")) {
+    if (!line.trimStart().startsWith("{")) continue;
+    try {
+      return JSON.parse(line);
+    } catch {
+      // Not the schema line; keep looking.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `value` with every optional key it lacks set to null when the request wants every key:
+ * strict, its schema lists the key in `required`, or no schema was found.
+ */
+function withNulls(value: Record<string, unknown>, wanted: Wanted): Record<string, unknown> {
+  const out = { ...value };
+  const required = isRecord(wanted.schema) && Array.isArray(wanted.schema.required) ? wanted.schema.required : [];
+  for (const key of OPTIONAL_KEYS[wanted.name] ?? []) {
+    if (key in out) continue;
+    if (wanted.strict || wanted.schema === undefined || required.includes(key)) out[key] = null;
+  }
+  return out;
 }
 
 function titleFrom(scenario: string, zh: boolean): string {
@@ -121,13 +226,33 @@ const CHOICES_ZH = [
   ["烧掉证据", "暂时安全，却结下长久的仇敌"],
 ] as const;
 
-function chapter(n: number, zh: boolean, action: string | undefined): SubmitChapter {
+interface Choice {
+  label: string;
+  direction: string;
+}
+
+/** A chapter's structured parts, without the optional `arc` (withNulls adds null where wanted). */
+interface Chapter {
+  chapter_title: string;
+  summary: string;
+  choices: Choice[];
+  new_characters: { name: string; role: string; appearance: string }[];
+  new_facts: string[];
+  illustration: { scene: string; characters: string[] };
+}
+
+/** Three distinct choices, rotated by chapter number so consecutive sets differ. */
+function choicesFor(n: number, zh: boolean): Choice[] {
   const pool = zh ? CHOICES_ZH : CHOICES_EN;
-  const choices = [0, 1, 2].map((i) => {
+  return [0, 1, 2].map((i) => {
     const [label, direction] = pool[(n + i * 2) % pool.length] ?? pool[0];
     return { label, direction };
   });
-  const value: SubmitChapter = {
+}
+
+function chapter(n: number, zh: boolean, action: string | undefined): Chapter {
+  const choices = choicesFor(n, zh);
+  return {
     chapter_title: zh ? `第${n}章` : `Chapter ${n}: The Rain`,
     summary: zh
       ? `第${n}章：${action ? `读者选择了“${action}”，` : ""}故事继续向前。`
@@ -142,7 +267,6 @@ function chapter(n: number, zh: boolean, action: string | undefined): SubmitChap
           characters: ["Mara", "Elias"],
         },
   };
-  return submitChapterSchema.parse(value);
 }
 
 function prose(n: number, zh: boolean, action: string | undefined, direction: string | undefined): string {
@@ -165,6 +289,19 @@ function prose(n: number, zh: boolean, action: string | undefined, direction: st
   ].join("\n\n");
 }
 
+/** What a resumed chapter adds when the partial text is not a prefix of its prose. */
+function closing(zh: boolean): string {
+  return zh
+    ? "\n\n钟声又响了一次，仿佛从未停过。林月没有回头。"
+    : "\n\nAbove them the stopped clock ticked once, as if it had never stopped, and neither of them moved.";
+}
+
+/** The rest of the chapter after `partial`: its deterministic prose sliced after it, or a closing paragraph. */
+function remainder(full: string, partial: string, zh: boolean): string {
+  if (partial !== "" && full.startsWith(partial) && full.length > partial.length) return full.slice(partial.length);
+  return closing(zh);
+}
+
 /** A deterministic responder answering every call of the story agent in format. */
 export function storyResponder(options: { language?: "en" | "zh" } = {}): Responder {
   return (req: FakeRequest): FakeReply => {
@@ -179,33 +316,35 @@ export function storyResponder(options: { language?: "en" | "zh" } = {}): Respon
     const n = Number.parseInt(lastLine(messages, "Chapter number:") ?? "1", 10) || 1;
     const action = lastLine(messages, "Reader's action:");
     const direction = lastLine(messages, "Rewrite direction:");
-    const forced = toolChoiceName(body);
-
-    if (forced === TOOL_NAMES.planStory) {
-      const scenario = lastLine(messages, "Scenario:") ?? text(messages[messages.length - 1]);
-      return { kind: "tool_calls", calls: [{ name: TOOL_NAMES.planStory, arguments: { ...plan(scenario, zh) } }] };
-    }
-    if (forced === TOOL_NAMES.submitChapter) {
-      return {
-        kind: "tool_calls",
-        calls: [{ name: TOOL_NAMES.submitChapter, arguments: { ...chapter(n, zh, action ?? direction) } }],
-      };
-    }
-    if (body.response_format?.json_schema?.name === MODERATION_VERDICT) {
-      // A moderation model that refuses anything mentioning "forbidden" (for tests).
-      const refused = /forbidden/i.test(userText);
-      return { kind: "json", value: { allowed: !refused, reason: refused ? "it breaks the server's rules" : "" } };
-    }
-    if (body.response_format?.json_schema?.name === PAIRWISE_VERDICT) {
-      // A judge that reads the texts, not their positions: the longer chapter wins.
-      const shown = text(messages[messages.length - 1]);
-      const [, one = "", two = ""] = shown.split(/^# Chapter [12]$/m);
-      const a = one.trim().length;
-      const b = two.trim().length;
-      return { kind: "json", value: { winner: a === b ? "tie" : a > b ? "1" : "2", reason: "the fuller chapter" } };
-    }
-    if (body.response_format?.json_schema?.name === CONTINUITY_REPORT_NAME) {
-      return { kind: "json", value: continuityReportSchema.parse({ ok: true, issues: [] }) };
+    const wanted = wantedStructure(body, messages);
+    if (wanted !== undefined) {
+      const structured = (value: unknown): FakeReply => ({ kind: "structured", name: wanted.name, value });
+      switch (wanted.name) {
+        case TOOL_NAMES.planStory: {
+          const scenario = lastLine(messages, "Scenario:") ?? text(messages[messages.length - 1]);
+          return structured({ ...plan(scenario, zh) });
+        }
+        case TOOL_NAMES.submitChapter:
+          return structured(withNulls({ ...chapter(n, zh, action ?? direction) }, wanted));
+        case OFFER_CHOICES:
+          return structured({ choices: choicesFor(n, zh) });
+        case MODERATION_VERDICT: {
+          // A moderation model that refuses anything mentioning "forbidden" (for tests).
+          const refused = /forbidden/i.test(userText);
+          return structured({ allowed: !refused, reason: refused ? "it breaks the server's rules" : "" });
+        }
+        case PAIRWISE_VERDICT: {
+          // A judge that reads the texts, not their positions: the longer chapter wins.
+          const shownIn = [...messages].reverse().find((m) => m.role === "user" && /^# Chapter [12]$/m.test(text(m)));
+          const shown = text(shownIn ?? messages[messages.length - 1]).split(JSON_TEXT_MARKER)[0] ?? "";
+          const [, one = "", two = ""] = shown.split(/^# Chapter [12]$/m);
+          const a = one.trim().length;
+          const b = two.trim().length;
+          return structured({ winner: a === b ? "tie" : a > b ? "1" : "2", reason: "the fuller chapter" });
+        }
+        default:
+          return structured(continuityReportSchema.parse({ ok: true, issues: [] }));
+      }
     }
     if (Array.isArray(body.tools) && body.tools.length > 0) {
       const last = messages[messages.length - 1];
@@ -242,8 +381,14 @@ export function storyResponder(options: { language?: "en" | "zh" } = {}): Respon
         text: zh ? `摘要：故事推进到了新的章节${range}。` : `Summary: the story moved through chapters ${range}.`,
       };
     }
-    const step = text([...messages].reverse().find((m) => m.role === "user")).split("\n")[0] ?? "";
+    const lastUser = messages.findLastIndex((m) => m.role === "user");
+    const step = text(messages[lastUser]).split("\n")[0] ?? "";
     switch (step) {
+      case CONTINUE_MARKER: {
+        // The partial prose is the assistant turn before the resumption request.
+        const partial = text(messages.slice(0, lastUser).findLast((m) => m.role === "assistant"));
+        return { kind: "text", text: remainder(prose(n, zh, action, direction), partial, zh), chunkSize: 16 };
+      }
       case "Step: thought":
         return {
           kind: "text",

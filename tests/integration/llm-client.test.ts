@@ -129,9 +129,16 @@ describe("OpenAiModelClient against the fake OpenAI server", () => {
       ask({ task: "choices", responseFormat: { name: "choices", schema }, maxTokens: 200, temperature: 0.2 }),
     );
 
+    // Sent in OpenAI's strict form: every object closed, every property required (optional ones nullable).
+    const strict = {
+      type: "object",
+      properties: { choices: { type: ["array", "null"], items: { type: "string" } } },
+      required: ["choices"],
+      additionalProperties: false,
+    };
     expect(server.requests[0]?.body).toMatchObject({
       model: "model-choices",
-      response_format: { type: "json_schema", json_schema: { name: "choices", schema, strict: true } },
+      response_format: { type: "json_schema", json_schema: { name: "choices", schema: strict, strict: true } },
       max_tokens: 200,
       temperature: 0.2,
     });
