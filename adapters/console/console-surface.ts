@@ -63,6 +63,10 @@ export class ConsoleSurface implements Surface {
     const before = this.printed.get(ref.id) ?? "";
     if (ref.id === this.lastId && text.startsWith(before)) {
       this.write(text.slice(before.length));
+    } else if (before !== "" && text.startsWith(before)) {
+      // Something was printed since (a notice, the prompt): the rest follows below it.
+      this.block(`…${text.slice(before.length)}`);
+      this.lastId = ref.id;
     } else {
       this.block(text);
       this.lastId = ref.id;

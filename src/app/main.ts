@@ -70,7 +70,6 @@ async function main(): Promise<number> {
   const conversation = { platform: "console", workspaceId: "local", id: "local" };
   const surface = new ConsoleSurface(process.stdout, config.locale, config.exportDir);
   engine.audiences.set(`${conversation.platform}:${conversation.id}`, { surface, locale: config.locale });
-  await engine.resume();
   const adapter = new ConsoleAdapter(
     process.stdin,
     surface,
@@ -89,7 +88,10 @@ async function main(): Promise<number> {
     },
     log,
   );
-  await adapter.run();
+  // After the welcome: an interrupted chapter continues below it.
+  const session = adapter.run();
+  await engine.resume();
+  await session;
   await engine.close();
   process.stdout.write("\n");
   return 0;

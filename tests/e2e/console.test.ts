@@ -310,9 +310,9 @@ describe("terminal play, end to end", () => {
     expect(after).not.toContain("The rain began before anyone noticed");
     expect(after.split("something he did not want to give her.").length).toBe(2);
     expect(after.split("Pick 1-").length).toBe(2);
-    const recap = await again.say("/recap");
-    expect(recap).toContain("1.");
-    expect(recap).not.toContain("was not finished");
+    const resumed = await again.say("/stories 1");
+    expect(resumed).not.toContain("was not finished");
+    expect(resumed).toContain("Pick 1-");
     const continued = server.requests.filter((r) => JSON.stringify(r.body?.messages ?? []).includes(CONTINUE_MARKER));
     expect(continued.length).toBeGreaterThan(0);
     expect(await again.quit()).toBe(0);
