@@ -11,7 +11,8 @@ import { UserFacingError } from "./errors.ts";
 
 export const MODERATION_VERDICT = "moderation_verdict";
 
-const Verdict = z.object({ allowed: z.boolean(), reason: z.string().max(300) });
+/** The moderation model's answer (exported for the strict-schema check). */
+export const Verdict = z.object({ allowed: z.boolean(), reason: z.string().max(300) });
 
 export interface Moderator {
   /** Throws `UserFacingError` when `text` may not enter a story of this `rating`. */
@@ -27,6 +28,8 @@ const SYSTEM = [
   "Answer as JSON: allowed (boolean) and reason (one short sentence, empty when allowed).",
 ].join("\n");
 
+export const moderationResponseFormat = { name: MODERATION_VERDICT, schema: jsonSchemaOf(Verdict) };
+
 export class ModelModerator implements Moderator {
   constructor(private readonly model: ModelClient) {}
 
@@ -39,7 +42,7 @@ export class ModelModerator implements Moderator {
           { role: "system", content: SYSTEM },
           { role: "user", content: `Content rating: ${rating}\nText:\n${text}` },
         ],
-        responseFormat: { name: MODERATION_VERDICT, schema: jsonSchemaOf(Verdict) },
+        responseFormat: moderationResponseFormat,
         maxTokens: 200,
         temperature: 0,
       });
