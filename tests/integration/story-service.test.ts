@@ -10,6 +10,7 @@ import { bookToMarkdown } from "../../src/story/book.ts";
 import { PartsRepairer } from "../../src/story/chapter-repair.ts";
 import { ChapterWriter } from "../../src/story/chapter-writer.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
+import { Preplanner } from "../../src/story/preplanner.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../../src/story/story-service.ts";
 import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
@@ -351,5 +352,70 @@ describe("StoryService with real SQLite", () => {
     const list = await stories.list(conversation);
     expect(list).toEqual([expect.objectContaining({ storyId, title: "The Fake Tale", chapter: 1 })]);
     expect(await stories.list({ ...conversation, id: "another-chat" })).toEqual([]);
+  });
+});
+
+describe("planning ahead (PREPLAN)", () => {
+  let planQueue: InProcessJobQueue;
+  let planned: StoryService;
+  let preplanner: Preplanner;
+
+  beforeEach(() => {
+    planQueue = new InProcessJobQueue({ concurrency: 2 });
+    planned = new StoryService(db, planQueue);
+    preplanner = new Preplanner(db, agent, { method: "react", concurrency: 2 });
+    const planningWriter = new ChapterWriter(db, agent, () => ({ surface, locale: "en" }), {
+      methods: { open: "cot", continue: "react", rewrite: "reflexion" },
+      recentChapters: 2,
+      preplanner,
+    });
+    planQueue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => planningWriter.run(p));
+  });
+  afterEach(async () => {
+    await preplanner.close();
+    await planQueue.close();
+  });
+
+  async function offered(): Promise<string> {
+    const ticket = await planned.start({
+      actor,
+      conversation,
+      premise: "A ghost detective in Shanghai",
+      genre: "none",
+    });
+    await ticket.job.finished;
+    // The offer starts one plan per choice.
+    for (let i = 0; i < 100 && agent.planned.length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    return ticket.storyId;
+  }
+
+  it("plans every offered choice; the chosen one's plan is used, the others are recorded as unused runs", async () => {
+    const storyId = await offered();
+    expect(agent.planned.map((i) => i.action)).toEqual(["Go north 1", "Go south 1", "Wait 1"]);
+    expect(agent.planned.every((i) => i.method === "react" && i.chapterNumber === 2)).toBe(true);
+    const s = await planned.state(storyId);
+    await (await planned.choose(storyId, s.revision, 2)).job.finished;
+    expect(agent.inputs.at(-1)?.action).toBe("Go south 1");
+    expect(agent.writeOptions.at(-1)?.plan).toBeDefined();
+    await preplanner.close();
+    const unused = await db.agentRun.findMany({ where: { storyId, status: "unused" } });
+    expect(unused.map((r) => (r.messages as { content: string }[])[1]?.content).sort()).toEqual([
+      "Go north 1",
+      "Wait 1",
+    ]);
+  });
+
+  it("a typed action has no plan; a plan is discarded when the story changed under it", async () => {
+    const storyId = await offered();
+    const s = await planned.state(storyId);
+    await (await planned.act(storyId, s.revision, "I sing")).job.finished;
+    expect(agent.writeOptions.at(-1)?.plan).toBeUndefined();
+
+    for (let i = 0; i < 100 && agent.planned.length < 6; i++) await new Promise((r) => setTimeout(r, 5));
+    // A character's look changed after the plans were made: the chapter's input differs.
+    await db.character.updateMany({ where: { storyId }, data: { appearance: "a green hat" } });
+    const s2 = await planned.state(storyId);
+    await (await planned.choose(storyId, s2.revision, 1)).job.finished;
+    expect(agent.writeOptions.at(-1)?.plan).toBeUndefined();
   });
 });
