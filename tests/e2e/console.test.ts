@@ -286,8 +286,8 @@ describe("terminal play, end to end", () => {
   it("kill -9 mid-chapter, then a restart: the chapter completes with no reader input, one copy, choices once", async () => {
     const story = storyResponder({ language: "zh" });
     // Slow prose, so the process can be killed in the middle of it.
-    server.setResponder((req) => {
-      const reply = story(req);
+    server.setResponder(async (req) => {
+      const reply = await story(req);
       return isProse(req) && reply.kind === "text" ? { ...reply, chunkSize: 8, chunkDelayMs: 60 } : reply;
     });
     const p = launch();
