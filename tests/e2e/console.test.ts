@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { unzipSync } from "fflate";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CONTINUE_MARKER } from "../../src/agent/prompts.ts";
@@ -272,6 +273,37 @@ describe("terminal play, end to end", () => {
     const continued = server.requests.filter((r) => JSON.stringify(r.body?.messages ?? []).includes(CONTINUE_MARKER));
     expect(continued.length).toBe(server.faultCounts.cut);
     expect(await p.say("/recap")).toContain("Chapter 3");
+  });
+
+  it("a choice planned while the reader read starts with the prose call; the other plans are cancelled", async () => {
+    const p = launch({ METHOD_CONTINUE: "react" });
+    await p.ready();
+    await p.say("/start a lighthouse keeper finds a letter from the future");
+    // Let the plans of the three offered choices finish (the model goes quiet).
+    let seen = -1;
+    while (seen !== server.requests.length) {
+      seen = server.requests.length;
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    const planned = server.requests.filter((r) => Array.isArray(r.body?.tools) && r.body?.tool_choice === "auto");
+    expect(planned.length).toBeGreaterThanOrEqual(3);
+    const before = server.requests.length;
+    const ch2 = await p.say("2");
+    expect(ch2).toContain("Chapter 2");
+    const after = server.requests.slice(before).filter((r) => r.path === "/chat/completions");
+    // The first call after the choice is the streamed prose: its plan was ready.
+    expect(after[0]?.body.stream).toBe(true);
+    expect(after[0]?.body.tools).toBeUndefined();
+    expect(await p.quit()).toBe(0);
+    // The plans of the two choices not taken are kept as unused runs.
+    const db = new Database(join(dir, "inkloom.db"), { readonly: true });
+    const unused = db
+      .prepare(`SELECT count(*) AS n FROM "AgentRun" WHERE status = 'unused' AND task = 'continue'`)
+      .get() as {
+      n: number;
+    };
+    db.close();
+    expect(unused.n).toBeGreaterThanOrEqual(2);
   });
 
   it("a 429 and a 500 from the model are retried without the reader noticing", async () => {

@@ -85,6 +85,13 @@ export class FakeStoryAgent implements StoryAgent {
     this.gate = undefined;
   }
 
+  /** Before its text, the next write reports model waits of these lengths (429s being retried). */
+  private waits: number[] = [];
+
+  waitNext(...delaysMs: number[]): void {
+    this.waits = delaysMs;
+  }
+
   /** The next chapter's structured parts fail: it is kept with a fallback title and no choices. */
   failPartsNext(): void {
     this.partsFailNext = true;
@@ -117,6 +124,7 @@ export class FakeStoryAgent implements StoryAgent {
     this.inputs.push(input);
     this.writeOptions.push(options);
     if (this.gate) await this.gate;
+    for (const ms of this.waits.splice(0)) options.onWait?.(ms, new ModelError("rate_limited", "injected"));
     const failure = this.failures.shift();
     if (failure !== undefined) {
       if (failure.afterText !== undefined) yield { type: "text", delta: failure.afterText };

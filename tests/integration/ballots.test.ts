@@ -24,12 +24,19 @@ let surface: FakeSurface;
 let stories: StoryService;
 let ballots: BallotService;
 let draws: number[];
+/** Actions the ballots asked to plan ahead (write-ins). */
+let plannedAhead: string[];
 
 function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false) {
   const audience: Audience = { surface, locale: "en", voting: { windowSeconds, closeWhenPreviousVotersReturn } };
   ballots = new BallotService(db, stories, () => audience, {
     firstVoteGraceMs: 150,
     random: () => draws.shift() ?? 0,
+    preplanner: {
+      planAction: async (_storyId, action) => {
+        plannedAhead.push(action);
+      },
+    },
   });
   const writer = new ChapterWriter(
     db,
@@ -50,6 +57,7 @@ beforeEach(async () => {
   surface = new FakeSurface({ limits: { maxMessageLength: 4096, minEditIntervalMs: 0 } });
   stories = new StoryService(db, queue);
   draws = [];
+  plannedAhead = [];
 });
 
 afterEach(async () => {
@@ -112,11 +120,12 @@ describe("ballots in a voting conversation", () => {
     expect(reaction.data).toMatchObject({ position: 2, counts: [1, 2, 0], turnout: 3, tieBroken: false });
   });
 
-  it("a write-in joins the ballot and can win", async () => {
+  it("a write-in joins the ballot, is planned ahead while the vote is open, and can win", async () => {
     setup(60);
     const { storyId, revision } = await startStory();
     const tally = await ballots.writeIn(storyId, revision, "Pull the emergency brake", bea);
     expect(tally.labels).toEqual(["Go north 1", "Go south 1", "Wait 1", "Pull the emergency brake"]);
+    expect(plannedAhead).toEqual(["Pull the emergency brake"]);
     await ballots.vote(storyId, revision, 4, cal);
     await expectError(ballots.writeIn(storyId, revision, "pull the emergency brake", cal), "error.writeInDuplicate");
     await expectError(ballots.writeIn(storyId, revision, "x".repeat(81), cal), "error.writeInTooLong");

@@ -173,14 +173,18 @@ describe("OpenAiModelClient against the fake OpenAI server", () => {
     expect(done.usage.completionTokens).toBe(11);
   });
 
-  it("retries a 429 once and waits as long as retry-after-ms asks", async () => {
+  it("retries a 429 once and waits as long as retry-after-ms asks, telling the caller of the wait", async () => {
     server.enqueue({ kind: "error", status: 429, headers: { "retry-after-ms": "200" } });
     const started = performance.now();
-    const { done } = await collect(clientFor(server.baseUrl).stream(ask()));
+    const waits: [number, string][] = [];
+    const { done } = await collect(
+      clientFor(server.baseUrl).stream(ask({ onRetry: (ms, error) => waits.push([ms, error.kind]) })),
+    );
 
     expect(done.message.content).toBe("OK");
     expect(server.requests).toHaveLength(2);
     expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+    expect(waits).toEqual([[200, "rate_limited"]]);
   });
 
   it("retries two 500s and then succeeds", async () => {

@@ -295,6 +295,18 @@ describe("StoryService with real SQLite", () => {
     expect((await db.chapter.findUniqueOrThrow({ where: { id: chapter.id } })).progress).toBeNull();
   });
 
+  it("readers are told the chapter is still being written once the model's retries waited 3 s", async () => {
+    const storyId = await startStory();
+    const s = await stories.state(storyId);
+    agent.waitNext(1000, 1500);
+    await (await stories.act(storyId, s.revision, "I wait")).job.finished;
+    expect(surface.notices.filter((n) => n.startsWith("Still writing"))).toEqual([]);
+    const s2 = await stories.state(storyId);
+    agent.waitNext(1000, 1500, 800, 2000);
+    await (await stories.act(storyId, s2.revision, "I wait again")).job.finished;
+    expect(surface.notices.filter((n) => n.startsWith("Still writing"))).toHaveLength(1);
+  });
+
   it("a chapter whose parts failed is kept with a Continue choice, then repaired in the background", async () => {
     const storyId = await startStory();
     const s = await stories.state(storyId);
