@@ -372,6 +372,9 @@ export class ChapterWriter {
       // Not fatal: the chapters stay unfolded and are folded after the next chapter.
       this.options.log?.(`summary fold failed for story ${story.id}: ${String(error)}`);
     });
+    // Planned after the fold: the next chapter is written from the folded summary, and a
+    // plan made before it would not match (and be thrown away).
+    this.planAhead(story.id);
   }
 
   /**
@@ -401,7 +404,15 @@ export class ChapterWriter {
       head.id,
       head.choices.map((c) => c.label),
     );
+    this.planAhead(story.id);
     return true;
+  }
+
+  /** While the readers read (or vote), plan each offered choice ahead (PREPLAN). */
+  private planAhead(storyId: string): void {
+    this.options.preplanner
+      ?.planChoices(storyId)
+      .catch((error: unknown) => this.options.log?.(`story ${storyId}: planning ahead failed: ${String(error)}`));
   }
 
   /** Offer a chapter's choices: a vote (with its ballot) where members vote, a pick elsewhere. */
@@ -425,10 +436,6 @@ export class ChapterWriter {
     };
     try {
       const ref = await audience.surface.offerChoices(offer);
-      // While the readers read (or vote), plan each choice ahead.
-      this.options.preplanner
-        ?.planChoices(story.id)
-        .catch((error: unknown) => this.options.log?.(`story ${story.id}: planning ahead failed: ${String(error)}`));
       if (voting !== undefined && this.ballots !== undefined) {
         await this.ballots.open({
           storyId: story.id,

@@ -200,8 +200,12 @@ export class FakeStoryAgent implements StoryAgent {
     return { description: `A picture of ${input.scene}`, run: run("illustrate") };
   }
 
+  /** How long a summary takes (a model call is not instant). */
+  summarizeDelayMs = 0;
+
   async summarize(input: SummarizeInput): Promise<{ summary: string; run: RunRecord }> {
     this.summaries.push(input);
+    if (this.summarizeDelayMs > 0) await new Promise((r) => setTimeout(r, this.summarizeDelayMs));
     return { summary: `Rolling summary up to ${input.fold.at(-1)?.number}`, run: run("summarize") };
   }
 }

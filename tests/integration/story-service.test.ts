@@ -417,6 +417,20 @@ describe("planning ahead (PREPLAN)", () => {
     ]);
   });
 
+  it("chapters whose summary was folded are planned from the folded summary, so their plans are used", async () => {
+    agent.summarizeDelayMs = 50;
+    const storyId = await offered();
+    for (let n = 2; n <= 9; n++) {
+      const s = await planned.state(storyId);
+      await (await planned.choose(storyId, s.revision, 1)).job.finished;
+      expect(agent.writeOptions.at(-1)?.plan, `chapter ${n}`).toBeDefined();
+      const want = agent.planned.length + 3;
+      for (let i = 0; i < 100 && agent.planned.length < want; i++) await new Promise((r) => setTimeout(r, 5));
+    }
+    // Folds happened along the way (two chapters are kept verbatim).
+    expect(agent.summaries.length).toBeGreaterThan(0);
+  });
+
   it("a typed action has no plan; a plan is discarded when the story changed under it", async () => {
     const storyId = await offered();
     const s = await planned.state(storyId);
