@@ -81,12 +81,12 @@ export async function createEngine(
   });
   const queue = new InProcessJobQueue({ concurrency: config.jobConcurrency });
   const moderator = config.moderation ? new ModelModerator(model) : undefined;
-  const stories = new StoryService(db, queue, moderator);
-  const audiences = new AudienceRegistry();
-  const resolve = (id: string) => audiences.resolve(id);
   const preplanner = config.preplan.enabled
     ? new Preplanner(db, agent, { method: config.methods.continue, concurrency: config.preplan.concurrency, log })
     : undefined;
+  const stories = new StoryService(db, queue, moderator, preplanner);
+  const audiences = new AudienceRegistry();
+  const resolve = (id: string) => audiences.resolve(id);
   const ballots = new BallotService(db, stories, resolve, {
     log,
     ...(moderator === undefined ? {} : { moderator }),

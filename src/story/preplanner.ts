@@ -76,7 +76,7 @@ export class Preplanner {
     for (const choice of head.choices) await this.start(story, head, choice.label);
   }
 
-  /** Plan one more action for the head chapter (a write-in joining a ballot). */
+  /** Plan one more action for the head chapter (a reader's own action, a write-in joining a ballot). */
   async planAction(storyId: string, action: string): Promise<void> {
     const story = await loadStoryWithCanon(this.db, storyId);
     const headId = story?.headChapterId;
@@ -104,6 +104,15 @@ export class Preplanner {
     if (outcome.ok) return outcome.plan;
     this.record(storyId, outcome.runs);
     return undefined;
+  }
+
+  /** Cancel one action's plan (it was refused), recording what it spent as unused. */
+  forget(storyId: string, action: string): void {
+    const plans = this.#plans.get(storyId);
+    const entry = plans?.get(action);
+    if (plans === undefined || entry === undefined) return;
+    plans.delete(action);
+    this.drop(entry);
   }
 
   /** Cancel the story's plans (the head moved), recording what they spent as unused. */

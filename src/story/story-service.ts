@@ -17,6 +17,7 @@ import { UserFacingError } from "./errors.ts";
 import type { StoredImage } from "./illustrations.ts";
 import { LIMITS } from "./limits.ts";
 import type { Moderator } from "./moderation.ts";
+import type { Preplanner } from "./preplanner.ts";
 import { loadChain, loadStoryWithCanon } from "./snapshot.ts";
 
 export interface Actor {
@@ -89,6 +90,8 @@ export class StoryService {
     private readonly queue: JobQueue,
     /** Checks what readers write in (scenarios, own actions) when a moderation model is configured. */
     private readonly moderator?: Moderator,
+    /** Plans a reader's own action as soon as it arrives, alongside moderation and the commit (PREPLAN on). */
+    private readonly preplanner?: Pick<Preplanner, "planAction" | "forget">,
   ) {}
 
   /** Create a story and enqueue chapter 1. */
@@ -188,7 +191,14 @@ export class StoryService {
       throw new UserFacingError("error.actionTooLong", { length: action.length, max: LIMITS.action });
     }
     return this.continueWith(storyId, revision, by, async (head) => {
-      await this.moderator?.check(action, head.rating);
+      // Planned the moment it arrives: the plan runs while it is checked and committed.
+      await this.preplanner?.planAction(storyId, action);
+      try {
+        await this.moderator?.check(action, head.rating);
+      } catch (error) {
+        this.preplanner?.forget(storyId, action);
+        throw error;
+      }
       return { action, reaction: { kind: "action", data: { action } } };
     });
   }

@@ -374,8 +374,13 @@ describe("planning ahead (PREPLAN)", () => {
 
   beforeEach(() => {
     planQueue = new InProcessJobQueue({ concurrency: 2 });
-    planned = new StoryService(db, planQueue);
     preplanner = new Preplanner(db, agent, { method: "react", concurrency: 2 });
+    const moderator = {
+      check: async (text: string) => {
+        if (text.includes("forbidden")) throw new UserFacingError("error.moderated", { reason: "no" });
+      },
+    };
+    planned = new StoryService(db, planQueue, moderator, preplanner);
     const planningWriter = new ChapterWriter(db, agent, () => ({ surface, locale: "en" }), {
       methods: { open: "cot", continue: "react", rewrite: "reflexion" },
       recentChapters: 2,
@@ -417,6 +422,16 @@ describe("planning ahead (PREPLAN)", () => {
     ]);
   });
 
+  it("a typed action refused by moderation leaves no plan behind; the choices' plans stay", async () => {
+    const storyId = await offered();
+    const s = await planned.state(storyId);
+    await expectUserError(planned.act(storyId, s.revision, "something forbidden"), "error.moderated");
+    expect(agent.planned.map((i) => i.action)).toContain("something forbidden");
+    expect(preplanner.pending).toBe(3);
+    await (await planned.choose(storyId, s.revision, 1)).job.finished;
+    expect(agent.writeOptions.at(-1)?.plan).toBeDefined();
+  });
+
   it("chapters whose summary was folded are planned from the folded summary, so their plans are used", async () => {
     agent.summarizeDelayMs = 50;
     const storyId = await offered();
@@ -431,11 +446,12 @@ describe("planning ahead (PREPLAN)", () => {
     expect(agent.summaries.length).toBeGreaterThan(0);
   });
 
-  it("a typed action has no plan; a plan is discarded when the story changed under it", async () => {
+  it("a typed action is planned the moment it arrives; a plan is discarded when the story changed under it", async () => {
     const storyId = await offered();
     const s = await planned.state(storyId);
     await (await planned.act(storyId, s.revision, "I sing")).job.finished;
-    expect(agent.writeOptions.at(-1)?.plan).toBeUndefined();
+    expect(agent.planned.map((i) => i.action)).toContain("I sing");
+    expect(agent.writeOptions.at(-1)?.plan).toBeDefined();
 
     for (let i = 0; i < 100 && agent.planned.length < 6; i++) await new Promise((r) => setTimeout(r, 5));
     // A character's look changed after the plans were made: the chapter's input differs.
