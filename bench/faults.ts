@@ -48,10 +48,10 @@ interface FaultProfile {
 }
 
 const PROFILES: readonly FaultProfile[] = [
-  { name: "baseline", endpoint: "ideal", faults: {} },
-  { name: "cut30", endpoint: "ideal", faults: { cut: 0.3 } },
-  { name: "rate429", endpoint: "ideal", faults: { rateLimit: 0.3 } },
-  { name: "server500", endpoint: "ideal", faults: { serverError: 0.2 } },
+  { name: "baseline", endpoint: "openai", faults: {} },
+  { name: "cut30", endpoint: "openai", faults: { cut: 0.3 } },
+  { name: "rate429", endpoint: "openai", faults: { rateLimit: 0.3 } },
+  { name: "server500", endpoint: "openai", faults: { serverError: 0.2 } },
   { name: "ollama", endpoint: "ollama", dropForcedToolRate: 0.5, faults: {} },
   {
     name: "mixed",

@@ -108,7 +108,7 @@ describe("a failed structured step after the prose", () => {
   it("keeps the chapter: its prose is saved and the reader can go on", async () => {
     const story = storyResponder();
     // The chapter's parts never come back in format, whatever strategy asks for them.
-    const server = await serve("ideal", (req) =>
+    const server = await serve("openai", (req) =>
       wants(req, "submit_chapter") || wants(req, "offer_choices")
         ? { kind: "text", text: "I would rather not say." }
         : story(req),

@@ -228,7 +228,7 @@ export class FakeOpenAiServer {
    * (no `after`) of `GET /fine_tuning/jobs/{id}/events`.
    */
   fineTuningAdvanceOn: "retrieve" | "events" = "retrieve";
-  #profile: FakeProfile = "ideal";
+  #profile: FakeProfile = "openai";
   #dropForcedToolRate = 1;
   #faults: FakeFaults = {};
   #faultRandom: () => number = mulberry32(1);
@@ -253,7 +253,7 @@ export class FakeOpenAiServer {
       imageResponder?: ImageResponder;
       port?: number;
       fineTuningSteps?: number;
-      /** Which endpoint to imitate on `/chat/completions` (default "ideal"). */
+      /** Which endpoint to imitate on `/chat/completions` (default "openai": as strict as the real one). */
       profile?: FakeProfile;
       /** Seeds the generators of faults and profile quirks (default 1). */
       seed?: number;
@@ -278,7 +278,7 @@ export class FakeOpenAiServer {
     if (options.imageResponder !== undefined) instance.#imageResponder = options.imageResponder;
     if (options.fineTuningSteps !== undefined) instance.fineTuningSteps = options.fineTuningSteps;
     instance.setProfile(
-      options.profile ?? "ideal",
+      options.profile ?? "openai",
       options.dropForcedToolRate === undefined ? {} : { dropForcedToolRate: options.dropForcedToolRate },
     );
     instance.setFaults(options.faults ?? {}, options.seed ?? 1);

@@ -105,8 +105,9 @@ export interface FakeUploadedFile {
 
 /**
  * Which real endpoint the fake imitates on `/chat/completions` (PLATFORMS.md, "OpenAI-compatible APIs").
- * - `ideal`: does what every request asks, validates nothing (the default).
- * - `openai`: like ideal, but rejects with 400 what OpenAI rejects: a `strict: true` tool or
+ * - `ideal`: does what every request asks, validates nothing.
+ * - `openai` (the default: a fake no more lenient than the real service): like ideal, but
+ *   rejects with 400 what OpenAI rejects: a `strict: true` tool or
  *   `json_schema` response format whose schema breaks strict mode (see openai-strict-schema.ts),
  *   a `tool_choice` naming a function absent from `tools`, a `tool_choice` without `tools`.
  * - `ollama`: ignores a forced (`{type:"function",...}`) or `"required"` tool_choice with

@@ -281,8 +281,18 @@ describe("openai profile", () => {
     expect(server.chatRequests()).toHaveLength(2);
   });
 
-  it("the ideal default profile accepts the same broken schema", async () => {
-    const { client, server } = await start();
+  it("the default profile is openai's: the same broken schema is rejected unless the ideal profile is asked for", async () => {
+    const strict = await start();
+    expect(strict.server.profile).toBe("openai");
+    await expect(
+      strict.client.chat.completions.create({
+        model: "m",
+        messages: USER,
+        tools: [tool("submit_chapter", LOOSE_SCHEMA, true)],
+        tool_choice: forceTool("submit_chapter"),
+      }),
+    ).rejects.toMatchObject({ status: 400 });
+    const { client, server } = await start({ profile: "ideal" });
     expect(server.profile).toBe("ideal");
     server.enqueue({ kind: "structured", name: "submit_chapter", value: VALUE });
     const res = await client.chat.completions.create({
