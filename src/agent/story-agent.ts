@@ -574,20 +574,25 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
               { role: "user", content: continueMessage(chapterNumber) },
             ];
       let added = "";
+      // A continuation's first characters are held until they show whether the model
+      // repeated the end of the text it was given; the repeat is dropped.
+      const joint = text === "" ? undefined : new Seam(text);
+      const emit = function* (delta: string): Generator<StoryEvent> {
+        if (delta === "") return;
+        added += delta;
+        text += delta;
+        yield { type: "text", delta };
+      };
       try {
         let done: ChatResult | undefined;
         for await (const event of model.stream(request(messages, task, { maxTokens: MAX_TOKENS.prose }, call))) {
           if (event.type === "text") {
-            // A continuation never starts a new paragraph with stray whitespace at the seam.
-            const delta = text === "" || added !== "" ? event.delta : seam(text, event.delta);
-            if (delta === "") continue;
-            added += delta;
-            text += delta;
-            yield { type: "text", delta };
+            yield* emit(joint === undefined ? event.delta : joint.push(event.delta));
           } else {
             done = event;
           }
         }
+        if (joint !== undefined) yield* emit(joint.flush());
         if (!done) throw new ModelError("cut", "the stream ended without a finish");
         run.addUsage(done.usage);
         if (text === "" && (done.message.content ?? "") !== "") {
@@ -596,6 +601,8 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
         }
         break;
       } catch (err) {
+        // What arrived before the break is text like any other.
+        if (joint !== undefined) yield* emit(joint.flush());
         const error = toModelError(err, call.signal);
         if (call.signal?.aborted || text === "" || !error.transient) throw error;
         stalled = added === "" ? stalled + 1 : 1;
@@ -934,8 +941,51 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
   };
 }
 
-/** The first delta of a continuation, joined to the text before it without doubled spaces. */
-function seam(before: string, delta: string): string {
-  if (/\s$/.test(before)) return delta.replace(/^[ \t]+/, "");
-  return delta;
+/** Characters of a continuation held back to find a repeat of the text before it. */
+const SEAM_WINDOW = 120;
+/** A shorter match is a coincidence, not a repeat. */
+const SEAM_MIN_OVERLAP = 12;
+
+/**
+ * Joins a continuation to the text it continues: drops the part of its start that repeats
+ * the end of that text (models often restart the sentence they were cut in), and stray
+ * spaces at the seam.
+ */
+export class Seam {
+  #held = "";
+  #open = true;
+
+  constructor(private readonly before: string) {}
+
+  /** The part of `delta` to show now ("" while the start is still held). */
+  push(delta: string): string {
+    if (!this.#open) return delta;
+    this.#held += delta;
+    return this.#held.length >= SEAM_WINDOW ? this.flush() : "";
+  }
+
+  /** Everything held, without the repeat. */
+  flush(): string {
+    if (!this.#open) return "";
+    this.#open = false;
+    const held = this.#held;
+    this.#held = "";
+    const start = held.replace(/^\s+/, "");
+    const overlap = repeatedStart(this.before, start);
+    const rest = start.slice(overlap);
+    if (overlap > 0) return /\s$/.test(this.before) ? rest.replace(/^[ \t]+/, "") : rest;
+    // No repeat: keep the model's own whitespace, but never doubled at the seam.
+    return /\s$/.test(this.before) ? held.replace(/^[ \t]+/, "") : held;
+  }
+}
+
+/** Length of the longest start of `next` that the end of `before` already shows. */
+function repeatedStart(before: string, next: string): number {
+  const tail = before.trimEnd();
+  // Starting over from the very beginning is a repeat however short the text was.
+  if (tail.length > 0 && next.startsWith(tail)) return tail.length;
+  for (let k = Math.min(tail.length, next.length); k >= SEAM_MIN_OVERLAP; k--) {
+    if (tail.endsWith(next.slice(0, k))) return k;
+  }
+  return 0;
 }

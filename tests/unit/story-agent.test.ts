@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CONTINUE_MARKER, JSON_TEXT_MARKER } from "../../src/agent/prompts.ts";
-import { createStoryAgent } from "../../src/agent/story-agent.ts";
+import { createStoryAgent, Seam } from "../../src/agent/story-agent.ts";
 import type { AgentInput, ChapterResult, StoryEvent, StorySnapshot } from "../../src/agent/types.ts";
 import { StrategyMemory } from "../../src/llm/structured-strategy.ts";
 import { type ChatMessage, type ChatRequest, ModelError } from "../../src/llm/types.ts";
@@ -502,7 +502,8 @@ describe("story agent: failures", () => {
         prose: (_req, n) =>
           n === 0
             ? { error: new ModelError("cut", "socket closed"), afterText: "Ada climbed" }
-            : { text: PROSE.slice("Ada climbed".length) },
+            : // The model restarts the sentence it was cut in: the repeat is dropped.
+              { text: `Ada climbed${PROSE.slice("Ada climbed".length)}` },
       }),
     );
     const waits: number[] = [];
@@ -660,5 +661,31 @@ describe("story agent: ReAct in the field", () => {
     expect(model.calls.filter((c) => kindOf(c.request) === "react")).toHaveLength(1);
     const write = lastUser(model.calls.find((c) => c.kind === "stream")?.request as ChatRequest);
     expect(write).not.toContain("Step limit reached");
+  });
+});
+
+describe("joining a continuation to the text it continues", () => {
+  const join = (before: string, deltas: string[]) => {
+    const seam = new Seam(before);
+    return before + deltas.map((d) => seam.push(d)).join("") + seam.flush();
+  };
+
+  it("drops the start of a continuation that repeats the sentence it was cut in", () => {
+    expect(join("Ada climbed to the mill. Soot still clung to", [" Soot still clung", " to the stone."])).toBe(
+      "Ada climbed to the mill. Soot still clung to the stone.",
+    );
+  });
+
+  it("keeps a continuation that repeats nothing, without doubling the space at the seam", () => {
+    expect(join("Ada climbed ", [" to the mill."])).toBe("Ada climbed to the mill.");
+    expect(join("Ada climbed", [" to the mill."])).toBe("Ada climbed to the mill.");
+    // A short coincidence ("the") is not a repeat.
+    expect(join("She saw the", ["the end of it."])).toBe("She saw thethe end of it.");
+  });
+
+  it("holds only the start: later text passes straight through", () => {
+    const seam = new Seam("Before.");
+    expect(seam.push("x".repeat(130))).toBe("x".repeat(130));
+    expect(seam.push(" more")).toBe(" more");
   });
 });
