@@ -780,12 +780,18 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
       if (draftText.trim() === "") throw new ModelError("bad_output", "the model wrote an empty draft");
       run.push({ role: "assistant", content: draftText });
       yield { type: "status", phase: "checking" };
-      const critique = await runCheck(runs, method, story, input.chapterNumber, draftText, call);
+      // A checker that cannot answer must not cost the reader the draft: it is shown unchecked.
+      const critique = await runCheck(runs, method, story, input.chapterNumber, draftText, call).catch(
+        (err: unknown): ContinuityReport => {
+          if (call.signal?.aborted) throw err;
+          return { ok: true, issues: [`unchecked: ${toModelError(err).kind}`] };
+        },
+      );
       if (critique.ok) {
         yield { type: "status", phase: "writing" };
         for (const delta of chunkText(draftText)) yield { type: "text", delta };
         prose = draftText;
-        reused = critique;
+        reused = critique.issues.length === 0 ? critique : { ok: false, issues: critique.issues };
       } else {
         yield { type: "status", phase: "revising" };
         say("revise", critique.issues.map((i) => `- ${i}`).join("\n"));

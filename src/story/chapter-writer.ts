@@ -283,8 +283,9 @@ export class ChapterWriter {
           this.options.log?.(`chapter ${chapterId}: illustrations not planned: ${String(error)}`);
           return [];
         })) ?? [];
-    try {
-      await this.db.$transaction([
+    // Built anew for each try: a batch transaction's queries run once.
+    const save = () =>
+      this.db.$transaction([
         // Only a chapter still being written becomes done: a second delivery or a
         // recovery that marked it failed meanwhile makes this throw P2025.
         this.db.chapter.update({
@@ -331,6 +332,10 @@ export class ChapterWriter {
         this.db.agentRun.createMany({ data: done.runs.map((run) => runData(story.id, chapterId, run)) }),
         ...(pictures.length === 0 ? [] : [this.db.illustration.createMany({ data: pictures })]),
       ]);
+    try {
+      await saveWithRetry(save, (error) =>
+        this.options.log?.(`chapter ${chapterId}: saving failed once, trying again: ${String(error)}`),
+      );
     } catch (error) {
       if (isPrismaError(error, "P2025")) return;
       throw error;
@@ -479,5 +484,23 @@ export class ChapterWriter {
     ]);
   }
 }
+
+/**
+ * The chapter's save, tried twice: the reader has read it, so a passing database hiccup
+ * (a locked SQLite file, a dropped connection) must not lose it. A chapter that is no
+ * longer being written (P2025) is not retried.
+ */
+async function saveWithRetry(save: () => Promise<unknown>, log: (error: unknown) => void): Promise<void> {
+  try {
+    await save();
+  } catch (error) {
+    if (isPrismaError(error, "P2025")) throw error;
+    log(error);
+    await new Promise((resolve) => setTimeout(resolve, SAVE_RETRY_MS));
+    await save();
+  }
+}
+
+const SAVE_RETRY_MS = 250;
 
 type ClaimedChapter = Prisma.ChapterGetPayload<{ include: { story: { include: typeof CANON } } }>;

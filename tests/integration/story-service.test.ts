@@ -461,3 +461,40 @@ describe("planning ahead (PREPLAN)", () => {
     expect(agent.writeOptions.at(-1)?.plan).toBeUndefined();
   });
 });
+
+describe("saving a chapter", () => {
+  it("a database hiccup while saving a finished chapter is tried again: the chapter is not lost", async () => {
+    let failures = 1;
+    const flaky = new Proxy(db, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== "$transaction") return value;
+        return (...args: unknown[]) => {
+          if (Array.isArray(args[0]) && failures > 0) {
+            failures--;
+            return Promise.reject(new Error("SQLITE_BUSY: database is locked"));
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const logs: string[] = [];
+    const flakyQueue = new InProcessJobQueue({ concurrency: 1 });
+    const flakyStories = new StoryService(db, flakyQueue);
+    const flakyWriter = new ChapterWriter(flaky, agent, () => ({ surface, locale: "en" }), {
+      methods: { open: "cot", continue: "react", rewrite: "reflexion" },
+      recentChapters: 2,
+      log: (m) => logs.push(m),
+    });
+    flakyQueue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => flakyWriter.run(p));
+    try {
+      const ticket = await flakyStories.start({ actor, conversation, premise: "A lighthouse", genre: "none" });
+      await ticket.job.finished;
+      expect((await flakyStories.state(ticket.storyId)).head?.status).toBe("done");
+      expect(failures).toBe(0);
+      expect(logs.some((l) => l.includes("saving failed once, trying again"))).toBe(true);
+    } finally {
+      await flakyQueue.close();
+    }
+  });
+});

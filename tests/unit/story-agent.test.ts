@@ -303,6 +303,15 @@ describe("story agent: reflexion", () => {
     expect(events.some((e) => e.type === "status" && e.phase === "revising")).toBe(true);
   });
 
+  it("shows the draft, marked unchecked, when the critique cannot be had on any strategy", async () => {
+    const model = new FakeModelClient(script({ check: () => ({ text: "no json here" }) }));
+    const events = await collect(createStoryAgent(model).write(continueInput("reflexion")));
+    const result = done(events);
+    expect(result.text).toBe(`Draft. ${PROSE}`);
+    expect(result.continuity).toEqual({ ok: false, issues: ["unchecked: bad_output"] });
+    expect(model.calls.some((c) => c.kind === "stream")).toBe(false);
+  });
+
   it("emits the draft as text deltas when the critique passes", async () => {
     const model = new FakeModelClient(script());
     const events = await collect(createStoryAgent(model).write(continueInput("reflexion")));
