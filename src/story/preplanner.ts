@@ -20,15 +20,19 @@ import { createHash } from "node:crypto";
 import type { AgentInput, ChapterPlan, Method, PlanOutcome, RunRecord, StoryAgent } from "../agent/types.ts";
 import type { Db } from "../store/db.ts";
 import { runData } from "./run-data.ts";
-import { loadStoryWithCanon, writingInputFor } from "./snapshot.ts";
+import { loadStoryWithCanon, type StoryWithCanon, writingInputFor } from "./snapshot.ts";
 
 export interface PreplannerOptions {
   /** The continue method (plans are made for continue chapters). */
   method: Method;
   /** Plans running at once, across stories (PREPLAN_CONCURRENCY). */
   concurrency: number;
+  /** Stories holding plans at once; beyond it the oldest story's plans are cancelled (default 500). */
+  maxStories?: number;
   log?: (message: string) => void;
 }
+
+const MAX_STORIES = 500;
 
 interface Entry {
   storyId: string;
@@ -72,8 +76,22 @@ export class Preplanner {
       },
     });
     if (head == null || head.status !== "done") return;
-    this.cancel(storyId);
-    for (const choice of head.choices) await this.start(story, head, choice.label);
+    // Plans still valid (the same choices of the same head, as when the story is shown
+    // again) are kept; the rest are cancelled.
+    const before = this.#plans.get(storyId) ?? new Map<string, Entry>();
+    this.#plans.delete(storyId);
+    const kept = new Map<string, Entry>();
+    for (const choice of head.choices) {
+      const input = await this.inputFor(story, head, choice.label);
+      const old = before.get(choice.label);
+      if (old !== undefined && old.parentId === head.id && old.fingerprint === fingerprint(input)) {
+        kept.set(choice.label, old);
+        before.delete(choice.label);
+      }
+    }
+    for (const stale of before.values()) this.drop(stale);
+    if (kept.size > 0) this.#plans.set(storyId, kept);
+    for (const choice of head.choices) if (!kept.has(choice.label)) await this.start(story, head, choice.label);
   }
 
   /** Plan one more action for the head chapter (a reader's own action, a write-in joining a ballot). */
@@ -135,12 +153,9 @@ export class Preplanner {
     return count;
   }
 
-  private async start(
-    story: NonNullable<Awaited<ReturnType<typeof loadStoryWithCanon>>>,
-    head: { id: string; number: number },
-    action: string,
-  ): Promise<void> {
-    const { input: base } = await writingInputFor(this.db, story, {
+  /** The input the continue chapter after `head` with `action` would be written from. */
+  private async inputFor(story: StoryWithCanon, head: { id: string; number: number }, action: string) {
+    const { input } = await writingInputFor(this.db, story, {
       parentId: head.id,
       number: head.number + 1,
       task: "continue",
@@ -148,7 +163,11 @@ export class Preplanner {
       direction: "",
       rewriteOfId: null,
     });
-    const input: AgentInput = { ...base, method: this.options.method };
+    return { ...input, method: this.options.method } satisfies AgentInput;
+  }
+
+  private async start(story: StoryWithCanon, head: { id: string; number: number }, action: string): Promise<void> {
+    const input = await this.inputFor(story, head, action);
     const controller = new AbortController();
     const entry: Entry = {
       storyId: story.id,
@@ -168,6 +187,11 @@ export class Preplanner {
     if (plans === undefined) {
       plans = new Map();
       this.#plans.set(story.id, plans);
+      // Stories whose readers went away keep no plans forever: the oldest go first.
+      for (const [oldest] of this.#plans) {
+        if (this.#plans.size <= (this.options.maxStories ?? MAX_STORIES)) break;
+        this.cancel(oldest);
+      }
     }
     plans.set(action, entry);
   }

@@ -446,6 +446,27 @@ describe("planning ahead (PREPLAN)", () => {
     expect(agent.summaries.length).toBeGreaterThan(0);
   });
 
+  it("showing the same choices again keeps their plans; a story beyond maxStories loses its plans first", async () => {
+    const storyId = await offered();
+    await preplanner.planChoices(storyId);
+    expect(agent.planned).toHaveLength(3);
+
+    const small = new Preplanner(db, agent, { method: "react", concurrency: 2, maxStories: 1 });
+    const headId = (await db.story.findUniqueOrThrow({ where: { id: storyId } })).headChapterId;
+    const first = agent.planned[0];
+    if (first === undefined) throw new Error("no plan input");
+    await small.planChoices(storyId);
+    expect(small.pending).toBe(3);
+    await small.planChoices(await offered());
+    // Only the newest story keeps its plans; the older one's were cancelled.
+    expect(small.pending).toBe(3);
+    expect(await small.take(storyId, headId, first)).toBeUndefined();
+    // While a story within the limit gets its plan.
+    await small.planChoices(storyId);
+    expect(await small.take(storyId, headId, first)).toBeDefined();
+    await small.close();
+  });
+
   it("a typed action is planned the moment it arrives; a plan is discarded when the story changed under it", async () => {
     const storyId = await offered();
     const s = await planned.state(storyId);
