@@ -232,6 +232,8 @@ describe("train:export", { timeout: 60_000 }, () => {
   it("scores runs as documented", () => {
     const ok = { status: "ok", checks: { finishedInFormat: true } };
     expect(scoreRun({ status: "failed", checks: {} }, undefined).value).toBe(0);
+    // A plan made ahead for a choice nobody took is never training data.
+    expect(scoreRun({ status: "unused", checks: { finishedInFormat: true } }, undefined).value).toBe(0);
     expect(scoreRun({ status: "ok", checks: { finishedInFormat: false } }, undefined).value).toBe(0);
     expect(scoreRun(ok, { continuityOk: true, reactions: [{ kind: "choice", data: {} }] }).value).toBe(0.9);
     expect(scoreRun(ok, { continuityOk: true, reactions: [] }).value).toBe(0.6);
