@@ -4,7 +4,7 @@
  * parsing now; Discord application commands and Telegram setMyCommands later).
  */
 import type { Genre } from "../src/agent/types.ts";
-import type { Locale } from "../src/app/config.ts";
+import type { Locale } from "../src/i18n/locale.ts";
 import type { Surface } from "../src/render/surface.ts";
 import type { IllustrationService } from "../src/story/illustrations.ts";
 import type { Actor, Conversation, StoryService, WriteTicket } from "../src/story/story-service.ts";

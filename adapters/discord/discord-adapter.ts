@@ -25,7 +25,7 @@ import { findCommand } from "../../commands/index.ts";
 import { start } from "../../commands/start.ts";
 import type { CommandContext, Session } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
-import type { Locale } from "../../src/app/config.ts";
+import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Audience } from "../../src/story/chapter-writer.ts";
 import { UserFacingError } from "../../src/story/errors.ts";

@@ -27,7 +27,7 @@ import {
   TimestampStyles,
   time,
 } from "discord.js";
-import type { Locale } from "../../src/app/config.ts";
+import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import { clamp } from "../../src/render/split.ts";
 import type {

@@ -6,7 +6,7 @@
  */
 import { type Telegram, TelegramError } from "telegraf";
 import type { InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters } from "telegraf/types";
-import type { Locale } from "../../src/app/config.ts";
+import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import { clamp } from "../../src/render/split.ts";
 import type {

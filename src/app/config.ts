@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { METHODS, type Method, type WritingTask } from "../agent/types.ts";
+import { LOCALES, type Locale } from "../i18n/locale.ts";
 import { STRUCTURED_STRATEGIES, type StructuredStrategy } from "../llm/structured-strategy.ts";
 import { type ModelRoute, TASKS, type Task } from "../llm/types.ts";
 
@@ -93,8 +94,8 @@ const EnvSchema = z.object({
     message: "DATABASE_URL must be a SQLite file URL such as file:./data/inkloom.db",
   }),
   EXPORT_DIR: optionalText,
-  INKLOOM_LOCALE: optionalText.refine((v) => v === undefined || v === "en" || v === "zh", {
-    message: "INKLOOM_LOCALE must be en or zh",
+  INKLOOM_LOCALE: optionalText.refine((v) => v === undefined || (LOCALES as readonly string[]).includes(v), {
+    message: `INKLOOM_LOCALE must be ${LOCALES.join(" or ")}`,
   }),
   TELEGRAM_BOT_TOKEN: optionalText.refine((v) => v === undefined || /^\d+:[\w-]{20,}$/.test(v), {
     message: "TELEGRAM_BOT_TOKEN must look like 123456:ABC-DEF... (the token @BotFather gave you)",
@@ -139,7 +140,7 @@ const EnvSchema = z.object({
   LANG: optionalText,
 });
 
-export type Locale = "en" | "zh";
+export type { Locale };
 
 export interface Config {
   models: Record<Task, ModelRoute>;

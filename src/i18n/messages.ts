@@ -3,7 +3,7 @@
  * English is the reference; every other locale must have the same keys
  * (checked by the type below and by tests/unit/messages.test.ts).
  */
-import type { Locale } from "../app/config.ts";
+import type { Locale } from "./locale.ts";
 
 const en = {
   welcome: "Welcome to Inkloom. Type /start to begin a story, /stories to continue one, /help for all commands.",

@@ -15,8 +15,8 @@ import type {
   StorySnapshot,
   WritingTask,
 } from "../agent/types.ts";
-import type { Locale } from "../app/config.ts";
 import { Prisma } from "../generated/prisma/client.ts";
+import type { Locale } from "../i18n/locale.ts";
 import { t } from "../i18n/messages.ts";
 import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";

@@ -6,8 +6,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Genre } from "../agent/types.ts";
-import type { Locale } from "../app/config.ts";
 import { artStyleFor } from "../art/visual-bible.ts";
+import type { Locale } from "../i18n/locale.ts";
 import { t } from "../i18n/messages.ts";
 import type { EnqueuedJob, JobQueue } from "../jobs/job-queue.ts";
 import { type Db, isPrismaError, type PrismaPromise } from "../store/db.ts";

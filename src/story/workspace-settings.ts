@@ -3,7 +3,7 @@
  * the Workspace row and validated on every read, so a bad row never breaks a chat.
  */
 import { z } from "zod";
-import type { Locale } from "../app/config.ts";
+import type { Locale } from "../i18n/locale.ts";
 import type { Db } from "../store/db.ts";
 import { UserFacingError } from "./errors.ts";
 
