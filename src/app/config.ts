@@ -286,7 +286,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     recentChapters: num(e.RECENT_CHAPTERS, DEFAULTS.RECENT_CHAPTERS),
     databaseUrl: e.DATABASE_URL ?? DEFAULTS.DATABASE_URL,
     exportDir: e.EXPORT_DIR ?? DEFAULTS.EXPORT_DIR,
-    locale: e.INKLOOM_LOCALE ?? (lang.startsWith("zh") ? "zh" : "en"),
+    locale: (e.INKLOOM_LOCALE as Locale | undefined) ?? (lang.startsWith("zh") ? "zh" : "en"),
     voteSeconds: num(e.VOTE_SECONDS, DEFAULTS.VOTE_SECONDS),
     jobConcurrency: num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY),
     preplan: {
