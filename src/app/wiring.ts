@@ -140,7 +140,7 @@ export async function createEngine(
     ballots,
     illustrations,
   );
-  queue.handle<ChapterJobPayload>(CHAPTER_JOB, (payload) => writer.run(payload));
+  queue.handle<ChapterJobPayload>(CHAPTER_JOB, (payload, job) => writer.run(payload, job.signal));
   queue.handle<IllustrationJobPayload>(ILLUSTRATION_JOB, (payload) => illustrations.run(payload));
   queue.handle<RepairJobPayload>(REPAIR_JOB, (payload) => repairs.run(payload));
   stories.presentChoicesWith((storyId) => writer.reoffer(storyId));

@@ -9,11 +9,12 @@
  *   and runs once (`attempt` is always 1). A chapter job must never write twice,
  *   and only its handler knows which steps already happened and when another
  *   try is safe, so the retry policy lives in the handler, not here.
- * - `close()` stops taking jobs, lets running ones finish, and settles jobs that
- *   never started with `{ ok: false, error: JobQueueClosedError }`: their
- *   chapters stay `pending` and are resumed on the next start.
+ * - `close()` stops taking jobs, lets running ones finish (within `graceMs`, after
+ *   which their signals are aborted), and settles jobs that never started with
+ *   `{ ok: false, error: JobQueueClosedError }`: their chapters stay `pending` and
+ *   are resumed on the next start.
  */
-import type { EnqueuedJob, JobHandler, JobOutcome, JobQueue } from "./job-queue.ts";
+import type { CloseOptions, EnqueuedJob, JobHandler, JobOutcome, JobQueue } from "./job-queue.ts";
 
 export interface InProcessJobQueueOptions {
   /** Jobs running at once (default 4). */
@@ -33,6 +34,7 @@ interface Job {
   key: string;
   finished: Promise<JobOutcome>;
   settle: (outcome: JobOutcome) => void;
+  controller: AbortController;
 }
 
 export class InProcessJobQueue implements JobQueue {
@@ -44,6 +46,7 @@ export class InProcessJobQueue implements JobQueue {
   /** Finished keys, oldest first (insertion order). */
   private readonly finishedKeys = new Set<string>();
   private readonly waiting: Job[] = [];
+  private readonly active = new Set<Job>();
   private running = 0;
   private idleWaiters: (() => void)[] = [];
   private closed = false;
@@ -75,7 +78,7 @@ export class InProcessJobQueue implements JobQueue {
     const finished = new Promise<JobOutcome>((resolve) => {
       settle = resolve;
     });
-    const job: Job = { name, payload, key, finished, settle };
+    const job: Job = { name, payload, key, finished, settle, controller: new AbortController() };
     this.jobs.set(key, job);
     this.waiting.push(job);
     this.pump();
@@ -87,13 +90,25 @@ export class InProcessJobQueue implements JobQueue {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  async close(): Promise<void> {
+  async close(options: CloseOptions = {}): Promise<void> {
     this.closed = true;
     for (const job of this.waiting.splice(0)) {
       this.jobs.delete(job.key);
       job.settle({ ok: false, error: new JobQueueClosedError(`Job queue closed before job "${job.name}" started`) });
     }
-    await this.onIdle();
+    const idle = this.onIdle();
+    if (options.graceMs !== undefined && Number.isFinite(options.graceMs)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const graceOver = new Promise<"grace">((resolve) => {
+        timer = setTimeout(() => resolve("grace"), Math.max(0, options.graceMs ?? 0));
+      });
+      const first = await Promise.race([idle, graceOver]);
+      clearTimeout(timer);
+      if (first === "grace") {
+        for (const job of this.active) job.controller.abort(new JobQueueClosedError("Job queue closing: grace over"));
+      }
+    }
+    await idle;
   }
 
   private isIdle(): boolean {
@@ -117,11 +132,13 @@ export class InProcessJobQueue implements JobQueue {
       // Looked up at run time; enqueue checked that it exists and handlers are never removed.
       const handler = this.handlers.get(job.name);
       if (!handler) throw new Error(`No handler registered for job "${job.name}"`);
-      await handler(job.payload, { key: job.key, attempt: 1 });
+      this.active.add(job);
+      await handler(job.payload, { key: job.key, attempt: 1, signal: job.controller.signal });
       outcome = { ok: true };
     } catch (error) {
       outcome = { ok: false, error };
     }
+    this.active.delete(job);
     this.running--;
     this.remember(job.key);
     job.settle(outcome);

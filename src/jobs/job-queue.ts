@@ -22,7 +22,22 @@ export interface EnqueuedJob {
 
 export type JobOutcome = { ok: true } | { ok: false; error: unknown };
 
-export type JobHandler<P> = (payload: P, job: { key: string; attempt: number }) => Promise<void>;
+export interface JobContext {
+  key: string;
+  attempt: number;
+  /**
+   * Aborted when the queue is closing and the grace period is over: the handler should
+   * stop soon, leaving its work where a later run can resume it.
+   */
+  signal: AbortSignal;
+}
+
+export type JobHandler<P> = (payload: P, job: JobContext) => Promise<void>;
+
+export interface CloseOptions {
+  /** How long running jobs may go on before their signals are aborted (default: no limit). */
+  graceMs?: number;
+}
 
 export interface JobQueue {
   /** Register the handler for a job name. One handler per name. */
@@ -31,6 +46,9 @@ export interface JobQueue {
   enqueue<P>(name: string, payload: P, options: EnqueueOptions): Promise<EnqueuedJob>;
   /** Resolves when no job is queued or running. */
   onIdle(): Promise<void>;
-  /** Stop taking jobs and wait for running ones. */
-  close(): Promise<void>;
+  /**
+   * Stop taking jobs and wait for running ones; once `graceMs` has passed, abort their
+   * signals and wait for them to stop.
+   */
+  close(options?: CloseOptions): Promise<void>;
 }

@@ -114,7 +114,11 @@ export class ChapterWriter {
   ) {}
 
   /** The job handler. Safe to call twice for one chapter: only a pending chapter is claimed. */
-  async run(payload: ChapterJobPayload): Promise<void> {
+  /**
+   * The job handler. An aborted `signal` (the process is shutting down) stops the chapter
+   * where it is and leaves it `writing`, with its progress: the next start resumes it.
+   */
+  async run(payload: ChapterJobPayload, signal?: AbortSignal): Promise<void> {
     const { chapterId } = payload;
     let chapter: ClaimedChapter;
     try {
@@ -125,8 +129,9 @@ export class ChapterWriter {
       throw error;
     }
     try {
-      await this.write(chapter);
+      await this.write(chapter, signal);
     } catch (error) {
+      if (signal?.aborted) return;
       // Whatever broke (database, surface, a bug), the chapter must not stay "writing":
       // mark it failed so the reader can retry, and say so.
       this.options.log?.(`chapter ${chapterId} crashed: ${error instanceof Error ? error.message : String(error)}`);
@@ -146,7 +151,7 @@ export class ChapterWriter {
     }
   }
 
-  private async write(chapter: ClaimedChapter): Promise<void> {
+  private async write(chapter: ClaimedChapter, signal?: AbortSignal): Promise<void> {
     const chapterId = chapter.id;
     const { story } = chapter;
     const { chain, input: base } = await writingInputFor(this.db, story, chapter);
@@ -193,7 +198,8 @@ export class ChapterWriter {
     let result: ChapterResult | undefined;
     let failure: { error: ModelError; runs: RunRecord[] } | undefined;
     try {
-      for await (const event of this.agent.write(input, { onWait, ...(plan === undefined ? {} : { plan }) })) {
+      const options = { onWait, ...(plan === undefined ? {} : { plan }), ...(signal === undefined ? {} : { signal }) };
+      for await (const event of this.agent.write(input, options)) {
         if (event.type === "story") {
           progress.planned(event.plan);
           if (resume?.story === undefined) {
@@ -231,6 +237,13 @@ export class ChapterWriter {
       };
     }
 
+    if (signal?.aborted) {
+      // Shutting down: what was shown stays, and is continued after the restart.
+      await renderer.abort();
+      await progress.settle();
+      this.options.log?.(`chapter ${chapterId} stopped for shutdown; it resumes on the next start`);
+      return;
+    }
     if (result === undefined) {
       const error = failure?.error ?? new ModelError("bad_output", "agent ended without a result");
       await renderer.abort(t(locale, "chapter.interrupted"));

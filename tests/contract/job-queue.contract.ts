@@ -201,6 +201,36 @@ export function jobQueueContract(name: string, make: JobQueueFactory, contract: 
       await expect(running.finished).resolves.toEqual({ ok: true });
     });
 
+    it("aborts a running job's signal once close's grace is over, and waits for it to stop", async () => {
+      const queue = await open();
+      const job = unique("job");
+      const started = deferred();
+      let sawAbort = false;
+      queue.handle(job, async (_payload, { signal }) => {
+        started.resolve();
+        await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+        sawAbort = signal.aborted;
+      });
+      const running = await queue.enqueue(job, {}, { key: unique("key") });
+      await started.promise;
+      await queue.close({ graceMs: 20 });
+      expect(sawAbort).toBe(true);
+      await expect(running.finished).resolves.toEqual({ ok: true });
+    });
+
+    it("does not abort a job that finishes within the grace", async () => {
+      const queue = await open();
+      const job = unique("job");
+      let aborted: boolean | undefined;
+      queue.handle(job, async (_payload, { signal }) => {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        aborted = signal.aborted;
+      });
+      await queue.enqueue(job, {}, { key: unique("key") });
+      await queue.close({ graceMs: 5_000 });
+      expect(aborted).toBe(false);
+    });
+
     it.skipIf(contract.honoursConcurrency === false)(
       "starts jobs in enqueue order, one at a time, with concurrency 1",
       async () => {

@@ -124,6 +124,10 @@ export class FakeStoryAgent implements StoryAgent {
     this.inputs.push(input);
     this.writeOptions.push(options);
     if (this.gate) await this.gate;
+    if (options.signal?.aborted) {
+      yield { type: "failed", error: new ModelError("cut", "aborted"), runs: [] };
+      return;
+    }
     for (const ms of this.waits.splice(0)) options.onWait?.(ms, new ModelError("rate_limited", "injected"));
     const failure = this.failures.shift();
     if (failure !== undefined) {

@@ -519,3 +519,39 @@ describe("saving a chapter", () => {
     }
   });
 });
+
+describe("shutting down", () => {
+  it("a chapter stopped when the queue's grace is over stays resumable, and the next start completes it", async () => {
+    const first = new InProcessJobQueue({ concurrency: 1 });
+    const firstStories = new StoryService(db, first);
+    const writerOf = (log?: (m: string) => void) =>
+      new ChapterWriter(db, agent, () => ({ surface, locale: "en" }), {
+        methods: { open: "cot", continue: "react", rewrite: "reflexion" },
+        recentChapters: 2,
+        ...(log === undefined ? {} : { log }),
+      });
+    const logs: string[] = [];
+    const stopping = writerOf((m) => logs.push(m));
+    first.handle<ChapterJobPayload>(CHAPTER_JOB, (p, job) => stopping.run(p, job.signal));
+    agent.hold();
+    const ticket = await firstStories.start({ actor, conversation, premise: "A lighthouse", genre: "none" });
+    for (let i = 0; i < 100 && agent.inputs.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const closing = first.close({ graceMs: 10 });
+    await new Promise((r) => setTimeout(r, 30));
+    agent.release();
+    await closing;
+    expect((await db.chapter.findUniqueOrThrow({ where: { id: ticket.chapterId } })).status).toBe("writing");
+    expect(logs.some((l) => l.includes("stopped for shutdown"))).toBe(true);
+    expect(surface.calls.filter((c) => c.kind === "failed")).toEqual([]);
+
+    // The next start.
+    const second = new InProcessJobQueue({ concurrency: 1 });
+    const secondStories = new StoryService(db, second);
+    const resuming = writerOf();
+    second.handle<ChapterJobPayload>(CHAPTER_JOB, (p, job) => resuming.run(p, job.signal));
+    expect(await secondStories.resumeInterrupted()).toBe(1);
+    await second.onIdle();
+    expect((await db.chapter.findUniqueOrThrow({ where: { id: ticket.chapterId } })).status).toBe("done");
+    await second.close();
+  });
+});
