@@ -247,7 +247,9 @@ export class DiscordAdapter {
     const ctx = await this.context(interaction, thread);
     const outcome = await dispatch(start, { scenario, genre, ...(theme === "" ? {} : { theme }) }, ctx, this.deps.log);
     // A refused start leaves no empty thread behind.
-    if (outcome.kind === "failed") await thread.delete().catch(() => {});
+    if (outcome.kind === "failed") {
+      await thread.delete().catch((e: unknown) => this.deps.log(`discord: empty thread not deleted: ${String(e)}`));
+    }
     if (outcome.kind !== "failed")
       await interaction.editReply(t(locale, "discord.started", { thread: `<#${thread.id}>` }));
   }
@@ -317,16 +319,16 @@ export class DiscordAdapter {
       // Refused (no such chapter, not the starter...): the story stays where it was.
       await this.deps.stories.moveConversation(storyId, from);
       delete ctx.session.storyId;
-      await thread.delete().catch(() => {});
+      await thread.delete().catch((e: unknown) => this.deps.log(`discord: empty thread not deleted: ${String(e)}`));
       return;
     }
     delete oldCtx.session.storyId;
     await new DiscordSurface(old, locale)
       .notice(t(locale, "discord.branchedTo", { number: String(raw.chapter), thread: `<#${thread.id}>` }))
-      .catch(() => {});
+      .catch((e: unknown) => this.deps.log(`discord: branch link not posted: ${String(e)}`));
     await ctx.surface
       .notice(t(locale, "discord.branchedFrom", { number: String(raw.chapter), thread: `<#${old.id}>` }))
-      .catch(() => {});
+      .catch((e: unknown) => this.deps.log(`discord: branch link not posted: ${String(e)}`));
     await interaction.editReply(t(locale, "discord.done"));
   }
 
@@ -404,7 +406,12 @@ export class DiscordAdapter {
   private async audience(conversationId: string): Promise<Audience | undefined> {
     const channelId = conversationId.slice("discord:".length);
     const channel =
-      this.client.channels.cache.get(channelId) ?? (await this.client.channels.fetch(channelId).catch(() => null));
+      this.client.channels.cache.get(channelId) ??
+      (await this.client.channels.fetch(channelId).catch((e: unknown) => {
+        // A deleted thread or a lost permission: the chapter is still written, unseen.
+        this.deps.log(`discord: channel ${channelId} unreachable: ${String(e)}`);
+        return null;
+      }));
     if (channel === null || !channel.isTextBased() || !("send" in channel)) return undefined;
     const guildId = "guildId" in channel && typeof channel.guildId === "string" ? channel.guildId : "dm";
     const settings = await this.deps.settings.get("discord", guildId);

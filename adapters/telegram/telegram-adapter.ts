@@ -331,7 +331,7 @@ export class TelegramAdapter {
               },
               { chosen: 1, label },
             )
-            .catch(() => {});
+            .catch((e: unknown) => this.deps.log(`telegram: picked offer not closed: ${String(e)}`));
         }
         return undefined;
       }
@@ -428,7 +428,11 @@ export class TelegramAdapter {
     const key = `${chatId}:${userId}`;
     const cached = this.admins.get(key);
     if (cached !== undefined && Date.now() - cached.at < ADMIN_CACHE_MS) return cached.admin;
-    const member = await this.bot.telegram.getChatMember(chatId, userId).catch(() => undefined);
+    const member = await this.bot.telegram.getChatMember(chatId, userId).catch((e: unknown) => {
+      // Not an admin as far as we can tell: the action is refused, and the cause logged.
+      this.deps.log(`telegram: admin check failed for chat ${chatId}: ${String(e)}`);
+      return undefined;
+    });
     const admin = member?.status === "creator" || member?.status === "administrator";
     this.admins.set(key, { admin, at: Date.now() });
     return admin;

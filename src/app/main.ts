@@ -52,7 +52,7 @@ async function main(): Promise<number> {
         process.stderr.write(
           `${bot.name} did not accept the bot: ${error instanceof Error ? error.message : String(error)}\n`,
         );
-        for (const b of bots) await b.stop().catch(() => {});
+        for (const b of bots) await b.stop().catch((e: unknown) => log(`${b.name} did not stop cleanly: ${String(e)}`));
         await engine.close();
         return 1;
       }
@@ -62,7 +62,8 @@ async function main(): Promise<number> {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);
     });
-    for (const bot of bots) await bot.stop().catch(() => {});
+    for (const bot of bots)
+      await bot.stop().catch((e: unknown) => log(`${bot.name} did not stop cleanly: ${String(e)}`));
     await engine.close();
     return 0;
   }

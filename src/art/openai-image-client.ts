@@ -173,7 +173,8 @@ export class OpenAiImageClient implements ImageClient {
         async (attemptSignal) => {
           const res = await fetchImage(url, { signal: attemptSignal });
           if (!res.ok) {
-            await res.body?.cancel().catch(() => {});
+            // Releases the connection; the HTTP error below is what the caller needs to know.
+            await res.body?.cancel().catch((e: unknown) => e);
             throw new DownloadHttpError(res.status, res.headers);
           }
           return new Uint8Array(await res.arrayBuffer());

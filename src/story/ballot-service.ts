@@ -232,13 +232,15 @@ export class BallotService implements BallotOpener {
       if (ballot.messageRef !== "") {
         await surface
           .closeChoices({ id: ballot.messageRef }, this.offer(ballot, ballot.revision, tally), result)
-          .catch(() => {});
+          .catch((e: unknown) => this.options.log?.(`ballot ${ballot.id}: closed offer not drawn: ${String(e)}`));
       }
       const announcement =
         tied.length > 1
           ? t(locale, "vote.tie", { choices: tied.map((p) => `“${tally.labels[p - 1]}”`).join(", "), winner: label })
           : t(locale, "vote.winner", { winner: label, votes: best, total: tally.total });
-      await surface.notice(announcement).catch(() => {});
+      await surface
+        .notice(announcement)
+        .catch((e: unknown) => this.options.log?.(`ballot ${ballot.id}: result not announced: ${String(e)}`));
     }
     const ticket = await this.stories.chooseByVote(ballot.storyId, ballot.revision, winner, {
       counts: tally.counts,

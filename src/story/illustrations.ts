@@ -277,7 +277,9 @@ export class IllustrationService {
           audience.locale,
           kind === "refused" ? "illustrate.refused" : kind === "timeout" ? "illustrate.slow" : "illustrate.down",
         );
-        await audience.surface.notice(t(audience.locale, "illustrate.failed", { reason })).catch(() => {});
+        await audience.surface
+          .notice(t(audience.locale, "illustrate.failed", { reason }))
+          .catch((e: unknown) => this.options.log?.(`illustration note not shown: ${String(e)}`));
       }
       return;
     }
