@@ -18,10 +18,10 @@ describe("Discord custom ids", () => {
       { kind: "suggest", storyId, revision: 7 },
       { kind: "suggestion", storyId, revision: 7 },
       { kind: "retry", storyId },
-      { kind: "vote", storyId: "a".repeat(64), revision: 999_999_999, position: 999_999_999 },
+      { kind: "vote", storyId: "a".repeat(40), revision: 999_999_999, position: 999_999_999 },
       { kind: "rate", chapterId, value: 1 },
       { kind: "rate", chapterId, value: -1 },
-      { kind: "rate", chapterId: "a".repeat(64), value: 1 },
+      { kind: "rate", chapterId: "a".repeat(40), value: 1 },
     ];
     for (const action of actions) {
       const id = encodeCustomId(action);
@@ -72,7 +72,7 @@ describe("Discord custom ids", () => {
       `ink:z:${storyId}:1`,
       `ink:v:bad id!:1:1`,
       `ink:v::1:1`,
-      `ink:v:${"a".repeat(65)}:1:1`,
+      `ink:v:${"a".repeat(41)}:1:1`,
       `ink:v:${storyId}:1234567890:1`,
       `INK:v:${storyId}:1:1`,
       `other:v:${storyId}:1:1`,
@@ -84,7 +84,7 @@ describe("Discord custom ids", () => {
       `ink:d:${chapterId}:-1`,
       `ink:u:${chapterId}:`,
       `ink:u:bad id!`,
-      `ink:d:${"a".repeat(65)}`,
+      `ink:d:${"a".repeat(41)}`,
       `ink:U:${chapterId}`,
       `other:u:${chapterId}`,
     ]) {
@@ -94,12 +94,12 @@ describe("Discord custom ids", () => {
 
   it("refuses to encode what would not decode", () => {
     expect(() => encodeCustomId({ kind: "retry", storyId: "has:colon" })).toThrow(RangeError);
-    expect(() => encodeCustomId({ kind: "retry", storyId: "a".repeat(65) })).toThrow(RangeError);
+    expect(() => encodeCustomId({ kind: "retry", storyId: "a".repeat(41) })).toThrow(RangeError);
     expect(() => encodeCustomId({ kind: "close", storyId, revision: -1 })).toThrow(RangeError);
     expect(() => encodeCustomId({ kind: "pick", storyId, revision: 1, position: 1.5 })).toThrow(RangeError);
     expect(() => encodeCustomId({ kind: "pick", storyId, revision: 1e10, position: 1 })).toThrow(RangeError);
     expect(() => encodeCustomId({ kind: "rate", chapterId: "has:colon", value: 1 })).toThrow(RangeError);
     expect(() => encodeCustomId({ kind: "rate", chapterId: "", value: -1 })).toThrow(RangeError);
-    expect(() => encodeCustomId({ kind: "rate", chapterId: "a".repeat(65), value: 1 })).toThrow(RangeError);
+    expect(() => encodeCustomId({ kind: "rate", chapterId: "a".repeat(41), value: 1 })).toThrow(RangeError);
   });
 });
