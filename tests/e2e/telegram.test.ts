@@ -206,6 +206,68 @@ describe("Telegram, webhook mode", { timeout: 60_000 }, () => {
 });
 
 describe("Telegram, chat state", { timeout: 120_000 }, () => {
+  it("a stream cut mid-chapter continues in the same message: one copy, the choices once", async () => {
+    await launch();
+    const cy = tg.user({ first_name: "Cy" });
+    const chat = tg.chat("group", { title: "Night shift" });
+    const story = storyResponder();
+    let cut = true;
+    model.setResponder(async (req) => {
+      const reply = await story(req);
+      if (cut && req.body?.stream === true && reply.kind === "text" && !Array.isArray(req.body?.tools)) {
+        cut = false;
+        return { kind: "cut", text: reply.text.slice(0, 60), chunkSize: 12 };
+      }
+      return reply;
+    });
+    tg.sendText(chat, cy, "/start a ferry lost in fog");
+    await tg.waitFor(() => offer(chat.id, "v"), 15_000);
+    const chapters = tg.messages(chat.id).filter((m) => (m.text ?? "").startsWith("Chapter 1\n"));
+    expect(chapters).toHaveLength(1);
+    const text = chapters[0]?.text ?? "";
+    // The cut text and what followed it, once, in order, in the one message.
+    expect(text.split("The rain began before anyone noticed").length).toBe(2);
+    expect(text).toContain("did not want to give her.");
+    expect(text).not.toContain("(interrupted)");
+    expect(tg.messages(chat.id).filter((m) => buttons(m).some((b) => b.callback_data?.startsWith("v|")))).toHaveLength(
+      1,
+    );
+    expect(model.requests.some((r) => JSON.stringify(r.body?.messages ?? []).includes(CONTINUE_MARKER))).toBe(true);
+  });
+
+  it("a chapter stopped by a shutdown resumes after the restart in the same draft: one message, the choices once", async () => {
+    const first = await launch();
+    const dee = tg.user({ first_name: "Dee" });
+    const chat = tg.chat("private", { user: dee });
+    const story = storyResponder();
+    model.setResponder(async (req) => {
+      const reply = await story(req);
+      const prose = req.body?.stream === true && !Array.isArray(req.body?.tools) && reply.kind === "text";
+      return prose ? { ...reply, chunkSize: 8, chunkDelayMs: 40 } : reply;
+    });
+    tg.sendText(chat, dee, "/start a ferry lost in fog");
+    await tg.waitFor(() => tg.drafts(chat.id).some((d) => d.text.includes("Mara pulled")), 15_000);
+    // SIGTERM: the grace is over at once, the chapter stops where it is.
+    await first.engine.queue.close({ graceMs: 0 });
+    await shutdown(first);
+    const row = await (async () => {
+      const second = await launch();
+      await second.engine.resume();
+      await tg.waitFor(() => offer(chat.id, "p"), 15_000);
+      return second.engine.db.chapter.findFirstOrThrow();
+    })();
+    expect(row.status).toBe("done");
+    const chapters = tg.messages(chat.id).filter((m) => (m.text ?? "").startsWith("Chapter 1\n"));
+    expect(chapters).toHaveLength(1);
+    expect(chapters[0]?.text?.split("Mara pulled her grey coat").length).toBe(2);
+    expect(chapters[0]?.text).toContain("did not want to give her.");
+    expect(tg.messages(chat.id).filter((m) => buttons(m).some((b) => b.callback_data?.startsWith("p|")))).toHaveLength(
+      1,
+    );
+    expect(logs.some((l) => l.includes("stopped for shutdown"))).toBe(true);
+    expect(logs.some((l) => l.includes("resuming 1 chapter(s)"))).toBe(true);
+  });
+
   it("a chapter whose stream and every continuation are cut is not saved; its retry button writes it again", async () => {
     const { engine } = await launch();
     const gus = tg.user({ first_name: "Gus" });
