@@ -29,6 +29,7 @@ import {
 } from "discord.js";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
+import * as layout from "../../src/render/offer-layout.ts";
 import { clamp } from "../../src/render/split.ts";
 import type {
   ChoiceOffer,
@@ -54,11 +55,13 @@ export const DISCORD_LIMITS: SurfaceLimits = {
 
 /** Discord's component limits. */
 const BUTTON_LABEL_MAX = 80;
-const BUTTONS_PER_ROW = 5;
-const ROWS_PER_MESSAGE = 5;
-/** The rating buttons' labels: the same in every language. */
-const RATING_UP = "👍";
-const RATING_DOWN = "👎";
+/** 5 rows of 5 buttons a message; readers write their own action in a modal. */
+const DISCORD_OFFER_SHAPE: layout.OfferShape = {
+  buttonsPerRow: 5,
+  maxRows: 5,
+  labelMax: BUTTON_LABEL_MAX,
+  writeOwnButton: true,
+};
 /** Modal title and text input label limits. */
 const MODAL_TITLE_MAX = 45;
 const INPUT_LABEL_MAX = 45;
@@ -190,16 +193,11 @@ export class DiscordSurface implements Surface {
    * chapter's rating row, if any, stays (readers may rate it after the vote).
    */
   async closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void> {
-    const lines = offer.choices.map((label, i) => {
-      const mark = i + 1 === result.chosen ? "✅" : "▫️";
-      const count = result.counts === undefined ? "" : ` · ${result.counts[i] ?? 0}`;
-      return `${mark} ${label}${count}`;
-    });
-    const text = [t(this.locale, "pick.taken", { label: result.label }), "", ...lines].join("\n");
+    const text = layout.closedOfferText(offer, result, this.locale);
     await this.write(() =>
       this.channel.messages.edit(ref.id, {
         content: clamp(text, DISCORD_LIMITS.maxMessageLength),
-        components: this.ratingRows(offer),
+        components: this.draw([layout.ratingRow(offer)]),
         allowedMentions: NO_PINGS,
       }),
     );
@@ -310,67 +308,36 @@ export class DiscordSurface implements Surface {
       prompt = t(this.locale, "vote.prompt", { closes: time(offer.closesAt, TimestampStyles.RelativeTime) });
     }
     // Where a button cannot show a choice in full (or at all), the text lists every choice.
-    const layout = choiceLayout(offer);
-    const cut = offer.choices.some((label, i) => i >= layout.shown || choiceLabel(offer, i) !== fullLabel(label, i));
-    if (!cut) return prompt;
+    if (!layout.offerRows(offer, this.locale, DISCORD_OFFER_SHAPE).cut) return prompt;
     const list = offer.choices.map((label, i) => `${i + 1}. ${label}`).join("\n");
     return clamp(`${prompt}\n\n${list}`, DISCORD_LIMITS.maxMessageLength);
   }
 
   /**
-   * One button per choice, spread evenly over at most 5 rows of 5 (8 choices: two
-   * rows of 4), then a row of controls: for a vote "Suggest your own" and "Close
-   * vote", for a pick "Write your own". Both open-ended buttons carry the
-   * `suggest` id: the adapter answers it with `suggestionModal`.
+   * One button per choice, spread evenly over at most 5 rows of 5 (8 choices: two rows
+   * of 4), then a row of controls: for a vote "Suggest your own" and "Close vote", for a
+   * pick "Write your own" (both open the suggestion modal), then the rating row.
    */
   private choiceRows(offer: ChoiceOffer): ActionRowBuilder<MessageActionRowComponentBuilder>[] {
-    const { storyId, revision } = offer;
-    const layout = choiceLayout(offer);
-    const kind = offer.mode === "vote" ? "vote" : "pick";
-    const rows: ActionRowBuilder<MessageActionRowComponentBuilder>[] = [];
-    for (let start = 0; start < layout.shown; start += layout.perRow) {
-      const row = new ActionRowBuilder<MessageActionRowComponentBuilder>();
-      for (let i = start; i < Math.min(start + layout.perRow, layout.shown); i++) {
-        row.addComponents(
-          this.button({ kind, storyId, revision, position: i + 1 }, choiceLabel(offer, i), ButtonStyle.Primary),
-        );
-      }
-      rows.push(row);
-    }
-    const controls: ButtonBuilder[] = [];
-    if (offer.allowWriteIn) {
-      const label = t(this.locale, offer.mode === "vote" ? "vote.suggest" : "discord.writeOwn");
-      controls.push(this.button({ kind: "suggest", storyId, revision }, label, ButtonStyle.Secondary));
-    }
-    if (offer.mode === "vote") {
-      controls.push(
-        this.button({ kind: "close", storyId, revision }, t(this.locale, "vote.close"), ButtonStyle.Danger),
-      );
-    }
-    if (controls.length > 0)
-      rows.push(new ActionRowBuilder<MessageActionRowComponentBuilder>().addComponents(controls));
-    rows.push(...this.ratingRows(offer));
-    return rows;
+    return this.draw(layout.offerRows(offer, this.locale, DISCORD_OFFER_SHAPE).rows);
   }
 
-  /**
-   * A row of 👍 and 👎 rating the finished chapter the choices end (none without a chapter).
-   * The buttons carry only the chapter id and the value: the database decides, so they work
-   * after a restart and after the vote closed. An id that cannot be encoded costs the row only.
-   */
-  private ratingRows(offer: ChoiceOffer): ActionRowBuilder<MessageActionRowComponentBuilder>[] {
-    const { chapterId } = offer;
-    if (chapterId === undefined) return [];
-    try {
-      return [
-        new ActionRowBuilder<MessageActionRowComponentBuilder>().addComponents(
-          this.button({ kind: "rate", chapterId, value: 1 }, RATING_UP, ButtonStyle.Secondary),
-          this.button({ kind: "rate", chapterId, value: -1 }, RATING_DOWN, ButtonStyle.Secondary),
-        ),
-      ];
-    } catch {
-      return [];
+  /** Rows of buttons as action rows. A rating id that cannot be encoded costs its row only. */
+  private draw(rows: layout.OfferButton[][]): ActionRowBuilder<MessageActionRowComponentBuilder>[] {
+    const drawn: ActionRowBuilder<MessageActionRowComponentBuilder>[] = [];
+    for (const row of rows) {
+      if (row.length === 0) continue;
+      try {
+        drawn.push(
+          new ActionRowBuilder<MessageActionRowComponentBuilder>().addComponents(
+            row.map((b) => this.button(b.action, b.label, STYLE[b.tone])),
+          ),
+        );
+      } catch (error) {
+        if (!row.every((b) => b.tone === "rating")) throw error;
+      }
     }
+    return drawn;
   }
 
   private button(action: CustomIdAction, label: string, style: ButtonStyle): ButtonBuilder {
@@ -381,27 +348,12 @@ export class DiscordSurface implements Surface {
   }
 }
 
-/** How many choices get a button, and how many per row (room is kept for the control and rating rows). */
-function choiceLayout(offer: ChoiceOffer): { shown: number; perRow: number } {
-  const hasControls = offer.mode === "vote" || offer.allowWriteIn;
-  const hasRating = offer.chapterId !== undefined;
-  const maxRows = ROWS_PER_MESSAGE - (hasControls ? 1 : 0) - (hasRating ? 1 : 0);
-  const shown = Math.min(offer.choices.length, maxRows * BUTTONS_PER_ROW);
-  const rowCount = Math.max(1, Math.ceil(shown / BUTTONS_PER_ROW));
-  return { shown, perRow: Math.max(1, Math.ceil(shown / rowCount)) };
-}
-
-function fullLabel(label: string, index: number): string {
-  return `${index + 1}. ${label}`;
-}
-
-/** "1. Go north" (pick) or "1. Go north · 2" (vote), the label cut so the whole fits 80 chars. */
-function choiceLabel(offer: ChoiceOffer, index: number): string {
-  const label = offer.choices[index] ?? "";
-  const prefix = `${index + 1}. `;
-  const count = offer.mode === "vote" ? ` · ${offer.counts?.[index] ?? 0}` : "";
-  return `${prefix}${clamp(label, BUTTON_LABEL_MAX - prefix.length - count.length)}${count}`;
-}
+const STYLE: Record<layout.OfferButton["tone"], ButtonStyle> = {
+  choice: ButtonStyle.Primary,
+  control: ButtonStyle.Secondary,
+  danger: ButtonStyle.Danger,
+  rating: ButtonStyle.Secondary,
+};
 
 /**
  * The modal a `suggest` button opens: one paragraph input (`SUGGESTION_INPUT_ID`),

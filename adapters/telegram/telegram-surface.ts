@@ -8,6 +8,7 @@ import { type Telegram, TelegramError } from "telegraf";
 import type { InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters } from "telegraf/types";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
+import * as layout from "../../src/render/offer-layout.ts";
 import { clamp } from "../../src/render/split.ts";
 import type {
   ChoiceOffer,
@@ -36,12 +37,24 @@ const CAPTION_MAX = 1024;
 /** Largest photo the Bot API takes (10 MB); a bigger image goes as a document. */
 const PHOTO_MAX_BYTES = 10_000_000;
 
-/** Longest button label we show (Telegram trims long labels badly on phones). */
-const LABEL_MAX = 60;
+/** One choice a row (Telegram trims long labels badly on phones), readers type their own action. */
+const TELEGRAM_OFFER_SHAPE: layout.OfferShape = { buttonsPerRow: 1, maxRows: 12, labelMax: 68, writeOwnButton: false };
 
-/** The rating buttons' labels: the same in every language. */
-const RATING_UP = "👍";
-const RATING_DOWN = "👎";
+/**
+ * The offer's rows as an inline keyboard. A rating button whose chapter id cannot be
+ * encoded costs its row, not the choices.
+ */
+function drawRows(rows: layout.OfferButton[][]): InlineKeyboardButton[][] {
+  const drawn: InlineKeyboardButton[][] = [];
+  for (const row of rows) {
+    try {
+      if (row.length > 0) drawn.push(row.map((b) => ({ text: b.label, callback_data: encodeCallback(b.action) })));
+    } catch (error) {
+      if (!row.every((b) => b.tone === "rating")) throw error;
+    }
+  }
+  return drawn;
+}
 
 /**
  * Whether Telegram refused to take an upload as a photo (a 400: PHOTO_INVALID_DIMENSIONS,
@@ -170,22 +183,17 @@ export class TelegramSurface implements Surface {
   }
 
   async closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void> {
-    const lines = offer.choices.map((label, i) => {
-      const mark = i + 1 === result.chosen ? "✅" : "▫️";
-      const count = result.counts === undefined ? "" : ` · ${result.counts[i] ?? 0}`;
-      return `${mark} ${label}${count}`;
-    });
-    const text = [t(this.locale, "pick.taken", { label: result.label }), "", ...lines].join("\n");
+    const text = layout.closedOfferText(offer, result, this.locale);
     // The choice buttons go (an edit without reply_markup removes the keyboard); the chapter's
     // rating row, if any, stays: readers may rate it after the choice was taken.
-    const rating = this.ratingRow(offer);
-    if (rating === undefined) {
+    const rating = drawRows([layout.ratingRow(offer)]);
+    if (rating.length === 0) {
       await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text, () =>
         this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text),
       );
       return;
     }
-    const markup: InlineKeyboardMarkup = { inline_keyboard: [rating] };
+    const markup: InlineKeyboardMarkup = { inline_keyboard: rating };
     await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text + JSON.stringify(markup), () =>
       this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text, { reply_markup: markup }),
     );
@@ -277,48 +285,7 @@ export class TelegramSurface implements Surface {
   }
 
   private keyboard(offer: ChoiceOffer): InlineKeyboardMarkup {
-    const { storyId, revision } = offer;
-    const rows: InlineKeyboardButton[][] = offer.choices.map((label, i) => {
-      const short = label.length > LABEL_MAX ? `${label.slice(0, LABEL_MAX - 1)}…` : label;
-      const count = offer.mode === "vote" ? ` · ${offer.counts?.[i] ?? 0}` : "";
-      const kind = offer.mode === "vote" ? "vote" : "pick";
-      return [
-        {
-          text: `${i + 1}. ${short}${count}`,
-          callback_data: encodeCallback({ kind, storyId, revision, position: i + 1 }),
-        },
-      ];
-    });
-    if (offer.mode === "vote") {
-      rows.push([
-        {
-          text: t(this.locale, "vote.suggest"),
-          callback_data: encodeCallback({ kind: "suggest", storyId, revision }),
-        },
-        { text: t(this.locale, "vote.close"), callback_data: encodeCallback({ kind: "close", storyId, revision }) },
-      ]);
-    }
-    const rating = this.ratingRow(offer);
-    if (rating !== undefined) rows.push(rating);
-    return { inline_keyboard: rows };
-  }
-
-  /**
-   * 👍 and 👎 on the finished chapter the choices end. They carry only the chapter id and
-   * the value (the database decides), so they work after a restart and after the choice was
-   * taken. Chapter ids are cuids; one that could not be encoded costs the row, not the choices.
-   */
-  private ratingRow(offer: ChoiceOffer): InlineKeyboardButton[] | undefined {
-    const { chapterId } = offer;
-    if (chapterId === undefined) return undefined;
-    try {
-      return [
-        { text: RATING_UP, callback_data: encodeCallback({ kind: "rate", chapterId, value: 1 }) },
-        { text: RATING_DOWN, callback_data: encodeCallback({ kind: "rate", chapterId, value: -1 }) },
-      ];
-    } catch {
-      return undefined;
-    }
+    return { inline_keyboard: drawRows(layout.offerRows(offer, this.locale, TELEGRAM_OFFER_SHAPE).rows) };
   }
 
   private key(messageId: string | number): string {
