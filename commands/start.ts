@@ -75,3 +75,19 @@ export function parseGenre(input: string | undefined): Genre | undefined {
   const normalized = text.replace(/\s+/g, "-");
   return GENRES.find((g) => g === normalized || t("zh", `genre.${g}`) === text);
 }
+
+/** What a line typed at the genre question means. */
+export type GenreAnswer = { genre: Genre } | { genre: "none"; scenario: string } | { badNumber: string };
+
+/**
+ * A line typed at /start's genre question, the same on every platform: a genre (its name,
+ * its number, or nothing for none) picks it; a number that is no genre is refused; anything
+ * else is the scenario itself, with no genre (the reader skipped the question).
+ */
+export function answerGenreQuestion(line: string): GenreAnswer {
+  const text = line.trim();
+  const genre = parseGenre(text);
+  if (genre !== undefined) return { genre };
+  if (/^\d+$/.test(text)) return { badNumber: text };
+  return { genre: "none", scenario: text };
+}

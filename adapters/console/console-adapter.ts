@@ -9,7 +9,7 @@ import type { Readable } from "node:stream";
 import { dispatch } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
 import { act, choose } from "../../commands/play.ts";
-import { parseGenre, start } from "../../commands/start.ts";
+import { answerGenreQuestion, start } from "../../commands/start.ts";
 import type { Command, CommandContext, CommandOutcome, CommandSpec, Session } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import { t } from "../../src/i18n/messages.ts";
@@ -55,12 +55,12 @@ export class ConsoleAdapter {
       return this.run_(command, argsFromText(command.spec, rest.join(" ")));
     }
     if (this.ask?.field === "genre") {
-      const genre = parseGenre(line);
-      if (genre === undefined) {
+      const answer = answerGenreQuestion(line);
+      if ("badNumber" in answer) {
         await this.surface.notice(t(locale, "start.badGenre", { input: line, max: GENRES.length }));
         return { kind: "done" };
       }
-      return this.run_(start, { genre });
+      return this.run_(start, answer);
     }
     if (this.ask?.field === "scenario") {
       if (line === "") {

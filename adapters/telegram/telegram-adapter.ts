@@ -9,7 +9,7 @@ import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types"
 import { describeError, dispatch } from "../../commands/dispatch.ts";
 import { COMMANDS, findCommand } from "../../commands/index.ts";
 import { act } from "../../commands/play.ts";
-import { parseGenre, start } from "../../commands/start.ts";
+import { answerGenreQuestion, parseGenre, start } from "../../commands/start.ts";
 import { availableOn, type CommandContext, type CommandOutcome, type Session } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
@@ -178,10 +178,13 @@ export class TelegramAdapter {
     }
     const ask = state.ask;
     if (ask?.field === "genre" && chat.type === "private") {
-      // Typed instead of pressing a genre button: a genre name picks it; anything else is the scenario.
-      const genre = parseGenre(text);
-      const raw = genre !== undefined && genre !== "none" ? { genre } : { genre: "none", scenario: text };
-      await this.finish(ctx, state, await dispatch(start, raw, ctx, this.deps.log));
+      // Typed instead of pressing a genre button: the same reading as everywhere.
+      const answer = answerGenreQuestion(text);
+      if ("badNumber" in answer) {
+        await ctx.surface.notice(t(ctx.locale, "start.badGenre", { input: text, max: GENRES.length }));
+        return;
+      }
+      await this.finish(ctx, state, await dispatch(start, answer, ctx, this.deps.log));
       return;
     }
     if (ask?.field === "scenario" && (chat.type === "private" || replyTo === ask.promptId || ask.by === from.id)) {

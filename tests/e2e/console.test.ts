@@ -169,6 +169,19 @@ describe("terminal play, end to end", () => {
     expect(await again.endInput()).toBe(0);
   });
 
+  it("a scenario typed at the genre question starts the story, with no genre", async () => {
+    const p = launch();
+    await p.ready();
+    await p.say("/start");
+    const out = await p.say("a lighthouse keeper who collects lost voices");
+    expect(out).toContain("Chapter 1");
+    expect(out).toContain("Pick 1-");
+    const planned = server.requests.findLast((r) => r.body?.tool_choice?.function?.name === TOOL_NAMES.planStory);
+    const user = JSON.stringify(planned?.body?.messages ?? []);
+    expect(user).toContain("a lighthouse keeper who collects lost voices");
+    expect(user).not.toContain("Genre:");
+  });
+
   it("a piped script plays the same as a person typing", async () => {
     const p = launch();
     await p.ready();
@@ -198,7 +211,7 @@ describe("terminal play, end to end", () => {
     expect(await p.say("2")).toContain("There is no story in progress");
     expect(await p.say("/undo")).toContain("There is no story in progress");
     await p.say("/start");
-    expect(await p.say("banana")).toContain("is not one of the genres");
+    expect(await p.say("9")).toContain("is not one of the genres");
     expect(await p.say("")).toContain("Describe your scenario");
     expect(await p.say("")).toContain("The scenario is empty");
     expect(await p.say("x".repeat(10_000))).toContain("scenario is 10000 characters long; the limit is 2000");

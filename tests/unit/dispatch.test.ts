@@ -3,7 +3,7 @@ import { argsFromText } from "../../adapters/console/console-adapter.ts";
 import { describeError, validateArgs } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
 import { parseChange } from "../../commands/settings.ts";
-import { parseGenre } from "../../commands/start.ts";
+import { answerGenreQuestion, parseGenre } from "../../commands/start.ts";
 import { ModelError } from "../../src/llm/types.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 
@@ -95,5 +95,18 @@ describe("command registry", () => {
     expect(parseChange("images-per-chapter 2")).toEqual({ imagesPerChapter: 2 });
     expect(parseChange("images-per-day 0")).toEqual({ imagesPerDay: 0 });
     expect(errorId(() => parseChange("images-per-day many"))).toBe("error.badSetting");
+  });
+});
+
+describe("the /start genre question, typed", () => {
+  it("a genre name or number picks it, nothing picks none, a bad number is refused, anything else is the scenario", () => {
+    expect(answerGenreQuestion("horror")).toEqual({ genre: "horror" });
+    expect(answerGenreQuestion(" 2 ")).toEqual({ genre: "angst" });
+    expect(answerGenreQuestion("")).toEqual({ genre: "none" });
+    expect(answerGenreQuestion("9")).toEqual({ badNumber: "9" });
+    expect(answerGenreQuestion("a ghost detective in Shanghai")).toEqual({
+      genre: "none",
+      scenario: "a ghost detective in Shanghai",
+    });
   });
 });

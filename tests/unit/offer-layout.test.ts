@@ -54,13 +54,9 @@ describe("offer layout", () => {
     expect(
       closedOfferText({ ...base, mode: "vote" }, { chosen: 2, label: "Follow the stranger", counts: [1, 3, 0] }, "en"),
     ).toBe(
-      [
-        "Chosen: Follow the stranger",
-        "",
-        "▫️ Open the letter · 1",
-        "✅ Follow the stranger · 3",
-        "▫️ Go home · 0",
-      ].join("\n"),
+      ["Chosen: Follow the stranger", "", "▫️ Open the letter · 1", "✅ Follow the stranger · 3", "▫️ Go home · 0"].join(
+        "\n",
+      ),
     );
   });
 });
