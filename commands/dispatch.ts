@@ -47,8 +47,25 @@ export function validateArgs<S extends CommandSpec>(spec: S, raw: Record<string,
 }
 
 /** The text a reader sees for an error; internal details never leak. */
-export function describeError(error: unknown, locale: CommandContext["locale"]): string {
-  if (error instanceof UserFacingError) return t(locale, error.id, error.params);
+/**
+ * How a platform names what messages refer to: the settings command (Discord's is
+ * `/config`) and who may moderate (a chat admin on Telegram, Manage Server on Discord).
+ */
+export function platformWords(platform: string, locale: CommandContext["locale"]): Record<string, string> {
+  if (platform === "discord") {
+    return {
+      settingsShow: "/config show",
+      settingsSet: "/config set",
+      moderatorRole: t(locale, "role.discordModerator"),
+    };
+  }
+  return { settingsShow: "/settings", settingsSet: "/settings", moderatorRole: t(locale, "role.chatAdmin") };
+}
+
+/** The one place that decides what a reader sees for an error, in their platform's words. */
+export function describeError(error: unknown, locale: CommandContext["locale"], platform = "console"): string {
+  if (error instanceof UserFacingError)
+    return t(locale, error.id, { ...platformWords(platform, locale), ...error.params });
   if (error instanceof ModelError) return t(locale, `model.${error.kind}`);
   return t(locale, "error.internal");
 }
@@ -67,7 +84,7 @@ export async function dispatch(
         `command /${command.spec.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );
     }
-    const text = describeError(error, ctx.locale);
+    const text = describeError(error, ctx.locale, ctx.conversation.platform);
     await (ctx.replyPrivately ? ctx.replyPrivately(text) : ctx.surface.notice(text));
     return { kind: "failed" };
   }

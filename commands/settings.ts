@@ -1,6 +1,7 @@
 import { t } from "../src/i18n/messages.ts";
 import { UserFacingError } from "../src/story/errors.ts";
 import type { WorkspaceSettings } from "../src/story/workspace-settings.ts";
+import { platformWords } from "./dispatch.ts";
 import { defineCommand } from "./types.ts";
 
 export const settings = defineCommand(
@@ -31,6 +32,7 @@ export const settings = defineCommand(
       const s = await ctx.settings.get(platform, workspaceId);
       await ctx.surface.notice(
         t(ctx.locale, "settings.show", {
+          ...platformWords(platform, ctx.locale),
           locale: s.locale,
           // On in the settings means nothing without an image model: say so.
           illustrations: !s.illustrations

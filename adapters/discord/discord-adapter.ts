@@ -351,7 +351,7 @@ export class DiscordAdapter {
       await interaction.editReply(await work(locale));
     } catch (error) {
       if (!(error instanceof UserFacingError)) this.deps.log(`discord: ${String(error)}`);
-      await interaction.editReply(describeError(error, locale));
+      await interaction.editReply(describeError(error, locale, "discord"));
     }
   }
 
@@ -455,7 +455,7 @@ export class DiscordAdapter {
       }
       return undefined;
     } catch (error) {
-      return describeError(error, locale);
+      return describeError(error, locale, "discord");
     }
   }
 

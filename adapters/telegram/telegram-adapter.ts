@@ -265,7 +265,7 @@ export class TelegramAdapter {
       locale = (await this.deps.settings.get("telegram", String(chat.id))).locale;
       await this.answerQuery(query, await this.rate(action, conversationOf(chat), actorOf(query.from), locale));
     } catch (error) {
-      await this.answerQuery(query, describeError(error, locale), true);
+      await this.answerQuery(query, describeError(error, locale, "telegram"), true);
       if (!(error instanceof UserFacingError)) this.deps.log(`telegram button rate: ${String(error)}`);
     }
   }
@@ -289,7 +289,7 @@ export class TelegramAdapter {
       const reply = await this.press(action, ctx, state, query);
       await answer(reply);
     } catch (error) {
-      await answer(describeError(error, ctx.locale), true);
+      await answer(describeError(error, ctx.locale, "telegram"), true);
       if (!(error instanceof UserFacingError)) this.deps.log(`telegram button ${action.kind}: ${String(error)}`);
     }
   }
@@ -368,7 +368,7 @@ export class TelegramAdapter {
       await this.deps.ballots.writeIn(ballot.storyId, ballot.revision, text, ctx.actor);
       await ctx.surface.notice(t(ctx.locale, "vote.added", { label: text.trim() }));
     } catch (error) {
-      await ctx.surface.notice(describeError(error, ctx.locale));
+      await ctx.surface.notice(describeError(error, ctx.locale, "telegram"));
     }
   }
 

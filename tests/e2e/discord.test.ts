@@ -331,7 +331,7 @@ describe("Discord", { timeout: 120_000 }, () => {
       { name: "rating", type: 3, value: "teen" },
     ];
     const refused = discord.slashCommand(w.guild, w.channel, w.bea, "theme", themeOptions, "add");
-    await discord.waitFor(() => refused.original()?.content?.includes("Only a chat admin"));
+    await discord.waitFor(() => refused.original()?.content?.includes("Only a moderator (Manage Server)"));
     const added = discord.slashCommand(w.guild, w.channel, mod, "theme", themeOptions, "add");
     await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content.includes("Theme “Noir” saved.")));
     expect((await added.response()).data?.flags).toBe(64);
@@ -408,11 +408,15 @@ describe("Discord", { timeout: 120_000 }, () => {
       { name: "value", type: 3, value: "120" },
     ];
     const refused = discord.slashCommand(w.guild, w.channel, w.bea, "config", set, "set");
-    await discord.waitFor(() => refused.original()?.content?.includes("Only a chat admin"));
+    await discord.waitFor(() => refused.original()?.content?.includes("Only a moderator (Manage Server)"));
     discord.slashCommand(w.guild, w.channel, mod, "config", set, "set");
     await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content === "Saved."));
     discord.slashCommand(w.guild, w.channel, w.bea, "config", [], "show");
     await discord.waitFor(() => discord.messages(w.channel).some((m) => m.content.includes("vote window: 120 s")));
+    // Discord's own words: its settings command is /config, never Telegram's /settings.
+    const shown = discord.messages(w.channel).find((m) => m.content.includes("vote window: 120 s"))?.content ?? "";
+    expect(shown).toContain("/config set language zh");
+    expect(shown).not.toContain("/settings");
     discord.slashCommand(
       w.guild,
       w.channel,

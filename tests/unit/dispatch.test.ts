@@ -110,3 +110,14 @@ describe("the /start genre question, typed", () => {
     });
   });
 });
+
+describe("errors in the platform's words", () => {
+  it("Discord names /config and Manage Server; Telegram and the terminal /settings and a chat admin", () => {
+    const refused = new UserFacingError("error.notModerator");
+    const bad = new UserFacingError("error.badSetting");
+    expect(describeError(refused, "en", "discord")).toBe("Only a moderator (Manage Server) can change the settings.");
+    expect(describeError(bad, "en", "discord")).toContain("Type /config show to see");
+    expect(describeError(refused, "en", "telegram")).toBe("Only a chat admin can change the settings.");
+    expect(describeError(bad, "zh", "telegram")).toContain("输入 /settings 查看");
+  });
+});
