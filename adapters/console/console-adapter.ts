@@ -10,6 +10,7 @@ import { dispatch } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
 import { act, choose } from "../../commands/play.ts";
 import { answerGenreQuestion, start } from "../../commands/start.ts";
+import { argsFromText } from "../../commands/text-args.ts";
 import type { Command, CommandContext, CommandOutcome, CommandSpec, Session } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import { t } from "../../src/i18n/messages.ts";
@@ -105,22 +106,4 @@ export class ConsoleAdapter {
     }
     return outcome;
   }
-}
-
-/**
- * Typed arguments: the whole rest of the line goes to the first option, or with
- * `spec.splitText` the part before a colon (else the first word) goes to the first
- * option and the rest to the second.
- */
-export function argsFromText(spec: CommandSpec, rest: string): Record<string, unknown> {
-  const [first, second] = spec.options;
-  const text = rest.trim();
-  if (first === undefined || text === "") return {};
-  if (spec.splitText !== true || second === undefined) return { [first.name]: text };
-  const colon = text.indexOf(":");
-  const space = text.search(/\s/);
-  const cut = colon > 0 ? colon : space;
-  if (cut <= 0) return { [first.name]: text };
-  const tail = text.slice(cut + 1).trim();
-  return { [first.name]: text.slice(0, cut).trim(), ...(tail === "" ? {} : { [second.name]: tail }) };
 }

@@ -6,10 +6,11 @@
  */
 import { Telegraf } from "telegraf";
 import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types";
-import { describeError, dispatch } from "../../commands/dispatch.ts";
+import { describeError, dispatch, validateArgs } from "../../commands/dispatch.ts";
 import { COMMANDS, findCommand } from "../../commands/index.ts";
-import { act } from "../../commands/play.ts";
+import { act, choose } from "../../commands/play.ts";
 import { answerGenreQuestion, parseGenre, start } from "../../commands/start.ts";
+import { argsFromText } from "../../commands/text-args.ts";
 import { availableOn, type CommandContext, type CommandOutcome, type Session } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
@@ -19,7 +20,6 @@ import { UserFacingError } from "../../src/story/errors.ts";
 import { LIMITS } from "../../src/story/limits.ts";
 import type { Actor, Conversation } from "../../src/story/story-service.ts";
 import type { BotDeps } from "../bot-deps.ts";
-import { argsFromText } from "../console/console-adapter.ts";
 import { type CallbackAction, decodeCallback, encodeCallback } from "./callback-data.ts";
 import { type ChatKind, TelegramOutbox } from "./outbox.ts";
 import { type DraftRefusals, ratedChapter, TelegramSurface } from "./telegram-surface.ts";
@@ -315,7 +315,13 @@ export class TelegramAdapter {
     switch (action.kind) {
       case "pick": {
         if (where.ownerId !== `telegram:${ctx.actor.id}`) throw new UserFacingError("error.notYourStory");
-        const ticket = await this.deps.stories.choose(action.storyId, action.revision, action.position);
+        // The same command as a typed number: the reader's quota and request are counted.
+        const outcome = await choose.run(
+          ctx,
+          validateArgs(choose.spec, { position: action.position, revision: action.revision }),
+        );
+        if (outcome.kind !== "writing") return undefined;
+        const { ticket } = outcome;
         const message = query.message;
         if (message !== undefined) {
           const label = ticket.action ?? "";

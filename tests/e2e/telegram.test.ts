@@ -96,7 +96,7 @@ const texts = (chatId: number) => tg.messages(chatId).map((m) => m.text ?? "");
 
 describe("Telegram, private chat", { timeout: 120_000 }, () => {
   it("plays: /start, genre button, scenario, choice button, own action, undo, rewrite, export", async () => {
-    await launch();
+    const { engine } = await launch();
     expect(tg.commands(undefined, "zh").map((c) => c.command)).toContain("rewrite");
     expect(tg.commands().map((c) => c.command)).toEqual(
       expect.arrayContaining(["start", "stories", "undo", "rewrite", "branch", "recap", "export", "settings", "help"]),
@@ -125,6 +125,12 @@ describe("Telegram, private chat", { timeout: 120_000 }, () => {
     const pick = buttons(first)[1];
     await tg.clickButton(chat, ann, first.message_id, pick?.callback_data ?? "");
     const second = await tg.waitFor(() => offer(chat.id, "p", first.message_id));
+    // A button pick is the same command as a typed one: the reader's request is counted (quotas).
+    const picked = await engine.db.chapter.findFirstOrThrow({ where: { number: 2 } });
+    const reader = await engine.db.user.findFirstOrThrow({
+      where: { platform: "telegram", externalId: String(ann.id) },
+    });
+    expect(picked.requestedById).toBe(reader.id);
     const old = tg.messages(chat.id).find((m) => m.message_id === first.message_id);
     expect(old?.text).toContain("Chosen:");
     // The choices are gone; only chapter 1's rating buttons stay.

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { argsFromText } from "../../adapters/console/console-adapter.ts";
 import { describeError, validateArgs } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
 import { parseChange } from "../../commands/settings.ts";
 import { answerGenreQuestion, parseGenre } from "../../commands/start.ts";
+import { argsFromText } from "../../commands/text-args.ts";
 import { ModelError } from "../../src/llm/types.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 
