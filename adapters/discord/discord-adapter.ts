@@ -161,6 +161,11 @@ export class DiscordAdapter {
         return;
       }
       await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+      if (action?.kind === "retry") {
+        // The same command as /story retry, with the same answer.
+        await this.run(interaction, "retry", {});
+        return;
+      }
       await this.answer(interaction, async () => {
         if (action === undefined || action.kind === "suggestion" || action.kind === "pick") {
           throw new UserFacingError("error.stalePick");
@@ -195,8 +200,7 @@ export class DiscordAdapter {
           );
           return t(locale, "pick.taken", { label: closed.result.label });
         }
-        await this.deps.stories.retry(action.storyId);
-        return t(locale, "discord.done");
+        throw new UserFacingError("error.stalePick");
       });
     }
   }

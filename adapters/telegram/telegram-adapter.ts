@@ -9,6 +9,7 @@ import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types"
 import { describeError, dispatch, validateArgs } from "../../commands/dispatch.ts";
 import { COMMANDS, findCommand } from "../../commands/index.ts";
 import { act, choose } from "../../commands/play.ts";
+import { retry } from "../../commands/retry.ts";
 import { answerGenreQuestion, parseGenre, start } from "../../commands/start.ts";
 import { argsFromText } from "../../commands/text-args.ts";
 import { availableOn, type CommandContext, type CommandOutcome, type Session } from "../../commands/types.ts";
@@ -364,7 +365,8 @@ export class TelegramAdapter {
         return undefined;
       }
       case "retry":
-        await this.deps.stories.retry(action.storyId);
+        // The same command as /retry, with the same answer.
+        await retry.run(ctx, validateArgs(retry.spec, {}));
         return undefined;
     }
   }

@@ -530,6 +530,30 @@ describe("Discord", { timeout: 120_000 }, () => {
     expect(exported.original()?.flags).toBe(64);
   });
 
+  it("a failed chapter's Try again button answers as /story retry does, and the chapter is written", async () => {
+    const { engine } = await launch();
+    const w = world();
+    const story = storyResponder();
+    let down = true;
+    model.setResponder((req) => (down && req.body?.stream === true ? { kind: "error", status: 500 } : story(req)));
+    const modal = await discord
+      .slashCommand(w.guild, w.channel, w.ann, "start", [{ name: "genre", type: 3, value: "horror" }])
+      .response();
+    discord.submitModal(w.guild, w.channel, w.ann, String(modal.data?.custom_id), { scenario: "a clockwork city" });
+    const thread = await discord.waitFor(() => discord.threads(w.channel)[0]);
+    const failed = await discord.waitFor(
+      () => discord.messages(thread.id).find((m) => buttonsOf(m).some((b) => b.custom_id?.startsWith("ink:r:"))),
+      15_000,
+    );
+    down = false;
+    const retryId = buttonsOf(failed).find((b) => b.custom_id?.startsWith("ink:r:"))?.custom_id ?? "";
+    const press = discord.clickButton(w.guild, thread, w.ann, failed.id, retryId);
+    await discord.waitFor(() => discord.messages(thread.id).some((m) => m.content.includes("Trying chapter 1 again")));
+    await discord.waitFor(() => ballotIn(thread.id), 15_000);
+    await discord.waitFor(() => press.original()?.content === "Done.");
+    expect((await engine.db.chapter.findFirstOrThrow()).status).toBe("done");
+  });
+
   it("/help spells the commands as Discord has them", async () => {
     await launch();
     const w = world();

@@ -299,6 +299,8 @@ describe("Telegram, chat state", { timeout: 120_000 }, () => {
     expect(continuations.length).toBeGreaterThan(0);
     cut = false;
     await tg.clickButton(chat, gus, failed.message_id, buttons(failed)[0]?.callback_data ?? "");
+    // The button answers as /retry does.
+    await tg.waitFor(() => texts(chat.id).some((t) => t.includes("Trying chapter 1 again")));
     await tg.waitFor(() => offer(chat.id, "p"));
     expect((await engine.db.chapter.findFirstOrThrow()).status).toBe("done");
   });
