@@ -227,7 +227,8 @@ export class TelegramAdapter {
 
   /** Follow up on a command: ask for what it still needs. */
   private async finish(ctx: CommandContext, state: ChatState, outcome: CommandOutcome): Promise<void> {
-    const surface = ctx.surface as TelegramSurface;
+    // Buttons and a reply prompt: Telegram's own, beyond the Surface port.
+    const surface = this.surface(Number(ctx.conversation.id), ctx.locale);
     if (outcome.kind === "failed") return;
     if (outcome.kind !== "ask") {
       state.ask = undefined;
@@ -328,7 +329,7 @@ export class TelegramAdapter {
           const label = ticket.action ?? "";
           // The rating row of the chapter the choice ends stays on the message.
           const chapterId = ratedChapter("reply_markup" in message ? message.reply_markup : undefined);
-          await (ctx.surface as TelegramSurface)
+          await ctx.surface
             .closeChoices(
               { id: String(message.message_id) },
               {
@@ -353,7 +354,7 @@ export class TelegramAdapter {
         await this.deps.ballots.closeEarly(action.storyId, action.revision, ctx.actor, ctx.moderator);
         return undefined;
       case "suggest": {
-        const promptId = await (ctx.surface as TelegramSurface).askForReply(
+        const promptId = await this.surface(Number(ctx.conversation.id), ctx.locale).askForReply(
           t(ctx.locale, "vote.suggestPrompt", { max: LIMITS.writeIn }),
         );
         state.suggestions.set(promptId, { storyId: action.storyId, revision: action.revision });
