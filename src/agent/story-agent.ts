@@ -484,7 +484,8 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     }
   }
 
-  async function runChoices(
+  /** The chapter's structured parts (task "choices"): submit_chapter, with the hidden arc in view. */
+  function runChoices(
     runs: Run[],
     method: Method,
     story: StorySnapshot,
@@ -492,32 +493,15 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     text: string,
     call: CallOptions,
   ): Promise<SubmitChapter> {
-    const route = model.route("choices");
-    const prompt = choicesPrompt(route.fineTuned);
-    const run = new Run("choices", method, route, prompt.version, [submitChapterTool]);
-    runs.push(run);
     const memory = buildMemory(story, { recentChapters: Math.min(1, recentChapters) });
-    run.push({ role: "system", content: prompt.content });
-    run.push({
-      role: "user",
-      content: choicesUserMessage(
-        story,
-        chapterNumber,
-        text,
-        memory.sections.arc ? `## Hidden arc\n${memory.sections.arc}` : "",
-        story.language,
-      ),
-    });
-    try {
-      const value = await structured(run, "choices", SUBMIT_CHAPTER, undefined, call);
-      run.record.checks = { finishedInFormat: true };
-      run.finish();
-      return value;
-    } catch (err) {
-      const error = toModelError(err, call.signal);
-      run.fail(error);
-      throw error;
-    }
+    const arc = memory.sections.arc ? `## Hidden arc\n${memory.sections.arc}` : "";
+    return choicesRun(
+      runs,
+      method,
+      SUBMIT_CHAPTER,
+      choicesUserMessage(story, chapterNumber, text, arc, story.language),
+      call,
+    );
   }
 
   /** The fallback's short call: choices only, when the full parts failed. */
@@ -529,17 +513,29 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     text: string,
     call: CallOptions,
   ): Promise<{ label: string; direction: string }[]> {
+    const user = choicesUserMessage(story, chapterNumber, text, "", story.language);
+    return (await choicesRun(runs, method, OFFER_CHOICES, user, call)).choices;
+  }
+
+  /** One recorded "choices" run asking for `spec`'s structured answer. */
+  async function choicesRun<T>(
+    runs: Run[],
+    method: Method,
+    spec: StructuredSpec<T>,
+    user: string,
+    call: CallOptions,
+  ): Promise<T> {
     const route = model.route("choices");
     const prompt = choicesPrompt(route.fineTuned);
-    const run = new Run("choices", method, route, prompt.version, [offerChoicesTool]);
+    const run = new Run("choices", method, route, prompt.version, spec.tool === undefined ? [] : [spec.tool]);
     runs.push(run);
     run.push({ role: "system", content: prompt.content });
-    run.push({ role: "user", content: choicesUserMessage(story, chapterNumber, text, "", story.language) });
+    run.push({ role: "user", content: user });
     try {
-      const value = await structured(run, "choices", OFFER_CHOICES, undefined, call);
+      const value = await structured(run, "choices", spec, undefined, call);
       run.record.checks = { finishedInFormat: true };
       run.finish();
-      return value.choices;
+      return value;
     } catch (err) {
       const error = toModelError(err, call.signal);
       run.fail(error);

@@ -7,6 +7,21 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dirname, "..", "..");
+
+/** The environment of a terminal session against a model at `baseUrl`, its data under `dir`. */
+export function consoleEnv(baseUrl: string, dir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    OPENAI_BASE_URL: baseUrl,
+    OPENAI_API_KEY: "test-key",
+    OPENAI_MODEL: "fake-story-model",
+    DATABASE_URL: `file:${join(dir, "inkloom.db")}`,
+    EXPORT_DIR: join(dir, "exports"),
+    INKLOOM_LOCALE: "en",
+    OPENAI_MAX_RETRIES: "1",
+    OPENAI_TIMEOUT_MS: "5000",
+    ...extra,
+  };
+}
 const PROMPT = "\n> ";
 
 export class ConsoleProcess {

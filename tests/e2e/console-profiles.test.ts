@@ -11,7 +11,7 @@ import { JSON_TEXT_MARKER } from "../../src/agent/prompts.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import type { FakeProfile, FakeRequest } from "../fakes/fake-openai-types.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
-import { ConsoleProcess } from "./console-process.ts";
+import { ConsoleProcess, consoleEnv } from "./console-process.ts";
 
 let dir: string;
 const running: ConsoleProcess[] = [];
@@ -33,17 +33,7 @@ async function serve(profile: FakeProfile, responder = storyResponder()): Promis
 }
 
 function launch(server: FakeOpenAiServer, extra: Record<string, string> = {}): ConsoleProcess {
-  const p = new ConsoleProcess({
-    OPENAI_BASE_URL: server.baseUrl,
-    OPENAI_API_KEY: "test-key",
-    OPENAI_MODEL: "fake-story-model",
-    DATABASE_URL: `file:${join(dir, "inkloom.db")}`,
-    EXPORT_DIR: join(dir, "exports"),
-    INKLOOM_LOCALE: "en",
-    OPENAI_MAX_RETRIES: "1",
-    OPENAI_TIMEOUT_MS: "5000",
-    ...extra,
-  });
+  const p = new ConsoleProcess(consoleEnv(server.baseUrl, dir, extra));
   running.push(p);
   return p;
 }

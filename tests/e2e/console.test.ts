@@ -9,7 +9,7 @@ import { TOOL_NAMES } from "../../src/agent/schemas.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import type { FakeRequest, Responder } from "../fakes/fake-openai-types.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
-import { ConsoleProcess, runToExit } from "./console-process.ts";
+import { ConsoleProcess, consoleEnv, runToExit } from "./console-process.ts";
 
 let server: FakeOpenAiServer;
 let dir: string;
@@ -32,17 +32,7 @@ afterEach(() => {
 });
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    OPENAI_BASE_URL: server.baseUrl,
-    OPENAI_API_KEY: "test-key",
-    OPENAI_MODEL: "fake-story-model",
-    DATABASE_URL: `file:${join(dir, "inkloom.db")}`,
-    EXPORT_DIR: join(dir, "exports"),
-    INKLOOM_LOCALE: "en",
-    OPENAI_MAX_RETRIES: "1",
-    OPENAI_TIMEOUT_MS: "5000",
-    ...extra,
-  };
+  return consoleEnv(server.baseUrl, dir, extra);
 }
 
 function launch(extra?: Record<string, string>): ConsoleProcess {

@@ -18,11 +18,13 @@
  *
  * Run it alone for manual play: `tsx tests/fakes/fake-openai-server.ts`.
  */
+
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 import { crc32, deflateSync } from "node:zlib";
+import { seededRandom } from "../../src/training/random.ts";
 import type {
   FakeFaultCounts,
   FakeFaults,
@@ -231,8 +233,8 @@ export class FakeOpenAiServer {
   #profile: FakeProfile = "openai";
   #dropForcedToolRate = 1;
   #faults: FakeFaults = {};
-  #faultRandom: () => number = mulberry32(1);
-  #profileRandom: () => number = mulberry32(profileSeed(1));
+  #faultRandom: () => number = seededRandom(1);
+  #profileRandom: () => number = seededRandom(profileSeed(1));
   #droppedForcedCalls = 0;
   /** Faults injected so far (`faults`), by kind. */
   readonly faultCounts: FakeFaultCounts = { cut: 0, rateLimit: 0, serverError: 0 };
@@ -316,8 +318,8 @@ export class FakeOpenAiServer {
   setFaults(faults: FakeFaults, seed?: number): void {
     this.#faults = { ...faults };
     if (seed !== undefined) {
-      this.#faultRandom = mulberry32(seed);
-      this.#profileRandom = mulberry32(profileSeed(seed));
+      this.#faultRandom = seededRandom(seed);
+      this.#profileRandom = seededRandom(profileSeed(seed));
     }
   }
 
@@ -1051,18 +1053,6 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /** A probability from an option: 0 when absent or not a number, clamped to 0..1. */
 function probability(value: number | undefined): number {
   return typeof value === "number" && Number.isFinite(value) ? Math.min(1, Math.max(0, value)) : 0;
-}
-
-/** The mulberry32 generator: uniform numbers in [0, 1) from a 32-bit seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The profile generator's seed: its own stream, so faults do not shift with profile draws. */
