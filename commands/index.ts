@@ -5,6 +5,7 @@ import { end } from "./end.ts";
 import { exportStory } from "./export.ts";
 import { makeHelp } from "./help.ts";
 import { illustrate } from "./illustrate.ts";
+import { closeVote, rate, suggest, vote } from "./offer-actions.ts";
 import { act, choose } from "./play.ts";
 import { quit } from "./quit.ts";
 import { recap } from "./recap.ts";
@@ -38,6 +39,10 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   quit,
   choose,
   act,
+  vote,
+  suggest,
+  closeVote,
+  rate,
 ] as unknown as readonly Command<CommandSpec>[];
 
 /** The command by name, if it is offered on this platform. */

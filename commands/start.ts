@@ -36,9 +36,9 @@ export const start = defineCommand(
   } as const,
   async (ctx, args) => {
     const genre = parseGenre(args.genre);
-    if (args.genre !== undefined && genre === undefined) return { kind: "ask", field: "genre" };
+    if (args.genre !== undefined && genre === undefined) return { kind: "ask", question: { field: "genre" } };
     if (args.scenario === undefined) {
-      return genre === undefined ? { kind: "ask", field: "genre" } : { kind: "ask", field: "scenario", genre };
+      return { kind: "ask", question: genre === undefined ? { field: "genre" } : { field: "scenario", genre } };
     }
     let theme: { id: string; rating: string; artStyle: string } | undefined;
     if (args.theme !== undefined) {

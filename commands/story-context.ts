@@ -1,4 +1,5 @@
 import { UserFacingError } from "../src/story/errors.ts";
+import { conversationKey } from "../src/story/story-service.ts";
 import type { CommandContext } from "./types.ts";
 
 /** The story this conversation is playing, or a reader-facing error. */
@@ -15,7 +16,7 @@ export async function storyUnderControl(ctx: CommandContext): Promise<string> {
   const storyId = currentStory(ctx);
   if (ctx.moderator) return storyId;
   const where = await ctx.stories.whereIs(storyId);
-  if (where?.ownerId !== `${ctx.actor.platform}:${ctx.actor.id}`) throw new UserFacingError("error.notStarterCommand");
+  if (where?.ownerId !== actorKey(ctx)) throw new UserFacingError("error.notStarterCommand");
   return storyId;
 }
 
@@ -30,4 +31,30 @@ export async function withinQuota(ctx: CommandContext): Promise<void> {
   if ((await ctx.stories.requestsToday(ctx.actor, ctx.conversation)) >= dailyQuota) {
     throw new UserFacingError("error.quota", { quota: dailyQuota });
   }
+}
+
+/**
+ * A story named by a button or a modal must be the one shown in this conversation: a
+ * button copied, forwarded or forged elsewhere is refused. Returns the story's starter.
+ */
+export async function storyHere(ctx: CommandContext, storyId: string): Promise<{ ownerId: string }> {
+  const where = await ctx.stories.whereIs(storyId);
+  if (where === undefined || where.conversationId !== conversationKey(ctx.conversation)) {
+    throw new UserFacingError("error.notYourStory");
+  }
+  return { ownerId: where.ownerId };
+}
+
+/** How a story names its starter: `<platform>:<user id>`. */
+export function actorKey(ctx: Pick<CommandContext, "actor">): string {
+  return `${ctx.actor.platform}:${ctx.actor.id}`;
+}
+
+/** After a restart a conversation's story is the one it played last. */
+export async function hydrate(ctx: CommandContext): Promise<void> {
+  if (ctx.session.hydrated === true) return;
+  ctx.session.hydrated = true;
+  if (ctx.session.storyId !== undefined) return;
+  const storyId = await ctx.stories.latestIn(ctx.conversation);
+  if (storyId !== undefined) ctx.session.storyId = storyId;
 }

@@ -6,6 +6,7 @@
 import type { Genre } from "../src/agent/types.ts";
 import type { Locale } from "../src/i18n/locale.ts";
 import type { Surface } from "../src/render/surface.ts";
+import type { BallotService } from "../src/story/ballot-service.ts";
 import type { IllustrationService } from "../src/story/illustrations.ts";
 import type { Actor, Conversation, StoryService, WriteTicket } from "../src/story/story-service.ts";
 import type { ThemeService } from "../src/story/themes.ts";
@@ -59,10 +60,28 @@ export type ArgsOf<S extends CommandSpec> = {
   [O in S["options"][number] as O["name"]]: O["required"] extends true ? ValueOf<O> : ValueOf<O> | undefined;
 };
 
-/** Per-conversation state the adapter keeps between commands. */
+/** A question the core asked and waits to be answered (/start's genre and scenario, a suggestion). */
+export type Question =
+  | { field: "genre" }
+  | { field: "scenario"; genre: Genre }
+  | { field: "suggestion"; storyId: string; revision: number };
+
+/** A question asked in a conversation: who asked for it, and the message asking it (replies answer it). */
+export type PendingQuestion = Question & { by: string; messageId?: string };
+
+/**
+ * Per-conversation state between actions. The core reads and writes it; the adapter only
+ * keeps one per conversation.
+ */
 export interface Session {
   /** The story this conversation is playing. */
   storyId?: string;
+  /** `storyId` was looked up after a restart (the story the conversation played last). */
+  hydrated?: boolean;
+  /** /start waits for a genre or a scenario. */
+  ask?: PendingQuestion;
+  /** Suggestion prompts waiting for a reply: prompt message id -> the ballot it suggests to. */
+  replies?: Map<string, { storyId: string; revision: number }>;
 }
 
 export interface CommandContext {
@@ -74,6 +93,8 @@ export interface CommandContext {
   surface: Surface;
   session: Session;
   stories: StoryService;
+  /** Votes, write-ins and closing a vote early. */
+  ballots: BallotService;
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
   /** The conversation is age-restricted (a Discord channel marked NSFW): adult themes may start here. */
@@ -90,11 +111,12 @@ export interface CommandContext {
 
 /** What the adapter should do after a handler returns. */
 export type CommandOutcome =
-  | { kind: "done" }
+  /** `reply`: a short answer for the actor alone (a button's toast, an ephemeral reply). */
+  | { kind: "done"; reply?: string }
   /** A chapter is being written; the adapter may wait for `ticket.job.finished`. */
   | { kind: "writing"; ticket: WriteTicket }
-  /** The command needs more input (the terminal asks; Discord shows a modal). */
-  | { kind: "ask"; field: "genre" | "scenario"; genre?: Genre }
+  /** The command needs more input: the core asks (a Discord adapter shows its modal instead). */
+  | { kind: "ask"; question: Question }
   | { kind: "quit" }
   /** The command was refused or failed; the reader has been told why and nothing changed. */
   | { kind: "failed" };

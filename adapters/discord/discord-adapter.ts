@@ -19,21 +19,20 @@ import {
   TextInputBuilder,
   TextInputStyle,
 } from "discord.js";
-import { branch as branchCommand } from "../../commands/branch.ts";
-import { describeError, dispatch } from "../../commands/dispatch.ts";
+import { handleAction } from "../../commands/actions.ts";
+import { branchElsewhere } from "../../commands/branch.ts";
+import { describeError } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
-import { start } from "../../commands/start.ts";
 import type { CommandContext, Session } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Audience } from "../../src/story/chapter-writer.ts";
-import { UserFacingError } from "../../src/story/errors.ts";
 import { LIMITS } from "../../src/story/limits.ts";
 import type { Actor, Conversation } from "../../src/story/story-service.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { STORY_SUBCOMMANDS } from "./command-data.ts";
-import { decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
+import { type CustomIdAction, decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
 import { type DiscordStoryChannel, DiscordSurface, discordErrorKind, suggestionModal } from "./discord-surface.ts";
 
 export interface DiscordOptions {
@@ -133,76 +132,47 @@ export class DiscordAdapter {
       return;
     }
     if (interaction.isModalSubmit()) {
+      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
       if (interaction.customId.startsWith(START_MODAL)) {
-        await interaction.deferReply({ flags: MessageFlags.Ephemeral });
         const [genre = "none", theme = ""] = interaction.customId.slice(START_MODAL.length).split(":");
         await this.startStory(interaction, genre as Genre, theme);
         return;
       }
       const action = decodeCustomId(interaction.customId);
-      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-      if (action?.kind !== "suggestion") {
-        await interaction.editReply(t(this.localeOf(interaction), "error.stalePick"));
-        return;
-      }
-      const text = interaction.fields.getTextInputValue(SUGGESTION_INPUT_ID);
-      await this.answer(interaction, async (locale) => {
-        await this.requireHere(action.storyId, interaction.channelId);
-        await this.deps.ballots.writeIn(action.storyId, action.revision, text, this.actor(interaction));
-        return t(locale, "vote.added", { label: text.trim() });
-      });
+      const text =
+        action?.kind === "suggestion" ? interaction.fields.getTextInputValue(SUGGESTION_INPUT_ID) : undefined;
+      await this.press(interaction, action?.kind === "suggestion" ? action : undefined, text);
       return;
     }
     if (interaction.isButton()) {
       const action = decodeCustomId(interaction.customId);
-      const locale = this.localeOf(interaction);
       if (action?.kind === "suggest") {
-        await interaction.showModal(suggestionModal(locale, { ...action, mode: "vote" }, LIMITS.writeIn));
+        // The question is a modal, which must be the first answer: it is checked when submitted.
+        await interaction.showModal(
+          suggestionModal(this.localeOf(interaction), { ...action, mode: "vote" }, LIMITS.writeIn),
+        );
         return;
       }
       await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-      if (action?.kind === "retry") {
-        // The same command as /story retry, with the same answer.
-        await this.run(interaction, "retry", {});
-        return;
-      }
-      await this.answer(interaction, async () => {
-        if (action === undefined || action.kind === "suggestion" || action.kind === "pick") {
-          throw new UserFacingError("error.stalePick");
-        }
-        if (action.kind === "rate") {
-          // Only the reader sees the tally; the message is not edited (no live counts).
-          const tally = await this.deps.stories.rate({
-            chapterId: action.chapterId,
-            actor: this.actor(interaction),
-            value: action.value,
-            conversation: { platform: "discord", workspaceId: interaction.guildId ?? "dm", id: interaction.channelId },
-          });
-          return t(locale, "rating.thanks", tally);
-        }
-        await this.requireHere(action.storyId, interaction.channelId);
-        if (action.kind === "vote") {
-          const tally = await this.deps.ballots.vote(
-            action.storyId,
-            action.revision,
-            action.position,
-            this.actor(interaction),
-          );
-          return t(locale, "vote.recorded", { label: tally.labels[action.position - 1] ?? "" });
-        }
-        if (action.kind === "close") {
-          const moderator = interaction.memberPermissions?.has(PermissionFlagsBits.ManageGuild) ?? false;
-          const closed = await this.deps.ballots.closeEarly(
-            action.storyId,
-            action.revision,
-            this.actor(interaction),
-            moderator,
-          );
-          return t(locale, "pick.taken", { label: closed.result.label });
-        }
-        throw new UserFacingError("error.stalePick");
-      });
+      await this.press(interaction, action);
     }
+  }
+
+  /** A button or a modal, handled by the core; the ephemeral reply shows its answer. */
+  private async press(interaction: RepliableInteraction, action: CustomIdAction | undefined, text?: string) {
+    const channel = interaction.channel;
+    if (action === undefined || channel === null || !("send" in channel)) {
+      await interaction.editReply(t(this.localeOf(interaction), "error.stalePick"));
+      return;
+    }
+    const ctx = await this.context(interaction, channel as DiscordStoryChannel);
+    const result = await handleAction(
+      { kind: "press", action, ...(text === undefined ? {} : { text }) },
+      ctx,
+      this.deps.log,
+    );
+    if (result.reply !== undefined) await interaction.editReply(result.reply);
+    else if (result.outcome.kind !== "failed") await interaction.editReply(t(ctx.locale, "discord.done"));
   }
 
   /** /start's modal was submitted: open a public thread and begin the story in it. */
@@ -249,7 +219,11 @@ export class DiscordAdapter {
       return;
     }
     const ctx = await this.context(interaction, thread);
-    const outcome = await dispatch(start, { scenario, genre, ...(theme === "" ? {} : { theme }) }, ctx, this.deps.log);
+    const { outcome } = await handleAction(
+      { kind: "command", name: "start", raw: { scenario, genre, ...(theme === "" ? {} : { theme }) }, addressed: true },
+      ctx,
+      this.deps.log,
+    );
     // A refused start leaves no empty thread behind.
     if (outcome.kind === "failed") {
       await thread.delete().catch((e: unknown) => this.deps.log(`discord: empty thread not deleted: ${String(e)}`));
@@ -293,11 +267,6 @@ export class DiscordAdapter {
       return;
     }
     const oldCtx = await this.context(interaction, old);
-    const storyId = oldCtx.session.storyId;
-    if (storyId === undefined) {
-      await interaction.editReply(t(locale, "error.noStory"));
-      return;
-    }
     let thread: DiscordStoryChannel;
     try {
       thread = await parent.threads.create({
@@ -313,20 +282,13 @@ export class DiscordAdapter {
       );
       return;
     }
-    const from = { platform: "discord", workspaceId: oldCtx.conversation.workspaceId, id: old.id };
-    const to = { ...from, id: thread.id };
-    await this.deps.stories.moveConversation(storyId, to);
     const ctx = await this.context(interaction, thread);
-    ctx.session.storyId = storyId;
-    const outcome = await dispatch(branchCommand, raw, ctx, this.deps.log);
+    const outcome = await branchElsewhere(ctx, oldCtx, raw, this.deps.log);
     if (outcome.kind === "failed") {
-      // Refused (no such chapter, not the starter...): the story stays where it was.
-      await this.deps.stories.moveConversation(storyId, from);
-      delete ctx.session.storyId;
+      // Refused (no such chapter, not the starter...): the story stayed where it was.
       await thread.delete().catch((e: unknown) => this.deps.log(`discord: empty thread not deleted: ${String(e)}`));
       return;
     }
-    delete oldCtx.session.storyId;
     await new DiscordSurface(old, locale)
       .notice(t(locale, "discord.branchedTo", { number: String(raw.chapter), thread: `<#${thread.id}>` }))
       .catch((e: unknown) => this.deps.log(`discord: branch link not posted: ${String(e)}`));
@@ -344,27 +306,8 @@ export class DiscordAdapter {
       return;
     }
     const ctx = await this.context(interaction, channel as DiscordStoryChannel);
-    const outcome = await dispatch(command, raw, ctx, this.deps.log);
+    const { outcome } = await handleAction({ kind: "command", name, raw, addressed: true }, ctx, this.deps.log);
     if (outcome.kind !== "failed") await interaction.editReply(t(ctx.locale, "discord.done"));
-  }
-
-  /** Run `work` and answer the (deferred, ephemeral) interaction with its text or the error. */
-  private async answer(interaction: RepliableInteraction, work: (locale: Locale) => Promise<string>): Promise<void> {
-    const locale = this.localeOf(interaction);
-    try {
-      await interaction.editReply(await work(locale));
-    } catch (error) {
-      if (!(error instanceof UserFacingError)) this.deps.log(`discord: ${String(error)}`);
-      await interaction.editReply(describeError(error, locale, "discord"));
-    }
-  }
-
-  /** A button or modal must belong to the story of the thread it was pressed in. */
-  private async requireHere(storyId: string, channelId: string | null): Promise<void> {
-    const where = await this.deps.stories.whereIs(storyId);
-    if (where === undefined || where.conversationId !== `discord:${channelId}`) {
-      throw new UserFacingError("error.notYourStory");
-    }
   }
 
   private async context(interaction: RepliableInteraction, channel: DiscordStoryChannel): Promise<CommandContext> {
@@ -378,8 +321,6 @@ export class DiscordAdapter {
     let session = this.sessions.get(channel.id);
     if (session === undefined) {
       session = {};
-      const storyId = await this.deps.stories.latestIn(conversation);
-      if (storyId !== undefined) session.storyId = storyId;
       this.sessions.set(channel.id, session);
     }
     return {
@@ -390,6 +331,7 @@ export class DiscordAdapter {
       surface: new DiscordSurface(channel, locale),
       session,
       stories: this.deps.stories,
+      ballots: this.deps.ballots,
       settings: this.deps.settings,
       themes: this.deps.themes,
       illustrations: this.deps.illustrations,

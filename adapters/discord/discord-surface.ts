@@ -27,6 +27,7 @@ import {
   TimestampStyles,
   time,
 } from "discord.js";
+import { DISCORD_CUSTOM_ID_FORMAT } from "../../commands/action-codec.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import * as layout from "../../src/render/offer-layout.ts";
@@ -37,6 +38,7 @@ import type {
   MessageRef,
   OutgoingFile,
   OutgoingImage,
+  Prompt,
   Surface,
   SurfaceLimits,
 } from "../../src/render/surface.ts";
@@ -141,8 +143,15 @@ function isThreadArchived(error: unknown): boolean {
   return error instanceof DiscordAPIError && error.code === DiscordErrorCode.ThreadArchived;
 }
 
+/** Whether a Discord custom id carries this action. */
+function carried(action: layout.OfferAction): action is layout.OfferAction & CustomIdAction {
+  return (DISCORD_CUSTOM_ID_FORMAT.kinds as readonly string[]).includes(action.kind);
+}
+
 export class DiscordSurface implements Surface {
   readonly limits = DISCORD_LIMITS;
+  /** Buttons answer; typed answers come in modals (the bot does not read thread messages). */
+  readonly answers = { buttons: true, replies: false };
   private unarchiving: Promise<void> | undefined;
 
   constructor(
@@ -174,6 +183,14 @@ export class DiscordSurface implements Surface {
         components: this.choiceRows(offer),
         allowedMentions: NO_PINGS,
       }),
+    );
+    return { id: sent.id };
+  }
+
+  /** A question with its buttons (a typed answer is a modal, shown by the adapter). */
+  async ask(prompt: Prompt): Promise<MessageRef> {
+    const sent = await this.write(() =>
+      this.channel.send({ content: prompt.text, components: this.draw(prompt.rows), allowedMentions: NO_PINGS }),
     );
     return { id: sent.id };
   }
@@ -325,7 +342,11 @@ export class DiscordSurface implements Surface {
   /** Rows of buttons as action rows. A rating id that cannot be encoded costs its row only. */
   private draw(rows: layout.OfferButton[][]): ActionRowBuilder<MessageActionRowComponentBuilder>[] {
     const drawn: ActionRowBuilder<MessageActionRowComponentBuilder>[] = [];
-    for (const row of rows) {
+    for (const all of rows) {
+      // Discord's buttons carry no genre: /start takes it as an option.
+      const row = all.filter((b): b is layout.OfferButton & { action: layout.OfferAction & CustomIdAction } =>
+        carried(b.action),
+      );
       if (row.length === 0) continue;
       try {
         drawn.push(

@@ -1,27 +1,21 @@
 /**
- * The Telegram bot: turns updates into command invocations and button presses
- * into choices, votes and retries. No story logic lives here. Handlers return
+ * The Telegram bot: decodes updates (messages, commands, button presses, replies to
+ * prompts) into reader actions for the core (commands/actions.ts) and answers button
+ * presses with the core's reply. No story logic lives here. Handlers return
  * at once (telegraf waits for each batch of updates): the work for a chat runs
  * on that chat's own chain, in order, and chapters are written by jobs.
  */
 import { Telegraf } from "telegraf";
 import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types";
-import { describeError, dispatch, validateArgs } from "../../commands/dispatch.ts";
-import { COMMANDS, findCommand } from "../../commands/index.ts";
-import { act, choose } from "../../commands/play.ts";
-import { retry } from "../../commands/retry.ts";
-import { answerGenreQuestion, parseGenre, start } from "../../commands/start.ts";
-import { argsFromText } from "../../commands/text-args.ts";
-import { availableOn, type CommandContext, type CommandOutcome, type Session } from "../../commands/types.ts";
-import { GENRES, type Genre } from "../../src/agent/types.ts";
+import { handleAction, type ReaderAction } from "../../commands/actions.ts";
+import { COMMANDS } from "../../commands/index.ts";
+import { availableOn, type CommandContext, type Session } from "../../commands/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Audience } from "../../src/story/chapter-writer.ts";
-import { UserFacingError } from "../../src/story/errors.ts";
-import { LIMITS } from "../../src/story/limits.ts";
 import type { Actor, Conversation } from "../../src/story/story-service.ts";
 import type { BotDeps } from "../bot-deps.ts";
-import { type CallbackAction, decodeCallback, encodeCallback } from "./callback-data.ts";
+import { type CallbackAction, decodeCallback } from "./callback-data.ts";
 import { type ChatKind, TelegramOutbox } from "./outbox.ts";
 import { type DraftRefusals, ratedChapter, TelegramSurface } from "./telegram-surface.ts";
 
@@ -33,22 +27,13 @@ export interface TelegramOptions {
 
 export type TelegramDeps = BotDeps;
 
-interface ChatState {
-  session: Session;
-  hydrated: boolean;
-  /** /start is waiting for a genre or a scenario from `by`. */
-  ask?: { field: "genre" } | { field: "scenario"; genre: Genre; by: number; promptId?: number } | undefined;
-  /** Reply prompts for write-ins: prompt message id -> ballot. */
-  suggestions: Map<number, { storyId: string; revision: number }>;
-}
-
 const ADMIN_CACHE_MS = 60_000;
-const MAX_SUGGESTION_PROMPTS = 20;
 
 export class TelegramAdapter {
   readonly bot: Telegraf;
   private readonly outbox: TelegramOutbox;
-  private readonly chats = new Map<number, ChatState>();
+  /** Each chat's session (the core reads and writes it). */
+  private readonly sessions = new Map<number, Session>();
   private readonly kinds = new Map<number, ChatKind>();
   private readonly chains = new Map<number, Promise<void>>();
   private readonly admins = new Map<string, { admin: boolean; at: number }>();
@@ -71,12 +56,9 @@ export class TelegramAdapter {
       if (chat === undefined) return ctx.answerCbQuery();
       const query = ctx.callbackQuery;
       const action = decodeCallback("data" in query ? query.data : undefined);
-      if (action?.kind === "rate") {
-        // A rating touches no chat state: it is answered at once, not after the chat's queue.
-        this.track(this.onRate(query, chat, action));
-        return undefined;
-      }
-      this.enqueue(chat, () => this.onCallback(query, chat));
+      // A rating touches no chat state: it is answered at once, not after the chat's queue.
+      if (action?.kind === "rate") this.track(this.onCallback(query, chat, action));
+      else this.enqueue(chat, () => this.onCallback(query, chat, action));
       return undefined;
     });
     this.bot.catch((error) => deps.log(`telegram update failed: ${String(error)}`));
@@ -155,96 +137,37 @@ export class TelegramAdapter {
     const from = message.from;
     if (from === undefined || from.is_bot) return;
     const ctx = await this.context(chat, from, `${chat.id}:${message.message_id}`);
-    const state = await this.state(chat.id, ctx.conversation);
+    const private_ = chat.type === "private";
     const text = "text" in message ? message.text : undefined;
     if (text === undefined) {
       // Stickers, photos, voice: only text moves a story.
-      if (chat.type === "private") await ctx.surface.notice(t(ctx.locale, "error.onlyText"));
-      return;
-    }
-    if (text.length > LIMITS.scenario) {
-      await ctx.surface.notice(t(ctx.locale, "error.messageTooLong", { length: text.length, max: LIMITS.scenario }));
+      if (private_) await ctx.surface.notice(t(ctx.locale, "error.onlyText"));
       return;
     }
     const replyTo = "reply_to_message" in message ? message.reply_to_message?.message_id : undefined;
-    if (text.startsWith("/")) {
-      state.ask = undefined;
-      await this.onCommand(text, ctx, state);
-      return;
-    }
-    if (replyTo !== undefined && state.suggestions.has(replyTo)) {
-      const ballot = state.suggestions.get(replyTo);
-      if (ballot !== undefined) await this.writeIn(ctx, ballot, text);
-      return;
-    }
-    const ask = state.ask;
-    if (ask?.field === "genre" && chat.type === "private") {
-      // Typed instead of pressing a genre button: the same reading as everywhere.
-      const answer = answerGenreQuestion(text);
-      if ("badNumber" in answer) {
-        await ctx.surface.notice(t(ctx.locale, "start.badGenre", { input: text, max: GENRES.length }));
-        return;
-      }
-      await this.finish(ctx, state, await dispatch(start, answer, ctx, this.deps.log));
-      return;
-    }
-    if (ask?.field === "scenario" && (chat.type === "private" || replyTo === ask.promptId || ask.by === from.id)) {
-      await this.finish(ctx, state, await dispatch(start, { genre: ask.genre, scenario: text }, ctx, this.deps.log));
-      return;
-    }
-    if (chat.type !== "private") return;
-    const storyId = state.session.storyId;
-    if (storyId === undefined) {
-      await ctx.surface.notice(t(ctx.locale, "error.noStory"));
-      return;
-    }
-    const { revision } = await this.deps.stories.state(storyId);
-    await this.finish(ctx, state, await dispatch(act, { text, revision }, ctx, this.deps.log));
+    const action = this.decodeText(text, private_, replyTo);
+    if (action === undefined) return;
+    await handleAction(action, ctx, this.deps.log);
   }
 
-  private async onCommand(text: string, ctx: CommandContext, state: ChatState): Promise<void> {
-    const [head = "", ...rest] = text.slice(1).split(/\s+/);
+  /** A message as a reader action: a command (ours only, in groups), or text. */
+  private decodeText(text: string, private_: boolean, replyTo: number | undefined): ReaderAction | undefined {
+    if (!text.startsWith("/")) {
+      return {
+        kind: "text",
+        text,
+        addressed: private_,
+        ...(replyTo === undefined ? {} : { replyTo: String(replyTo) }),
+      };
+    }
+    const space = text.search(/\s/);
+    const head = space < 0 ? text.slice(1) : text.slice(1, space);
     const [name = "", addressee] = head.split("@");
     const me = this.bot.botInfo?.username.toLowerCase();
     // Groups carry other bots' commands too: answer only ours.
-    if (addressee !== undefined && addressee.toLowerCase() !== me) return;
-    const command = findCommand(name, "telegram");
-    if (command === undefined || command.spec.hidden) {
-      const private_ = ctx.conversation.id === ctx.actor.id;
-      if (private_ || addressee !== undefined) {
-        await ctx.surface.notice(t(ctx.locale, "error.unknownCommand", { name }));
-      }
-      return;
-    }
-    let raw = argsFromText(command.spec, rest.join(" "));
-    if (command.spec.name === "start" && typeof raw.scenario === "string") {
-      // A deep link (t.me/bot?start=horror) names a genre; anything else is the scenario.
-      const genre = parseGenre(raw.scenario);
-      if (genre !== undefined && !raw.scenario.includes(" ")) raw = { genre };
-    }
-    await this.finish(ctx, state, await dispatch(command, raw, ctx, this.deps.log));
-  }
-
-  /** Follow up on a command: ask for what it still needs. */
-  private async finish(ctx: CommandContext, state: ChatState, outcome: CommandOutcome): Promise<void> {
-    // Buttons and a reply prompt: Telegram's own, beyond the Surface port.
-    const surface = this.surface(Number(ctx.conversation.id), ctx.locale);
-    if (outcome.kind === "failed") return;
-    if (outcome.kind !== "ask") {
-      state.ask = undefined;
-      return;
-    }
-    if (outcome.field === "genre") {
-      state.ask = { field: "genre" };
-      const rows = GENRES.map((g) => [
-        { text: t(ctx.locale, `genre.${g}`), callback_data: encodeCallback({ kind: "genre", genre: g }) },
-      ]);
-      await surface.sendButtons(t(ctx.locale, "start.genreButtons"), rows);
-      return;
-    }
-    const by = Number(ctx.actor.id);
-    const promptId = await surface.askForReply(t(ctx.locale, "start.scenarioReply"));
-    state.ask = { field: "scenario", genre: outcome.genre ?? "none", by, promptId };
+    if (addressee !== undefined && addressee.toLowerCase() !== me) return undefined;
+    const rest = space < 0 ? "" : text.slice(space + 1);
+    return { kind: "command", name, text: rest, addressed: private_ || addressee !== undefined };
   }
 
   /** Answer a button press: a short toast, or an alert the reader must dismiss. */
@@ -255,146 +178,51 @@ export class TelegramAdapter {
       .catch((error: unknown) => this.deps.log(`telegram answerCallbackQuery: ${String(error)}`));
   }
 
-  /**
-   * 👍 or 👎 on a finished chapter: recorded (a reader's latest rating counts) and answered
-   * privately with the chapter's tally. The message is not edited: no live counts to keep
-   * within the chat's edit budget. Only the chapter id travels; the database checks it
-   * belongs to a story shown in this chat.
-   */
-  private async onRate(query: CallbackQuery, chat: Chat, action: RateAction): Promise<void> {
-    let locale: Locale = "en";
-    try {
-      locale = (await this.deps.settings.get("telegram", String(chat.id))).locale;
-      await this.answerQuery(query, await this.rate(action, conversationOf(chat), actorOf(query.from), locale));
-    } catch (error) {
-      await this.answerQuery(query, describeError(error, locale, "telegram"), true);
-      if (!(error instanceof UserFacingError)) this.deps.log(`telegram button rate: ${String(error)}`);
-    }
-  }
-
-  private async rate(action: RateAction, conversation: Conversation, actor: Actor, locale: Locale): Promise<string> {
-    const { chapterId, value } = action;
-    const tally = await this.deps.stories.rate({ chapterId, actor, value, conversation });
-    return t(locale, "rating.thanks", tally);
-  }
-
-  private async onCallback(query: CallbackQuery, chat: Chat): Promise<void> {
-    const answer = (text?: string, alert = false) => this.answerQuery(query, text, alert);
-    const action = decodeCallback("data" in query ? query.data : undefined);
+  /** A button press, handled by the core and answered with its toast or alert. */
+  private async onCallback(query: CallbackQuery, chat: Chat, action: CallbackAction | undefined): Promise<void> {
     const ctx = await this.context(chat, query.from);
     if (action === undefined) {
-      await answer(t(ctx.locale, "error.stalePick"), true);
+      await this.answerQuery(query, t(ctx.locale, "error.stalePick"), true);
       return;
     }
-    const state = await this.state(chat.id, ctx.conversation);
-    try {
-      const reply = await this.press(action, ctx, state, query);
-      await answer(reply);
-    } catch (error) {
-      await answer(describeError(error, ctx.locale, "telegram"), true);
-      if (!(error instanceof UserFacingError)) this.deps.log(`telegram button ${action.kind}: ${String(error)}`);
-    }
-  }
-
-  /** Carry out a button press; returns the short confirmation to show, if any. Throws for an alert. */
-  private async press(
-    action: CallbackAction,
-    ctx: CommandContext,
-    state: ChatState,
-    query: CallbackQuery,
-  ): Promise<string | undefined> {
-    if (action.kind === "rate") return this.rate(action, ctx.conversation, ctx.actor, ctx.locale);
-    if (action.kind === "genre") {
-      if (state.ask?.field !== "genre") throw new UserFacingError("error.stalePick");
-      await this.finish(ctx, state, { kind: "ask", field: "scenario", genre: action.genre });
-      return undefined;
-    }
-    const where = await this.deps.stories.whereIs(action.storyId);
-    if (where === undefined || where.conversationId !== `telegram:${ctx.conversation.id}`) {
-      throw new UserFacingError("error.notYourStory");
-    }
-    state.session.storyId = action.storyId;
-    switch (action.kind) {
-      case "pick": {
-        if (where.ownerId !== `telegram:${ctx.actor.id}`) throw new UserFacingError("error.notYourStory");
-        // The same command as a typed number: the reader's quota and request are counted.
-        const outcome = await choose.run(
-          ctx,
-          validateArgs(choose.spec, { position: action.position, revision: action.revision }),
-        );
-        if (outcome.kind !== "writing") return undefined;
-        const { ticket } = outcome;
-        const message = query.message;
-        if (message !== undefined) {
-          const label = ticket.action ?? "";
-          // The rating row of the chapter the choice ends stays on the message.
-          const chapterId = ratedChapter("reply_markup" in message ? message.reply_markup : undefined);
-          await ctx.surface
-            .closeChoices(
-              { id: String(message.message_id) },
-              {
-                storyId: action.storyId,
-                revision: action.revision,
-                choices: [label],
-                allowWriteIn: true,
-                mode: "pick",
-                ...(chapterId === undefined ? {} : { chapterId }),
+    const message = query.message;
+    const result = await handleAction(
+      {
+        kind: "press",
+        action,
+        ...(message === undefined
+          ? {}
+          : {
+              message: {
+                ref: { id: String(message.message_id) },
+                ...optional("chapterId", ratedChapter("reply_markup" in message ? message.reply_markup : undefined)),
               },
-              { chosen: 1, label },
-            )
-            .catch((e: unknown) => this.deps.log(`telegram: picked offer not closed: ${String(e)}`));
-        }
-        return undefined;
-      }
-      case "vote": {
-        const tally = await this.deps.ballots.vote(action.storyId, action.revision, action.position, ctx.actor);
-        return t(ctx.locale, "vote.recorded", { label: tally.labels[action.position - 1] ?? "" });
-      }
-      case "close":
-        await this.deps.ballots.closeEarly(action.storyId, action.revision, ctx.actor, ctx.moderator);
-        return undefined;
-      case "suggest": {
-        const promptId = await this.surface(Number(ctx.conversation.id), ctx.locale).askForReply(
-          t(ctx.locale, "vote.suggestPrompt", { max: LIMITS.writeIn }),
-        );
-        state.suggestions.set(promptId, { storyId: action.storyId, revision: action.revision });
-        // Only recent prompts matter: older ones belong to closed ballots.
-        for (const key of state.suggestions.keys()) {
-          if (state.suggestions.size <= MAX_SUGGESTION_PROMPTS) break;
-          state.suggestions.delete(key);
-        }
-        return undefined;
-      }
-      case "retry":
-        // The same command as /retry, with the same answer.
-        await retry.run(ctx, validateArgs(retry.spec, {}));
-        return undefined;
-    }
-  }
-
-  private async writeIn(ctx: CommandContext, ballot: { storyId: string; revision: number }, text: string) {
-    try {
-      await this.deps.ballots.writeIn(ballot.storyId, ballot.revision, text, ctx.actor);
-      await ctx.surface.notice(t(ctx.locale, "vote.added", { label: text.trim() }));
-    } catch (error) {
-      await ctx.surface.notice(describeError(error, ctx.locale, "telegram"));
-    }
+            }),
+      },
+      ctx,
+      this.deps.log,
+    );
+    await this.answerQuery(query, result.reply, result.alert);
   }
 
   private async context(chat: Chat, from: User, requestId?: string): Promise<CommandContext> {
     const conversation = conversationOf(chat);
     const settings = await this.deps.settings.get("telegram", String(chat.id));
     const locale: Locale = settings.locale;
-    const actor = actorOf(from);
-    const state = await this.state(chat.id, conversation);
+    let session = this.sessions.get(chat.id);
+    if (session === undefined) {
+      session = {};
+      this.sessions.set(chat.id, session);
+    }
     return {
-      actor,
+      actor: actorOf(from),
       moderator: chat.type === "private" || (await this.isAdmin(chat.id, from.id)),
       conversation,
       locale,
       surface: this.surface(chat.id, locale),
-      session: state.session,
+      session,
       stories: this.deps.stories,
+      ballots: this.deps.ballots,
       settings: this.deps.settings,
       themes: this.deps.themes,
       illustrations: this.deps.illustrations,
@@ -402,21 +230,6 @@ export class TelegramAdapter {
       // Telegram has no age-restricted chats: adult themes stay off.
       ageRestricted: false,
     };
-  }
-
-  private async state(chatId: number, conversation: Conversation): Promise<ChatState> {
-    let state = this.chats.get(chatId);
-    if (state === undefined) {
-      state = { session: {}, hydrated: false, suggestions: new Map() };
-      this.chats.set(chatId, state);
-    }
-    if (!state.hydrated) {
-      // After a restart the chat's story is the one it played last.
-      state.hydrated = true;
-      const storyId = await this.deps.stories.latestIn(conversation);
-      if (storyId !== undefined && state.session.storyId === undefined) state.session.storyId = storyId;
-    }
-    return state;
   }
 
   private surface(chatId: number, locale: Locale): TelegramSurface {
@@ -451,8 +264,6 @@ export class TelegramAdapter {
   }
 }
 
-type RateAction = Extract<CallbackAction, { kind: "rate" }>;
-
 function conversationOf(chat: Chat): Conversation {
   return { platform: "telegram", workspaceId: String(chat.id), id: String(chat.id) };
 }
@@ -467,3 +278,8 @@ function kindOf(chatId: number): ChatKind {
 }
 
 export type { Update };
+
+/** `{ [key]: value }` when there is a value. */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}

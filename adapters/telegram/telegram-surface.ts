@@ -5,7 +5,7 @@
  * keyboard whose buttons carry compact, database-checked ids.
  */
 import { type Telegram, TelegramError } from "telegraf";
-import type { InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters } from "telegraf/types";
+import type { ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters } from "telegraf/types";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import * as layout from "../../src/render/offer-layout.ts";
@@ -16,6 +16,7 @@ import type {
   MessageRef,
   OutgoingFile,
   OutgoingImage,
+  Prompt,
   Surface,
   SurfaceLimits,
 } from "../../src/render/surface.ts";
@@ -99,6 +100,7 @@ const DRAFT = "draft:";
 
 export class TelegramSurface implements Surface {
   readonly limits = TELEGRAM_LIMITS;
+  readonly answers = { buttons: true, replies: true };
 
   constructor(
     private readonly telegram: Telegram,
@@ -263,18 +265,15 @@ export class TelegramSurface implements Surface {
   }
 
   /** Ask for a reply (a scenario, a write-in): in groups, privacy mode only shows the bot replies. */
-  async askForReply(text: string): Promise<number> {
+  /** A question: its buttons (genres), or a reply prompt that answers it (a scenario, a suggestion). */
+  async ask(prompt: Prompt): Promise<MessageRef> {
+    const markup: InlineKeyboardMarkup | ForceReply = prompt.reply
+      ? { force_reply: true, selective: true }
+      : { inline_keyboard: drawRows(prompt.rows) };
     const sent = await this.outbox.send(this.chatId, this.kind, () =>
-      this.telegram.sendMessage(this.chatId, text, { reply_markup: { force_reply: true, selective: true } }),
+      this.telegram.sendMessage(this.chatId, prompt.text, { reply_markup: markup }),
     );
-    return sent.message_id;
-  }
-
-  /** Buttons without a story yet (genres). */
-  async sendButtons(text: string, rows: InlineKeyboardButton[][]): Promise<void> {
-    await this.outbox.send(this.chatId, this.kind, () =>
-      this.telegram.sendMessage(this.chatId, text, { reply_markup: { inline_keyboard: rows } }),
-    );
+    return { id: String(sent.message_id) };
   }
 
   private offerText(offer: ChoiceOffer): string {

@@ -81,6 +81,7 @@ async function main(): Promise<number> {
       conversation,
       locale: config.locale,
       stories: engine.stories,
+      ballots: engine.ballots,
       settings: engine.settings,
       themes: engine.themes,
       illustrations: engine.illustrations,

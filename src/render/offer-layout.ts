@@ -4,16 +4,18 @@
  * vote", the 👍/👎 rating row) and the text of an offer once it is decided. A surface only
  * draws the rows: it encodes each button's action for its platform and picks its style.
  */
+import { GENRES, type Genre } from "../agent/types.ts";
 import type { Locale } from "../i18n/locale.ts";
 import { t } from "../i18n/messages.ts";
 import { clamp } from "./split.ts";
 import type { ChoiceOffer, ChoiceResult } from "./surface.ts";
 
-/** What pressing a button of an offer does (encoded by each platform's action codec). */
+/** What pressing a button of an offer or a question does (encoded by each platform's action codec). */
 export type OfferAction =
   | { kind: "pick" | "vote"; storyId: string; revision: number; position: number }
   | { kind: "suggest" | "close"; storyId: string; revision: number }
-  | { kind: "rate"; chapterId: string; value: 1 | -1 };
+  | { kind: "rate"; chapterId: string; value: 1 | -1 }
+  | { kind: "genre"; genre: Genre };
 
 export interface OfferButton {
   action: OfferAction;
@@ -78,6 +80,13 @@ export function offerRows(offer: ChoiceOffer, locale: Locale, shape: OfferShape)
   if (controls.length > 0) rows.push(controls);
   if (rating.length > 0) rows.push(rating);
   return { rows, cut };
+}
+
+/** /start's genre question: one button a row. */
+export function genreRows(locale: Locale): OfferButton[][] {
+  return GENRES.map((genre) => [
+    { action: { kind: "genre", genre }, label: t(locale, `genre.${genre}`), tone: "choice" },
+  ]);
 }
 
 /** 👍 and 👎 on the finished chapter an offer ends (none without a chapter): they stay after the choice. */

@@ -3,6 +3,7 @@
  * that the core writes to. Adapters implement it; only the renderer
  * (src/render/stream-renderer.ts) and command handlers call it.
  */
+import type { OfferButton } from "./offer-layout.ts";
 
 /** Platform numbers the renderer must respect. */
 export interface SurfaceLimits {
@@ -52,8 +53,27 @@ export interface ChoiceResult {
   tiedWith?: number[];
 }
 
+/** How readers answer a question on a surface. */
+export interface AnswerWays {
+  /** Buttons can answer (Telegram, Discord); else the terminal lists the answers to type. */
+  buttons: boolean;
+  /** A typed answer can reply to the question's message (Telegram's ForceReply). */
+  replies: boolean;
+}
+
+/** A question the core asks (/start's genre and scenario, a suggestion). */
+export interface Prompt {
+  text: string;
+  /** Buttons answering it, in rows (drawn only where `answers.buttons`). */
+  rows: OfferButton[][];
+  /** The answer is typed as a reply to the question (where `answers.replies`). */
+  reply: boolean;
+}
+
 export interface Surface {
   readonly limits: SurfaceLimits;
+  /** How readers answer questions here (absent: typed, as in the terminal). */
+  readonly answers?: AnswerWays;
   /** Post a new message with this text; resolves once the platform accepted it. */
   post(text: string): Promise<MessageRef>;
   /** Replace the text of a message this surface posted. */
@@ -80,6 +100,11 @@ export interface Surface {
   retitle?(title: string): Promise<void>;
   /** Optional: show that a chapter is being written (a typing indicator, a status line). */
   typing?(): Promise<void>;
+  /**
+   * Optional: ask a question with its buttons or as a reply prompt; resolves with its
+   * message (replies to it answer it). Absent: the question is a notice.
+   */
+  ask?(prompt: Prompt): Promise<MessageRef | undefined>;
   /** A short notice that is not story text (status, confirmation, error). */
   notice(text: string): Promise<void>;
   /** Say a chapter failed, with a way to try again (a button, or the /retry hint in `text`). */

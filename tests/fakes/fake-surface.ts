@@ -18,11 +18,13 @@
  * expect(surface.visibleText()).toBe("...");
  */
 import type {
+  AnswerWays,
   ChoiceOffer,
   ChoiceResult,
   MessageRef,
   OutgoingFile,
   OutgoingImage,
+  Prompt,
   Surface,
   SurfaceLimits,
 } from "../../src/render/surface.ts";
@@ -32,6 +34,7 @@ export type FakeSurfaceCall =
   | { kind: "edit"; at: number; ref: MessageRef; text: string; error?: unknown }
   | { kind: "offerChoices"; at: number; offer: ChoiceOffer; ref?: MessageRef; error?: unknown }
   | { kind: "notice"; at: number; text: string; error?: unknown }
+  | { kind: "ask"; at: number; prompt: Prompt; ref?: MessageRef; error?: unknown }
   | { kind: "sendFile"; at: number; file: OutgoingFile; error?: unknown }
   | { kind: "postImage"; at: number; image: OutgoingImage; ref?: MessageRef; error?: unknown }
   | { kind: "failed"; at: number; text: string; storyId: string; error?: unknown }
@@ -43,8 +46,8 @@ export type FakeSurfaceCallKind = FakeSurfaceCall["kind"];
 /** A message as the reader currently sees it. */
 export interface FakeMessage {
   id: string;
-  /** "text" for `post`, "choices" for `offerChoices`. */
-  kind: "text" | "choices";
+  /** "text" for `post`, "choices" for `offerChoices`, "question" for `ask`. */
+  kind: "text" | "choices" | "question";
   text: string;
   /** Texts this message had, first post included. */
   history: string[];
@@ -57,6 +60,8 @@ export interface FakeMessage {
 export interface FakeSurfaceOptions {
   /** Defaults: Discord-like, 2000 characters and 1000 ms between edits. */
   limits?: Partial<SurfaceLimits>;
+  /** How questions are answered (default: buttons and replies, like Telegram). */
+  answers?: AnswerWays;
   /** Clock for call timestamps (default `Date.now`). */
   now?: () => number;
   /** How long each call takes, in ms (default 0: resolves on the next microtask). */
@@ -72,6 +77,9 @@ export class FakeSurfaceError extends Error {
 
 export class FakeSurface implements Surface {
   readonly limits: SurfaceLimits;
+  readonly answers: AnswerWays;
+  /** Questions asked, in order. */
+  readonly prompts: Prompt[] = [];
   /** Every call in order, failed ones included (they carry `error`). */
   readonly calls: FakeSurfaceCall[] = [];
   /** Messages by id, in posting order (Map iteration order). */
@@ -90,6 +98,7 @@ export class FakeSurface implements Surface {
 
   constructor(options: FakeSurfaceOptions = {}) {
     this.limits = { maxMessageLength: 2000, minEditIntervalMs: 1000, ...options.limits };
+    this.answers = options.answers ?? { buttons: true, replies: true };
     this.now = options.now ?? Date.now;
     this.latencyMs = options.latencyMs ?? 0;
     this.rejectNoOpEdits = options.rejectNoOpEdits ?? true;
@@ -122,6 +131,17 @@ export class FakeSurface implements Surface {
     return this.perform(call, () => {
       const text = offer.choices.map((choice, i) => `${i + 1}. ${choice}`).join("\n");
       const ref = this.create("choices", text, offer);
+      call.ref = ref;
+      return ref;
+    });
+  }
+
+  async ask(prompt: Prompt): Promise<MessageRef> {
+    const call: FakeSurfaceCall = { kind: "ask", at: this.now(), prompt };
+    return this.perform(call, () => {
+      this.checkText(prompt.text);
+      this.prompts.push(prompt);
+      const ref = this.create("question", prompt.text);
       call.ref = ref;
       return ref;
     });

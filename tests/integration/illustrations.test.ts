@@ -87,6 +87,7 @@ function context(storyId: string, requestId: string, moderator = true): CommandC
     surface,
     session: { storyId },
     stories: engine.stories,
+    ballots: engine.ballots,
     settings: engine.settings,
     themes: engine.themes,
     illustrations: engine.illustrations,
