@@ -14,7 +14,7 @@ export function currentStory(ctx: CommandContext): string {
 export async function storyUnderControl(ctx: CommandContext): Promise<string> {
   const storyId = currentStory(ctx);
   if (ctx.moderator) return storyId;
-  const where = await ctx.stories.whereIs(storyId);
+  const where = await ctx.queries.whereIs(storyId);
   if (where?.ownerId !== `${ctx.actor.platform}:${ctx.actor.id}`) throw new UserFacingError("error.notStarterCommand");
   return storyId;
 }

@@ -27,10 +27,10 @@ import type { CommandContext, Session } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
-import type { Audience } from "../../src/story/chapter-writer.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
+import type { Actor, Conversation } from "../../src/story/identity.ts";
 import { LIMITS } from "../../src/story/limits.ts";
-import type { Actor, Conversation } from "../../src/story/story-service.ts";
+import type { Audience } from "../../src/story/ports/audience.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { STORY_SUBCOMMANDS } from "./command-data.ts";
 import { decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
@@ -172,7 +172,7 @@ export class DiscordAdapter {
         }
         if (action.kind === "rate") {
           // Only the reader sees the tally; the message is not edited (no live counts).
-          const tally = await this.deps.stories.rate({
+          const tally = await this.deps.ratings.rate({
             chapterId: action.chapterId,
             actor: this.actor(interaction),
             value: action.value,
@@ -361,7 +361,7 @@ export class DiscordAdapter {
 
   /** A button or modal must belong to the story of the thread it was pressed in. */
   private async requireHere(storyId: string, channelId: string | null): Promise<void> {
-    const where = await this.deps.stories.whereIs(storyId);
+    const where = await this.deps.queries.whereIs(storyId);
     if (where === undefined || where.conversationId !== `discord:${channelId}`) {
       throw new UserFacingError("error.notYourStory");
     }
@@ -378,7 +378,7 @@ export class DiscordAdapter {
     let session = this.sessions.get(channel.id);
     if (session === undefined) {
       session = {};
-      const storyId = await this.deps.stories.latestIn(conversation);
+      const storyId = await this.deps.queries.latestIn(conversation);
       if (storyId !== undefined) session.storyId = storyId;
       this.sessions.set(channel.id, session);
     }
@@ -390,6 +390,8 @@ export class DiscordAdapter {
       surface: new DiscordSurface(channel, locale),
       session,
       stories: this.deps.stories,
+      queries: this.deps.queries,
+      books: this.deps.books,
       settings: this.deps.settings,
       themes: this.deps.themes,
       illustrations: this.deps.illustrations,

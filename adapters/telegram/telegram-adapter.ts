@@ -16,10 +16,10 @@ import { availableOn, type CommandContext, type CommandOutcome, type Session } f
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
-import type { Audience } from "../../src/story/chapter-writer.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
+import type { Actor, Conversation } from "../../src/story/identity.ts";
 import { LIMITS } from "../../src/story/limits.ts";
-import type { Actor, Conversation } from "../../src/story/story-service.ts";
+import type { Audience } from "../../src/story/ports/audience.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { type CallbackAction, decodeCallback, encodeCallback } from "./callback-data.ts";
 import { type ChatKind, TelegramOutbox } from "./outbox.ts";
@@ -198,7 +198,7 @@ export class TelegramAdapter {
       await ctx.surface.notice(t(ctx.locale, "error.noStory"));
       return;
     }
-    const { revision } = await this.deps.stories.state(storyId);
+    const { revision } = await this.deps.queries.state(storyId);
     await this.finish(ctx, state, await dispatch(act, { text, revision }, ctx, this.deps.log));
   }
 
@@ -274,7 +274,7 @@ export class TelegramAdapter {
 
   private async rate(action: RateAction, conversation: Conversation, actor: Actor, locale: Locale): Promise<string> {
     const { chapterId, value } = action;
-    const tally = await this.deps.stories.rate({ chapterId, actor, value, conversation });
+    const tally = await this.deps.ratings.rate({ chapterId, actor, value, conversation });
     return t(locale, "rating.thanks", tally);
   }
 
@@ -309,7 +309,7 @@ export class TelegramAdapter {
       await this.finish(ctx, state, { kind: "ask", field: "scenario", genre: action.genre });
       return undefined;
     }
-    const where = await this.deps.stories.whereIs(action.storyId);
+    const where = await this.deps.queries.whereIs(action.storyId);
     if (where === undefined || where.conversationId !== `telegram:${ctx.conversation.id}`) {
       throw new UserFacingError("error.notYourStory");
     }
@@ -395,6 +395,8 @@ export class TelegramAdapter {
       surface: this.surface(chat.id, locale),
       session: state.session,
       stories: this.deps.stories,
+      queries: this.deps.queries,
+      books: this.deps.books,
       settings: this.deps.settings,
       themes: this.deps.themes,
       illustrations: this.deps.illustrations,
@@ -413,7 +415,7 @@ export class TelegramAdapter {
     if (!state.hydrated) {
       // After a restart the chat's story is the one it played last.
       state.hydrated = true;
-      const storyId = await this.deps.stories.latestIn(conversation);
+      const storyId = await this.deps.queries.latestIn(conversation);
       if (storyId !== undefined && state.session.storyId === undefined) state.session.storyId = storyId;
     }
     return state;

@@ -81,6 +81,8 @@ async function main(): Promise<number> {
       conversation,
       locale: config.locale,
       stories: engine.stories,
+      queries: engine.queries,
+      books: engine.books,
       settings: engine.settings,
       themes: engine.themes,
       illustrations: engine.illustrations,
