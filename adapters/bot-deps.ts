@@ -1,17 +1,23 @@
 /** What a chat-platform adapter gets from the engine (src/app/wiring.ts builds it). */
 import type { AudienceRegistry } from "../src/story/audience-registry.ts";
 import type { BallotService } from "../src/story/ballot-service.ts";
-import type { IllustrationService } from "../src/story/illustrations.ts";
-import type { StoryService } from "../src/story/story-service.ts";
+import type { BookAssembler } from "../src/story/book-assembler.ts";
+import type { IllustrationPlanning } from "../src/story/illustration-planning.ts";
+import type { ChapterRatings } from "../src/story/ratings.ts";
+import type { StoryCommands } from "../src/story/story-commands.ts";
+import type { StoryQueries } from "../src/story/story-queries.ts";
 import type { ThemeService } from "../src/story/themes.ts";
 import type { WorkspaceSettingsStore } from "../src/story/workspace-settings.ts";
 
 export interface BotDeps {
-  stories: StoryService;
+  stories: StoryCommands;
+  queries: StoryQueries;
+  ratings: ChapterRatings;
+  books: BookAssembler;
   ballots: BallotService;
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
-  illustrations: IllustrationService;
+  illustrations: IllustrationPlanning;
   /** The adapter registers how its conversations are shown. */
   audiences: AudienceRegistry;
   /** Operator messages (never secrets). */

@@ -17,7 +17,8 @@ import { loadConfig } from "../src/app/config.ts";
 import { createEngine } from "../src/app/wiring.ts";
 import type { ChatRequest, ChatResult, ChatStreamEvent, ModelClient, ModelRoute, Task } from "../src/llm/types.ts";
 import type { ChoiceOffer, MessageRef, Surface } from "../src/render/surface.ts";
-import type { Conversation, WriteTicket } from "../src/story/story-service.ts";
+import type { WriteTicket } from "../src/story/chapter-job.ts";
+import type { Conversation } from "../src/story/identity.ts";
 import type { FakeOpenAiServer } from "../tests/fakes/fake-openai-server.ts";
 import type { FakeRequest } from "../tests/fakes/fake-openai-types.ts";
 import { startBenchModel } from "./harness.ts";
@@ -245,7 +246,7 @@ async function main(): Promise<void> {
       jobMs.push(performance.now() - mark.requestAt);
       marks.push(mark);
       if (mark.choicesAt === undefined) {
-        const state = await engine.stories.state(storyId);
+        const state = await engine.queries.state(storyId);
         failures.push(`chapter ${n}: no choices offered (head status ${state.head?.status ?? "none"})`);
         break;
       }

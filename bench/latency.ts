@@ -37,7 +37,8 @@ import { createEngine, type Engine } from "../src/app/wiring.ts";
 import { t } from "../src/i18n/messages.ts";
 import type { ChatRequest, ChatResult, ChatStreamEvent, ModelClient, ModelRoute, Task } from "../src/llm/types.ts";
 import type { ChoiceOffer, MessageRef, Surface } from "../src/render/surface.ts";
-import type { Conversation, WriteTicket } from "../src/story/story-service.ts";
+import type { WriteTicket } from "../src/story/chapter-job.ts";
+import type { Conversation } from "../src/story/identity.ts";
 import { engineLogger, startBenchModel } from "./harness.ts";
 import { type Distribution, distribution, option, round } from "./stats.ts";
 
@@ -301,7 +302,7 @@ async function runOne(o: RunOptions): Promise<RunResult> {
         surface.current = undefined;
         marks.push(mark);
         if (outcome === "timeout" || mark.choicesAt === undefined) {
-          const state = await engine.stories.state(storyId);
+          const state = await engine.queries.state(storyId);
           failures.push(
             `story ${s + 1} chapter ${n} (${kind}): ${outcome === "timeout" ? "no end within the timeout" : "no choices offered"}` +
               ` (head status ${state.head?.status ?? "none"})`,

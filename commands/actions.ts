@@ -129,7 +129,7 @@ async function onText(
     return { kind: "failed" };
   }
   // The revision shown now: the story service refuses what no longer applies (no choices open, say).
-  const { revision } = await ctx.stories.state(storyId);
+  const { revision } = await ctx.queries.state(storyId);
   // A number picks a choice; anything else is the reader's own action.
   if (/^\d+$/.test(text)) return run(choose, { position: text, revision }, ctx, log);
   return run(act, { text, revision }, ctx, log);

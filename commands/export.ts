@@ -18,7 +18,7 @@ export const exportStory = defineCommand(
   } as const,
   async (ctx) => {
     const storyId = currentStory(ctx);
-    const book = await ctx.stories.exportBook(storyId, ctx.locale, (ids) => ctx.illustrations.imagesOf(ids));
+    const book = await ctx.books.exportBook(storyId, ctx.locale);
     const base = `${slugify(book.title)}-${storyId.slice(-6)}`;
     const pictures = book.chapters.some((c) => c.images.length > 0);
     await send(

@@ -110,7 +110,7 @@ export const rate = defineCommand(
     if (args.value !== 1 && args.value !== -1)
       throw new UserFacingError("error.badInteger", { input: String(args.value) });
     const value = args.value;
-    const tally = await ctx.stories.rate({
+    const tally = await ctx.ratings.rate({
       chapterId: args.chapter,
       actor: ctx.actor,
       value,

@@ -10,7 +10,7 @@ export const recap = defineCommand(
     options: [],
   } as const,
   async (ctx) => {
-    const { title, chapters } = await ctx.stories.recap(currentStory(ctx));
+    const { title, chapters } = await ctx.queries.recap(currentStory(ctx));
     const lines = [t(ctx.locale, "recap.heading", { title: title || t(ctx.locale, "untitled") })];
     for (const c of chapters) lines.push(t(ctx.locale, "recap.chapter", { number: c.number, summary: c.summary }));
     await ctx.surface.notice(lines.join("\n"));

@@ -7,7 +7,7 @@ import type { CommandContext } from "./types.ts";
  * choices, or the retry hint when the head chapter failed.
  */
 export async function showState(ctx: CommandContext, storyId: string, show: { text: boolean }): Promise<void> {
-  const state = await ctx.stories.state(storyId);
+  const state = await ctx.queries.state(storyId);
   const head = state.head;
   if (head === null) return;
   if (head.status === "failed") {
@@ -22,7 +22,7 @@ export async function showState(ctx: CommandContext, storyId: string, show: { te
     );
     for (const part of splitForLimit(head.text, ctx.surface.limits.maxMessageLength)) await ctx.surface.post(part);
   }
-  if (state.choices.length > 0 && !(await ctx.stories.offerChoicesAgain(storyId))) {
+  if (state.choices.length > 0 && !(await ctx.queries.offerChoicesAgain(storyId))) {
     await ctx.surface.offerChoices({
       storyId,
       revision: state.revision,

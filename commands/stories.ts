@@ -21,7 +21,7 @@ export const stories = defineCommand(
     ],
   } as const,
   async (ctx, args) => {
-    const list = await ctx.stories.list(ctx.conversation);
+    const list = await ctx.queries.list(ctx.conversation);
     if (list.length === 0) {
       await ctx.surface.notice(t(ctx.locale, "stories.none"));
       return { kind: "done" };

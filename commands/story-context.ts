@@ -1,5 +1,5 @@
 import { UserFacingError } from "../src/story/errors.ts";
-import { conversationKey } from "../src/story/story-service.ts";
+import { conversationKey } from "../src/story/identity.ts";
 import type { CommandContext } from "./types.ts";
 
 /** The story this conversation is playing, or a reader-facing error. */
@@ -15,7 +15,7 @@ export function currentStory(ctx: CommandContext): string {
 export async function storyUnderControl(ctx: CommandContext): Promise<string> {
   const storyId = currentStory(ctx);
   if (ctx.moderator) return storyId;
-  const where = await ctx.stories.whereIs(storyId);
+  const where = await ctx.queries.whereIs(storyId);
   if (where?.ownerId !== actorKey(ctx)) throw new UserFacingError("error.notStarterCommand");
   return storyId;
 }
@@ -38,7 +38,7 @@ export async function withinQuota(ctx: CommandContext): Promise<void> {
  * button copied, forwarded or forged elsewhere is refused. Returns the story's starter.
  */
 export async function storyHere(ctx: CommandContext, storyId: string): Promise<{ ownerId: string }> {
-  const where = await ctx.stories.whereIs(storyId);
+  const where = await ctx.queries.whereIs(storyId);
   if (where === undefined || where.conversationId !== conversationKey(ctx.conversation)) {
     throw new UserFacingError("error.notYourStory");
   }
@@ -55,6 +55,6 @@ export async function hydrate(ctx: CommandContext): Promise<void> {
   if (ctx.session.hydrated === true) return;
   ctx.session.hydrated = true;
   if (ctx.session.storyId !== undefined) return;
-  const storyId = await ctx.stories.latestIn(ctx.conversation);
+  const storyId = await ctx.queries.latestIn(ctx.conversation);
   if (storyId !== undefined) ctx.session.storyId = storyId;
 }

@@ -7,8 +7,13 @@ import type { Genre } from "../src/agent/types.ts";
 import type { Locale } from "../src/i18n/locale.ts";
 import type { Surface } from "../src/render/surface.ts";
 import type { BallotService } from "../src/story/ballot-service.ts";
-import type { IllustrationService } from "../src/story/illustrations.ts";
-import type { Actor, Conversation, StoryService, WriteTicket } from "../src/story/story-service.ts";
+import type { BookAssembler } from "../src/story/book-assembler.ts";
+import type { WriteTicket } from "../src/story/chapter-job.ts";
+import type { Actor, Conversation } from "../src/story/identity.ts";
+import type { IllustrationPlanning } from "../src/story/illustration-planning.ts";
+import type { ChapterRatings } from "../src/story/ratings.ts";
+import type { StoryCommands } from "../src/story/story-commands.ts";
+import type { StoryQueries } from "../src/story/story-queries.ts";
 import type { ThemeService } from "../src/story/themes.ts";
 import type { WorkspaceSettingsStore } from "../src/story/workspace-settings.ts";
 
@@ -92,9 +97,16 @@ export interface CommandContext {
   locale: Locale;
   surface: Surface;
   session: Session;
-  stories: StoryService;
+  /** The commands that change a story. */
+  stories: StoryCommands;
+  /** Where stories stand; their choices offered again. */
+  queries: StoryQueries;
+  /** The current branch as a book (/export). */
+  books: BookAssembler;
   /** Votes, write-ins and closing a vote early. */
   ballots: BallotService;
+  /** Readers' 👍/👎 on chapters. */
+  ratings: ChapterRatings;
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
   /** The conversation is age-restricted (a Discord channel marked NSFW): adult themes may start here. */
@@ -102,7 +114,7 @@ export interface CommandContext {
   /** How the platform spells a command (Discord groups story commands under `/story`); default `/name`. */
   commandLabel?: (name: string) => string;
   /** Illustrations: /illustrate and the visual bible (/character). */
-  illustrations: IllustrationService;
+  illustrations: IllustrationPlanning;
   /** Platform id of the message or interaction carrying the command: a redelivery has the same one. */
   requestId?: string;
   /** Where refusals go when they should not be public (Discord's ephemeral replies); default: the surface. */

@@ -27,9 +27,9 @@ import type { CommandContext, Session } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
-import type { Audience } from "../../src/story/chapter-writer.ts";
+import type { Actor, Conversation } from "../../src/story/identity.ts";
 import { LIMITS } from "../../src/story/limits.ts";
-import type { Actor, Conversation } from "../../src/story/story-service.ts";
+import type { Audience } from "../../src/story/ports/audience.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { STORY_SUBCOMMANDS } from "./command-data.ts";
 import { type CustomIdAction, decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
@@ -332,6 +332,9 @@ export class DiscordAdapter {
       session,
       stories: this.deps.stories,
       ballots: this.deps.ballots,
+      ratings: this.deps.ratings,
+      queries: this.deps.queries,
+      books: this.deps.books,
       settings: this.deps.settings,
       themes: this.deps.themes,
       illustrations: this.deps.illustrations,

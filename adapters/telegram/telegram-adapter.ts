@@ -12,8 +12,8 @@ import { COMMANDS } from "../../commands/index.ts";
 import { availableOn, type CommandContext, type Session } from "../../commands/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
-import type { Audience } from "../../src/story/chapter-writer.ts";
-import type { Actor, Conversation } from "../../src/story/story-service.ts";
+import type { Actor, Conversation } from "../../src/story/identity.ts";
+import type { Audience } from "../../src/story/ports/audience.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { type CallbackAction, decodeCallback } from "./callback-data.ts";
 import { type ChatKind, TelegramOutbox } from "./outbox.ts";
@@ -223,6 +223,9 @@ export class TelegramAdapter {
       session,
       stories: this.deps.stories,
       ballots: this.deps.ballots,
+      ratings: this.deps.ratings,
+      queries: this.deps.queries,
+      books: this.deps.books,
       settings: this.deps.settings,
       themes: this.deps.themes,
       illustrations: this.deps.illustrations,

@@ -15,12 +15,19 @@ import { type Db, openDatabase } from "../store/db.ts";
 import { loadStrategyBook } from "../store/strategy-store.ts";
 import { AudienceRegistry } from "../story/audience-registry.ts";
 import { BallotService } from "../story/ballot-service.ts";
+import { BookAssembler } from "../story/book-assembler.ts";
+import { CHAPTER_JOB, type ChapterJobPayload } from "../story/chapter-job.ts";
+import { ChapterRecovery } from "../story/chapter-recovery.ts";
 import { PartsRepairer, REPAIR_JOB, type RepairJobPayload } from "../story/chapter-repair.ts";
 import { ChapterWriter } from "../story/chapter-writer.ts";
-import { ILLUSTRATION_JOB, type IllustrationJobPayload, IllustrationService } from "../story/illustrations.ts";
+import { ChoicePresenter } from "../story/choice-presenter.ts";
+import { ILLUSTRATION_JOB, IllustrationJob, type IllustrationJobPayload } from "../story/illustration-job.ts";
+import { IllustrationPlanning } from "../story/illustration-planning.ts";
 import { ModelModerator } from "../story/moderation.ts";
 import { Preplanner } from "../story/preplanner.ts";
-import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../story/story-service.ts";
+import { ChapterRatings } from "../story/ratings.ts";
+import { StoryCommands } from "../story/story-commands.ts";
+import { StoryQueries } from "../story/story-queries.ts";
 import { ThemeService } from "../story/themes.ts";
 import { WorkspaceSettingsStore } from "../story/workspace-settings.ts";
 import { RouteStore } from "../training/routes.ts";
@@ -31,11 +38,21 @@ export interface Engine {
   model: ModelClient;
   agent: StoryAgent;
   queue: JobQueue;
-  stories: StoryService;
+  /** The commands that change a story. */
+  stories: StoryCommands;
+  /** Where stories stand (and their choices offered again). */
+  queries: StoryQueries;
+  /** Readers' 👍 / 👎 on chapters. */
+  ratings: ChapterRatings;
+  /** A story's current branch as a book, for exports. */
+  books: BookAssembler;
   ballots: BallotService;
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
-  illustrations: IllustrationService;
+  /** Which pictures are drawn: budgets, the agent's proposals, /illustrate, /character. */
+  illustrations: IllustrationPlanning;
+  /** The picture job: drawing, posting, and recovery after a restart. */
+  illustrationJob: IllustrationJob;
   /** Where each conversation's chapters are shown (adapters register here). */
   audiences: AudienceRegistry;
   /** Speculative planning of offered choices, when PREPLAN is on. */
@@ -84,7 +101,7 @@ export async function createEngine(
   const preplanner = config.preplan.enabled
     ? new Preplanner(db, agent, { method: config.methods.continue, concurrency: config.preplan.concurrency, log })
     : undefined;
-  const stories = new StoryService(db, queue, moderator, preplanner);
+  const stories = new StoryCommands(db, queue, moderator, preplanner);
   const audiences = new AudienceRegistry();
   const resolve = (id: string) => audiences.resolve(id);
   const ballots = new BallotService(db, stories, resolve, {
@@ -92,6 +109,15 @@ export async function createEngine(
     ...(moderator === undefined ? {} : { moderator }),
     ...(preplanner === undefined ? {} : { preplanner }),
   });
+  // One presenter: the chapter writer offers a new chapter's choices with it, the
+  // queries offer them again (after an undo, a branch or a resume).
+  const presenter = new ChoicePresenter(
+    db,
+    resolve,
+    { log, ...(preplanner === undefined ? {} : { preplanner }) },
+    ballots,
+  );
+  const queries = new StoryQueries(db, presenter);
   const settings = new WorkspaceSettingsStore(db, {
     locale: config.locale,
     voteSeconds: config.voteSeconds,
@@ -114,15 +140,21 @@ export async function createEngine(
           timeoutMs: config.images.timeoutMs,
           maxRetries: config.maxRetries,
         }));
-  const illustrations = new IllustrationService(
+  const imageStore = new ImageStore(config.imageDir);
+  const illustrations = new IllustrationPlanning(
+    db,
+    queue,
+    settings,
+    { available: images !== undefined, cooldownSeconds: config.illustrateCooldownSeconds },
+    moderator,
+  );
+  const illustrationJob = new IllustrationJob(
     db,
     queue,
     images,
-    new ImageStore(config.imageDir),
-    settings,
+    imageStore,
     resolve,
-    { size: config.images?.size ?? "1024x1024", cooldownSeconds: config.illustrateCooldownSeconds, log },
-    moderator,
+    { size: config.images?.size ?? "1024x1024", log },
     agent,
   );
   const repairs = new PartsRepairer(db, agent, queue, { method: config.methods.continue, log });
@@ -137,13 +169,13 @@ export async function createEngine(
       repairs,
       ...(preplanner === undefined ? {} : { preplanner }),
     },
-    ballots,
+    presenter,
     illustrations,
   );
+  const recovery = new ChapterRecovery(db, queue);
   queue.handle<ChapterJobPayload>(CHAPTER_JOB, (payload, job) => writer.run(payload, job.signal));
-  queue.handle<IllustrationJobPayload>(ILLUSTRATION_JOB, (payload) => illustrations.run(payload));
+  queue.handle<IllustrationJobPayload>(ILLUSTRATION_JOB, (payload) => illustrationJob.run(payload));
   queue.handle<RepairJobPayload>(REPAIR_JOB, (payload) => repairs.run(payload));
-  stories.presentChoicesWith((storyId) => writer.reoffer(storyId));
   await ballots.resume();
   return {
     db,
@@ -151,16 +183,20 @@ export async function createEngine(
     agent,
     queue,
     stories,
+    queries,
+    ratings: new ChapterRatings(db),
+    books: new BookAssembler(db, imageStore),
     ballots,
     settings,
     themes: new ThemeService(db),
     illustrations,
+    illustrationJob,
     audiences,
     ...(preplanner === undefined ? {} : { preplanner }),
     async resume() {
-      const chapters = await stories.resumeInterrupted();
+      const chapters = await recovery.resumeInterrupted();
       if (chapters > 0) log(`resuming ${chapters} chapter(s) a restart interrupted`);
-      const pictures = await illustrations.recover();
+      const pictures = await illustrationJob.recover();
       if (pictures > 0) log(`resuming ${pictures} illustration(s) a restart interrupted`);
       const parts = await repairs.recover();
       if (parts > 0) log(`repairing the parts of ${parts} chapter(s)`);

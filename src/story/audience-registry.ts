@@ -1,4 +1,4 @@
-import type { Audience } from "./chapter-writer.ts";
+import type { Audience } from "./ports/audience.ts";
 
 type Resolver = (conversationId: string) => Audience | undefined | Promise<Audience | undefined>;
 

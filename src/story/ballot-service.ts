@@ -10,11 +10,14 @@
 import { t } from "../i18n/messages.ts";
 import type { ChoiceOffer, ChoiceResult } from "../render/surface.ts";
 import type { Db } from "../store/db.ts";
-import type { AudienceResolver, BallotOpener } from "./chapter-writer.ts";
+import type { WriteTicket } from "./chapter-job.ts";
 import { UserFacingError } from "./errors.ts";
+import { type Actor, upsertUser } from "./identity.ts";
 import { LIMITS } from "./limits.ts";
 import type { Moderator } from "./moderation.ts";
-import { type Actor, type StoryService, upsertUser, type WriteTicket } from "./story-service.ts";
+import type { AudienceResolver } from "./ports/audience.ts";
+import type { BallotOpener, BallotOpening } from "./ports/ballot-opener.ts";
+import type { StoryCommands } from "./story-commands.ts";
 
 /** Most choices a ballot may hold, write-ins included (keyboards stay readable). */
 export const MAX_BALLOT_CHOICES = 8;
@@ -51,7 +54,8 @@ export class BallotService implements BallotOpener {
 
   constructor(
     private readonly db: Db,
-    private readonly stories: StoryService,
+    /** Continues the story with a closed ballot's winner. */
+    private readonly stories: Pick<StoryCommands, "chooseByVote">,
     private readonly audiences: AudienceResolver,
     private readonly options: BallotOptions = {},
   ) {
@@ -59,7 +63,7 @@ export class BallotService implements BallotOpener {
     this.random = options.random ?? Math.random;
   }
 
-  async open(input: Parameters<BallotOpener["open"]>[0]): Promise<void> {
+  async open(input: BallotOpening): Promise<void> {
     const closesAt = new Date(Date.now() + input.windowSeconds * 1000);
     // Choices offered again (after an undo or a branch) are a new round: the old
     // ballot of the chapter closes and its votes are cleared (their outcome was

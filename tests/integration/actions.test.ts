@@ -88,6 +88,9 @@ class Room {
       session: this.session,
       stories: engine.stories,
       ballots: engine.ballots,
+      ratings: engine.ratings,
+      queries: engine.queries,
+      books: engine.books,
       settings: engine.settings,
       themes: engine.themes,
       illustrations: engine.illustrations,
@@ -112,7 +115,7 @@ class Room {
     });
     expect(result.outcome.kind).toBe("writing");
     const storyId = this.session.storyId ?? "";
-    const { revision } = await engine.stories.state(storyId);
+    const { revision } = await engine.queries.state(storyId);
     return { storyId, revision };
   }
 }
@@ -132,7 +135,7 @@ describe.each(PLATFORMS)("reader actions from %s", (platform) => {
     const chapters = await engine.db.chapter.findMany({ where: { storyId }, select: { requestedById: true } });
     expect(chapters.filter((c) => c.requestedById !== null)).toHaveLength(2);
     // Two chapters today: a third request is refused, pressed or typed, with the same words.
-    const { revision: now } = await engine.stories.state(storyId);
+    const { revision: now } = await engine.queries.state(storyId);
     const again = await room.act(pick(storyId, now));
     expect(again).toMatchObject({
       outcome: { kind: "failed" },
@@ -149,7 +152,7 @@ describe.each(PLATFORMS)("reader actions from %s", (platform) => {
     const home = new Room(platform, "home", { voting: true });
     const away = new Room(platform, "away", { voting: true });
     const { storyId, revision } = await home.startStory();
-    const head = (await engine.stories.state(storyId)).head?.id ?? "";
+    const head = (await engine.queries.state(storyId)).head?.id ?? "";
     const presses: ReaderAction[] = [
       pick(storyId, revision),
       { kind: "press", action: { kind: "vote", storyId, revision, position: 1 } },
@@ -166,7 +169,7 @@ describe.each(PLATFORMS)("reader actions from %s", (platform) => {
         reply: t("en", "error.notYourStory"),
       });
     }
-    expect((await engine.stories.state(storyId)).revision).toBe(revision);
+    expect((await engine.queries.state(storyId)).revision).toBe(revision);
   });
 
   it("lets only the starter pick, and refuses a stale pick", async () => {
@@ -205,14 +208,14 @@ describe.each(PLATFORMS)("reader actions from %s", (platform) => {
     const { storyId, revision } = await room.startStory();
     const vote: ReaderAction = { kind: "press", action: { kind: "vote", storyId, revision, position: 2 } };
     const voted = await room.act(vote, "member");
-    const { choices } = await engine.stories.state(storyId);
+    const { choices } = await engine.queries.state(storyId);
     expect(voted).toMatchObject({ reply: t("en", "vote.recorded", { label: choices[1] ?? "?" }) });
     const close: ReaderAction = { kind: "press", action: { kind: "close", storyId, revision } };
     expect(await room.act(close, "member")).toMatchObject({ alert: true, reply: t("en", "error.notStarter") });
     const closed = await room.act(close, "member", true);
     expect(closed).toMatchObject({ reply: t("en", "pick.taken", { label: choices[1] ?? "?" }) });
     expect(closed.alert).toBeUndefined();
-    expect((await engine.stories.state(storyId)).revision).toBeGreaterThan(revision);
+    expect((await engine.queries.state(storyId)).revision).toBeGreaterThan(revision);
   });
 });
 

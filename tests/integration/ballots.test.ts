@@ -5,9 +5,14 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
 import { BallotService } from "../../src/story/ballot-service.ts";
-import { type Audience, ChapterWriter } from "../../src/story/chapter-writer.ts";
+import { CHAPTER_JOB, type ChapterJobPayload } from "../../src/story/chapter-job.ts";
+import { ChapterWriter } from "../../src/story/chapter-writer.ts";
+import { ChoicePresenter } from "../../src/story/choice-presenter.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
-import { type Actor, CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../../src/story/story-service.ts";
+import type { Actor } from "../../src/story/identity.ts";
+import type { Audience } from "../../src/story/ports/audience.ts";
+import { StoryCommands } from "../../src/story/story-commands.ts";
+import { StoryQueries } from "../../src/story/story-queries.ts";
 import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 
@@ -21,7 +26,8 @@ let db: Db;
 let queue: InProcessJobQueue;
 let agent: FakeStoryAgent;
 let surface: FakeSurface;
-let stories: StoryService;
+let stories: StoryCommands;
+let queries: StoryQueries;
 let ballots: BallotService;
 let draws: number[];
 /** Actions the ballots asked to plan ahead (write-ins). */
@@ -38,15 +44,16 @@ function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false) {
       },
     },
   });
+  const presenter = new ChoicePresenter(db, () => audience, {}, ballots);
+  queries = new StoryQueries(db, presenter);
   const writer = new ChapterWriter(
     db,
     agent,
     () => audience,
     { methods: { open: "cot", continue: "cot", rewrite: "cot" }, recentChapters: 2 },
-    ballots,
+    presenter,
   );
   queue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => writer.run(p));
-  stories.presentChoicesWith((id) => writer.reoffer(id));
 }
 
 beforeEach(async () => {
@@ -55,7 +62,7 @@ beforeEach(async () => {
   queue = new InProcessJobQueue();
   agent = new FakeStoryAgent();
   surface = new FakeSurface({ limits: { maxMessageLength: 4096, minEditIntervalMs: 0 } });
-  stories = new StoryService(db, queue);
+  stories = new StoryCommands(db, queue);
   draws = [];
   plannedAhead = [];
 });
@@ -75,7 +82,7 @@ async function startStory(): Promise<{ storyId: string; revision: number }> {
     genre: "none",
   });
   await ticket.job.finished;
-  const { revision } = await stories.state(ticket.storyId);
+  const { revision } = await queries.state(ticket.storyId);
   return { storyId: ticket.storyId, revision };
 }
 
@@ -110,8 +117,8 @@ describe("ballots in a voting conversation", () => {
     const tally = await ballots.vote(storyId, revision, 2, cal);
     expect(tally.counts).toEqual([1, 2, 0]);
     expect(surface.callsOf("updateChoices").length).toBeGreaterThanOrEqual(4);
-    await until(async () => (await stories.state(storyId)).head?.number === 2);
-    await until(async () => (await stories.state(storyId)).head?.status === "done");
+    await until(async () => (await queries.state(storyId)).head?.number === 2);
+    await until(async () => (await queries.state(storyId)).head?.status === "done");
     expect(agent.inputs.at(-1)?.action).toBe("Go south 1");
     expect(surface.notices).toContain("The readers chose: “Go south 1” (2 of 3 votes).");
     const closed = surface.callsOf("closeChoices").at(-1);
@@ -153,7 +160,7 @@ describe("ballots in a voting conversation", () => {
     expect((await db.ballot.findFirstOrThrow()).status).toBe("open");
     await ballots.vote(storyId, revision, 3, bea);
     await until(async () => (await db.ballot.findFirstOrThrow()).status === "closed");
-    await until(async () => (await stories.state(storyId)).head?.number === 2);
+    await until(async () => (await queries.state(storyId)).head?.number === 2);
     expect(agent.inputs.at(-1)?.action).toBe("Wait 1");
   });
 
@@ -186,11 +193,11 @@ describe("ballots in a voting conversation", () => {
     expect((await db.ballot.findFirstOrThrow()).status).toBe("open");
     const { ticket } = await ballots.closeEarly(storyId, revision, starter, false);
     await ticket.job.finished;
-    const next = (await stories.state(storyId)).revision;
+    const next = (await queries.state(storyId)).revision;
     await ballots.vote(storyId, next, 1, bea);
     expect(await db.ballot.count({ where: { status: "open" } })).toBe(1);
     await ballots.vote(storyId, next, 3, cal);
-    await until(async () => (await stories.state(storyId)).head?.number === 3);
+    await until(async () => (await queries.state(storyId)).head?.number === 3);
     expect(agent.inputs.at(-1)?.action).toMatch(/^(Go north|Wait) 2$/);
   });
 
@@ -201,11 +208,11 @@ describe("ballots in a voting conversation", () => {
     const { ticket } = await ballots.closeEarly(storyId, revision, starter, false);
     await ticket.job.finished;
     await stories.undo(storyId);
-    expect(await stories.offerChoicesAgain(storyId)).toBe(true);
+    expect(await queries.offerChoicesAgain(storyId)).toBe(true);
     const open = await db.ballot.findMany({ where: { status: "open" } });
     expect(open).toHaveLength(1);
     expect(await db.vote.count({ where: { chapterId: open[0]?.chapterId ?? "" } })).toBe(0);
-    const { revision: now } = await stories.state(storyId);
+    const { revision: now } = await queries.state(storyId);
     const tally = await ballots.vote(storyId, now, 3, cal);
     expect(tally.counts).toEqual([0, 0, 1]);
   });
@@ -220,7 +227,7 @@ describe("ballots in a voting conversation", () => {
     const audience: Audience = { surface, locale: "en", voting: { windowSeconds: 60 } };
     const revived = new BallotService(db, stories, () => audience);
     expect(await revived.resume()).toBe(1);
-    await until(async () => (await stories.state(storyId)).head?.number === 2);
+    await until(async () => (await queries.state(storyId)).head?.number === 2);
     revived.dispose();
   });
 });

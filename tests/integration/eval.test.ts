@@ -106,7 +106,7 @@ beforeAll(async () => {
       engine.audiences.set(`console:c${i}`, { surface, locale: "en" });
       const ticket = await engine.stories.start({ actor, conversation, premise, genre: "adventure" });
       await ticket.job.finished;
-      const { revision } = await engine.stories.state(ticket.storyId);
+      const { revision } = await engine.queries.state(ticket.storyId);
       await (await engine.stories.choose(ticket.storyId, revision, 1, actor)).job.finished;
       await engine.queue.onIdle();
     }

@@ -67,7 +67,7 @@ async function start(): Promise<string> {
 }
 
 async function next(storyId: string, position = 1): Promise<void> {
-  const { revision } = await engine.stories.state(storyId);
+  const { revision } = await engine.queries.state(storyId);
   await (await engine.stories.choose(storyId, revision, position, actor)).job.finished;
   await engine.queue.onIdle();
 }
@@ -88,6 +88,9 @@ function context(storyId: string, requestId: string, moderator = true): CommandC
     session: { storyId },
     stories: engine.stories,
     ballots: engine.ballots,
+    ratings: engine.ratings,
+    queries: engine.queries,
+    books: engine.books,
     settings: engine.settings,
     themes: engine.themes,
     illustrations: engine.illustrations,
@@ -204,7 +207,7 @@ describe("illustrations", { timeout: 60_000 }, () => {
         n.startsWith("Illustration unavailable: the image model could not draw it right now."),
       ),
     ).toBe(true);
-    const state = await engine.stories.state(storyId);
+    const state = await engine.queries.state(storyId);
     expect(state.head?.status).toBe("done");
     expect(state.choices.length).toBeGreaterThan(1);
     model.setImageResponder(() => ({ kind: "refused" }));
@@ -212,7 +215,7 @@ describe("illustrations", { timeout: 60_000 }, () => {
     expect(surface.notices.at(-1)).toContain(
       "Illustration unavailable: the image model's content filter refused this scene.",
     );
-    expect((await engine.stories.state(storyId)).head?.number).toBe(2);
+    expect((await engine.queries.state(storyId)).head?.number).toBe(2);
     const rows = await engine.db.illustration.findMany({ where: { storyId }, orderBy: { createdAt: "asc" } });
     expect(rows.map((r) => [r.status, r.error])).toEqual([
       ["failed", "server"],
@@ -250,21 +253,21 @@ describe("illustrations", { timeout: 60_000 }, () => {
     await launch();
     const storyId = await start();
     const row = await engine.db.illustration.findFirstOrThrow({ where: { storyId } });
-    await engine.illustrations.run({ illustrationId: row.id });
+    await engine.illustrationJob.run({ illustrationId: row.id });
     expect(surface.images).toHaveLength(1);
     // A crash after drawing but before posting: the restart posts it, once, without drawing again.
     await engine.db.illustration.update({ where: { id: row.id }, data: { messageRef: "" } });
     const drawn = model.imageRequests().length;
-    expect(await engine.illustrations.recover()).toBe(1);
+    expect(await engine.illustrationJob.recover()).toBe(1);
     await engine.queue.onIdle();
     expect(surface.images).toHaveLength(2);
     expect(model.imageRequests()).toHaveLength(drawn);
     // A crash while drawing: the restart draws it again and posts it once.
     await engine.db.illustration.update({ where: { id: row.id }, data: { status: "drawing", messageRef: "" } });
-    await engine.illustrations.recover();
+    await engine.illustrationJob.recover();
     await engine.queue.onIdle();
     expect(surface.images).toHaveLength(3);
-    expect(await engine.illustrations.recover()).toBe(0);
+    expect(await engine.illustrationJob.recover()).toBe(0);
   });
 
   it("nothing is drawn without IMAGE_MODEL, and /illustrate says why", async () => {
@@ -300,7 +303,7 @@ describe("illustrations", { timeout: 60_000 }, () => {
   it("/export over the platform's upload limit sends the text only and says so", async () => {
     await launch();
     const storyId = await start();
-    const book = await engine.stories.exportBook(storyId, "en", (ids) => engine.illustrations.imagesOf(ids));
+    const book = await engine.books.exportBook(storyId, "en");
     // Both files with their pictures are just over the limit.
     const limit = Math.min(bookToEpub(book).byteLength, bookToMarkdownZip(book).byteLength) - 1;
     surface = new FakeSurface({ limits: { maxMessageLength: 4000, minEditIntervalMs: 0, maxUploadBytes: limit } });

@@ -48,7 +48,7 @@ async function play(e: Engine, premise: string, choices: number): Promise<string
   const t = await e.stories.start({ actor, conversation, premise, genre: "none" });
   await t.job.finished;
   for (let i = 0; i < choices; i++) {
-    const { revision } = await e.stories.state(t.storyId);
+    const { revision } = await e.queries.state(t.storyId);
     await (await e.stories.choose(t.storyId, revision, 1, actor)).job.finished;
   }
   return t.storyId;

@@ -49,7 +49,7 @@ async function play(engine: Engine, premise: string, actions: string[], by = ann
   const t = await engine.stories.start({ actor: by, conversation: where, premise, genre: "none" });
   await t.job.finished;
   for (const a of actions) {
-    const { revision } = await engine.stories.state(t.storyId);
+    const { revision } = await engine.queries.state(t.storyId);
     if (/^\d$/.test(a)) await (await engine.stories.choose(t.storyId, revision, Number(a), by)).job.finished;
     else await (await engine.stories.act(t.storyId, revision, a, by)).job.finished;
   }
@@ -80,7 +80,7 @@ beforeAll(async () => {
   // A rewrite that the readers then continued: a preference pair.
   const rewritten = await play(engine, "A story rewritten", ["1"]);
   await (await engine.stories.rewrite(rewritten, marks.rewriteDirection, ann)).job.finished;
-  const { revision } = await engine.stories.state(rewritten);
+  const { revision } = await engine.queries.state(rewritten);
   await (await engine.stories.choose(rewritten, revision, 1, ann)).job.finished;
   // A held-out story.
   const held = await play(engine, marks.heldout, ["1", "2"]);

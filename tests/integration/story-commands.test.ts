@@ -4,14 +4,21 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { showState } from "../../commands/show-state.ts";
 import type { CommandContext } from "../../commands/types.ts";
+import { ImageStore } from "../../src/art/image-store.ts";
 import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
 import { bookToMarkdown } from "../../src/story/book.ts";
+import { BookAssembler } from "../../src/story/book-assembler.ts";
+import { CHAPTER_JOB, type ChapterJobPayload } from "../../src/story/chapter-job.ts";
+import { ChapterRecovery } from "../../src/story/chapter-recovery.ts";
 import { PartsRepairer } from "../../src/story/chapter-repair.ts";
 import { ChapterWriter } from "../../src/story/chapter-writer.ts";
+import { ChoicePresenter } from "../../src/story/choice-presenter.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
+import type { Audience } from "../../src/story/ports/audience.ts";
 import { Preplanner } from "../../src/story/preplanner.ts";
-import { CHAPTER_JOB, type ChapterJobPayload, StoryService } from "../../src/story/story-service.ts";
+import { StoryCommands } from "../../src/story/story-commands.ts";
+import { StoryQueries } from "../../src/story/story-queries.ts";
 import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 
@@ -23,7 +30,8 @@ let db: Db;
 let queue: InProcessJobQueue;
 let agent: FakeStoryAgent;
 let surface: FakeSurface;
-let stories: StoryService;
+let stories: StoryCommands;
+let queries: StoryQueries;
 let writer: ChapterWriter;
 /** Chapters the writer queued for a background repair of their parts. */
 let queuedRepairs: string[];
@@ -34,17 +42,26 @@ beforeEach(async () => {
   queue = new InProcessJobQueue({ concurrency: 2 });
   agent = new FakeStoryAgent();
   surface = new FakeSurface({ limits: { maxMessageLength: 2000, minEditIntervalMs: 0 } });
-  stories = new StoryService(db, queue);
+  stories = new StoryCommands(db, queue);
+  const audiences = (id: string): Audience | undefined => (id === "console:c1" ? { surface, locale: "en" } : undefined);
+  const presenter = new ChoicePresenter(db, audiences);
+  queries = new StoryQueries(db, presenter);
   queuedRepairs = [];
-  writer = new ChapterWriter(db, agent, (id) => (id === "console:c1" ? { surface, locale: "en" } : undefined), {
-    methods: { open: "cot", continue: "react", rewrite: "reflexion" },
-    recentChapters: 2,
-    repairs: {
-      enqueue: async (id) => {
-        queuedRepairs.push(id);
+  writer = new ChapterWriter(
+    db,
+    agent,
+    audiences,
+    {
+      methods: { open: "cot", continue: "react", rewrite: "reflexion" },
+      recentChapters: 2,
+      repairs: {
+        enqueue: async (id) => {
+          queuedRepairs.push(id);
+        },
       },
     },
-  });
+    presenter,
+  );
   queue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => writer.run(p));
 });
 
@@ -69,10 +86,10 @@ async function expectUserError(promise: Promise<unknown>, id: string) {
   await expect(promise).rejects.toSatisfy((e: unknown) => e instanceof UserFacingError && e.id === id);
 }
 
-describe("StoryService with real SQLite", () => {
+describe("story commands and queries with real SQLite", () => {
   it("start writes chapter 1 as done with its text, choices, cast and agent runs", async () => {
     const storyId = await startStory();
-    const state = await stories.state(storyId);
+    const state = await queries.state(storyId);
     expect(state.title).toBe("The Fake Tale");
     expect(state.head?.number).toBe(1);
     expect(state.head?.status).toBe("done");
@@ -88,18 +105,19 @@ describe("StoryService with real SQLite", () => {
 
   it("choices shown again without a presenter still name their chapter (the rating row rates it)", async () => {
     const storyId = await startStory();
-    const head = (await stories.state(storyId)).head;
-    const ctx = { stories, surface, locale: "en" } as unknown as CommandContext;
+    const head = (await queries.state(storyId)).head;
+    const withoutPresenter = new StoryQueries(db, { reoffer: async () => false });
+    const ctx = { queries: withoutPresenter, surface, locale: "en" } as unknown as CommandContext;
     await showState(ctx, storyId, { text: false });
     expect(surface.callsOf("offerChoices").at(-1)?.offer.chapterId).toBe(head?.id);
   });
 
   it("a choice continues the story with that choice as the action and records it as the outcome", async () => {
     const storyId = await startStory();
-    const { revision } = await stories.state(storyId);
+    const { revision } = await queries.state(storyId);
     const ticket = await stories.choose(storyId, revision, 2);
     await ticket.job.finished;
-    const state = await stories.state(storyId);
+    const state = await queries.state(storyId);
     expect(state.head?.number).toBe(2);
     expect(agent.inputs.at(-1)?.action).toBe("Go south 1");
     expect(agent.inputs.at(-1)?.method).toBe("react");
@@ -114,7 +132,7 @@ describe("StoryService with real SQLite", () => {
 
   it("the same choice sent twice writes one chapter: the second is refused as stale", async () => {
     const storyId = await startStory();
-    const { revision } = await stories.state(storyId);
+    const { revision } = await queries.state(storyId);
     const first = await stories.choose(storyId, revision, 1);
     await expectUserError(stories.choose(storyId, revision, 1), "error.stale");
     await first.job.finished;
@@ -123,11 +141,11 @@ describe("StoryService with real SQLite", () => {
 
   it("a choice out of range, an empty or overlong action change nothing", async () => {
     const storyId = await startStory();
-    const before = await stories.state(storyId);
+    const before = await queries.state(storyId);
     await expectUserError(stories.choose(storyId, before.revision, 4), "error.choiceOutOfRange");
     await expectUserError(stories.act(storyId, before.revision, "   "), "error.emptyAction");
     await expectUserError(stories.act(storyId, before.revision, "x".repeat(501)), "error.actionTooLong");
-    const after = await stories.state(storyId);
+    const after = await queries.state(storyId);
     expect(after.revision).toBe(before.revision);
     expect(await db.chapter.count({ where: { storyId } })).toBe(1);
   });
@@ -143,23 +161,23 @@ describe("StoryService with real SQLite", () => {
 
   it("commands are refused while a chapter is being written", async () => {
     const storyId = await startStory();
-    const { revision } = await stories.state(storyId);
+    const { revision } = await queries.state(storyId);
     agent.hold();
     const ticket = await stories.act(storyId, revision, "I open the door");
     await expectUserError(stories.undo(storyId), "error.busy");
     await expectUserError(stories.rewrite(storyId, "darker"), "error.busy");
     agent.release();
     await ticket.job.finished;
-    expect((await stories.state(storyId)).head?.number).toBe(2);
+    expect((await queries.state(storyId)).head?.number).toBe(2);
   });
 
   it("undo at chapter 1 is refused; undo later moves the head back and keeps the undone chapter", async () => {
     const storyId = await startStory();
     await expectUserError(stories.undo(storyId), "error.undoFirst");
-    const s1 = await stories.state(storyId);
+    const s1 = await queries.state(storyId);
     await (await stories.act(storyId, s1.revision, "I run")).job.finished;
     expect(await stories.undo(storyId)).toBe(1);
-    const s2 = await stories.state(storyId);
+    const s2 = await queries.state(storyId);
     expect(s2.head?.number).toBe(1);
     expect(s2.choices).toHaveLength(3);
     const undone = await db.chapter.findFirstOrThrow({ where: { storyId, number: 2 }, include: { reactions: true } });
@@ -169,9 +187,9 @@ describe("StoryService with real SQLite", () => {
 
   it("rewrite writes a sibling with the direction and keeps the original as a branch", async () => {
     const storyId = await startStory();
-    const s1 = await stories.state(storyId);
+    const s1 = await queries.state(storyId);
     await (await stories.act(storyId, s1.revision, "I run")).job.finished;
-    const original = await stories.state(storyId);
+    const original = await queries.state(storyId);
     const ticket = await stories.rewrite(storyId, "make the ending happier");
     await ticket.job.finished;
     const input = agent.inputs.at(-1);
@@ -179,7 +197,7 @@ describe("StoryService with real SQLite", () => {
     expect(input?.direction).toBe("make the ending happier");
     expect(input?.replacing?.text).toBe(original.head?.text);
     expect(input?.action).toBe("I run");
-    const now = await stories.state(storyId);
+    const now = await queries.state(storyId);
     expect(now.head?.number).toBe(2);
     expect(now.head?.id).not.toBe(original.head?.id);
     expect(await db.chapter.count({ where: { storyId, number: 2 } })).toBe(2);
@@ -193,33 +211,35 @@ describe("StoryService with real SQLite", () => {
   it("branch continues from an earlier chapter; the next chapter is its child and memory excludes the old branch", async () => {
     const storyId = await startStory();
     for (const action of ["I run", "I hide"]) {
-      const s = await stories.state(storyId);
+      const s = await queries.state(storyId);
       await (await stories.act(storyId, s.revision, action)).job.finished;
     }
     await expectUserError(stories.branch(storyId, 9), "error.branchRange");
     await expectUserError(stories.branch(storyId, 3), "error.branchSame");
     await stories.branch(storyId, 1);
-    const s = await stories.state(storyId);
+    const s = await queries.state(storyId);
     expect(s.head?.number).toBe(1);
     await (await stories.act(storyId, s.revision, "I fly")).job.finished;
     const input = agent.inputs.at(-1);
     expect(input?.story.chapters.map((c) => c.action)).toEqual([""]);
-    const recap = await stories.recap(storyId);
+    const recap = await queries.recap(storyId);
     expect(recap.chapters.map((c) => c.summary)).toEqual([
       "Summary of chapter 1: A ghost detective in Shanghai",
       "Summary of chapter 2: I fly",
     ]);
-    const markdown = bookToMarkdown(await stories.exportBook(storyId, "en"));
+    const markdown = bookToMarkdown(
+      await new BookAssembler(db, new ImageStore(join(dir, "images"))).exportBook(storyId, "en"),
+    );
     expect(markdown).toContain("I fly");
     expect(markdown).not.toContain("I hide");
   });
 
   it("a stream cut mid-chapter leaves the chapter failed without its text; retry writes it", async () => {
     const storyId = await startStory();
-    const s = await stories.state(storyId);
+    const s = await queries.state(storyId);
     agent.failNext("cut", "Half a sentence");
     await (await stories.act(storyId, s.revision, "I jump")).job.finished;
-    const failed = await stories.state(storyId);
+    const failed = await queries.state(storyId);
     expect(failed.head?.status).toBe("failed");
     expect(failed.head?.text).toBe("");
     expect(failed.choices).toEqual([]);
@@ -227,7 +247,7 @@ describe("StoryService with real SQLite", () => {
     expect(surface.notices.at(-1)).toContain("/retry");
     await expectUserError(stories.act(storyId, failed.revision, "again"), "error.noChoices");
     await (await stories.retry(storyId)).job.finished;
-    const retried = await stories.state(storyId);
+    const retried = await queries.state(storyId);
     expect(retried.head?.status).toBe("done");
     expect(retried.head?.id).toBe(failed.head?.id);
     await expectUserError(stories.retry(storyId), "error.notFailed");
@@ -235,11 +255,11 @@ describe("StoryService with real SQLite", () => {
 
   it("a display failure mid-stream still saves the finished chapter", async () => {
     const storyId = await startStory();
-    const s = await stories.state(storyId);
+    const s = await queries.state(storyId);
     surface.failNextPost();
     surface.failNextPost();
     await (await stories.act(storyId, s.revision, "I shout")).job.finished;
-    const state = await stories.state(storyId);
+    const state = await queries.state(storyId);
     expect(state.head?.status).toBe("done");
     expect(state.head?.text).toContain("I shout");
     expect(state.choices).toHaveLength(3);
@@ -247,20 +267,20 @@ describe("StoryService with real SQLite", () => {
 
   it("a chapter that cannot be saved is marked failed, not left writing, and the reader is told", async () => {
     const storyId = await startStory();
-    const s = await stories.state(storyId);
+    const s = await queries.state(storyId);
     agent.corruptNext();
     const outcome = await (await stories.act(storyId, s.revision, "I run")).job.finished;
     expect(outcome.ok).toBe(false);
-    const state = await stories.state(storyId);
+    const state = await queries.state(storyId);
     expect(state.head?.status).toBe("failed");
     expect(surface.notices.at(-1)).toContain("Something went wrong on our side");
     await (await stories.retry(storyId)).job.finished;
-    expect((await stories.state(storyId)).head?.status).toBe("done");
+    expect((await queries.state(storyId)).head?.status).toBe("done");
   });
 
   it("after a crash, a chapter left writing resumes on its own in the messages it had shown, choices once", async () => {
     const storyId = await startStory();
-    const s = await stories.state(storyId);
+    const s = await queries.state(storyId);
     // The process died mid-chapter: the chapter was claimed and had shown its first words.
     const shown = await surface.post("Chapter 2\n\nChapter 2 text about ");
     const chapter = await db.chapter.create({
@@ -281,10 +301,10 @@ describe("StoryService with real SQLite", () => {
     const offersBefore = surface.calls.filter((c) => c.kind === "offerChoices").length;
     const postsBefore = surface.calls.filter((c) => c.kind === "post").length;
 
-    expect(await stories.resumeInterrupted()).toBe(1);
+    expect(await new ChapterRecovery(db, queue).resumeInterrupted()).toBe(1);
     await queue.onIdle();
 
-    const state = await stories.state(storyId);
+    const state = await queries.state(storyId);
     expect(state.head?.status).toBe("done");
     expect(state.head?.text).toBe("Chapter 2 text about I wait.\n\nIt goes on.");
     expect(agent.inputs.at(-1)?.resume).toEqual({ prose: "Chapter 2 text about ", complete: false });
@@ -297,11 +317,11 @@ describe("StoryService with real SQLite", () => {
 
   it("readers are told the chapter is still being written once the model's retries waited 3 s", async () => {
     const storyId = await startStory();
-    const s = await stories.state(storyId);
+    const s = await queries.state(storyId);
     agent.waitNext(1000, 1500);
     await (await stories.act(storyId, s.revision, "I wait")).job.finished;
     expect(surface.notices.filter((n) => n.startsWith("Still writing"))).toEqual([]);
-    const s2 = await stories.state(storyId);
+    const s2 = await queries.state(storyId);
     agent.waitNext(1000, 1500, 800, 2000);
     await (await stories.act(storyId, s2.revision, "I wait again")).job.finished;
     expect(surface.notices.filter((n) => n.startsWith("Still writing"))).toHaveLength(1);
@@ -309,7 +329,7 @@ describe("StoryService with real SQLite", () => {
 
   it("a chapter whose parts failed is kept with a Continue choice, then repaired in the background", async () => {
     const storyId = await startStory();
-    const s = await stories.state(storyId);
+    const s = await queries.state(storyId);
     agent.failPartsNext();
     const ticket = await stories.act(storyId, s.revision, "I wait");
     await ticket.job.finished;
@@ -317,7 +337,7 @@ describe("StoryService with real SQLite", () => {
     expect(row.status).toBe("done");
     expect(row.needsRepair).toBe(true);
     expect(row.title).toBe("Chapter 2 text about I wait.");
-    expect((await stories.state(storyId)).choices).toEqual(["Continue"]);
+    expect((await queries.state(storyId)).choices).toEqual(["Continue"]);
     expect(surface.calls.filter((c) => c.kind === "offerChoices").at(-1)?.offer.allowWriteIn).toBe(true);
     expect(queuedRepairs).toEqual([ticket.chapterId]);
 
@@ -328,7 +348,7 @@ describe("StoryService with real SQLite", () => {
     expect(repaired.title).toBe("Repaired title 2");
     expect(repaired.summary).toBe("Repaired summary of chapter 2");
     // The choices the reader was offered stay.
-    expect((await stories.state(storyId)).choices).toEqual(["Continue"]);
+    expect((await queries.state(storyId)).choices).toEqual(["Continue"]);
     // Twice is harmless.
     await repairer.run({ chapterId: ticket.chapterId });
     expect(agent.repaired).toEqual([2]);
@@ -337,7 +357,7 @@ describe("StoryService with real SQLite", () => {
 
   it("a chapter job delivered twice writes the chapter once", async () => {
     const storyId = await startStory();
-    const s = await stories.state(storyId);
+    const s = await queries.state(storyId);
     const ticket = await stories.act(storyId, s.revision, "I knock");
     await ticket.job.finished;
     await writer.run({ chapterId: ticket.chapterId });
@@ -349,7 +369,7 @@ describe("StoryService with real SQLite", () => {
   it("old chapters are folded into a rolling summary stored on the branch", async () => {
     const storyId = await startStory();
     for (let i = 0; i < 8; i++) {
-      const s = await stories.state(storyId);
+      const s = await queries.state(storyId);
       await (await stories.act(storyId, s.revision, `step ${i}`)).job.finished;
     }
     expect(agent.summaries.length).toBeGreaterThan(0);
@@ -361,15 +381,15 @@ describe("StoryService with real SQLite", () => {
 
   it("lists the stories of this conversation only, with their current chapter", async () => {
     const storyId = await startStory();
-    const list = await stories.list(conversation);
+    const list = await queries.list(conversation);
     expect(list).toEqual([expect.objectContaining({ storyId, title: "The Fake Tale", chapter: 1 })]);
-    expect(await stories.list({ ...conversation, id: "another-chat" })).toEqual([]);
+    expect(await queries.list({ ...conversation, id: "another-chat" })).toEqual([]);
   });
 });
 
 describe("planning ahead (PREPLAN)", () => {
   let planQueue: InProcessJobQueue;
-  let planned: StoryService;
+  let planned: StoryCommands;
   let preplanner: Preplanner;
 
   beforeEach(() => {
@@ -380,12 +400,15 @@ describe("planning ahead (PREPLAN)", () => {
         if (text.includes("forbidden")) throw new UserFacingError("error.moderated", { reason: "no" });
       },
     };
-    planned = new StoryService(db, planQueue, moderator, preplanner);
-    const planningWriter = new ChapterWriter(db, agent, () => ({ surface, locale: "en" }), {
-      methods: { open: "cot", continue: "react", rewrite: "reflexion" },
-      recentChapters: 2,
-      preplanner,
-    });
+    planned = new StoryCommands(db, planQueue, moderator, preplanner);
+    const audiences = () => ({ surface, locale: "en" as const });
+    const planningWriter = new ChapterWriter(
+      db,
+      agent,
+      audiences,
+      { methods: { open: "cot", continue: "react", rewrite: "reflexion" }, recentChapters: 2, preplanner },
+      new ChoicePresenter(db, audiences, { preplanner }),
+    );
     planQueue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => planningWriter.run(p));
   });
   afterEach(async () => {
@@ -410,7 +433,7 @@ describe("planning ahead (PREPLAN)", () => {
     const storyId = await offered();
     expect(agent.planned.map((i) => i.action)).toEqual(["Go north 1", "Go south 1", "Wait 1"]);
     expect(agent.planned.every((i) => i.method === "react" && i.chapterNumber === 2)).toBe(true);
-    const s = await planned.state(storyId);
+    const s = await queries.state(storyId);
     await (await planned.choose(storyId, s.revision, 2)).job.finished;
     expect(agent.inputs.at(-1)?.action).toBe("Go south 1");
     expect(agent.writeOptions.at(-1)?.plan).toBeDefined();
@@ -424,7 +447,7 @@ describe("planning ahead (PREPLAN)", () => {
 
   it("a typed action refused by moderation leaves no plan behind; the choices' plans stay", async () => {
     const storyId = await offered();
-    const s = await planned.state(storyId);
+    const s = await queries.state(storyId);
     await expectUserError(planned.act(storyId, s.revision, "something forbidden"), "error.moderated");
     expect(agent.planned.map((i) => i.action)).toContain("something forbidden");
     expect(preplanner.pending).toBe(3);
@@ -436,7 +459,7 @@ describe("planning ahead (PREPLAN)", () => {
     agent.summarizeDelayMs = 50;
     const storyId = await offered();
     for (let n = 2; n <= 9; n++) {
-      const s = await planned.state(storyId);
+      const s = await queries.state(storyId);
       await (await planned.choose(storyId, s.revision, 1)).job.finished;
       expect(agent.writeOptions.at(-1)?.plan, `chapter ${n}`).toBeDefined();
       const want = agent.planned.length + 3;
@@ -469,7 +492,7 @@ describe("planning ahead (PREPLAN)", () => {
 
   it("a typed action is planned the moment it arrives; a plan is discarded when the story changed under it", async () => {
     const storyId = await offered();
-    const s = await planned.state(storyId);
+    const s = await queries.state(storyId);
     await (await planned.act(storyId, s.revision, "I sing")).job.finished;
     expect(agent.planned.map((i) => i.action)).toContain("I sing");
     expect(agent.writeOptions.at(-1)?.plan).toBeDefined();
@@ -477,7 +500,7 @@ describe("planning ahead (PREPLAN)", () => {
     for (let i = 0; i < 100 && agent.planned.length < 6; i++) await new Promise((r) => setTimeout(r, 5));
     // A character's look changed after the plans were made: the chapter's input differs.
     await db.character.updateMany({ where: { storyId }, data: { appearance: "a green hat" } });
-    const s2 = await planned.state(storyId);
+    const s2 = await queries.state(storyId);
     await (await planned.choose(storyId, s2.revision, 1)).job.finished;
     expect(agent.writeOptions.at(-1)?.plan).toBeUndefined();
   });
@@ -501,17 +524,24 @@ describe("saving a chapter", () => {
     });
     const logs: string[] = [];
     const flakyQueue = new InProcessJobQueue({ concurrency: 1 });
-    const flakyStories = new StoryService(db, flakyQueue);
-    const flakyWriter = new ChapterWriter(flaky, agent, () => ({ surface, locale: "en" }), {
-      methods: { open: "cot", continue: "react", rewrite: "reflexion" },
-      recentChapters: 2,
-      log: (m) => logs.push(m),
-    });
+    const flakyStories = new StoryCommands(db, flakyQueue);
+    const audiences = () => ({ surface, locale: "en" as const });
+    const flakyWriter = new ChapterWriter(
+      flaky,
+      agent,
+      audiences,
+      {
+        methods: { open: "cot", continue: "react", rewrite: "reflexion" },
+        recentChapters: 2,
+        log: (m) => logs.push(m),
+      },
+      new ChoicePresenter(flaky, audiences),
+    );
     flakyQueue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => flakyWriter.run(p));
     try {
       const ticket = await flakyStories.start({ actor, conversation, premise: "A lighthouse", genre: "none" });
       await ticket.job.finished;
-      expect((await flakyStories.state(ticket.storyId)).head?.status).toBe("done");
+      expect((await queries.state(ticket.storyId)).head?.status).toBe("done");
       expect(failures).toBe(0);
       expect(logs.some((l) => l.includes("saving failed once, trying again"))).toBe(true);
     } finally {
@@ -523,13 +553,20 @@ describe("saving a chapter", () => {
 describe("shutting down", () => {
   it("a chapter stopped when the queue's grace is over stays resumable, and the next start completes it", async () => {
     const first = new InProcessJobQueue({ concurrency: 1 });
-    const firstStories = new StoryService(db, first);
+    const firstStories = new StoryCommands(db, first);
+    const audiences = () => ({ surface, locale: "en" as const });
     const writerOf = (log?: (m: string) => void) =>
-      new ChapterWriter(db, agent, () => ({ surface, locale: "en" }), {
-        methods: { open: "cot", continue: "react", rewrite: "reflexion" },
-        recentChapters: 2,
-        ...(log === undefined ? {} : { log }),
-      });
+      new ChapterWriter(
+        db,
+        agent,
+        audiences,
+        {
+          methods: { open: "cot", continue: "react", rewrite: "reflexion" },
+          recentChapters: 2,
+          ...(log === undefined ? {} : { log }),
+        },
+        new ChoicePresenter(db, audiences),
+      );
     const logs: string[] = [];
     const stopping = writerOf((m) => logs.push(m));
     first.handle<ChapterJobPayload>(CHAPTER_JOB, (p, job) => stopping.run(p, job.signal));
@@ -546,10 +583,9 @@ describe("shutting down", () => {
 
     // The next start.
     const second = new InProcessJobQueue({ concurrency: 1 });
-    const secondStories = new StoryService(db, second);
     const resuming = writerOf();
     second.handle<ChapterJobPayload>(CHAPTER_JOB, (p, job) => resuming.run(p, job.signal));
-    expect(await secondStories.resumeInterrupted()).toBe(1);
+    expect(await new ChapterRecovery(db, second).resumeInterrupted()).toBe(1);
     await second.onIdle();
     expect((await db.chapter.findUniqueOrThrow({ where: { id: ticket.chapterId } })).status).toBe("done");
     await second.close();

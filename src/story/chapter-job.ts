@@ -1,0 +1,42 @@
+/**
+ * The chapter job as the story commands and start-up recovery enqueue it: its name,
+ * payload and idempotency key, and the ticket a request gets back. The job itself is
+ * src/story/chapter-writer.ts.
+ */
+import type { EnqueuedJob, JobQueue } from "../jobs/job-queue.ts";
+
+export const CHAPTER_JOB = "chapter";
+
+export interface ChapterJobPayload {
+  chapterId: string;
+}
+
+/** A request that led to a chapter being written; `job.finished` settles when it is. */
+export interface WriteTicket {
+  storyId: string;
+  chapterId: string;
+  number: number;
+  /** The choice or action the chapter continues from, when there is one. */
+  action?: string;
+  job: EnqueuedJob;
+}
+
+/** Chapter statuses of a chapter still to be written: nothing else may change its story meanwhile. */
+export const BUSY: ReadonlySet<string> = new Set(["pending", "writing"]);
+
+/**
+ * Enqueue the chapter job under the key `chapter:<id>:r<revision>`: a doubled request
+ * (same revision) enqueues it once.
+ */
+export async function enqueueChapter(
+  queue: JobQueue,
+  chapter: { storyId: string; chapterId: string; number: number; revision: number },
+): Promise<WriteTicket> {
+  const { storyId, chapterId, number, revision } = chapter;
+  const job = await queue.enqueue<ChapterJobPayload>(
+    CHAPTER_JOB,
+    { chapterId },
+    { key: `chapter:${chapterId}:r${revision}` },
+  );
+  return { storyId, chapterId, number, job };
+}

@@ -1,0 +1,289 @@
+/**
+ * The commands that change a story: each goes through here in one transaction,
+ * guarded by the story's revision so a stale or doubled request changes nothing.
+ * Chapter writing is enqueued as a job (src/story/chapter-job.ts).
+ */
+import { randomUUID } from "node:crypto";
+import type { Genre } from "../agent/types.ts";
+import { artStyleFor } from "../art/visual-bible.ts";
+import type { JobQueue } from "../jobs/job-queue.ts";
+import type { Db } from "../store/db.ts";
+import { enqueueChapter, type WriteTicket } from "./chapter-job.ts";
+import { UserFacingError } from "./errors.ts";
+import { type Actor, type Conversation, conversationKey, findUserId, upsertUser } from "./identity.ts";
+import { LIMITS } from "./limits.ts";
+import type { Moderator } from "./moderation.ts";
+import type { Preplanner } from "./preplanner.ts";
+import { type ReactionInput, recordReaction } from "./reactions.ts";
+import { loadChain } from "./snapshot.ts";
+import { type HeadChapter, StoryRevisions } from "./story-revisions.ts";
+
+export class StoryCommands {
+  private readonly revisions: StoryRevisions;
+
+  constructor(
+    private readonly db: Db,
+    private readonly queue: JobQueue,
+    /** Checks what readers write in (scenarios, own actions) when a moderation model is configured. */
+    private readonly moderator?: Moderator,
+    /** Plans a reader's own action as soon as it arrives, alongside moderation and the commit (PREPLAN on). */
+    private readonly preplanner?: Pick<Preplanner, "planAction" | "forget">,
+  ) {
+    this.revisions = new StoryRevisions(db);
+  }
+
+  /** Create a story and enqueue chapter 1. */
+  async start(input: {
+    actor: Actor;
+    conversation: Conversation;
+    premise: string;
+    genre: Genre;
+    /** Content rating when no theme sets one (the workspace's setting). */
+    rating?: string;
+    /** short | medium | long (the workspace's setting). */
+    chapterLength?: string;
+    /** A moderators' theme: its rules bind the story, its rating and art style become the story's. */
+    theme?: { id: string; rating: string; artStyle?: string };
+  }): Promise<WriteTicket> {
+    const premise = input.premise.trim();
+    if (premise === "") throw new UserFacingError("error.emptyScenario");
+    if (premise.length > LIMITS.scenario) {
+      throw new UserFacingError("error.scenarioTooLong", { length: premise.length, max: LIMITS.scenario });
+    }
+    const { actor, conversation } = input;
+    const rating = input.theme?.rating ?? input.rating ?? "general";
+    await this.moderator?.check(premise, rating);
+    const created = await this.db.$transaction(async (tx) => {
+      const user = await upsertUser(tx, actor);
+      const workspace = await tx.workspace.upsert({
+        where: { platform_externalId: { platform: conversation.platform, externalId: conversation.workspaceId } },
+        create: { platform: conversation.platform, externalId: conversation.workspaceId, settings: {} },
+        update: {},
+      });
+      const story = await tx.story.create({
+        data: {
+          workspaceId: workspace.id,
+          ownerId: user.id,
+          conversationId: conversationKey(conversation),
+          premise,
+          genre: input.genre,
+          rating,
+          chapterLength: input.chapterLength ?? "medium",
+          // Fixed at the start, like the cast's looks: every picture of the story shares it.
+          artStyle: artStyleFor(input.theme?.artStyle, input.genre),
+          ...(input.theme === undefined ? {} : { themeId: input.theme.id }),
+          bible: {},
+          arc: {},
+          revision: 1,
+        },
+      });
+      const chapter = await tx.chapter.create({
+        data: {
+          storyId: story.id,
+          number: 1,
+          task: "open",
+          requestedById: user.id,
+          requestKey: `${story.id}:r0`,
+          bibleUpdates: {},
+          messageRefs: [],
+        },
+      });
+      await tx.story.update({ where: { id: story.id }, data: { headChapterId: chapter.id } });
+      return { storyId: story.id, chapterId: chapter.id };
+    });
+    return this.enqueue(created.storyId, created.chapterId, 1, 1);
+  }
+
+  /** Continue with choice `position` (1-based) of the head chapter. */
+  async choose(storyId: string, revision: number, position: number, by?: Actor): Promise<WriteTicket> {
+    return this.continueWith(storyId, revision, by, async (head) => {
+      const choices = head.choices;
+      if (choices.length === 0) throw new UserFacingError("error.noChoices");
+      const choice = choices[position - 1];
+      if (choice === undefined || !Number.isInteger(position)) {
+        throw new UserFacingError("error.choiceOutOfRange", { input: position, max: choices.length });
+      }
+      return { action: choice.label, reaction: { kind: "choice", data: { position, label: choice.label } } };
+    });
+  }
+
+  /** Continue with the winner of a closed ballot (see BallotService). */
+  async chooseByVote(
+    storyId: string,
+    revision: number,
+    position: number,
+    result: { counts: number[]; turnout: number; tieBroken: boolean },
+  ): Promise<WriteTicket> {
+    return this.continueWith(storyId, revision, undefined, async (head) => {
+      const choice = head.choices[position - 1];
+      if (choice === undefined) throw new UserFacingError("error.choiceOutOfRange", { input: position, max: 0 });
+      return { action: choice.label, reaction: { kind: "vote", data: { position, label: choice.label, ...result } } };
+    });
+  }
+
+  /** Continue with the reader's own action. */
+  async act(storyId: string, revision: number, text: string, by?: Actor): Promise<WriteTicket> {
+    const action = text.trim();
+    if (action === "") throw new UserFacingError("error.emptyAction");
+    if (action.length > LIMITS.action) {
+      throw new UserFacingError("error.actionTooLong", { length: action.length, max: LIMITS.action });
+    }
+    return this.continueWith(storyId, revision, by, async (head) => {
+      // Planned the moment it arrives: the plan runs while it is checked and committed.
+      await this.preplanner?.planAction(storyId, action);
+      try {
+        await this.moderator?.check(action, head.rating);
+      } catch (error) {
+        this.preplanner?.forget(storyId, action);
+        throw error;
+      }
+      return { action, reaction: { kind: "action", data: { action } } };
+    });
+  }
+
+  private async continueWith(
+    storyId: string,
+    revision: number,
+    by: Actor | undefined,
+    decide: (head: HeadChapter) => Promise<{ action: string; reaction: ReactionInput }>,
+  ): Promise<WriteTicket> {
+    const { head } = await this.revisions.idleHead(storyId, revision);
+    if (head.status !== "done") throw new UserFacingError("error.noChoices");
+    const { action, reaction } = await decide(head);
+    const requestedById = by === undefined ? undefined : (await upsertUser(this.db, by)).id;
+    const chapterId = randomUUID();
+    await this.revisions.commit(storyId, revision, chapterId, [
+      this.db.chapter.create({
+        data: {
+          id: chapterId,
+          storyId,
+          parentId: head.id,
+          number: head.number + 1,
+          task: "continue",
+          action,
+          ...(requestedById === undefined ? {} : { requestedById }),
+          requestKey: `${storyId}:r${revision}`,
+          bibleUpdates: {},
+          messageRefs: [],
+        },
+        select: { id: true },
+      }),
+      recordReaction(this.db, head.id, reaction),
+    ]);
+    return { ...(await this.enqueue(storyId, chapterId, head.number + 1, revision + 1)), action };
+  }
+
+  /** Regenerate the head chapter with a direction; the old one stays as a branch. */
+  async rewrite(storyId: string, direction: string, by?: Actor): Promise<WriteTicket> {
+    const dir = direction.trim();
+    if (dir.length > LIMITS.direction) {
+      throw new UserFacingError("error.directionTooLong", { length: dir.length, max: LIMITS.direction });
+    }
+    const { story, head } = await this.revisions.idleHead(storyId);
+    if (head.status !== "done") throw new UserFacingError("error.noChoices");
+    const chapterId = randomUUID();
+    await this.revisions.commit(storyId, story.revision, chapterId, [
+      this.db.chapter.create({
+        data: {
+          id: chapterId,
+          storyId,
+          parentId: head.parentId,
+          number: head.number,
+          task: head.number === 1 ? "open" : "rewrite",
+          action: head.action,
+          direction: dir,
+          rewriteOfId: head.id,
+          ...(by === undefined ? {} : { requestedById: (await upsertUser(this.db, by)).id }),
+          requestKey: `${storyId}:r${story.revision}`,
+          bibleUpdates: {},
+          messageRefs: [],
+        },
+        select: { id: true },
+      }),
+      recordReaction(this.db, head.id, { kind: "rewrite", data: { direction: dir, rewriteId: chapterId } }),
+    ]);
+    return this.enqueue(storyId, chapterId, head.number, story.revision + 1);
+  }
+
+  /** Move the head back one chapter; the undone chapter stays as a branch. Returns the new head number. */
+  async undo(storyId: string): Promise<number> {
+    const { story, head } = await this.revisions.idleHead(storyId);
+    if (head.parentId === null) throw new UserFacingError("error.undoFirst");
+    await this.revisions.commit(storyId, story.revision, head.parentId, [
+      recordReaction(this.db, head.id, { kind: "undo", data: {} }),
+    ]);
+    return head.number - 1;
+  }
+
+  /** Continue from chapter `number` of the current branch. */
+  async branch(storyId: string, number: number): Promise<void> {
+    const { story, head } = await this.revisions.idleHead(storyId);
+    const chain = await loadChain(this.db, storyId, head.id);
+    const target = chain.find((c) => c.number === number);
+    if (!Number.isInteger(number) || target === undefined || target.status !== "done") {
+      throw new UserFacingError("error.branchRange", { input: number, max: head.number });
+    }
+    if (target.id === head.id) throw new UserFacingError("error.branchSame", { number });
+    await this.revisions.commit(storyId, story.revision, target.id, [
+      recordReaction(this.db, head.id, { kind: "branch", data: { to: number } }),
+    ]);
+  }
+
+  /** End the story: it leaves the lists, its open vote closes, and nothing more can be written. */
+  async end(storyId: string): Promise<void> {
+    const { story } = await this.revisions.idleHead(storyId);
+    await this.db.$transaction([
+      this.db.ballot.updateMany({
+        where: { storyId, status: "open" },
+        data: { status: "closed", closedAt: new Date() },
+      }),
+      this.db.story.update({
+        where: { id: storyId, revision: story.revision },
+        data: { status: "ended", revision: { increment: 1 } },
+        select: { id: true },
+      }),
+    ]);
+  }
+
+  /** Write the failed head chapter again. */
+  async retry(storyId: string): Promise<WriteTicket> {
+    const { story, head } = await this.revisions.idleHead(storyId);
+    if (head.status !== "failed") throw new UserFacingError("error.notFailed");
+    await this.revisions.commit(storyId, story.revision, head.id, [
+      this.db.chapter.update({
+        where: { id: head.id, status: "failed" },
+        data: { status: "pending", error: "" },
+        select: { id: true },
+      }),
+    ]);
+    return this.enqueue(storyId, head.id, head.number, story.revision + 1);
+  }
+
+  /** Show the story in another conversation from now on (a Discord branch opens a new thread). */
+  async moveConversation(storyId: string, to: Conversation): Promise<void> {
+    await this.db.story.update({
+      where: { id: storyId },
+      data: { conversationId: conversationKey(to) },
+      select: { id: true },
+    });
+  }
+
+  /** Chapters `actor` asked for in this workspace since midnight UTC (for daily quotas). */
+  async requestsToday(actor: Actor, conversation: Conversation): Promise<number> {
+    const userId = await findUserId(this.db, actor);
+    if (userId === undefined) return 0;
+    const since = new Date();
+    since.setUTCHours(0, 0, 0, 0);
+    return this.db.chapter.count({
+      where: {
+        createdAt: { gte: since },
+        requestedById: userId,
+        story: { workspace: { platform: conversation.platform, externalId: conversation.workspaceId } },
+      },
+    });
+  }
+
+  private enqueue(storyId: string, chapterId: string, number: number, revision: number): Promise<WriteTicket> {
+    return enqueueChapter(this.queue, { storyId, chapterId, number, revision });
+  }
+}
