@@ -4,25 +4,13 @@
  * vote", the 👍/👎 rating row) and the text of an offer once it is decided. A surface only
  * draws the rows: it encodes each button's action for its platform and picks its style.
  */
-import { GENRES, type Genre } from "../agent/types.ts";
+import { GENRES } from "../agent/types.ts";
 import type { Locale } from "../i18n/locale.ts";
 import { t } from "../i18n/messages.ts";
 import { clamp } from "./split.ts";
-import type { ChoiceOffer, ChoiceResult } from "./surface.ts";
+import type { ChoiceOffer, ChoiceResult, OfferButton } from "./surface.ts";
 
-/** What pressing a button of an offer or a question does (encoded by each platform's action codec). */
-export type OfferAction =
-  | { kind: "pick" | "vote"; storyId: string; revision: number; position: number }
-  | { kind: "suggest" | "close"; storyId: string; revision: number }
-  | { kind: "rate"; chapterId: string; value: 1 | -1 }
-  | { kind: "genre"; genre: Genre };
-
-export interface OfferButton {
-  action: OfferAction;
-  label: string;
-  /** choice: take it; control: suggest or write your own; danger: close the vote; rating: 👍/👎. */
-  tone: "choice" | "control" | "danger" | "rating";
-}
+export type { OfferAction, OfferButton } from "./surface.ts";
 
 /** A platform's room for buttons. */
 export interface OfferShape {

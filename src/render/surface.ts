@@ -3,7 +3,7 @@
  * that the core writes to. Adapters implement it; only the renderer
  * (src/render/stream-renderer.ts) and command handlers call it.
  */
-import type { OfferButton } from "./offer-layout.ts";
+import type { Genre } from "../agent/types.ts";
 
 /** Platform numbers the renderer must respect. */
 export interface SurfaceLimits {
@@ -51,6 +51,20 @@ export interface ChoiceResult {
   counts?: number[];
   /** vote: the winner was drawn at random among these tied positions. */
   tiedWith?: number[];
+}
+
+/** What pressing a button of an offer or a question does (encoded by each platform's action codec). */
+export type OfferAction =
+  | { kind: "pick" | "vote"; storyId: string; revision: number; position: number }
+  | { kind: "suggest" | "close"; storyId: string; revision: number }
+  | { kind: "rate"; chapterId: string; value: 1 | -1 }
+  | { kind: "genre"; genre: Genre };
+
+export interface OfferButton {
+  action: OfferAction;
+  label: string;
+  /** choice: take it; control: suggest or write your own; danger: close the vote; rating: 👍/👎. */
+  tone: "choice" | "control" | "danger" | "rating";
 }
 
 /** How readers answer a question on a surface. */
