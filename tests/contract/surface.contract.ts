@@ -4,6 +4,7 @@
  * platform fakes) and the test fake. Each suite gets a fresh world per test.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { genreRows } from "../../src/render/offer-layout.ts";
 import { StreamRenderer } from "../../src/render/stream-renderer.ts";
 import type { MessageRef, Surface } from "../../src/render/surface.ts";
 
@@ -48,11 +49,12 @@ async function stream(renderer: StreamRenderer, text: string): Promise<void> {
 /**
  * Registers the contract's tests for one implementation. `deletable`: the platform lets a
  * moderator delete the bot's messages (not the terminal, which cannot unprint).
+ * `genreButtons`: its buttons carry /start's genres (Telegram, the fake).
  */
 export function surfaceContract(
   name: string,
   open: () => Promise<SurfaceWorld>,
-  capabilities: { deletable: boolean },
+  capabilities: { deletable: boolean; genreButtons: boolean },
 ): void {
   describe(`Surface contract: ${name}`, { timeout: 30_000 }, () => {
     let world: SurfaceWorld | undefined;
@@ -92,6 +94,27 @@ export function surfaceContract(
       await surface.closeChoices(ref, offer, { chosen: 2, label: "Follow the stranger" });
       const left = await buttons();
       for (const label of labels) expect(left.some((b) => b.includes(label))).toBe(false);
+    });
+
+    it("a question is shown with its answers: buttons where readers press, a list where they type", async () => {
+      const { surface, visible, buttons } = await start();
+      const rows = genreRows("en");
+      const labels = rows.flat().map((b) => b.label);
+      const prompt = { text: "Pick a genre", rows, reply: false };
+      if (surface.ask !== undefined) await surface.ask(prompt);
+      else await surface.notice(prompt.text);
+      expect((await visible()).join("\n")).toContain("Pick a genre");
+      const pressable = await buttons();
+      // Where buttons carry genres every genre is one; elsewhere (Discord takes the genre as a
+      // /start option, the terminal has no buttons) none is, and nothing breaks.
+      const expected = capabilities.genreButtons ? labels : [];
+      expect(labels.filter((l) => pressable.includes(l))).toEqual(expected);
+      expect(surface.answers?.buttons === true || !capabilities.genreButtons).toBe(true);
+      if (surface.answers?.replies === true && surface.ask !== undefined) {
+        const asked = await surface.ask({ text: "Reply with your scenario", rows: [], reply: true });
+        expect(asked?.id).toMatch(/\S/);
+        expect((await visible()).join("\n")).toContain("Reply with your scenario");
+      }
     });
 
     it("a picture posted after its passage is shown", async () => {

@@ -35,7 +35,7 @@ surfaceContract(
       close: async () => rmSync(dir, { recursive: true, force: true }),
     };
   },
-  { deletable: false },
+  { deletable: false, genreButtons: false },
 );
 
 surfaceContract(
@@ -47,13 +47,15 @@ surfaceContract(
       surface,
       visible: async () => live().map((m) => m.text),
       buttons: async () =>
-        live().flatMap((m) => (m.offer !== undefined && m.result === undefined ? m.offer.choices : [])),
+        live()
+          .flatMap((m) => (m.offer !== undefined && m.result === undefined ? m.offer.choices : []))
+          .concat(surface.prompts.flatMap((p) => p.rows.flat().map((b) => b.label))),
       pictures: async () => surface.images.length,
       remove: async (ref) => surface.deleteMessage(ref.id),
       close: async () => {},
     };
   },
-  { deletable: true },
+  { deletable: true, genreButtons: true },
 );
 
 type InlineKeyboard = { inline_keyboard?: { text: string }[][] };
@@ -84,7 +86,7 @@ surfaceContract(
       },
     };
   },
-  { deletable: true },
+  { deletable: true, genreButtons: true },
 );
 
 type Components = { components?: { label?: string; disabled?: boolean }[] }[];
@@ -116,5 +118,5 @@ surfaceContract(
       },
     };
   },
-  { deletable: true },
+  { deletable: true, genreButtons: false },
 );
