@@ -92,8 +92,11 @@ function describeDelivery(error: DeliveryError, locale: CommandContext["locale"]
   }
 }
 
-/** Errors logged where they arose (a surface logs the delivery errors it maps) or meant for the reader. */
-function reported(error: unknown): boolean {
+/**
+ * Whether an error needs no log line where it is caught: it is meant for the reader, or it
+ * was logged where it arose (a surface logs each delivery error it maps, once).
+ */
+export function isReported(error: unknown): boolean {
   return error instanceof UserFacingError || error instanceof ModelError || error instanceof DeliveryError;
 }
 
@@ -106,7 +109,7 @@ export async function dispatch(
   try {
     return await command.run(ctx, validateArgs(command.spec, raw));
   } catch (error) {
-    if (!reported(error)) {
+    if (!isReported(error)) {
       log(
         `command /${command.spec.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );

@@ -25,7 +25,7 @@ import {
   type ThreadChannel,
 } from "discord.js";
 import { branch as branchCommand } from "../../commands/branch.ts";
-import { describeError, dispatch } from "../../commands/dispatch.ts";
+import { describeError, dispatch, isReported } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
 import { start } from "../../commands/start.ts";
 import type { CommandContext, Session } from "../../commands/types.ts";
@@ -56,11 +56,9 @@ type DiscordStoryChannel = SendableChannels | ThreadChannel | TextChannel;
 
 /** A modal field the reader may leave out (absent or empty). */
 function optionalField(interaction: { fields: { getTextInputValue(id: string): string } }, id: string): string {
-  try {
-    return interaction.fields.getTextInputValue(id);
-  } catch {
-    return "";
-  }
+  // discord.js throws for a field the submission does not carry: look for it first.
+  const submitted = (interaction.fields as { fields?: ReadonlyMap<string, unknown> }).fields;
+  return submitted?.has(id) === true ? interaction.fields.getTextInputValue(id) : "";
 }
 
 /** A channel marked age-restricted (NSFW), or a thread inside one. */
@@ -490,6 +488,7 @@ export class DiscordAdapter {
       }
       return undefined;
     } catch (error) {
+      if (!isReported(error)) this.deps.log(`discord: theme check failed: ${String(error)}`);
       return describeError(error, locale, "discord");
     }
   }

@@ -6,7 +6,7 @@
  */
 import { Telegraf } from "telegraf";
 import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types";
-import { describeError, dispatch, validateArgs } from "../../commands/dispatch.ts";
+import { describeError, dispatch, isReported, validateArgs } from "../../commands/dispatch.ts";
 import { COMMANDS, findCommand } from "../../commands/index.ts";
 import { act, choose } from "../../commands/play.ts";
 import { retry } from "../../commands/retry.ts";
@@ -376,6 +376,7 @@ export class TelegramAdapter {
       await this.deps.ballots.writeIn(ballot.storyId, ballot.revision, text, ctx.actor);
       await ctx.surface.notice(t(ctx.locale, "vote.added", { label: text.trim() }));
     } catch (error) {
+      if (!isReported(error)) this.deps.log(`telegram write-in: ${String(error)}`);
       await ctx.surface.notice(describeError(error, ctx.locale, "telegram"));
     }
   }
