@@ -14,7 +14,7 @@ import { genreRows } from "../src/render/offer-layout.ts";
 import type { MessageRef, Prompt } from "../src/render/surface.ts";
 import { LIMITS } from "../src/story/limits.ts";
 import type { ButtonAction } from "./action-codec.ts";
-import { describeError, dispatch } from "./dispatch.ts";
+import { describeError, dispatch, isReported } from "./dispatch.ts";
 import { findCommand } from "./index.ts";
 import { closeVote, rate, suggest, vote } from "./offer-actions.ts";
 import { act, choose } from "./play.ts";
@@ -173,6 +173,7 @@ async function onPress(
   try {
     owner = (await storyHere(ctx, action.storyId)).ownerId;
   } catch (error) {
+    if (!isReported(error)) log(`${ctx.conversation.platform} button ${action.kind}: ${String(error)}`);
     return {
       outcome: { kind: "failed" },
       reply: describeError(error, ctx.locale, ctx.conversation.platform),

@@ -5,6 +5,7 @@
  */
 import { t } from "../src/i18n/messages.ts";
 import { ModelError } from "../src/llm/types.ts";
+import { DeliveryError } from "../src/render/delivery-error.ts";
 import { UserFacingError } from "../src/story/errors.ts";
 import type { ArgsOf, Command, CommandContext, CommandOutcome, CommandSpec } from "./types.ts";
 
@@ -46,7 +47,6 @@ export function validateArgs<S extends CommandSpec>(spec: S, raw: Record<string,
   return out as ArgsOf<S>;
 }
 
-/** The text a reader sees for an error; internal details never leak. */
 /**
  * How a platform names what messages refer to: the settings command (Discord's is
  * `/config`) and who may moderate (a chat admin on Telegram, Manage Server on Discord).
@@ -62,12 +62,42 @@ export function platformWords(platform: string, locale: CommandContext["locale"]
   return { settingsShow: "/settings", settingsSet: "/settings", moderatorRole: t(locale, "role.chatAdmin") };
 }
 
-/** The one place that decides what a reader sees for an error, in their platform's words. */
+/**
+ * The one place that decides what a reader sees for an error, in their platform's words;
+ * internal details never leak. A chat platform's refusal arrives as a `DeliveryError` of a
+ * neutral kind (each platform maps its own errors in adapters/<platform>/errors.ts).
+ */
 export function describeError(error: unknown, locale: CommandContext["locale"], platform = "console"): string {
   if (error instanceof UserFacingError)
     return t(locale, error.id, { ...platformWords(platform, locale), ...error.params });
   if (error instanceof ModelError) return t(locale, `model.${error.kind}`);
+  if (error instanceof DeliveryError) return describeDelivery(error, locale);
   return t(locale, "error.internal");
+}
+
+function describeDelivery(error: DeliveryError, locale: CommandContext["locale"]): string {
+  switch (error.kind) {
+    case "forbidden":
+      return error.permission === undefined
+        ? t(locale, "delivery.forbidden")
+        : t(locale, "delivery.missingPermission", { permission: error.permission });
+    case "gone":
+      return t(locale, "delivery.gone");
+    case "rate-limited":
+      return t(locale, "delivery.rateLimited");
+    case "transient":
+      return t(locale, "delivery.transient");
+    case "other":
+      return t(locale, "error.internal");
+  }
+}
+
+/**
+ * Whether an error needs no log line where it is caught: it is meant for the reader, or it
+ * was logged where it arose (a surface logs each delivery error it maps, once).
+ */
+export function isReported(error: unknown): boolean {
+  return error instanceof UserFacingError || error instanceof ModelError || error instanceof DeliveryError;
 }
 
 export async function dispatch(
@@ -79,7 +109,7 @@ export async function dispatch(
   try {
     return await command.run(ctx, validateArgs(command.spec, raw));
   } catch (error) {
-    if (!(error instanceof UserFacingError) && !(error instanceof ModelError)) {
+    if (!isReported(error)) {
       log(
         `command /${command.spec.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );

@@ -7,6 +7,7 @@
  */
 import {
   ActionRowBuilder,
+  type APIChannel,
   type AutocompleteInteraction,
   ChannelType,
   Client,
@@ -16,12 +17,16 @@ import {
   ModalBuilder,
   PermissionFlagsBits,
   type RepliableInteraction,
+  Routes,
+  type SendableChannels,
+  type TextChannel,
   TextInputBuilder,
   TextInputStyle,
+  type ThreadChannel,
 } from "discord.js";
 import { handleAction } from "../../commands/actions.ts";
 import { branchElsewhere } from "../../commands/branch.ts";
-import { describeError } from "../../commands/dispatch.ts";
+import { describeError, isReported } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
 import type { CommandContext, Session } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
@@ -33,7 +38,9 @@ import type { Audience } from "../../src/story/ports/audience.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { STORY_SUBCOMMANDS } from "./command-data.ts";
 import { type CustomIdAction, decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
-import { type DiscordStoryChannel, DiscordSurface, discordErrorKind, suggestionModal } from "./discord-surface.ts";
+import { type DiscordSurface, suggestionModal } from "./discord-surface.ts";
+import { discordDeliveryError } from "./errors.ts";
+import { discordChannelId, discordSurfaceFor } from "./surfaces.ts";
 
 export interface DiscordOptions {
   token: string;
@@ -43,13 +50,14 @@ export interface DiscordOptions {
 
 export type DiscordDeps = BotDeps;
 
+/** Any channel a bot can send to: a thread (the usual home of a story), a text channel, a DM... */
+type DiscordStoryChannel = SendableChannels | ThreadChannel | TextChannel;
+
 /** A modal field the reader may leave out (absent or empty). */
 function optionalField(interaction: { fields: { getTextInputValue(id: string): string } }, id: string): string {
-  try {
-    return interaction.fields.getTextInputValue(id);
-  } catch {
-    return "";
-  }
+  // discord.js throws for a field the submission does not carry: look for it first.
+  const submitted = (interaction.fields as { fields?: ReadonlyMap<string, unknown> }).fields;
+  return submitted?.has(id) === true ? interaction.fields.getTextInputValue(id) : "";
 }
 
 /** A channel marked age-restricted (NSFW), or a thread inside one. */
@@ -57,6 +65,18 @@ function isAgeRestricted(channel: unknown): boolean {
   const c = channel as { nsfw?: boolean; parent?: { nsfw?: boolean } | null };
   return c.nsfw === true || c.parent?.nsfw === true;
 }
+
+/** Channels a bot can post messages in (text-based, as discord.js's `isTextBased` with `send`). */
+const SENDABLE: ReadonlySet<ChannelType> = new Set([
+  ChannelType.GuildText,
+  ChannelType.DM,
+  ChannelType.GuildAnnouncement,
+  ChannelType.GuildVoice,
+  ChannelType.GuildStageVoice,
+  ChannelType.PublicThread,
+  ChannelType.PrivateThread,
+  ChannelType.AnnouncementThread,
+]);
 
 /** The /start modal's custom id carries the genre picked in the command. */
 const START_MODAL = "inkstart:";
@@ -210,12 +230,7 @@ export class DiscordAdapter {
         autoArchiveDuration: 1440,
       });
     } catch (error) {
-      const kind = discordErrorKind(error);
-      await interaction.editReply(
-        kind === "missing_permission"
-          ? t(locale, "discord.missingPermission", { permission: "Create Public Threads" })
-          : t(locale, "error.internal"),
-      );
+      await interaction.editReply(describeError(this.threadError(error, channel.id), locale, "discord"));
       return;
     }
     const ctx = await this.context(interaction, thread);
@@ -275,11 +290,7 @@ export class DiscordAdapter {
         autoArchiveDuration: 1440,
       });
     } catch (error) {
-      await interaction.editReply(
-        discordErrorKind(error) === "missing_permission"
-          ? t(locale, "discord.missingPermission", { permission: "Create Public Threads" })
-          : t(locale, "error.internal"),
-      );
+      await interaction.editReply(describeError(this.threadError(error, parent.id), locale, "discord"));
       return;
     }
     const ctx = await this.context(interaction, thread);
@@ -289,7 +300,7 @@ export class DiscordAdapter {
       await thread.delete().catch((e: unknown) => this.deps.log(`discord: empty thread not deleted: ${String(e)}`));
       return;
     }
-    await new DiscordSurface(old, locale)
+    await this.surfaceIn(old.id, locale)
       .notice(t(locale, "discord.branchedTo", { number: String(raw.chapter), thread: `<#${thread.id}>` }))
       .catch((e: unknown) => this.deps.log(`discord: branch link not posted: ${String(e)}`));
     await ctx.surface
@@ -328,7 +339,7 @@ export class DiscordAdapter {
       moderator: interaction.memberPermissions?.has(PermissionFlagsBits.ManageGuild) ?? false,
       conversation,
       locale,
-      surface: new DiscordSurface(channel, locale),
+      surface: this.surfaceIn(channel.id, locale),
       session,
       stories: this.deps.stories,
       ballots: this.deps.ballots,
@@ -352,20 +363,38 @@ export class DiscordAdapter {
     };
   }
 
+  /** A channel's surface: built from its id and the REST client alone. */
+  private surfaceIn(channelId: string, locale: Locale): DiscordSurface {
+    return discordSurfaceFor(this.client.rest, `discord:${channelId}`, locale, this.deps.log);
+  }
+
+  /** Why a story thread could not be created in `parentId`, mapped (and logged) once. */
+  private threadError(error: unknown, parentId: string) {
+    const where = { channelId: parentId, action: "create thread", permission: "Create Public Threads" };
+    return discordDeliveryError(error, where, this.deps.log);
+  }
+
+  /**
+   * How a conversation is shown, from its key and the REST API alone (a chapter job may run
+   * in a process without the gateway): the channel's guild, read over REST, names the
+   * settings.
+   */
   private async audience(conversationId: string): Promise<Audience | undefined> {
-    const channelId = conversationId.slice("discord:".length);
-    const channel =
-      this.client.channels.cache.get(channelId) ??
-      (await this.client.channels.fetch(channelId).catch((e: unknown) => {
-        // A deleted thread or a lost permission: the chapter is still written, unseen.
-        this.deps.log(`discord: channel ${channelId} unreachable: ${String(e)}`);
-        return null;
-      }));
-    if (channel === null || !channel.isTextBased() || !("send" in channel)) return undefined;
-    const guildId = "guildId" in channel && typeof channel.guildId === "string" ? channel.guildId : "dm";
+    const channelId = discordChannelId(conversationId);
+    if (channelId === undefined) return undefined;
+    let channel: APIChannel;
+    try {
+      channel = (await this.client.rest.get(Routes.channel(channelId))) as APIChannel;
+    } catch (error) {
+      // A deleted thread or a lost permission: the chapter is still written, unseen.
+      discordDeliveryError(error, { channelId, action: "read channel" }, this.deps.log);
+      return undefined;
+    }
+    if (!SENDABLE.has(channel.type)) return undefined;
+    const guildId = "guild_id" in channel && typeof channel.guild_id === "string" ? channel.guild_id : "dm";
     const settings = await this.deps.settings.get("discord", guildId);
     return {
-      surface: new DiscordSurface(channel as DiscordStoryChannel, settings.locale),
+      surface: discordSurfaceFor(this.client.rest, conversationId, settings.locale, this.deps.log),
       locale: settings.locale,
       voting: { windowSeconds: settings.voteSeconds, closeWhenPreviousVotersReturn: true },
     };
@@ -404,6 +433,7 @@ export class DiscordAdapter {
       }
       return undefined;
     } catch (error) {
+      if (!isReported(error)) this.deps.log(`discord: theme check failed: ${String(error)}`);
       return describeError(error, locale, "discord");
     }
   }

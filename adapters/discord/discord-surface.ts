@@ -1,35 +1,37 @@
 /**
- * One Discord thread (or text channel) as a `Surface`. Everything is written with
- * the bot token through the channel, never through an interaction token (those
- * expire after 15 minutes; a queued chapter may start later). Story text never
- * pings anyone (`allowedMentions: { parse: [] }`). Choices are buttons whose
- * custom ids carry compact, database-checked ids (see ./custom-id.ts).
+ * One Discord thread (or text channel) as a `Surface`, built from the channel id and the
+ * bot's REST client alone: no gateway connection, no cached channel, nothing from the
+ * adapter. So a process that only writes chapters can stream into any thread (see
+ * ./surfaces.ts). Everything is written with the bot token, never through an interaction
+ * token (those expire after 15 minutes; a queued chapter may start later). Story text
+ * never pings anyone (`allowed_mentions: { parse: [] }`). Choices are buttons whose custom
+ * ids carry compact, database-checked ids (see ./custom-id.ts).
  *
- * discord.js queues requests per route and waits out 429s itself, so there is no
- * outbox here; the renderer keeps edits of one message >= 1.2 s apart.
+ * @discordjs/rest queues requests per route and waits out 429s itself, so there is no
+ * outbox here; the renderer keeps edits of one message >= 1.2 s apart. Errors leave as
+ * `DeliveryError`s, mapped (and logged) once in ./errors.ts.
  */
 import {
   ActionRowBuilder,
+  type APIChannel,
+  type APIMessage,
   ButtonBuilder,
   ButtonStyle,
-  DiscordAPIError,
-  HTTPError,
-  type Message,
+  ChannelType,
   type MessageActionRowComponentBuilder,
-  type MessageMentionOptions,
   ModalBuilder,
-  RateLimitError,
-  type SendableChannels,
-  type TextChannel,
+  type RawFile,
+  type REST,
+  Routes,
   TextInputBuilder,
   TextInputStyle,
-  type ThreadChannel,
   TimestampStyles,
   time,
 } from "discord.js";
 import { DISCORD_CUSTOM_ID_FORMAT } from "../../commands/action-codec.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
+import type { DeliveryLog } from "../../src/render/delivery-error.ts";
 import * as layout from "../../src/render/offer-layout.ts";
 import { clamp } from "../../src/render/split.ts";
 import type {
@@ -42,8 +44,8 @@ import type {
   Surface,
   SurfaceLimits,
 } from "../../src/render/surface.ts";
-import { UserFacingError } from "../../src/story/errors.ts";
 import { type CustomIdAction, encodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
+import { discordDeliveryError, discordErrorKind, isThreadArchived } from "./errors.ts";
 
 /**
  * Discord's numbers: 2000 characters a message; streaming bots edit about every 1.0-1.5 s;
@@ -67,80 +69,22 @@ const DISCORD_OFFER_SHAPE: layout.OfferShape = {
 /** Modal title and text input label limits. */
 const MODAL_TITLE_MAX = 45;
 const INPUT_LABEL_MAX = 45;
+/** Thread names are 1-100 characters. */
+const THREAD_NAME_MAX = 100;
 
 /** Never ping anyone: story text and labels come from a model and from readers. */
-const NO_PINGS: MessageMentionOptions = { parse: [] };
+const NO_PINGS = { parse: [] };
 
-/** Any channel a bot can send to: a thread (the usual home of a story), a text channel, a DM... */
-export type DiscordStoryChannel = SendableChannels | ThreadChannel | TextChannel;
-
-/** Discord error codes the surface and the adapter care about. */
-export const DiscordErrorCode = {
-  UnknownChannel: 10003,
-  UnknownMessage: 10008,
-  MissingAccess: 50001,
-  MissingPermissions: 50013,
-  ThreadArchived: 50083,
-} as const;
-
-export type DiscordErrorKind = "missing_permission" | "gone" | "rate_limited" | "transient" | "other";
-
-const NETWORK_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EAI_AGAIN",
-  "ENOTFOUND",
-  "ENETUNREACH",
-  "EHOSTUNREACH",
+const THREAD_TYPES: ReadonlySet<ChannelType> = new Set([
+  ChannelType.PublicThread,
+  ChannelType.PrivateThread,
+  ChannelType.AnnouncementThread,
 ]);
-const NETWORK_NAMES = new Set(["AbortError", "TimeoutError", "ConnectTimeoutError", "SocketError"]);
 
-/**
- * What a discord.js error means for the bot:
- * - missing_permission: 50013 Missing Permissions, 50001 Missing Access (tell a moderator);
- * - gone: 10003 Unknown Channel, 10008 Unknown Message (the thread or message was deleted);
- * - rate_limited: 429 (discord.js normally waits these out itself);
- * - transient: 5xx, 408, network failures and timeouts (try again later);
- * - other: everything else (a bug, a refused body...).
- */
-export function discordErrorKind(error: unknown): DiscordErrorKind {
-  if (error instanceof DiscordAPIError) {
-    switch (error.code) {
-      case DiscordErrorCode.MissingPermissions:
-      case DiscordErrorCode.MissingAccess:
-        return "missing_permission";
-      case DiscordErrorCode.UnknownChannel:
-      case DiscordErrorCode.UnknownMessage:
-        return "gone";
-      default:
-        return statusKind(error.status);
-    }
-  }
-  if (error instanceof RateLimitError) return "rate_limited";
-  if (error instanceof HTTPError) return statusKind(error.status);
-  return isNetworkError(error, 0) ? "transient" : "other";
-}
-
-function statusKind(status: number): DiscordErrorKind {
-  if (status === 429) return "rate_limited";
-  if (status >= 500 || status === 408) return "transient";
-  return "other";
-}
-
-function isNetworkError(error: unknown, depth: number): boolean {
-  if (typeof error !== "object" || error === null || depth > 3) return false;
-  const { name, code, cause } = error as { name?: unknown; code?: unknown; cause?: unknown };
-  if (typeof name === "string" && NETWORK_NAMES.has(name)) return true;
-  if (typeof code === "string" && (NETWORK_CODES.has(code) || code.startsWith("UND_ERR_"))) return true;
-  if (error instanceof TypeError && error.message === "fetch failed") return true;
-  return isNetworkError(cause, depth + 1);
-}
-
-function isThreadArchived(error: unknown): boolean {
-  return error instanceof DiscordAPIError && error.code === DiscordErrorCode.ThreadArchived;
+/** A message body as the REST API takes it (snake_case), plus files for a multipart upload. */
+interface Outgoing {
+  body: Record<string, unknown>;
+  files?: RawFile[];
 }
 
 /** Whether a Discord custom id carries this action. */
@@ -153,56 +97,52 @@ export class DiscordSurface implements Surface {
   /** Buttons answer; typed answers come in modals (the bot does not read thread messages). */
   readonly answers = { buttons: true, replies: false };
   private unarchiving: Promise<void> | undefined;
+  /** Unarchives done so far: a write that failed before the latest one finished just tries again. */
+  private unarchived = 0;
+  /** Whether the channel is a thread, asked once when it matters (renaming, naming a permission). */
+  private threadness: Promise<boolean> | undefined;
 
   constructor(
-    readonly channel: DiscordStoryChannel,
+    private readonly rest: REST,
+    readonly channelId: string,
     private readonly locale: Locale,
+    private readonly log: DeliveryLog,
   ) {}
 
-  get channelId(): string {
-    return this.channel.id;
-  }
-
   async post(text: string): Promise<MessageRef> {
-    const sent = await this.write(() => this.channel.send({ content: text, allowedMentions: NO_PINGS }));
+    const sent = await this.send("post", { body: { content: text, allowed_mentions: NO_PINGS } });
     return { id: sent.id };
   }
 
   /**
-   * Fetch-free edit. A deleted message (10008 Unknown Message) throws, and the
-   * renderer re-posts the text as a new message.
+   * Fetch-free edit. A deleted message (10008 Unknown Message) throws a "gone"
+   * `DeliveryError`, and the renderer re-posts the text as a new message.
    */
   async edit(ref: MessageRef, text: string): Promise<void> {
-    await this.write(() => this.channel.messages.edit(ref.id, { content: text, allowedMentions: NO_PINGS }));
+    await this.patch("edit", ref, { content: text, allowed_mentions: NO_PINGS });
   }
 
   async offerChoices(offer: ChoiceOffer): Promise<MessageRef> {
-    const sent = await this.write(() =>
-      this.channel.send({
-        content: this.offerText(offer),
-        components: this.choiceRows(offer),
-        allowedMentions: NO_PINGS,
-      }),
-    );
+    const sent = await this.send("offer choices", {
+      body: { content: this.offerText(offer), components: this.choiceRows(offer), allowed_mentions: NO_PINGS },
+    });
     return { id: sent.id };
   }
 
   /** A question with its buttons (a typed answer is a modal, shown by the adapter). */
   async ask(prompt: Prompt): Promise<MessageRef> {
-    const sent = await this.write(() =>
-      this.channel.send({ content: prompt.text, components: this.draw(prompt.rows), allowedMentions: NO_PINGS }),
-    );
+    const sent = await this.send("ask", {
+      body: { content: prompt.text, components: this.draw(prompt.rows), allowed_mentions: NO_PINGS },
+    });
     return { id: sent.id };
   }
 
   async updateChoices(ref: MessageRef, offer: ChoiceOffer): Promise<void> {
-    await this.write(() =>
-      this.channel.messages.edit(ref.id, {
-        content: this.offerText(offer),
-        components: this.choiceRows(offer),
-        allowedMentions: NO_PINGS,
-      }),
-    );
+    await this.patch("update choices", ref, {
+      content: this.offerText(offer),
+      components: this.choiceRows(offer),
+      allowed_mentions: NO_PINGS,
+    });
   }
 
   /**
@@ -211,107 +151,149 @@ export class DiscordSurface implements Surface {
    */
   async closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void> {
     const text = layout.closedOfferText(offer, result, this.locale);
-    await this.write(() =>
-      this.channel.messages.edit(ref.id, {
-        content: clamp(text, DISCORD_LIMITS.maxMessageLength),
-        components: this.draw([layout.ratingRow(offer)]),
-        allowedMentions: NO_PINGS,
-      }),
-    );
+    await this.patch("close choices", ref, {
+      content: clamp(text, DISCORD_LIMITS.maxMessageLength),
+      components: this.draw([layout.ratingRow(offer)]),
+      allowed_mentions: NO_PINGS,
+    });
   }
 
   /** "Inkloom is typing…" for about 10 s: not a message. */
 
   /** A story thread takes the story's title once the writer has one (1-100 characters). */
   async retitle(title: string): Promise<void> {
-    const name = title.trim().slice(0, 100);
-    if (this.channel.isThread() && name !== "") await this.channel.setName(name);
+    const name = title.trim().slice(0, THREAD_NAME_MAX);
+    if (name === "" || !(await this.isThread())) return;
+    await this.write(
+      "rename thread",
+      () => this.rest.patch(Routes.channel(this.channelId), { body: { name } }),
+      "Manage Threads",
+    );
   }
 
   async notice(text: string): Promise<void> {
-    await this.write(() =>
-      this.channel.send({ content: clamp(text, DISCORD_LIMITS.maxMessageLength), allowedMentions: NO_PINGS }),
-    );
+    await this.send("notice", {
+      body: { content: clamp(text, DISCORD_LIMITS.maxMessageLength), allowed_mentions: NO_PINGS },
+    });
   }
 
   async failed(text: string, retry: { storyId: string }): Promise<void> {
     const row = new ActionRowBuilder<MessageActionRowComponentBuilder>().addComponents(
       this.button({ kind: "retry", storyId: retry.storyId }, t(this.locale, "retry.button"), ButtonStyle.Primary),
     );
-    await this.write(() =>
-      this.channel.send({
+    await this.send("failure notice", {
+      body: {
         content: clamp(text, DISCORD_LIMITS.maxMessageLength),
-        components: [row],
-        allowedMentions: NO_PINGS,
-      }),
-    );
+        components: [row.toJSON()],
+        allowed_mentions: NO_PINGS,
+      },
+    });
   }
 
   async sendFile(file: OutgoingFile): Promise<void> {
-    const attachment = typeof file.content === "string" ? Buffer.from(file.content, "utf8") : Buffer.from(file.content);
-    await this.write(
-      () => this.channel.send({ files: [{ attachment, name: file.name }], allowedMentions: NO_PINGS }),
+    const data = typeof file.content === "string" ? Buffer.from(file.content, "utf8") : Buffer.from(file.content);
+    await this.send(
+      "send file",
+      {
+        body: { attachments: [{ id: 0, filename: file.name }], allowed_mentions: NO_PINGS },
+        files: [{ name: file.name, data }],
+      },
       "Attach Files",
     );
   }
 
   /**
    * An illustration as an attachment with its caption, as a reply to its passage. A passage
-   * deleted meanwhile does not fail the send (`failIfNotExists: false`); the reply pings no one.
+   * deleted meanwhile does not fail the send (`fail_if_not_exists: false`); the reply pings no one.
    */
   async postImage(image: OutgoingImage): Promise<MessageRef> {
-    const attachment = Buffer.from(image.bytes);
     const caption = clamp(image.caption, DISCORD_LIMITS.maxMessageLength);
-    const sent = await this.write(
-      () =>
-        this.channel.send({
+    const sent = await this.send(
+      "post image",
+      {
+        body: {
           ...(caption.trim() === "" ? {} : { content: caption }),
-          files: [{ attachment, name: image.name }],
+          attachments: [{ id: 0, filename: image.name }],
           ...(image.replyTo === undefined
             ? {}
-            : { reply: { messageReference: image.replyTo.id, failIfNotExists: false } }),
-          allowedMentions: NO_PINGS,
-        }),
+            : { message_reference: { message_id: image.replyTo.id, fail_if_not_exists: false } }),
+          allowed_mentions: NO_PINGS,
+        },
+        files: [{ name: image.name, data: Buffer.from(image.bytes), contentType: image.mime }],
+      },
       "Attach Files",
     );
     return { id: sent.id };
   }
 
+  /** Create a message in the channel. */
+  private async send(action: string, message: Outgoing, needs?: string): Promise<APIMessage> {
+    const route = Routes.channelMessages(this.channelId);
+    return (await this.write(action, () => this.rest.post(route, message), needs)) as APIMessage;
+  }
+
+  /** Edit a message this surface posted. */
+  private async patch(action: string, ref: MessageRef, body: Record<string, unknown>): Promise<void> {
+    await this.write(action, () => this.rest.patch(Routes.channelMessage(this.channelId, ref.id), { body }));
+  }
+
   /**
-   * Run a write; an archived thread is unarchived first (from the cached state),
-   * and once more if Discord still says 50083 "Thread is archived" (a stale
-   * cache), then the write is tried again once.
+   * Run a request. A thread archived meanwhile (50083 "Thread is archived") is unarchived
+   * and the request tried once more; writes that fail together share one unarchive. What
+   * still fails leaves as a `DeliveryError`, mapped and logged once; a missing permission
+   * names the one a moderator must grant.
    */
-  private async write(send: () => Promise<Message>, needs?: string): Promise<Message> {
-    const channel = this.channel;
+  private async write(action: string, request: () => Promise<unknown>, needs?: string): Promise<unknown> {
     try {
-      if (channel.isThread() && channel.archived === true) await this.unarchive();
+      const seen = this.unarchived;
       try {
-        return await send();
+        return await request();
       } catch (error) {
-        if (!channel.isThread() || !isThreadArchived(error)) throw error;
-        await this.unarchive();
-        return await send();
+        if (!isThreadArchived(error)) throw error;
+        // Unarchived since this request left: it only needs to go again.
+        if (this.unarchived === seen) await this.unarchive();
+        return await request();
       }
     } catch (error) {
-      // Name the permission a moderator must grant, in the reader's language.
-      if (discordErrorKind(error) !== "missing_permission") throw error;
-      const permission = needs ?? (channel.isThread() ? "Send Messages in Threads" : "Send Messages");
-      throw new UserFacingError("discord.missingPermission", { permission });
+      const permission =
+        needs ??
+        (discordErrorKind(error) !== "forbidden"
+          ? undefined
+          : (await this.isThread())
+            ? "Send Messages in Threads"
+            : "Send Messages");
+      throw discordDeliveryError(error, { channelId: this.channelId, action, permission }, this.log);
     }
   }
 
   /** Concurrent writes share one unarchive request. */
   private unarchive(): Promise<void> {
-    const channel = this.channel;
-    if (!channel.isThread()) return Promise.resolve();
-    this.unarchiving ??= channel
-      .setArchived(false)
-      .then(() => undefined)
+    this.unarchiving ??= this.rest
+      .patch(Routes.channel(this.channelId), { body: { archived: false } })
+      .then(() => {
+        this.unarchived++;
+      })
       .finally(() => {
         this.unarchiving = undefined;
       });
     return this.unarchiving;
+  }
+
+  /**
+   * Whether the channel is a thread (`GET /channels/{id}`, asked once per surface). When
+   * Discord does not say, it is not taken for one (a text channel is never renamed), and
+   * the next call asks again.
+   */
+  private isThread(): Promise<boolean> {
+    this.threadness ??= this.rest.get(Routes.channel(this.channelId)).then(
+      (channel) => THREAD_TYPES.has((channel as APIChannel).type),
+      (error: unknown) => {
+        discordDeliveryError(error, { channelId: this.channelId, action: "read channel" }, this.log);
+        this.threadness = undefined;
+        return false;
+      },
+    );
+    return this.threadness;
   }
 
   private offerText(offer: ChoiceOffer): string {
@@ -335,13 +317,13 @@ export class DiscordSurface implements Surface {
    * of 4), then a row of controls: for a vote "Suggest your own" and "Close vote", for a
    * pick "Write your own" (both open the suggestion modal), then the rating row.
    */
-  private choiceRows(offer: ChoiceOffer): ActionRowBuilder<MessageActionRowComponentBuilder>[] {
+  private choiceRows(offer: ChoiceOffer): unknown[] {
     return this.draw(layout.offerRows(offer, this.locale, DISCORD_OFFER_SHAPE).rows);
   }
 
-  /** Rows of buttons as action rows. A rating id that cannot be encoded costs its row only. */
-  private draw(rows: layout.OfferButton[][]): ActionRowBuilder<MessageActionRowComponentBuilder>[] {
-    const drawn: ActionRowBuilder<MessageActionRowComponentBuilder>[] = [];
+  /** Rows of buttons as action rows (API JSON). A rating id that cannot be encoded costs its row only. */
+  private draw(rows: layout.OfferButton[][]): unknown[] {
+    const drawn: unknown[] = [];
     for (const all of rows) {
       // Discord's buttons carry no genre: /start takes it as an option.
       const row = all.filter((b): b is layout.OfferButton & { action: layout.OfferAction & CustomIdAction } =>
@@ -350,12 +332,13 @@ export class DiscordSurface implements Surface {
       if (row.length === 0) continue;
       try {
         drawn.push(
-          new ActionRowBuilder<MessageActionRowComponentBuilder>().addComponents(
-            row.map((b) => this.button(b.action, b.label, STYLE[b.tone])),
-          ),
+          new ActionRowBuilder<MessageActionRowComponentBuilder>()
+            .addComponents(row.map((b) => this.button(b.action, b.label, STYLE[b.tone])))
+            .toJSON(),
         );
       } catch (error) {
         if (!row.every((b) => b.tone === "rating")) throw error;
+        this.log(`discord channel ${this.channelId}: rating buttons left out: ${String(error)}`);
       }
     }
     return drawn;

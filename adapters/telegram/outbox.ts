@@ -12,12 +12,22 @@
  *   403: the chat is blocked until `unblock`. Edits of one message are coalesced, and no-op edits
  *   (which Telegram answers with 400 "message is not modified") are skipped.
  *
- * It knows Telegram errors by shape only, so it does not import telegraf. Timers are the global
- * `setTimeout`, so vitest fake timers drive it.
+ * It reads Telegram errors through ./errors.ts, by shape only, so it does not import telegraf.
+ * Timers are the global `setTimeout`, so vitest fake timers drive it.
+ *
+ * One outbox serves every chat of one bot token in one process, so it is also where a process
+ * remembers which chats refuse message drafts (`refusesDrafts`): a surface needs nothing else.
  */
+import { ChatBlockedError, type ChatId, isNotModified, OutboxClosedError, readTelegramError } from "./errors.ts";
+
+export { ChatBlockedError, type ChatId, OutboxClosedError };
 
 export type ChatKind = "private" | "group";
-export type ChatId = number | string;
+
+/** Telegram group and channel ids are negative; a private chat's id is its user's, positive. */
+export function chatKindOf(chatId: number): ChatKind {
+  return chatId < 0 ? "group" : "private";
+}
 
 export interface OutboxOptions {
   /** Minimum time between the starts of two calls to one chat. Default 1000. */
@@ -57,31 +67,10 @@ export interface OutboxStats {
   queued: number;
 }
 
-/** The chat blocked the bot, kicked it, or otherwise forbids it to write (HTTP 403). */
-export class ChatBlockedError extends Error {
-  override readonly name = "ChatBlockedError";
-  readonly chatId: ChatId;
-
-  constructor(chatId: ChatId, options?: ErrorOptions) {
-    super(`Telegram chat ${chatId} does not accept messages from the bot (403)`, options);
-    this.chatId = chatId;
-  }
-}
-
-/** `close()` was called; the outbox takes no new calls. */
-export class OutboxClosedError extends Error {
-  override readonly name = "OutboxClosedError";
-
-  constructor() {
-    super("TelegramOutbox is closed");
-  }
-}
-
 /** Beyond this many messages, the oldest remembered text is forgotten (a later identical edit is then sent). */
 const MAX_REMEMBERED = 10_000;
 /** How often idle chats' state is dropped; a minute is the longest window any limit looks back. */
 const SWEEP_MS = 60_000;
-const NOT_MODIFIED = /message is not modified/i;
 
 interface Job {
   call: () => Promise<unknown>;
@@ -126,6 +115,8 @@ export class TelegramOutbox {
   private readonly waitingEdits = new Map<string, Job>();
   /** What each message shows, as far as we know, by message key (oldest first for eviction). */
   private readonly shown = new Map<string, string>();
+  /** Chats where `sendMessageDraft` was refused, oldest first for eviction. */
+  private readonly draftRefusals = new Set<string>();
   private readonly counts = { sent: 0, rateLimited: 0, skipped: 0, coalesced: 0 };
   private seq = 0;
   private lastSweepAt: number;
@@ -220,6 +211,27 @@ export class TelegramOutbox {
       const oldest = this.shown.keys().next();
       if (!oldest.done) this.shown.delete(oldest.value);
     }
+  }
+
+  /**
+   * Whether the chat refused a message draft (`sendMessageDraft`: an older Bot API server,
+   * say): its surfaces stream by edits instead. Kept here because the outbox is shared by
+   * every surface of the bot in this process.
+   */
+  refusesDrafts(chatId: ChatId): boolean {
+    return this.draftRefusals.has(String(chatId));
+  }
+
+  /** Record that the chat refused a draft; false when it was known already. */
+  refuseDrafts(chatId: ChatId): boolean {
+    const key = String(chatId);
+    if (this.draftRefusals.has(key)) return false;
+    this.draftRefusals.add(key);
+    if (this.draftRefusals.size > MAX_REMEMBERED) {
+      const oldest = this.draftRefusals.values().next();
+      if (!oldest.done) this.draftRefusals.delete(oldest.value);
+    }
+    return true;
   }
 
   /** Whether the chat answered 403 and calls to it are refused. */
@@ -379,7 +391,7 @@ export class TelegramOutbox {
     } else if (telegram?.code === 403) {
       this.block(chat, job, error);
       return;
-    } else if (telegram?.code === 400 && job.edit && NOT_MODIFIED.test(telegram.description)) {
+    } else if (job.edit && isNotModified(telegram)) {
       this.counts.skipped++;
       this.remember(job.edit.key, job.edit.content);
       this.resolveJob(job, "skipped");
@@ -444,18 +456,6 @@ export class TelegramOutbox {
       if (idle && chat.interval.isEmpty(now) && chat.minute.isEmpty(now)) this.chats.delete(key);
     }
   }
-}
-
-/** The parts of a Bot API error this queue acts on, read from telegraf's `TelegramError` or a raw answer. */
-function readTelegramError(error: unknown): { code: number; retryAfterS?: number; description: string } | undefined {
-  if (typeof error !== "object" || error === null) return undefined;
-  const e = error as { code?: unknown; error_code?: unknown; parameters?: unknown; description?: unknown };
-  // Node's system errors carry string codes ("ECONNRESET"); only numeric codes are Bot API answers.
-  const code = typeof e.code === "number" ? e.code : typeof e.error_code === "number" ? e.error_code : undefined;
-  if (code === undefined) return undefined;
-  const description = typeof e.description === "string" ? e.description : "";
-  const retryAfter = (e.parameters as { retry_after?: unknown } | null | undefined)?.retry_after;
-  return typeof retryAfter === "number" ? { code, retryAfterS: retryAfter, description } : { code, description };
 }
 
 /** Start times within the last `spanMs`, for "at most `limit` starts in any sliding `spanMs`". */

@@ -16,8 +16,9 @@ import type { Actor, Conversation } from "../../src/story/identity.ts";
 import type { Audience } from "../../src/story/ports/audience.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { type CallbackAction, decodeCallback } from "./callback-data.ts";
-import { type ChatKind, TelegramOutbox } from "./outbox.ts";
-import { type DraftRefusals, ratedChapter, TelegramSurface } from "./telegram-surface.ts";
+import { chatKindOf, TelegramOutbox } from "./outbox.ts";
+import { telegramChatId, telegramSurfaceFor } from "./surfaces.ts";
+import { ratedChapter, type TelegramSurface } from "./telegram-surface.ts";
 
 export interface TelegramOptions {
   token: string;
@@ -34,10 +35,8 @@ export class TelegramAdapter {
   private readonly outbox: TelegramOutbox;
   /** Each chat's session (the core reads and writes it). */
   private readonly sessions = new Map<number, Session>();
-  private readonly kinds = new Map<number, ChatKind>();
   private readonly chains = new Map<number, Promise<void>>();
   private readonly admins = new Map<string, { admin: boolean; at: number }>();
-  private readonly draftRefusals: DraftRefusals = new Set();
   /** Rating presses being answered (they run outside the chats' queues). */
   private readonly presses = new Set<Promise<void>>();
 
@@ -105,8 +104,9 @@ export class TelegramAdapter {
   async stop(): Promise<void> {
     try {
       this.bot.stop("shutdown");
-    } catch {
+    } catch (error) {
       // Not running (launch failed): nothing to stop.
+      this.deps.log(`telegram: nothing to stop: ${String(error)}`);
     }
     await Promise.allSettled([...this.chains.values(), ...this.presses]);
     await this.outbox.close();
@@ -121,7 +121,6 @@ export class TelegramAdapter {
 
   /** Run `work` after everything already queued for this chat; never block telegraf. */
   private enqueue(chat: Chat, work: () => Promise<void>): void {
-    this.kinds.set(chat.id, chat.type === "private" ? "private" : "group");
     const previous = this.chains.get(chat.id) ?? Promise.resolve();
     const next = previous
       .then(work)
@@ -235,20 +234,19 @@ export class TelegramAdapter {
     };
   }
 
+  /** A chat's surface: built from its id, the Telegram client and the outbox alone. */
   private surface(chatId: number, locale: Locale): TelegramSurface {
-    const kind = this.kinds.get(chatId) ?? kindOf(chatId);
-    return new TelegramSurface(this.bot.telegram, this.outbox, chatId, kind, locale, this.draftRefusals);
+    return telegramSurfaceFor(this.bot.telegram, this.outbox, `telegram:${chatId}`, locale, this.deps.log);
   }
 
   private async audience(conversationId: string): Promise<Audience | undefined> {
-    const chatId = Number(conversationId.slice("telegram:".length));
-    if (!Number.isSafeInteger(chatId)) return undefined;
+    const chatId = telegramChatId(conversationId);
+    if (chatId === undefined) return undefined;
     const settings = await this.deps.settings.get("telegram", String(chatId));
-    const kind = this.kinds.get(chatId) ?? kindOf(chatId);
     return {
-      surface: this.surface(chatId, settings.locale),
+      surface: telegramSurfaceFor(this.bot.telegram, this.outbox, conversationId, settings.locale, this.deps.log),
       locale: settings.locale,
-      ...(kind === "group" ? { voting: { windowSeconds: settings.voteSeconds } } : {}),
+      ...(chatKindOf(chatId) === "group" ? { voting: { windowSeconds: settings.voteSeconds } } : {}),
     };
   }
 
@@ -273,11 +271,6 @@ function conversationOf(chat: Chat): Conversation {
 
 function actorOf(from: User): Actor {
   return { platform: "telegram", id: String(from.id), name: from.first_name };
-}
-
-/** Telegram group and channel ids are negative; private chats are the user's id. */
-function kindOf(chatId: number): ChatKind {
-  return chatId < 0 ? "group" : "private";
 }
 
 export type { Update };

@@ -1,13 +1,17 @@
 /**
- * One Telegram chat as a `Surface`. Every call goes through the chat's
- * outbound queue (rate limits, 429 retries, no-op edits skipped). Streamed text
- * is sent plain, so no formatting can break mid-stream; choices are an inline
- * keyboard whose buttons carry compact, database-checked ids.
+ * One Telegram chat as a `Surface`, built from the chat id, the bot's `Telegram` client and
+ * the process's outbox alone (see ./surfaces.ts): the chat's kind follows from its id, and
+ * nothing comes from the adapter. Every call goes through the chat's outbound queue (rate
+ * limits, 429 retries, no-op edits skipped). Streamed text is sent plain, so no formatting
+ * can break mid-stream; choices are an inline keyboard whose buttons carry compact,
+ * database-checked ids. Errors leave as `DeliveryError`s, mapped (and logged) once in
+ * ./errors.ts.
  */
-import { type Telegram, TelegramError } from "telegraf";
+import type { Telegram } from "telegraf";
 import type { ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters } from "telegraf/types";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
+import { DeliveryError, type DeliveryLog } from "../../src/render/delivery-error.ts";
 import * as layout from "../../src/render/offer-layout.ts";
 import { clamp } from "../../src/render/split.ts";
 import type {
@@ -21,7 +25,8 @@ import type {
   SurfaceLimits,
 } from "../../src/render/surface.ts";
 import { decodeCallback, encodeCallback } from "./callback-data.ts";
-import type { ChatKind, TelegramOutbox } from "./outbox.ts";
+import { isPhotoRefused, telegramDeliveryError } from "./errors.ts";
+import { type ChatKind, chatKindOf, type TelegramOutbox } from "./outbox.ts";
 
 /**
  * Telegram's numbers: 4096 characters a message; edits about once a second per chat; bots
@@ -43,28 +48,19 @@ const TELEGRAM_OFFER_SHAPE: layout.OfferShape = { buttonsPerRow: 1, maxRows: 12,
 
 /**
  * The offer's rows as an inline keyboard. A rating button whose chapter id cannot be
- * encoded costs its row, not the choices.
+ * encoded costs its row (logged), not the choices.
  */
-function drawRows(rows: layout.OfferButton[][]): InlineKeyboardButton[][] {
+function drawRows(rows: layout.OfferButton[][], log: DeliveryLog): InlineKeyboardButton[][] {
   const drawn: InlineKeyboardButton[][] = [];
   for (const row of rows) {
     try {
       if (row.length > 0) drawn.push(row.map((b) => ({ text: b.label, callback_data: encodeCallback(b.action) })));
     } catch (error) {
       if (!row.every((b) => b.tone === "rating")) throw error;
+      log(`telegram: rating buttons left out: ${String(error)}`);
     }
   }
   return drawn;
-}
-
-/**
- * Whether Telegram refused to take an upload as a photo (a 400: PHOTO_INVALID_DIMENSIONS,
- * IMAGE_PROCESS_FAILED, a chat that allows no photos...). A document may still go through; a
- * 400 that would refuse the document too costs one more call. 403s, 429s and 5xx are the
- * outbox's business.
- */
-function photoRefused(error: unknown): boolean {
-  return error instanceof TelegramError && error.code === 400;
 }
 
 /** The chapter a message's rating buttons rate (the pressed message's keyboard, say), if it has them. */
@@ -89,46 +85,47 @@ export function formatChapterHtml(text: string): string {
   return `<b>${escapeHtml(first)}</b>${escapeHtml(text.slice(first.length))}`;
 }
 
-/**
- * Chats where `sendMessageDraft` was refused (an older Bot API server, say):
- * shared by every surface of a bot, so a chat falls back to edits once.
- */
-export type DraftRefusals = Set<number>;
-
 /** Draft refs carry this prefix: the text is a preview until `finalize` sends it. */
 const DRAFT = "draft:";
 
 export class TelegramSurface implements Surface {
   readonly limits = TELEGRAM_LIMITS;
   readonly answers = { buttons: true, replies: true };
+  /** A private chat (positive id) or a group or channel (negative id). */
+  readonly kind: ChatKind;
 
   constructor(
     private readonly telegram: Telegram,
     private readonly outbox: TelegramOutbox,
     readonly chatId: number,
-    private readonly kind: ChatKind,
     private readonly locale: Locale,
-    private readonly draftRefusals: DraftRefusals = new Set(),
-  ) {}
+    private readonly log: DeliveryLog,
+  ) {
+    this.kind = chatKindOf(chatId);
+  }
 
   async post(text: string): Promise<MessageRef> {
     // Private chats stream into a native draft preview (Bot API 9.5); elsewhere, or
     // where the server refuses drafts, into a message edited about once a second.
-    if (this.kind === "private" && !this.draftRefusals.has(this.chatId)) {
+    if (this.kind === "private" && !this.outbox.refusesDrafts(this.chatId)) {
       const draftId = 1 + Math.floor(Math.random() * 2_000_000_000);
-      if (await this.draft(draftId, text)) return { id: `${DRAFT}${draftId}` };
+      if ((await this.draft(draftId, text)) === undefined) return { id: `${DRAFT}${draftId}` };
     }
-    const sent = await this.outbox.send(this.chatId, this.kind, () => this.telegram.sendMessage(this.chatId, text));
+    const sent = await this.send("post", () => this.telegram.sendMessage(this.chatId, text));
     this.outbox.remember(this.key(sent.message_id), text);
     return { id: String(sent.message_id) };
   }
 
   async edit(ref: MessageRef, text: string): Promise<void> {
     if (ref.id.startsWith(DRAFT)) {
-      if (await this.draft(Number(ref.id.slice(DRAFT.length)), text)) return;
-      throw new Error("sendMessageDraft refused mid-stream");
+      const refusal = await this.draft(Number(ref.id.slice(DRAFT.length)), text);
+      if (refusal === undefined) return;
+      // The preview cannot go on: for the renderer the message is gone, and it posts the text anew.
+      throw new DeliveryError("gone", "telegram", `telegram chat ${this.chatId}: draft refused mid-stream`, {
+        cause: refusal,
+      });
     }
-    await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text, () =>
+    await this.editMessage("edit", ref, text, () =>
       this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text),
     );
   }
@@ -141,34 +138,35 @@ export class TelegramSurface implements Surface {
   async finalize(ref: MessageRef, text: string): Promise<MessageRef> {
     if (!ref.id.startsWith(DRAFT)) return ref;
     const html = formatChapterHtml(text);
-    const sent = await this.outbox.send(this.chatId, this.kind, () =>
+    const sent = await this.send("finalize", () =>
       this.telegram.sendMessage(this.chatId, html, { parse_mode: "HTML" }),
     );
     return { id: String(sent.message_id) };
   }
 
   /**
-   * Show `text` as the chat's draft. telegraf 4.16 predates the method, so it goes
-   * through `callApi`. Drafts are previews, not messages: they do not take the
-   * chat's message budget. A refusal switches this chat to edits for good.
+   * Show `text` as the chat's draft; resolves with the refusal, or undefined once shown.
+   * telegraf 4.16 predates the method, so it goes through `callApi`. Drafts are previews,
+   * not messages: they do not take the chat's message budget. A refusal (mapped and logged)
+   * switches this chat to edits for good, in every surface of this process's outbox.
    */
-  private async draft(draftId: number, text: string): Promise<boolean> {
+  private async draft(draftId: number, text: string): Promise<DeliveryError | undefined> {
     try {
       await this.telegram.callApi(
         "sendMessageDraft" as never,
         { chat_id: this.chatId, draft_id: draftId, text } as never,
       );
-      return true;
-    } catch {
-      this.draftRefusals.add(this.chatId);
-      return false;
+      return undefined;
+    } catch (error) {
+      this.outbox.refuseDrafts(this.chatId);
+      return telegramDeliveryError(error, { chatId: this.chatId, action: "draft (now streaming by edits)" }, this.log);
     }
   }
 
   async offerChoices(offer: ChoiceOffer): Promise<MessageRef> {
     const text = this.offerText(offer);
     const markup = this.keyboard(offer);
-    const sent = await this.outbox.send(this.chatId, this.kind, () =>
+    const sent = await this.send("offer choices", () =>
       this.telegram.sendMessage(this.chatId, text, { reply_markup: markup }),
     );
     this.outbox.remember(this.key(sent.message_id), text + JSON.stringify(markup));
@@ -179,7 +177,7 @@ export class TelegramSurface implements Surface {
     const text = this.offerText(offer);
     const markup = this.keyboard(offer);
     // Live counts: the queue keeps only the latest pending edit, so a burst of votes is one edit.
-    await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text + JSON.stringify(markup), () =>
+    await this.editMessage("update choices", ref, text + JSON.stringify(markup), () =>
       this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text, { reply_markup: markup }),
     );
   }
@@ -188,26 +186,30 @@ export class TelegramSurface implements Surface {
     const text = layout.closedOfferText(offer, result, this.locale);
     // The choice buttons go (an edit without reply_markup removes the keyboard); the chapter's
     // rating row, if any, stays: readers may rate it after the choice was taken.
-    const rating = drawRows([layout.ratingRow(offer)]);
+    const rating = drawRows([layout.ratingRow(offer)], this.log);
     if (rating.length === 0) {
-      await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text, () =>
+      await this.editMessage("close choices", ref, text, () =>
         this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text),
       );
       return;
     }
     const markup: InlineKeyboardMarkup = { inline_keyboard: rating };
-    await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), text + JSON.stringify(markup), () =>
+    await this.editMessage("close choices", ref, text + JSON.stringify(markup), () =>
       this.telegram.editMessageText(this.chatId, Number(ref.id), undefined, text, { reply_markup: markup }),
     );
   }
 
   /** "typing…" in the chat header: not a message, so it costs nothing of the chat's budget. */
   async typing(): Promise<void> {
-    await this.telegram.sendChatAction(this.chatId, "typing");
+    try {
+      await this.telegram.sendChatAction(this.chatId, "typing");
+    } catch (error) {
+      throw telegramDeliveryError(error, { chatId: this.chatId, action: "typing" }, this.log);
+    }
   }
 
   async notice(text: string): Promise<void> {
-    await this.outbox.send(this.chatId, this.kind, () => this.telegram.sendMessage(this.chatId, text));
+    await this.send("notice", () => this.telegram.sendMessage(this.chatId, text));
   }
 
   async failed(text: string, retry: { storyId: string }): Promise<void> {
@@ -216,16 +218,12 @@ export class TelegramSurface implements Surface {
         [{ text: t(this.locale, "retry.button"), callback_data: encodeCallback({ kind: "retry", ...retry }) }],
       ],
     };
-    await this.outbox.send(this.chatId, this.kind, () =>
-      this.telegram.sendMessage(this.chatId, text, { reply_markup: markup }),
-    );
+    await this.send("failure notice", () => this.telegram.sendMessage(this.chatId, text, { reply_markup: markup }));
   }
 
   async sendFile(file: OutgoingFile): Promise<void> {
     const source = typeof file.content === "string" ? Buffer.from(file.content, "utf8") : Buffer.from(file.content);
-    await this.outbox.send(this.chatId, this.kind, () =>
-      this.telegram.sendDocument(this.chatId, { source, filename: file.name }),
-    );
+    await this.send("send file", () => this.telegram.sendDocument(this.chatId, { source, filename: file.name }));
   }
 
   /**
@@ -250,12 +248,14 @@ export class TelegramSurface implements Surface {
     let asDocument = image.bytes.byteLength > PHOTO_MAX_BYTES;
     // The fallback runs inside the same outbox call, so nothing queued for the chat meanwhile
     // can come between the passage and its picture; a 429 retry goes straight to the document.
-    const sent: Message = await this.outbox.send(this.chatId, this.kind, async () => {
+    const sent: Message = await this.send("post image", async () => {
       if (!asDocument) {
         try {
           return await this.telegram.sendPhoto(this.chatId, file, extra);
         } catch (error) {
-          if (!photoRefused(error)) throw error;
+          if (!isPhotoRefused(error)) throw error;
+          // Not a failure yet: the document below says whether the chat takes the picture at all.
+          this.log(`telegram chat ${this.chatId}: photo refused, sending it as a document: ${String(error)}`);
           asDocument = true;
         }
       }
@@ -269,8 +269,8 @@ export class TelegramSurface implements Surface {
   async ask(prompt: Prompt): Promise<MessageRef> {
     const markup: InlineKeyboardMarkup | ForceReply = prompt.reply
       ? { force_reply: true, selective: true }
-      : { inline_keyboard: drawRows(prompt.rows) };
-    const sent = await this.outbox.send(this.chatId, this.kind, () =>
+      : { inline_keyboard: drawRows(prompt.rows, this.log) };
+    const sent = await this.send("ask", () =>
       this.telegram.sendMessage(this.chatId, prompt.text, { reply_markup: markup }),
     );
     return { id: String(sent.message_id) };
@@ -284,7 +284,25 @@ export class TelegramSurface implements Surface {
   }
 
   private keyboard(offer: ChoiceOffer): InlineKeyboardMarkup {
-    return { inline_keyboard: drawRows(layout.offerRows(offer, this.locale, TELEGRAM_OFFER_SHAPE).rows) };
+    return { inline_keyboard: drawRows(layout.offerRows(offer, this.locale, TELEGRAM_OFFER_SHAPE).rows, this.log) };
+  }
+
+  /** One call through the chat's queue; what fails leaves mapped (and logged) once. */
+  private async send<T>(action: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await this.outbox.send(this.chatId, this.kind, call);
+    } catch (error) {
+      throw telegramDeliveryError(error, { chatId: this.chatId, action }, this.log);
+    }
+  }
+
+  /** An edit of a message through the chat's queue (coalesced, no-ops skipped: `content` is what it shows). */
+  private async editMessage(action: string, ref: MessageRef, content: string, call: () => Promise<unknown>) {
+    try {
+      await this.outbox.edit(this.chatId, this.kind, this.key(ref.id), content, call);
+    } catch (error) {
+      throw telegramDeliveryError(error, { chatId: this.chatId, action }, this.log);
+    }
   }
 
   private key(messageId: string | number): string {

@@ -187,6 +187,9 @@ export class StreamRenderer {
         await this.surface.edit(current.ref, text);
         return { ref: current.ref, text };
       } catch {
+        // Most often the message was deleted (a "gone" DeliveryError, or a draft that cannot go
+        // on); whatever it was, the surface logged it where it mapped it, and a fresh post
+        // either shows the text or fails and stops the renderer.
         this.lastCallAt = Date.now();
       }
     }

@@ -29,8 +29,9 @@
  * Known differences from Discord: no global 50 req/s limit; `retry-after` is sent as given (may be
  * fractional, Discord rounds up); no 15-minute interaction token expiry; posting to an archived
  * thread always fails with 50083 (Discord auto-unarchives for members who can send); no
- * Components V2 validation; permission checks only for sending, attaching files, creating threads
- * and deleting others' messages; one shard only.
+ * Components V2 validation; permission checks only for sending, attaching files, creating threads,
+ * deleting others' messages, reading a channel (View Channel) and modifying one (Manage Channels;
+ * for threads Manage Threads, the creator, or Send Messages in Threads to unarchive); one shard only.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -757,6 +758,13 @@ export class FakeDiscordServer {
     if (!msg || msg.channelId !== idOf(channel)) throw new Error(`no message ${messageId} in channel ${idOf(channel)}`);
     msg.deleted = true;
     this.dispatchMessage("MESSAGE_DELETE", { id: msg.id, channel_id: msg.channelId, guild_id: msg.guildId });
+  }
+
+  /** Simulates a moderator deleting a channel or thread: later calls to it get 404 10003 Unknown Channel. */
+  deleteChannel(channel: Ref): void {
+    const ch = this.mustChannel(idOf(channel));
+    this.channels.delete(ch.id);
+    this.dispatchGuild(ch.type === 0 ? "CHANNEL_DELETE" : "THREAD_DELETE", this.channelApi(ch));
   }
 
   archiveThread(thread: Ref): void {
@@ -1605,7 +1613,9 @@ export class FakeDiscordServer {
       }
       return ok(this.channelApi(this.createThread(parent, body, 11, msg.id)));
     });
-    add("GET", "/channels/:channel", ({ params }) => ok(this.channelApi(this.mustChannel(params.channel ?? ""))));
+    add("GET", "/channels/:channel", ({ params }) =>
+      ok(this.channelApi(this.mustVisibleChannel(params.channel ?? ""))),
+    );
     add("DELETE", "/channels/:channel", ({ params }) => {
       const ch = this.mustChannel(params.channel ?? "");
       if (!(this.permissionsIn(ch.id, this.bot) & PermissionFlagsBits.ManageThreads) && ch.ownerId !== this.bot.id) {
@@ -1616,7 +1626,8 @@ export class FakeDiscordServer {
       return ok(this.channelApi(ch));
     });
     add("PATCH", "/channels/:channel", ({ params, body }) => {
-      const ch = this.mustChannel(params.channel ?? "");
+      const ch = this.mustVisibleChannel(params.channel ?? "");
+      this.mustMayModify(ch, body);
       if (typeof body.name === "string") {
         const errors = new FormErrors();
         if (body.name.length < 1 || body.name.length > 100) {
@@ -1906,6 +1917,34 @@ export class FakeDiscordServer {
     const c = this.channels.get(idOf(ref));
     if (!c) throw notFound("Channel", 10003);
     return c;
+  }
+
+  /** A channel the bot can see: 404 10003 when there is none, 403 50001 Missing Access without View Channel. */
+  private mustVisibleChannel(id: string): FakeChannel {
+    const c = this.mustChannel(id);
+    if (!(this.permissionsIn(c, this.bot) & PermissionFlagsBits.ViewChannel)) {
+      throw new HttpError(403, { message: "Missing Access", code: 50001 });
+    }
+    return c;
+  }
+
+  /**
+   * Modify Channel's permissions (50013 otherwise): Manage Channels for a guild channel; for
+   * a thread, Manage Threads, or else the thread's creator (not to lock it, nor once it is
+   * locked), or else, to unarchive an unlocked thread, Send Messages in Threads.
+   */
+  private mustMayModify(ch: FakeChannel, body: Json): void {
+    const perms = this.permissionsIn(ch, this.bot);
+    if (ch.type !== 11 && ch.type !== 12) {
+      if (!(perms & PermissionFlagsBits.ManageChannels)) throw missingPermissions();
+      return;
+    }
+    if (perms & PermissionFlagsBits.ManageThreads) return;
+    // Only Manage Threads locks a thread, or changes a locked one.
+    if (ch.locked || "locked" in body) throw missingPermissions();
+    if (ch.ownerId === this.bot.id) return;
+    const onlyUnarchive = Object.keys(body).every((k) => k === "archived") && body.archived === false;
+    if (!onlyUnarchive || !(perms & PermissionFlagsBits.SendMessagesInThreads)) throw missingPermissions();
   }
 
   private mustTextChannel(id: string): FakeChannel {

@@ -1,5 +1,5 @@
 /** The real discord.js client logged in to a fake Discord, for integration tests. */
-import { ChannelType, Client, GatewayIntentBits, type TextChannel, type ThreadChannel } from "discord.js";
+import { ChannelType, Client, GatewayIntentBits, REST, type TextChannel, type ThreadChannel } from "discord.js";
 import type { FakeChannel, FakeDiscordServer } from "../fakes/fake-discord-server.ts";
 
 /** A Guilds-intent client (what the bot uses), logged in and ready. The caller destroys it. */
@@ -9,6 +9,14 @@ export async function loggedInClient(fake: FakeDiscordServer): Promise<Client> {
   await bot.login(fake.token);
   await ready;
   return bot;
+}
+
+/**
+ * A bare REST client with the bot token, as a process without a gateway connection has
+ * (a chapter worker): surfaces need nothing more.
+ */
+export function restFor(fake: FakeDiscordServer): REST {
+  return new REST({ api: fake.apiRoot }).setToken(fake.token);
 }
 
 /** The client's view of a fake text channel. */

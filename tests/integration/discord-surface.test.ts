@@ -1,29 +1,36 @@
 import type { Client, TextChannel, ThreadChannel } from "discord.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeCustomId, SUGGESTION_INPUT_ID } from "../../adapters/discord/custom-id.ts";
-import {
-  DISCORD_LIMITS,
-  DiscordSurface,
-  discordErrorKind,
-  suggestionModal,
-} from "../../adapters/discord/discord-surface.ts";
+import { DISCORD_LIMITS, type DiscordSurface, suggestionModal } from "../../adapters/discord/discord-surface.ts";
+import { discordErrorKind } from "../../adapters/discord/errors.ts";
+import { discordSurfaceFor } from "../../adapters/discord/surfaces.ts";
 import { describeError } from "../../commands/dispatch.ts";
+import type { Locale } from "../../src/i18n/locale.ts";
+import { DeliveryError } from "../../src/render/delivery-error.ts";
 import { StreamRenderer } from "../../src/render/stream-renderer.ts";
 import type { ChoiceOffer } from "../../src/render/surface.ts";
-import { UserFacingError } from "../../src/story/errors.ts";
 import { LIMITS } from "../../src/story/limits.ts";
 import { type FakeChannel, FakeDiscordServer, type FakeMessage } from "../fakes/fake-discord-server.ts";
-import { loggedInClient, storyThread, textChannelOf } from "../helpers/discord-client.ts";
+import { loggedInClient, restFor, storyThread, textChannelOf } from "../helpers/discord-client.ts";
 
 let server: FakeDiscordServer | undefined;
 let client: Client | undefined;
+/** What the surfaces logged (the delivery errors they mapped). */
+let logs: string[] = [];
 
 afterEach(async () => {
   if (client) await client.destroy();
   client = undefined;
   await server?.close();
   server = undefined;
+  logs = [];
 });
+
+/** A surface as a chapter worker builds one: from the conversation key and a bare REST client. */
+function surfaceIn(channel: { id: string }, locale: Locale = "en"): DiscordSurface {
+  if (server === undefined) throw new Error("no fake Discord");
+  return discordSurfaceFor(restFor(server), `discord:${channel.id}`, locale, (line) => logs.push(line));
+}
 
 interface World {
   fake: FakeDiscordServer;
@@ -74,7 +81,7 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
     const paragraphs = Array.from({ length: 20 }, (_, i) => paragraph(i + 1, 252));
     const chapter = paragraphs.join("\n\n");
     expect(chapter.length).toBeGreaterThanOrEqual(4900);
-    const renderer = new StreamRenderer(new DiscordSurface(thread, "en"));
+    const renderer = new StreamRenderer(surfaceIn(thread));
     // The first paragraphs trickle in (so the first message is edited twice), then the rest at once.
     for (let i = 0; i < 7; i++) {
       renderer.push(i === 0 ? (paragraphs[0] ?? "") : `\n\n${paragraphs[i]}`);
@@ -109,7 +116,7 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
 
   it("offers 8 picks as buttons whose custom ids decode back, within Discord's limits", async () => {
     const { fake, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
+    const surface = surfaceIn(thread);
     const long = `Climb ${"the endless spiral stair ".repeat(6)}to the lamp room`;
     const choices = ["Go north", long, "Wait", "Call out", "Hide", "Run", "Pray", "Sleep"];
     const offer: ChoiceOffer = { storyId, revision: 4, choices, allowWriteIn: true, mode: "pick" };
@@ -133,7 +140,7 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
 
   it("a vote has counts and a suggest/close row; updateChoices shows new counts; closeChoices removes the buttons", async () => {
     const { fake, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
+    const surface = surfaceIn(thread);
     const offer: ChoiceOffer = {
       storyId,
       revision: 2,
@@ -167,7 +174,7 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
 
   it("a finished chapter gets a 👍/👎 row that stays when the vote closes; 8 choices still fit in 5 rows", async () => {
     const { fake, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
+    const surface = surfaceIn(thread);
     const chapterId = "cmwwuk9zq0001b2c3d4e5f6g7";
     const rating = [
       { kind: "rate", chapterId, value: 1 },
@@ -216,7 +223,7 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
 
   it("the suggest button's modal comes back with a suggestion id for the same story and revision", async () => {
     const { fake, bot, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
+    const surface = surfaceIn(thread);
     const offer: ChoiceOffer = { storyId, revision: 9, choices: ["A", "B"], allowWriteIn: true, mode: "vote" };
     const ref = await surface.offerChoices(offer);
     const suggest = rows(fake.message(ref.id))[1]?.[0]?.custom_id ?? "";
@@ -238,7 +245,7 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
 
   it("re-posts a message a moderator deleted mid-stream", async () => {
     const { fake, thread } = await world();
-    const renderer = new StreamRenderer(new DiscordSurface(thread, "en"));
+    const renderer = new StreamRenderer(surfaceIn(thread));
     renderer.push("The keeper woke.");
     const first = await fake.waitFor(() => fake.messages(thread.id)[0]);
     fake.deleteMessage(thread.id, first.id);
@@ -252,20 +259,23 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
     expect(failedEdit?.status).toBe(404);
   });
 
-  it("an edit of a deleted message is 'gone'", async () => {
+  it("an edit of a deleted message is a 'gone' DeliveryError, logged once where it was mapped", async () => {
     const { fake, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
+    const surface = surfaceIn(thread);
     const ref = await surface.post("draft");
     fake.deleteMessage(thread.id, ref.id);
     const error = await surface.edit(ref, "more").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DeliveryError);
+    expect(error).toMatchObject({ kind: "gone", platform: "discord" });
     expect(discordErrorKind(error)).toBe("gone");
+    expect(logs).toEqual([expect.stringContaining(`discord channel ${thread.id}: edit failed: gone (404 10008`)]);
+    expect(describeError(error, "en")).toBe("The message or chat I was writing to no longer exists.");
   });
 
-  it("unarchives an archived thread once before posting", async () => {
+  it("unarchives an archived thread once before its posts go through", async () => {
     const { fake, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
+    const surface = surfaceIn(thread);
     fake.archiveThread(thread.id);
-    await fake.waitFor(() => thread.archived === true);
     await Promise.all([surface.post("Chapter 2"), surface.notice("Still here")]);
     expect(
       fake
@@ -275,39 +285,73 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
     ).toEqual(["Chapter 2", "Still here"]);
     const unarchive = fake.calls.filter((c) => c.method === "PATCH" && c.route === "/channels/:channel");
     expect(unarchive.map((c) => c.body)).toEqual([{ archived: false }]);
-    const firstPost = fake.calls.findIndex((c) => c.method === "POST" && c.path === `/channels/${thread.id}/messages`);
-    expect(fake.calls.indexOf(unarchive[0] as (typeof fake.calls)[number])).toBeLessThan(firstPost);
+    // The surface knows nothing in advance: the first post is refused (50083), the thread is
+    // unarchived once for both writes, and both go through after it.
+    const posts = fake.calls.filter((c) => c.method === "POST" && c.path === `/channels/${thread.id}/messages`);
+    expect(posts[0]?.status).toBe(400);
+    const firstDelivered = fake.calls.findIndex(
+      (c) => c.method === "POST" && c.path === `/channels/${thread.id}/messages` && c.status === 200,
+    );
+    expect(fake.calls.indexOf(unarchive[0] as (typeof fake.calls)[number])).toBeLessThan(firstDelivered);
     expect(fake.channel(thread.id)?.archived).toBe(false);
+    expect(logs).toEqual([]);
   });
 
-  it("unarchives and retries once when the cache did not know the thread was archived", async () => {
+  it("unarchives and retries once when a thread was archived between two posts", async () => {
     const { fake, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
-    fake.archiveThread(thread.id); // the gateway update has not reached the client yet
+    const surface = surfaceIn(thread);
+    await surface.post("Chapter 2");
+    fake.archiveThread(thread.id);
     const ref = await surface.post("Chapter 3");
     expect(fake.message(ref.id)?.content).toBe("Chapter 3");
     expect(fake.calls.filter((c) => c.method === "PATCH" && c.route === "/channels/:channel")).toHaveLength(1);
+    // Archived again later (auto-archive): unarchived again.
+    fake.archiveThread(thread.id);
+    await surface.notice("Chapter 4 soon");
+    expect(fake.calls.filter((c) => c.method === "PATCH" && c.route === "/channels/:channel")).toHaveLength(2);
+    expect(fake.messages(thread.id).map((m) => m.content)).toEqual(["Chapter 2", "Chapter 3", "Chapter 4 soon"]);
   });
 
-  it("a denied permission becomes a reader-facing error naming it", async () => {
-    const { fake, channel, text } = await world();
-    const surface = new DiscordSurface(text, "en");
+  it("a denied permission becomes a 'forbidden' DeliveryError naming it, for a channel and a thread", async () => {
+    const { fake, channel, text, thread } = await world();
     fake.denyPermission(channel, "SendMessages");
-    await fake.waitFor(() => text.permissionOverwrites.cache.size > 0);
-    const error = await surface.post("hello").catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(UserFacingError);
+    const error = await surfaceIn(text)
+      .post("hello")
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DeliveryError);
+    expect(error).toMatchObject({ kind: "forbidden", platform: "discord", permission: "Send Messages" });
     expect(describeError(error, "en")).toBe(
       "I am missing the “Send Messages” permission in this channel. A moderator can grant it.",
     );
+    expect(describeError(error, "zh")).toBe("我在这个频道缺少“Send Messages”权限，请管理员授予。");
+    fake.denyPermission(channel, "SendMessagesInThreads");
+    const inThread = await surfaceIn(thread)
+      .notice("hello")
+      .catch((e: unknown) => e);
+    expect(inThread).toMatchObject({ kind: "forbidden", permission: "Send Messages in Threads" });
+    await fake.waitFor(() => text.permissionOverwrites.cache.size > 0);
     const raw = await text.send("direct").catch((e: unknown) => e);
-    expect(discordErrorKind(raw)).toBe("missing_permission");
+    expect(discordErrorKind(raw)).toBe("forbidden");
     expect(discordErrorKind(new Error("something else"))).toBe("other");
     expect(discordErrorKind(Object.assign(new Error("socket"), { code: "ECONNRESET" }))).toBe("transient");
   });
 
+  it("a deleted thread is 'gone' for every write, and retitle renames only a thread", async () => {
+    const { fake, text, thread } = await world();
+    await surfaceIn(text).retitle("Not for a channel");
+    expect(fake.channel(text.id)?.name).toBe("stories");
+    await surfaceIn(thread).retitle(`  ${"The Keeper of the Lamp ".repeat(6)}`);
+    expect(fake.channel(thread.id)?.name).toBe("The Keeper of the Lamp ".repeat(6).trim().slice(0, 100));
+    fake.deleteChannel(thread.id);
+    const surface = surfaceIn(thread);
+    const error = await surface.post("Chapter 9").catch((e: unknown) => e);
+    expect(error).toMatchObject({ kind: "gone", platform: "discord" });
+    expect(logs.some((l) => l.includes(`discord channel ${thread.id}: post failed: gone (404 10003`))).toBe(true);
+  });
+
   it("failed posts a Try again button with a retry id", async () => {
     const { fake, thread } = await world();
-    await new DiscordSurface(thread, "en").failed("The chapter could not be written.", { storyId });
+    await surfaceIn(thread).failed("The chapter could not be written.", { storyId });
     const message = fake.messages(thread.id)[0];
     expect(message?.content).toBe("The chapter could not be written.");
     const button = rows(message)[0]?.[0];
@@ -317,7 +361,7 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
 
   it("sendFile delivers an attachment with its bytes; no typing call spends the request budget", async () => {
     const { fake, thread } = await world();
-    const surface = new DiscordSurface(thread, "zh");
+    const surface = surfaceIn(thread, "zh");
     expect("typing" in surface).toBe(false);
     const content = "# 第一章\n\n灯塔。\n";
     await surface.sendFile({ name: "story.md", content });

@@ -9,6 +9,7 @@ import {
   type Interaction,
   MessageFlags,
   ModalBuilder,
+  Routes,
   TextInputBuilder,
   TextInputStyle,
 } from "discord.js";
@@ -305,6 +306,31 @@ describe("FakeDiscordServer with the real discord.js client", () => {
     await thread.setArchived(false);
     await thread.send("next chapter");
     expect(fake.messages(thread.id).map((m) => m.content)).toEqual(["next chapter"]);
+  });
+
+  it("reading and changing a channel over REST checks permissions as Discord does", async () => {
+    const { fake, bot, guild, channel } = await world();
+    const thread = await textChannel(bot, channel.id).threads.create({ name: "Saga", type: ChannelType.PublicThread });
+    const read = (await bot.rest.get(Routes.channel(thread.id))) as { guild_id?: string; type: number };
+    expect(read).toMatchObject({ guild_id: guild.id, type: ChannelType.PublicThread });
+    // A text channel: Manage Channels, which the bot does not have.
+    const renamed = await bot.rest
+      .patch(Routes.channel(channel.id), { body: { name: "mine now" } })
+      .catch((e: unknown) => e);
+    expect((renamed as DiscordAPIError).code).toBe(50013);
+    expect(fake.channel(channel.id)?.name).toBe("stories");
+    // Its own thread: the creator renames it without Manage Threads, but may not lock it.
+    fake.denyPermission(channel, "ManageThreads");
+    await bot.rest.patch(Routes.channel(thread.id), { body: { name: "Saga, part two" } });
+    expect(fake.channel(thread.id)?.name).toBe("Saga, part two");
+    const locked = await bot.rest.patch(Routes.channel(thread.id), { body: { locked: true } }).catch((e: unknown) => e);
+    expect((locked as DiscordAPIError).code).toBe(50013);
+    // Without View Channel the channel cannot even be read: 403 50001 Missing Access.
+    fake.denyPermission(channel, "ViewChannel");
+    const hidden = await bot.rest.get(Routes.channel(thread.id)).catch((e: unknown) => e);
+    expect(hidden).toBeInstanceOf(DiscordAPIError);
+    expect((hidden as DiscordAPIError).code).toBe(50001);
+    expect((hidden as DiscordAPIError).status).toBe(403);
   });
 
   it("invalid components are refused with Discord's 50035 Invalid Form Body shape", async () => {

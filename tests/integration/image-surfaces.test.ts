@@ -7,15 +7,17 @@ import { crc32, deflateSync } from "node:zlib";
 import { type Client, DiscordAPIError, type TextChannel, type ThreadChannel } from "discord.js";
 import { Telegraf } from "telegraf";
 import { afterEach, describe, expect, it } from "vitest";
-import { DISCORD_LIMITS, DiscordSurface } from "../../adapters/discord/discord-surface.ts";
+import { DISCORD_LIMITS, type DiscordSurface } from "../../adapters/discord/discord-surface.ts";
+import { discordSurfaceFor } from "../../adapters/discord/surfaces.ts";
 import { TelegramOutbox } from "../../adapters/telegram/outbox.ts";
-import { TELEGRAM_LIMITS, TelegramSurface } from "../../adapters/telegram/telegram-surface.ts";
+import { telegramSurfaceFor } from "../../adapters/telegram/surfaces.ts";
+import { TELEGRAM_LIMITS, type TelegramSurface } from "../../adapters/telegram/telegram-surface.ts";
 import { describeError } from "../../commands/dispatch.ts";
+import { DeliveryError } from "../../src/render/delivery-error.ts";
 import type { OutgoingImage } from "../../src/render/surface.ts";
-import { UserFacingError } from "../../src/story/errors.ts";
 import { type FakeChannel, FakeDiscordServer } from "../fakes/fake-discord-server.ts";
 import { type FakeChat, FakeTelegramServer } from "../fakes/fake-telegram-server.ts";
-import { loggedInClient, storyThread, textChannelOf } from "../helpers/discord-client.ts";
+import { loggedInClient, restFor, storyThread, textChannelOf } from "../helpers/discord-client.ts";
 
 /** A PNG chunk: length, type, data, CRC of type and data. */
 function chunk(type: string, data: Buffer): Buffer {
@@ -72,7 +74,8 @@ describe("TelegramSurface.postImage against the fake Bot API with the real teleg
     // No spacing between calls to the chat, to keep the tests quick; calls to a chat still run one at a time, in order.
     outbox = new TelegramOutbox({ perChatIntervalMs: 0 });
     const chat = tg.chat("group");
-    return { tg, bot, chat, surface: new TelegramSurface(bot.telegram, outbox, chat.id, "group", "en") };
+    const surface = telegramSurfaceFor(bot.telegram, outbox, `telegram:${chat.id}`, "en", () => {});
+    return { tg, bot, chat, surface };
   }
 
   it("sends a photo with its bytes and caption as a reply to the passage", async () => {
@@ -177,7 +180,9 @@ describe("TelegramSurface.postImage against the fake Bot API with the real teleg
     expect(tg.messages(chat.id).find((m) => m.message_id === Number(ref.id))?.document).toBeDefined();
 
     tg.failNext("sendPhoto", { error_code: 500, description: "Internal Server Error" });
-    await expect(surface.postImage(image())).rejects.toMatchObject({ code: 500 });
+    const error = await surface.postImage(image()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DeliveryError);
+    expect(error).toMatchObject({ kind: "transient", platform: "telegram", cause: { code: 500 } });
     expect(tg.calls.filter((c) => c.method === "sendDocument")).toHaveLength(1);
   });
 
@@ -210,6 +215,8 @@ describe("DiscordSurface.postImage against the fake Discord with the real discor
     channel: FakeChannel;
     text: TextChannel;
     thread: ThreadChannel;
+    /** A surface from the channel's conversation key and a bare REST client. */
+    surfaceIn(channel: { id: string }): DiscordSurface;
   }> {
     const dc = await FakeDiscordServer.start();
     fake = dc;
@@ -217,12 +224,14 @@ describe("DiscordSurface.postImage against the fake Discord with the real discor
     const channel = dc.textChannel(guild, { name: "stories" });
     const bot = await loggedInClient(dc);
     client = bot;
-    return { dc, channel, text: textChannelOf(bot, channel), thread: await storyThread(bot, channel) };
+    const rest = restFor(dc);
+    const surfaceIn = (c: { id: string }) => discordSurfaceFor(rest, `discord:${c.id}`, "en", () => {});
+    return { dc, channel, text: textChannelOf(bot, channel), thread: await storyThread(bot, channel), surfaceIn };
   }
 
   it("attaches the picture with its bytes and caption as a reply that pings no one", async () => {
-    const { dc, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
+    const { dc, thread, surfaceIn } = await world();
+    const surface = surfaceIn(thread);
     const passage = await surface.post("Chapter 1\n\nThe lamp turned.");
     const ref = await surface.postImage(image({ replyTo: passage }));
 
@@ -242,8 +251,8 @@ describe("DiscordSurface.postImage against the fake Discord with the real discor
   });
 
   it("an image posted after a text arrives after it, even when neither was awaited", async () => {
-    const { dc, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
+    const { dc, thread, surfaceIn } = await world();
+    const surface = surfaceIn(thread);
     const notice = surface.notice("Chapter 2 is ready.");
     const picture = surface.postImage(image({ caption: "" }));
     await Promise.all([notice, picture]);
@@ -257,8 +266,8 @@ describe("DiscordSurface.postImage against the fake Discord with the real discor
   });
 
   it("a passage deleted meanwhile does not fail the send", async () => {
-    const { dc, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
+    const { dc, thread, surfaceIn } = await world();
+    const surface = surfaceIn(thread);
     const passage = await surface.post("Chapter 3");
     dc.deleteMessage(thread.id, passage.id);
     const ref = await surface.postImage(image({ replyTo: passage }));
@@ -274,8 +283,8 @@ describe("DiscordSurface.postImage against the fake Discord with the real discor
   });
 
   it("unarchives an archived thread before attaching", async () => {
-    const { dc, thread } = await world();
-    const surface = new DiscordSurface(thread, "en");
+    const { dc, thread, surfaceIn } = await world();
+    const surface = surfaceIn(thread);
     dc.archiveThread(thread.id);
     const ref = await surface.postImage(image());
     expect(dc.message(ref.id)?.attachments).toHaveLength(1);
@@ -283,12 +292,12 @@ describe("DiscordSurface.postImage against the fake Discord with the real discor
   });
 
   it("a denied Attach Files permission becomes a reader-facing error naming it", async () => {
-    const { dc, channel, text } = await world();
-    const surface = new DiscordSurface(text, "en");
+    const { dc, channel, surfaceIn } = await world();
+    const surface = surfaceIn(channel);
     dc.denyPermission(channel, "AttachFiles");
-    await dc.waitFor(() => text.permissionOverwrites.cache.size > 0);
     const error = await surface.postImage(image()).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(UserFacingError);
+    expect(error).toBeInstanceOf(DeliveryError);
+    expect(error).toMatchObject({ kind: "forbidden", platform: "discord", permission: "Attach Files" });
     expect(describeError(error, "en")).toBe(
       "I am missing the “Attach Files” permission in this channel. A moderator can grant it.",
     );

@@ -1,22 +1,24 @@
 /**
  * The Surface contract (tests/contract/surface.contract.ts) against every implementation:
  * the terminal, Telegram and Discord through their real clients and the platform fakes,
- * and the test fake.
+ * and the test fake. The chat surfaces are built as a chapter worker builds them: from the
+ * conversation key and the platform's REST client alone.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { Telegraf } from "telegraf";
+import { type APIThreadChannel, ChannelType, Routes } from "discord.js";
+import { Telegram } from "telegraf";
 import { ConsoleSurface } from "../../adapters/console/console-surface.ts";
-import { DiscordSurface } from "../../adapters/discord/discord-surface.ts";
+import { discordSurfaceFor } from "../../adapters/discord/surfaces.ts";
 import { TelegramOutbox } from "../../adapters/telegram/outbox.ts";
-import { TelegramSurface } from "../../adapters/telegram/telegram-surface.ts";
+import { telegramSurfaceFor } from "../../adapters/telegram/surfaces.ts";
 import { surfaceContract } from "../contract/surface.contract.ts";
 import { FakeDiscordServer } from "../fakes/fake-discord-server.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { FakeTelegramServer } from "../fakes/fake-telegram-server.ts";
-import { loggedInClient, storyThread } from "../helpers/discord-client.ts";
+import { restFor } from "../helpers/discord-client.ts";
 
 surfaceContract(
   "terminal",
@@ -64,13 +66,13 @@ surfaceContract(
   "Telegram (telegraf against the Bot API fake)",
   async () => {
     const tg = await FakeTelegramServer.start();
-    const bot = new Telegraf(tg.token, { telegram: { apiRoot: tg.apiRoot } });
+    const telegram = new Telegram(tg.token, { apiRoot: tg.apiRoot });
     const outbox = new TelegramOutbox({ perChatIntervalMs: 0 });
     // A group: messages stream by edits (a private chat streams into a draft first).
     const chat = tg.chat("group");
     const live = () => tg.messages(chat.id).filter((m) => !m.deleted);
     return {
-      surface: new TelegramSurface(bot.telegram, outbox, chat.id, "group", "en"),
+      surface: telegramSurfaceFor(telegram, outbox, `telegram:${chat.id}`, "en", () => {}),
       visible: async () => live().map((m) => m.text || m.caption || ""),
       buttons: async () =>
         live().flatMap((m) =>
@@ -78,7 +80,7 @@ surfaceContract(
         ),
       pictures: async () => live().filter((m) => m.photo !== undefined || m.document !== undefined).length,
       remove: async (ref) => {
-        await bot.telegram.deleteMessage(chat.id, Number(ref.id));
+        await telegram.deleteMessage(chat.id, Number(ref.id));
       },
       close: async () => {
         await outbox.close();
@@ -97,11 +99,14 @@ surfaceContract(
     const dc = await FakeDiscordServer.start();
     const guild = dc.guild({ name: "Ink Club" });
     const channel = dc.textChannel(guild, { name: "stories" });
-    const client = await loggedInClient(dc);
-    const thread = await storyThread(client, channel);
+    // No gateway connection at all: the thread is created and written over REST.
+    const rest = restFor(dc);
+    const thread = (await rest.post(Routes.threads(channel.id), {
+      body: { name: "The Lighthouse", type: ChannelType.PublicThread },
+    })) as APIThreadChannel;
     const live = () => dc.messages(thread.id).filter((m) => !m.deleted);
     return {
-      surface: new DiscordSurface(thread, "en"),
+      surface: discordSurfaceFor(rest, `discord:${thread.id}`, "en", () => {}),
       visible: async () => live().map((m) => m.content),
       buttons: async () =>
         live().flatMap((m) =>
@@ -113,7 +118,6 @@ surfaceContract(
       pictures: async () => live().filter((m) => m.attachments.length > 0).length,
       remove: async (ref) => dc.deleteMessage(thread.id, ref.id),
       close: async () => {
-        await client.destroy();
         await dc.close();
       },
     };

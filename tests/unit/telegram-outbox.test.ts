@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ChatBlockedError, OutboxClosedError, TelegramOutbox } from "../../adapters/telegram/outbox.ts";
+import { ChatBlockedError, chatKindOf, OutboxClosedError, TelegramOutbox } from "../../adapters/telegram/outbox.ts";
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -330,6 +330,20 @@ describe("close", () => {
 
     expect(rec.times()).toEqual([0, 1_000, 2_000]);
     expect(outbox.stats()).toMatchObject({ sent: 3, queued: 0 });
+  });
+});
+
+describe("what the outbox remembers for every surface of the bot", () => {
+  it("chats that refused message drafts, once each; a chat's kind comes from its id", () => {
+    const outbox = new TelegramOutbox();
+    expect(outbox.refusesDrafts(7)).toBe(false);
+    expect(outbox.refuseDrafts(7)).toBe(true);
+    expect(outbox.refuseDrafts(7)).toBe(false);
+    expect(outbox.refusesDrafts(7)).toBe(true);
+    expect(outbox.refusesDrafts(8)).toBe(false);
+    expect(chatKindOf(7)).toBe("private");
+    expect(chatKindOf(-4_000_000_001)).toBe("group");
+    expect(chatKindOf(-1_001_234_567_890)).toBe("group");
   });
 });
 

@@ -1,0 +1,39 @@
+/**
+ * Telegram surfaces from a conversation key (`telegram:<chat id>`), the bot's `Telegram`
+ * client and the process's outbox alone: no update loop and nothing from the adapter, so
+ * any process that has the bot token (a worker on another machine, say) can stream into
+ * any chat. The chat's kind follows from its id (negative: a group or a channel).
+ */
+import type { Telegram } from "telegraf";
+import type { Locale } from "../../src/i18n/locale.ts";
+import type { DeliveryLog } from "../../src/render/delivery-error.ts";
+import type { TelegramOutbox } from "./outbox.ts";
+import { TelegramSurface } from "./telegram-surface.ts";
+
+const PREFIX = "telegram:";
+
+/** The chat id of a `telegram:<chat id>` conversation key, if it is one. */
+export function telegramChatId(conversationKey: string): number | undefined {
+  if (!conversationKey.startsWith(PREFIX)) return undefined;
+  const text = conversationKey.slice(PREFIX.length);
+  const id = Number(text);
+  return /^-?\d+$/.test(text) && Number.isSafeInteger(id) && id !== 0 ? id : undefined;
+}
+
+/**
+ * The surface of a Telegram conversation. `telegram` is a client with the bot token (a
+ * running bot's `bot.telegram`, or `new Telegram(token, { apiRoot })` in a process without
+ * updates); `outbox` is the one outbox of this process for that bot, which holds its flood
+ * limits and which chats refuse drafts. Mapped delivery errors are logged through `log`.
+ */
+export function telegramSurfaceFor(
+  telegram: Telegram,
+  outbox: TelegramOutbox,
+  conversationKey: string,
+  locale: Locale,
+  log: DeliveryLog,
+): TelegramSurface {
+  const chatId = telegramChatId(conversationKey);
+  if (chatId === undefined) throw new RangeError(`not a Telegram conversation: ${conversationKey}`);
+  return new TelegramSurface(telegram, outbox, chatId, locale, log);
+}
