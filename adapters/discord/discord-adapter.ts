@@ -7,7 +7,6 @@
  */
 import {
   ActionRowBuilder,
-  type APIChannel,
   type AutocompleteInteraction,
   ChannelType,
   Client,
@@ -17,7 +16,6 @@ import {
   ModalBuilder,
   PermissionFlagsBits,
   type RepliableInteraction,
-  Routes,
   type SendableChannels,
   type TextChannel,
   TextInputBuilder,
@@ -34,13 +32,12 @@ import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Actor, Conversation } from "../../src/story/identity.ts";
 import { LIMITS } from "../../src/story/limits.ts";
-import type { Audience } from "../../src/story/ports/audience.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { STORY_SUBCOMMANDS } from "./command-data.ts";
 import { type CustomIdAction, decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
 import { type DiscordSurface, suggestionModal } from "./discord-surface.ts";
 import { discordDeliveryError } from "./errors.ts";
-import { discordChannelId, discordSurfaceFor } from "./surfaces.ts";
+import { discordAudiences, discordSurfaceFor } from "./surfaces.ts";
 
 export interface DiscordOptions {
   token: string;
@@ -66,18 +63,6 @@ function isAgeRestricted(channel: unknown): boolean {
   return c.nsfw === true || c.parent?.nsfw === true;
 }
 
-/** Channels a bot can post messages in (text-based, as discord.js's `isTextBased` with `send`). */
-const SENDABLE: ReadonlySet<ChannelType> = new Set([
-  ChannelType.GuildText,
-  ChannelType.DM,
-  ChannelType.GuildAnnouncement,
-  ChannelType.GuildVoice,
-  ChannelType.GuildStageVoice,
-  ChannelType.PublicThread,
-  ChannelType.PrivateThread,
-  ChannelType.AnnouncementThread,
-]);
-
 /** The /start modal's custom id carries the genre picked in the command. */
 const START_MODAL = "inkstart:";
 const SCENARIO_INPUT = "scenario";
@@ -94,7 +79,7 @@ export class DiscordAdapter {
     private readonly deps: DiscordDeps,
   ) {
     this.client = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: options.apiRoot } });
-    deps.audiences.platform("discord", (conversationId) => this.audience(conversationId));
+    deps.audiences.platform("discord", discordAudiences(this.client.rest, deps.settings, deps.log));
     this.client.on("interactionCreate", (interaction) => {
       void this.onInteraction(interaction).catch((error: unknown) => {
         deps.log(`discord interaction failed: ${String(error)}`);
@@ -379,27 +364,6 @@ export class DiscordAdapter {
    * in a process without the gateway): the channel's guild, read over REST, names the
    * settings.
    */
-  private async audience(conversationId: string): Promise<Audience | undefined> {
-    const channelId = discordChannelId(conversationId);
-    if (channelId === undefined) return undefined;
-    let channel: APIChannel;
-    try {
-      channel = (await this.client.rest.get(Routes.channel(channelId))) as APIChannel;
-    } catch (error) {
-      // A deleted thread or a lost permission: the chapter is still written, unseen.
-      discordDeliveryError(error, { channelId, action: "read channel" }, this.deps.log);
-      return undefined;
-    }
-    if (!SENDABLE.has(channel.type)) return undefined;
-    const guildId = "guild_id" in channel && typeof channel.guild_id === "string" ? channel.guild_id : "dm";
-    const settings = await this.deps.settings.get("discord", guildId);
-    return {
-      surface: discordSurfaceFor(this.client.rest, conversationId, settings.locale, this.deps.log),
-      locale: settings.locale,
-      voting: { windowSeconds: settings.voteSeconds, closeWhenPreviousVotersReturn: true },
-    };
-  }
-
   /** Themes offered at /start: the server's, adult ones only in age-restricted channels. */
   private async autocompleteTheme(interaction: AutocompleteInteraction): Promise<void> {
     const typed = String(interaction.options.getFocused()).toLowerCase();

@@ -7,7 +7,9 @@
 import type { Telegram } from "telegraf";
 import type { Locale } from "../../src/i18n/locale.ts";
 import type { DeliveryLog } from "../../src/render/delivery-error.ts";
-import type { TelegramOutbox } from "./outbox.ts";
+import type { AudienceResolver } from "../../src/story/ports/audience.ts";
+import type { WorkspaceSettingsStore } from "../../src/story/workspace-settings.ts";
+import { chatKindOf, type TelegramOutbox } from "./outbox.ts";
 import { TelegramSurface } from "./telegram-surface.ts";
 
 const PREFIX = "telegram:";
@@ -36,4 +38,26 @@ export function telegramSurfaceFor(
   const chatId = telegramChatId(conversationKey);
   if (chatId === undefined) throw new RangeError(`not a Telegram conversation: ${conversationKey}`);
   return new TelegramSurface(telegram, outbox, chatId, locale, log);
+}
+
+/**
+ * Where Telegram stories are shown, for the audience registry: each chat's surface in its
+ * language, and a vote in groups. Needs no update loop, so a worker registers it too.
+ */
+export function telegramAudiences(
+  telegram: Telegram,
+  outbox: TelegramOutbox,
+  settings: Pick<WorkspaceSettingsStore, "get">,
+  log: DeliveryLog,
+): AudienceResolver {
+  return async (conversationId) => {
+    const chatId = telegramChatId(conversationId);
+    if (chatId === undefined) return undefined;
+    const chat = await settings.get("telegram", String(chatId));
+    return {
+      surface: telegramSurfaceFor(telegram, outbox, conversationId, chat.locale, log),
+      locale: chat.locale,
+      ...(chatKindOf(chatId) === "group" ? { voting: { windowSeconds: chat.voteSeconds } } : {}),
+    };
+  };
 }

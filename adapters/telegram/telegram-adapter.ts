@@ -13,11 +13,10 @@ import { availableOn, type CommandContext, type Session } from "../../commands/t
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Actor, Conversation } from "../../src/story/identity.ts";
-import type { Audience } from "../../src/story/ports/audience.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { type CallbackAction, decodeCallback } from "./callback-data.ts";
-import { chatKindOf, TelegramOutbox } from "./outbox.ts";
-import { telegramChatId, telegramSurfaceFor } from "./surfaces.ts";
+import { TelegramOutbox } from "./outbox.ts";
+import { telegramAudiences, telegramSurfaceFor } from "./surfaces.ts";
 import { ratedChapter, type TelegramSurface } from "./telegram-surface.ts";
 
 export interface TelegramOptions {
@@ -48,7 +47,7 @@ export class TelegramAdapter {
     this.outbox = new TelegramOutbox({
       onBlocked: (chatId) => deps.log(`telegram chat ${chatId} blocked the bot: its stories pause`),
     });
-    deps.audiences.platform("telegram", (conversationId) => this.audience(conversationId));
+    deps.audiences.platform("telegram", telegramAudiences(this.bot.telegram, this.outbox, deps.settings, deps.log));
     this.bot.on("message", (ctx) => this.enqueue(ctx.chat, () => this.onMessage(ctx.message)));
     this.bot.on("callback_query", (ctx) => {
       const chat = ctx.chat;
@@ -237,17 +236,6 @@ export class TelegramAdapter {
   /** A chat's surface: built from its id, the Telegram client and the outbox alone. */
   private surface(chatId: number, locale: Locale): TelegramSurface {
     return telegramSurfaceFor(this.bot.telegram, this.outbox, `telegram:${chatId}`, locale, this.deps.log);
-  }
-
-  private async audience(conversationId: string): Promise<Audience | undefined> {
-    const chatId = telegramChatId(conversationId);
-    if (chatId === undefined) return undefined;
-    const settings = await this.deps.settings.get("telegram", String(chatId));
-    return {
-      surface: telegramSurfaceFor(this.bot.telegram, this.outbox, conversationId, settings.locale, this.deps.log),
-      locale: settings.locale,
-      ...(chatKindOf(chatId) === "group" ? { voting: { windowSeconds: settings.voteSeconds } } : {}),
-    };
   }
 
   private async isAdmin(chatId: number, userId: number): Promise<boolean> {
