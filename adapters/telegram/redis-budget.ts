@@ -33,7 +33,7 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { type ChatId, type ChatKind, OUTBOX_DEFAULTS, type SharedBudget, type SharedTake } from "./outbox.ts";
-import { LUA_NOW, RedisScript } from "./redis-script.ts";
+import { LUA_NOW, OutageLog, RedisScript, withTimeout } from "./redis-script.ts";
 
 export interface RedisBudgetOptions {
   /** Key prefix; `telegramRedisPrefix(token)` for a bot. Every process of the bot must use the same. */
@@ -61,8 +61,6 @@ const BOT_PAUSE_CHATS = 3;
 const BOT_PAUSE_WINDOW_MS = 1_000;
 /** The bot-wide window. */
 const SECOND_MS = 1_000;
-/** An outage is logged at most this often. */
-const OUTAGE_LOG_MS = 60_000;
 
 /** The key prefix of a bot (its numeric id, never the token's secret part). */
 export function telegramRedisPrefix(token: string): string {
@@ -163,7 +161,7 @@ export class RedisTelegramBudget implements SharedBudget {
   /** This process's part of every member name. */
   private readonly tag = randomUUID().slice(0, 8);
   private seq = 0;
-  private lastOutageLog = Number.NEGATIVE_INFINITY;
+  private readonly outages: OutageLog;
 
   constructor(
     private readonly redis: Redis,
@@ -185,36 +183,39 @@ export class RedisTelegramBudget implements SharedBudget {
     }
     if (!(interval >= 0)) throw new RangeError("RedisTelegramBudget: perChatIntervalMs must not be negative");
     this.log = options.log ?? (() => {});
+    this.outages = new OutageLog(this.log, "the shared send budget", "this process paces by its own limits");
   }
 
   async take(chatId: ChatId, kind: ChatKind): Promise<SharedTake> {
     const member = `${this.tag}:${this.seq++}`;
     const { interval, groupLimit, groupWindow, globalLimit, lease, poll } = this.limits;
     try {
-      const reply = await this.withTimeout(
+      const reply = await withTimeout(
         TAKE.run(
           this.redis,
           [this.key(`chat:${chatId}`), this.key(`chat:${chatId}:until`), this.key("bot"), this.key("bot:until")],
           [member, kind === "group" ? 1 : 0, interval, groupLimit, groupWindow, globalLimit, lease, poll],
         ),
+        this.limits.timeout,
       );
       const [taken, waitMs, scope] = reply as [number, number, number?];
       if (taken !== 1) return { granted: false, waitMs, scope: scope === 2 ? "bot" : "chat" };
       return { granted: true, settle: () => this.settle(chatId, member) };
     } catch (error) {
-      this.outage("take", error);
+      this.outages.report("take", error);
       return { granted: true, settle: async () => {} };
     }
   }
 
   async pause(chatId: ChatId, ms: number): Promise<void> {
     try {
-      const bot = await this.withTimeout(
+      const bot = await withTimeout(
         PAUSE.run(
           this.redis,
           [this.key(`chat:${chatId}:until`), this.key("bot:until"), this.key("429")],
           [String(chatId), Math.max(1, Math.ceil(ms)), BOT_PAUSE_CHATS, BOT_PAUSE_WINDOW_MS],
         ),
+        this.limits.timeout,
       );
       if (bot === 1) {
         this.log(
@@ -222,38 +223,23 @@ export class RedisTelegramBudget implements SharedBudget {
         );
       }
     } catch (error) {
-      this.outage("pause", error);
+      this.outages.report("pause", error);
     }
   }
 
   private async settle(chatId: ChatId, member: string): Promise<void> {
     try {
-      await this.withTimeout(SETTLE.run(this.redis, [this.key(`chat:${chatId}`), this.key("bot")], [member]));
+      await withTimeout(
+        SETTLE.run(this.redis, [this.key(`chat:${chatId}`), this.key("bot")], [member]),
+        this.limits.timeout,
+      );
     } catch (error) {
       // The place stays held until its lease ends: later calls wait longer, none goes early.
-      this.outage("settle", error);
+      this.outages.report("settle", error);
     }
   }
 
   private key(suffix: string): string {
     return `${this.prefix}:${suffix}`;
-  }
-
-  private withTimeout<T>(work: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.limits.timeout} ms`)), this.limits.timeout);
-    });
-    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-  }
-
-  private outage(what: string, error: unknown): void {
-    const now = Date.now();
-    if (now - this.lastOutageLog < OUTAGE_LOG_MS) return;
-    this.lastOutageLog = now;
-    this.log(
-      `telegram: the shared send budget in Redis failed (${what}: ${error instanceof Error ? error.message : String(error)}); ` +
-        "this process paces by its own limits until Redis answers again",
-    );
   }
 }

@@ -26,3 +26,33 @@ export class RedisScript {
 /** The server's clock in milliseconds, in Lua: one clock for every process. */
 export const LUA_NOW =
   "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n";
+
+/** `work`, or a rejection once `ms` pass without its answer (a Redis that hangs is an outage too). */
+export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Reports a Redis outage in the operator's log at most once a minute: what failed and what happens meanwhile. */
+export class OutageLog {
+  private last = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly log: (message: string) => void,
+    private readonly what: string,
+    private readonly meanwhile: string,
+  ) {}
+
+  report(step: string, error: unknown): void {
+    const now = Date.now();
+    if (now - this.last < 60_000) return;
+    this.last = now;
+    const reason = error instanceof Error ? error.message : String(error);
+    this.log(
+      `telegram: ${this.what} in Redis failed (${step}: ${reason}); ${this.meanwhile} until Redis answers again`,
+    );
+  }
+}

@@ -18,7 +18,7 @@
  * (and the outage logged once a minute) rather than dropped.
  */
 import type { Redis } from "ioredis";
-import { RedisScript } from "./redis-script.ts";
+import { OutageLog, RedisScript, withTimeout } from "./redis-script.ts";
 
 export interface UpdateGateOptions {
   /** Key prefix; `telegramRedisPrefix(token)` for a bot. Every front of the bot must use the same. */
@@ -44,7 +44,6 @@ export interface Turn {
 
 /** How long a chat's line (its counters) outlives its last update. */
 const LINE_TTL_MS = 86_400_000;
-const OUTAGE_LOG_MS = 60_000;
 
 /**
  * KEYS: update, line, served. ARGV: dedupe seconds, lease ms, turn key prefix, line ttl.
@@ -96,8 +95,7 @@ export class RedisUpdateGate {
   private readonly leaseMs: number;
   private readonly pollMs: number;
   private readonly timeoutMs: number;
-  private readonly log: (message: string) => void;
-  private lastOutageLog = Number.NEGATIVE_INFINITY;
+  private readonly outages: OutageLog;
 
   constructor(
     private readonly redis: Redis,
@@ -108,7 +106,11 @@ export class RedisUpdateGate {
     this.leaseMs = options.leaseMs ?? 10_000;
     this.pollMs = options.pollMs ?? 20;
     this.timeoutMs = options.timeoutMs ?? 2_000;
-    this.log = options.log ?? (() => {});
+    this.outages = new OutageLog(
+      options.log ?? (() => {}),
+      "the update gate",
+      "updates are handled on this front without de-duplication or cross-front order",
+    );
   }
 
   /**
@@ -121,11 +123,12 @@ export class RedisUpdateGate {
     const keys = chatId === undefined ? [update] : [update, `${chat}:line`, `${chat}:served`];
     let reply: unknown;
     try {
-      reply = await this.withTimeout(
+      reply = await withTimeout(
         ADMIT.run(this.redis, keys, [this.dedupeSeconds, this.leaseMs, `${chat}:turn:`, LINE_TTL_MS]),
+        this.timeoutMs,
       );
     } catch (error) {
-      this.outage("admit", error);
+      this.outages.report("admit", error);
       return undefined;
     }
     if (reply === -1) return "duplicate";
@@ -138,18 +141,21 @@ export class RedisUpdateGate {
     const served = `${chat}:served`;
     // Renewed until done, from the moment it was taken: while it waits behind other fronts too.
     const renew = setInterval(() => {
-      this.redis.pexpire(lease, this.leaseMs).catch((error: unknown) => this.outage("renew", error));
+      this.redis.pexpire(lease, this.leaseMs).catch((error: unknown) => this.outages.report("renew", error));
     }, this.leaseMs / 3);
     renew.unref();
     return {
       ready: async () => {
         for (;;) {
           try {
-            const ready = await this.withTimeout(READY.run(this.redis, [served], [n, `${chat}:turn:`, LINE_TTL_MS]));
+            const ready = await withTimeout(
+              READY.run(this.redis, [served], [n, `${chat}:turn:`, LINE_TTL_MS]),
+              this.timeoutMs,
+            );
             if (ready === 1) return;
           } catch (error) {
             // Without Redis the order cannot be known: handle it rather than hold the chat.
-            this.outage("ready", error);
+            this.outages.report("ready", error);
             return;
           }
           await new Promise((resolve) => setTimeout(resolve, this.pollMs));
@@ -158,30 +164,12 @@ export class RedisUpdateGate {
       done: async () => {
         clearInterval(renew);
         try {
-          await this.withTimeout(DONE.run(this.redis, [served, lease], [n, LINE_TTL_MS]));
+          await withTimeout(DONE.run(this.redis, [served, lease], [n, LINE_TTL_MS]), this.timeoutMs);
         } catch (error) {
           // Its lease runs out instead, and the next turn is let through then.
-          this.outage("done", error);
+          this.outages.report("done", error);
         }
       },
     };
-  }
-
-  private withTimeout<T>(work: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-    });
-    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-  }
-
-  private outage(what: string, error: unknown): void {
-    const now = Date.now();
-    if (now - this.lastOutageLog < OUTAGE_LOG_MS) return;
-    this.lastOutageLog = now;
-    this.log(
-      `telegram: the update gate in Redis failed (${what}: ${error instanceof Error ? error.message : String(error)}); ` +
-        "updates are handled on this front without de-duplication or cross-front order until Redis answers again",
-    );
   }
 }
