@@ -153,8 +153,12 @@ export class TelegramAdapter {
     if (turn === "duplicate") return;
     const state = ctx.state as GateState;
     if (turn !== undefined) state.turn = turn;
-    await next();
-    if (state.turn !== undefined && chat !== undefined) this.enqueue(ctx, async () => {});
+    try {
+      await next();
+    } finally {
+      // Also when a handler threw: a turn never passed would hold the chat on every front.
+      if (state.turn !== undefined && chat !== undefined) this.enqueue(ctx, async () => {});
+    }
   }
 
   /**
