@@ -137,6 +137,9 @@ const EnvSchema = z.object({
     (v) => v === undefined || v === "auto" || (STRUCTURED_STRATEGIES as readonly string[]).includes(v),
     { message: `STRUCTURED_OUTPUT must be auto or one of: ${STRUCTURED_STRATEGIES.join(", ")}` },
   ),
+  REDIS_URL: optionalText.refine((v) => v === undefined || /^rediss?:\/\/[^\s]+$/.test(v), {
+    message: "REDIS_URL must be a redis:// or rediss:// URL, for example redis://localhost:6379",
+  }),
   LANG: optionalText,
 });
 
@@ -189,6 +192,8 @@ export interface Config {
     /** Register commands to this server only (instant, for development). */
     devGuildId?: string;
   };
+  /** REDIS_URL: several processes share state (the platforms' limits, updates across fronts). */
+  redisUrl?: string;
   /** Set when TELEGRAM_BOT_TOKEN is: the Telegram bot runs. */
   telegram?: {
     token: string;
@@ -322,6 +327,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
             ...(e.DISCORD_DEV_GUILD_ID === undefined ? {} : { devGuildId: e.DISCORD_DEV_GUILD_ID }),
           },
         }),
+    ...(e.REDIS_URL === undefined ? {} : { redisUrl: e.REDIS_URL }),
     ...(e.TELEGRAM_BOT_TOKEN === undefined
       ? {}
       : {

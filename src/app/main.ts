@@ -4,6 +4,7 @@
  * process, or else the terminal session on standard input/output. Operator messages go to standard error; the story to standard output.
  */
 import { existsSync } from "node:fs";
+import { Redis } from "ioredis";
 import { ConsoleAdapter } from "../../adapters/console/console-adapter.ts";
 import { ConsoleSurface } from "../../adapters/console/console-surface.ts";
 import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
@@ -37,8 +38,11 @@ async function main(): Promise<number> {
     throw error;
   }
   const bots: { name: string; start(): Promise<void>; stop(): Promise<void> }[] = [];
+  // REDIS_URL: this process shares the bots' limits (and Telegram's updates) with the others.
+  const redis = config.redisUrl === undefined ? undefined : connectRedis(config.redisUrl);
   if (config.telegram !== undefined) {
-    bots.push({ name: "Telegram", ...bind(new TelegramAdapter(config.telegram, { ...engine, log })) });
+    const telegram = { ...config.telegram, ...(redis === undefined ? {} : { shared: { redis } }) };
+    bots.push({ name: "Telegram", ...bind(new TelegramAdapter(telegram, { ...engine, log })) });
   }
   if (config.discord !== undefined) {
     bots.push({ name: "Discord", ...bind(new DiscordAdapter(config.discord, { ...engine, log })) });
@@ -54,6 +58,7 @@ async function main(): Promise<number> {
         );
         for (const b of bots) await b.stop().catch((e: unknown) => log(`${b.name} did not stop cleanly: ${String(e)}`));
         await engine.close();
+        redis?.disconnect();
         return 1;
       }
     }
@@ -65,6 +70,7 @@ async function main(): Promise<number> {
     for (const bot of bots)
       await bot.stop().catch((e: unknown) => log(`${bot.name} did not stop cleanly: ${String(e)}`));
     await engine.close();
+    await redis?.quit().catch(() => redis.disconnect());
     return 0;
   }
 
@@ -100,6 +106,20 @@ async function main(): Promise<number> {
   await engine.close();
   process.stdout.write("\n");
   return 0;
+}
+
+/** The Redis connection shared state goes through; its errors are logged (once each in a row), never thrown. */
+function connectRedis(url: string): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 2 });
+  let last = "";
+  redis.on("error", (error: Error) => {
+    if (error.message !== last) log(`redis: ${error.message}`);
+    last = error.message;
+  });
+  redis.on("ready", () => {
+    last = "";
+  });
+  return redis;
 }
 
 function bind(adapter: { start(): Promise<void>; stop(): Promise<void> }) {

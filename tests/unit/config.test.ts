@@ -64,6 +64,16 @@ describe("loadConfig", () => {
     expect(loadConfig(base).locale).toBe("en");
   });
 
+  it("shares state between processes through REDIS_URL when set; a URL that is not Redis's is named", () => {
+    expect(loadConfig({ OPENAI_API_KEY: "k" }).redisUrl).toBeUndefined();
+    expect(loadConfig({ OPENAI_API_KEY: "k", REDIS_URL: "redis://cache:6379/2" }).redisUrl).toBe(
+      "redis://cache:6379/2",
+    );
+    expect(problems({ OPENAI_API_KEY: "k", REDIS_URL: "localhost:6379" })).toEqual([
+      expect.stringContaining("REDIS_URL must be a redis:// or rediss:// URL"),
+    ]);
+  });
+
   it("treats empty variables as unset", () => {
     const config = loadConfig({ OPENAI_API_KEY: "k", OPENAI_TIMEOUT_MS: "", METHOD_CONTINUE: "" });
     expect(config.timeoutMs).toBe(60_000);
