@@ -324,13 +324,19 @@ export function jobQueueContract(name: string, make: JobQueueFactory, contract: 
       const queue = await open({ retry: QUICK_RETRY });
       const job = unique("job");
       const attempts: number[] = [];
+      const startedAt: number[] = [];
       queue.handle(job, async (_payload, { attempt }) => {
         attempts.push(attempt);
+        startedAt.push(Date.now());
         if (attempt < 3) throw new TransientJobError("database unreachable");
       });
       const enqueued = await queue.enqueue(job, {}, { key: unique("key") });
       await expect(enqueued.finished).resolves.toEqual({ ok: true });
       expect(attempts).toEqual([1, 2, 3]);
+      // A backoff before each retry: at least half of baseMs, then of twice that.
+      const gaps = startedAt.slice(1).map((at, i) => at - (startedAt[i] ?? at));
+      expect(gaps[0]).toBeGreaterThanOrEqual(QUICK_RETRY.baseMs / 2);
+      expect(gaps[1]).toBeGreaterThanOrEqual(QUICK_RETRY.baseMs);
     });
 
     it("reports the last transient failure once the retry policy's attempts are spent", async () => {
