@@ -8,6 +8,7 @@ import { ConsoleAdapter } from "../../adapters/console/console-adapter.ts";
 import { ConsoleSurface } from "../../adapters/console/console-surface.ts";
 import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
+import { JobQueueUnavailableError } from "../jobs/job-queue.ts";
 import { DatabaseOpenError } from "../store/db.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createEngine } from "./wiring.ts";
@@ -30,7 +31,7 @@ async function main(): Promise<number> {
   try {
     engine = await createEngine(config, log);
   } catch (error) {
-    if (error instanceof DatabaseOpenError) {
+    if (error instanceof DatabaseOpenError || error instanceof JobQueueUnavailableError) {
       process.stderr.write(`${error.message}\n`);
       return 1;
     }

@@ -38,6 +38,7 @@ import {
   type JobOutcome,
   type JobQueue,
   JobQueueClosedError,
+  JobQueueUnavailableError,
   jobRetryDelayMs,
   type QueueMetrics,
   RETRY_POLICY_DEFAULTS,
@@ -95,11 +96,6 @@ export const BULLMQ_DEFAULTS = {
 
 /** The lane of job names that are in no other. */
 export const DEFAULT_LANE = "jobs";
-
-/** Redis did not answer when the queue opened; the message names the server (without its password). */
-export class JobQueueUnavailableError extends Error {
-  override name = "JobQueueUnavailableError";
-}
 
 /** A job failed on a worker (maybe in another process): the message is the worker's reason. */
 export class JobFailedError extends Error {

@@ -94,6 +94,11 @@ export class JobQueueClosedError extends Error {
   override name = "JobQueueClosedError";
 }
 
+/** The queue's backend did not answer when it opened; the message names it (never with a password). */
+export class JobQueueUnavailableError extends Error {
+  override name = "JobQueueUnavailableError";
+}
+
 /**
  * Thrown by a handler for a failure worth another try (the database briefly
  * unreachable, say): the queue starts the job again after a backoff, up to its retry

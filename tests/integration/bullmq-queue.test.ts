@@ -2,12 +2,8 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  BullMqJobQueue,
-  type BullMqJobQueueOptions,
-  JobQueueUnavailableError,
-  jobIdFor,
-} from "../../src/jobs/bullmq-queue.ts";
+import { BullMqJobQueue, type BullMqJobQueueOptions, jobIdFor } from "../../src/jobs/bullmq-queue.ts";
+import { JobQueueUnavailableError } from "../../src/jobs/job-queue.ts";
 import { jobQueueContract } from "../contract/job-queue.contract.ts";
 import { connectTestRedis, dropPrefix, freePort, OwnRedis, TEST_REDIS_URL, testPrefix } from "../helpers/redis.ts";
 

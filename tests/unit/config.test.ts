@@ -70,6 +70,29 @@ describe("loadConfig", () => {
     expect(config.methods.continue).toBe("react");
   });
 
+  it("runs jobs in this process without REDIS_URL, and on Redis with it, WORKER_CONCURRENCY chapters per worker", () => {
+    const base = { OPENAI_API_KEY: "sk-test" };
+    expect(loadConfig(base).redis).toBeUndefined();
+    expect(loadConfig({ ...base, REDIS_URL: "redis://localhost:6379", JOB_CONCURRENCY: "8" }).redis).toEqual({
+      url: "redis://localhost:6379",
+      prefix: "inkloom",
+      workerConcurrency: 8,
+    });
+    const config = loadConfig({
+      ...base,
+      REDIS_URL: "rediss://:pw@redis.example:6380/2",
+      REDIS_PREFIX: "inkloom-staging",
+      WORKER_CONCURRENCY: "16",
+    });
+    expect(config.redis).toEqual({
+      url: "rediss://:pw@redis.example:6380/2",
+      prefix: "inkloom-staging",
+      workerConcurrency: 16,
+    });
+    const bad = problems({ ...base, REDIS_URL: "localhost:6379", REDIS_PREFIX: "a:b", WORKER_CONCURRENCY: "0" });
+    expect(bad.map((p) => p.split(" ")[0])).toEqual(["REDIS_URL", "REDIS_PREFIX", "WORKER_CONCURRENCY"]);
+  });
+
   it("illustrates only with IMAGE_MODEL; images may use their own endpoint and key", () => {
     const base = { OPENAI_BASE_URL: "http://text.local/v1", OPENAI_MODEL: "m", OPENAI_API_KEY: "text-key" };
     expect(loadConfig(base).images).toBeUndefined();
