@@ -123,7 +123,7 @@ export interface RetryPolicy {
   capMs: number;
 }
 
-/** 5 starts over about 15 s: long enough for a database failover, short enough that a reader waits. */
+/** 5 starts within 15 s (backoffs 0.5-1, 1-2, 2-4, 4-8 s): a database failover, while a reader still waits. */
 export const RETRY_POLICY_DEFAULTS = { attempts: 5, baseMs: 1_000, capMs: 30_000 } as const satisfies RetryPolicy;
 
 /** The wait before retry number `retry` (0 for the first), on the same curve as model calls. */

@@ -20,7 +20,7 @@ import { StoryCommands } from "../../src/story/story-commands.ts";
 import { StoryQueries } from "../../src/story/story-queries.ts";
 import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
-import { connectTestRedis, dropPrefix, TEST_REDIS_URL, testPrefix } from "../helpers/redis.ts";
+import { connectTestRedis, dropPrefix, testPrefix, testRedisUrl } from "../helpers/redis.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const actor = { platform: "console", id: "u1", name: "Reader" };
@@ -29,6 +29,7 @@ const LOCK_MS = 1000;
 const STALLED_MS = 500;
 
 let redis: Redis;
+let redisUrl: string;
 let prefix: string;
 let dir: string;
 let db: Db;
@@ -46,7 +47,7 @@ interface Process {
 /** One process: its queue (a worker unless `role: "producer"`), commands and chapter writer. */
 async function startProcess(options: Partial<BullMqJobQueueOptions> = {}): Promise<Process> {
   const queue = await BullMqJobQueue.open({
-    url: TEST_REDIS_URL,
+    url: redisUrl,
     prefix,
     idlePollMs: 20,
     lockDurationMs: LOCK_MS,
@@ -82,7 +83,8 @@ async function startStory(process: Process): Promise<string> {
 }
 
 beforeAll(async () => {
-  redis = await connectTestRedis();
+  redisUrl = testRedisUrl();
+  redis = await connectTestRedis(redisUrl);
 });
 afterAll(() => redis?.disconnect());
 
@@ -155,7 +157,7 @@ describe("chapters on BullMQ across processes", () => {
         "--import",
         "tsx",
         join(ROOT, "tests", "helpers", "bullmq-worker-process.ts"),
-        TEST_REDIS_URL,
+        redisUrl,
         prefix,
         CHAPTER_JOB,
         String(LOCK_MS),

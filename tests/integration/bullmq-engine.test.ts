@@ -14,13 +14,14 @@ import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
-import { connectTestRedis, dropPrefix, TEST_REDIS_URL, testPrefix } from "../helpers/redis.ts";
+import { connectTestRedis, dropPrefix, testPrefix, testRedisUrl } from "../helpers/redis.ts";
 
 const starter = { platform: "telegram", id: "100", name: "Ann" };
 const bea = { platform: "telegram", id: "101", name: "Bea" };
 const conversation = { platform: "telegram", workspaceId: "-7", id: "-7" };
 
 let redis: Redis;
+let redisUrl: string;
 let prefix: string;
 let dir: string;
 let model: FakeOpenAiServer;
@@ -28,7 +29,8 @@ let engine: Engine | undefined;
 let surface: FakeSurface;
 
 beforeAll(async () => {
-  redis = await connectTestRedis();
+  redisUrl = testRedisUrl();
+  redis = await connectTestRedis(redisUrl);
 });
 afterAll(() => redis?.disconnect());
 
@@ -63,7 +65,7 @@ describe("the engine on BullMQ (REDIS_URL)", () => {
       OPENAI_MAX_RETRIES: "0",
       DATABASE_URL: `file:${join(dir, "engine.db")}`,
       PREPLAN: "off",
-      REDIS_URL: TEST_REDIS_URL,
+      REDIS_URL: redisUrl,
       REDIS_PREFIX: prefix,
       WORKER_CONCURRENCY: "2",
     });

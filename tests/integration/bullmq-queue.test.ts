@@ -5,16 +5,18 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { BullMqJobQueue, type BullMqJobQueueOptions, jobIdFor } from "../../src/jobs/bullmq-queue.ts";
 import { JobQueueUnavailableError } from "../../src/jobs/job-queue.ts";
 import { jobQueueContract } from "../contract/job-queue.contract.ts";
-import { connectTestRedis, dropPrefix, freePort, OwnRedis, TEST_REDIS_URL, testPrefix } from "../helpers/redis.ts";
+import { connectTestRedis, dropPrefix, freePort, OwnRedis, testPrefix, testRedisUrl } from "../helpers/redis.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const HELPERS = join(ROOT, "tests", "helpers");
 
 let redis: Redis;
+let redisUrl: string;
 let prefix: string;
 
 beforeAll(async () => {
-  redis = await connectTestRedis();
+  redisUrl = testRedisUrl();
+  redis = await connectTestRedis(redisUrl);
 });
 afterAll(() => redis?.disconnect());
 beforeEach(() => {
@@ -28,7 +30,7 @@ jobQueueContract(
   "BullMqJobQueue",
   (options) =>
     BullMqJobQueue.open({
-      url: TEST_REDIS_URL,
+      url: redisUrl,
       prefix,
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(options.retry === undefined ? {} : { retry: options.retry }),
@@ -40,7 +42,7 @@ jobQueueContract(
 const opened: BullMqJobQueue[] = [];
 
 async function open(options: Partial<BullMqJobQueueOptions> = {}): Promise<BullMqJobQueue> {
-  const queue = await BullMqJobQueue.open({ url: TEST_REDIS_URL, prefix, idlePollMs: 20, ...options });
+  const queue = await BullMqJobQueue.open({ url: redisUrl, prefix, idlePollMs: 20, ...options });
   opened.push(queue);
   return queue;
 }
@@ -155,7 +157,7 @@ describe("BullMqJobQueue", () => {
         "--import",
         "tsx",
         join(HELPERS, "bullmq-worker-process.ts"),
-        TEST_REDIS_URL,
+        redisUrl,
         prefix,
         "chapter",
         String(lockMs),
