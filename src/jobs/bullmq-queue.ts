@@ -43,6 +43,7 @@ import {
   type QueueMetrics,
   RETRY_POLICY_DEFAULTS,
   type RetryPolicy,
+  stopWithin,
 } from "./job-queue.ts";
 
 /** A BullMQ queue for the jobs that spend one resource. */
@@ -181,8 +182,19 @@ export class BullMqJobQueue implements JobQueue {
       clearTimeout(timer);
     }
     redis.removeAllListeners("error");
-    const queue = new BullMqJobQueue(redis, options, log);
-    await queue.listen();
+    let queue: BullMqJobQueue;
+    try {
+      queue = new BullMqJobQueue(redis, options, log);
+    } catch (error) {
+      redis.disconnect();
+      throw error;
+    }
+    try {
+      await queue.listen();
+    } catch (error) {
+      await queue.close();
+      throw error;
+    }
     return queue;
   }
 
@@ -447,17 +459,9 @@ export class BullMqJobQueue implements JobQueue {
 
   private async shutdown(options: CloseOptions): Promise<void> {
     const workers = [...this.lanes.values()].flatMap((lane) => (lane.worker === undefined ? [] : [lane.worker]));
-    const stopped = Promise.all(workers.map((worker) => worker.close()));
-    if (options.graceMs !== undefined && Number.isFinite(options.graceMs)) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const graceOver = new Promise<"grace">((resolve) => {
-        timer = setTimeout(() => resolve("grace"), Math.max(0, options.graceMs ?? 0));
-      });
-      const first = await Promise.race([stopped, graceOver]);
-      clearTimeout(timer);
-      if (first === "grace") for (const worker of workers) worker.cancelAllJobs("shutdown: grace over");
-    }
-    await stopped;
+    await stopWithin(Promise.all(workers.map((worker) => worker.close())), options.graceMs, () => {
+      for (const worker of workers) worker.cancelAllJobs("shutdown: grace over");
+    });
     // A last look for jobs someone waits on: their final event may still be on its way.
     await Promise.all(
       [...this.watchers.values()].map(async ({ lane, id }) => {

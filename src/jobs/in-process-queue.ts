@@ -31,6 +31,7 @@ import {
   type QueueMetrics,
   RETRY_POLICY_DEFAULTS,
   type RetryPolicy,
+  stopWithin,
 } from "./job-queue.ts";
 
 export { JobQueueClosedError };
@@ -139,19 +140,9 @@ export class InProcessJobQueue implements JobQueue {
       job.settle({ ok: false, error: new JobQueueClosedError(`Job queue closed before job "${job.name}" started`) });
     }
     this.notifyIfIdle();
-    const idle = this.onIdle();
-    if (options.graceMs !== undefined && Number.isFinite(options.graceMs)) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const graceOver = new Promise<"grace">((resolve) => {
-        timer = setTimeout(() => resolve("grace"), Math.max(0, options.graceMs ?? 0));
-      });
-      const first = await Promise.race([idle, graceOver]);
-      clearTimeout(timer);
-      if (first === "grace") {
-        for (const job of this.active) job.controller.abort(new JobQueueClosedError("Job queue closing: grace over"));
-      }
-    }
-    await idle;
+    await stopWithin(this.onIdle(), options.graceMs, () => {
+      for (const job of this.active) job.controller.abort(new JobQueueClosedError("Job queue closing: grace over"));
+    });
   }
 
   async metrics(): Promise<QueueMetrics[]> {

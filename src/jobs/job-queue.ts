@@ -131,6 +131,23 @@ export function jobRetryDelayMs(policy: RetryPolicy, retry: number): number {
   return retryDelayMs(retry, { baseMs: policy.baseMs, capMs: policy.capMs });
 }
 
+/**
+ * Wait for `stopped`; when `graceMs` (finite) passes first, call `graceOver` (abort the
+ * running jobs) and wait on. Both queues close this way.
+ */
+export async function stopWithin(stopped: Promise<unknown>, graceMs: number | undefined, graceOver: () => void) {
+  if (graceMs !== undefined && Number.isFinite(graceMs)) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<"grace">((resolve) => {
+      timer = setTimeout(() => resolve("grace"), Math.max(0, graceMs));
+    });
+    const first = await Promise.race([stopped, grace]);
+    clearTimeout(timer);
+    if (first === "grace") graceOver();
+  }
+  await stopped;
+}
+
 /** Milliseconds from `now` until a job enqueued with `options` is due (0: now). */
 export function dueInMs(options: EnqueueOptions, now: number = Date.now()): number {
   if (options.at !== undefined && options.delayMs !== undefined) {

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import { inject } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, inject } from "vitest";
 
 export { freePort, OwnRedis } from "./own-redis.ts";
 
@@ -48,4 +48,34 @@ export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
     cursor = next;
     if (keys.length > 0) await redis.del(...keys);
   } while (cursor !== "0");
+}
+
+/**
+ * The hooks of a test file that uses Redis: it is checked once (failing the file, with
+ * the reason, when absent), each test gets a fresh key prefix, and its keys are deleted
+ * after it (after the test's own hooks closed its queues). Read `url` and `prefix` in tests.
+ */
+export function useTestRedis(): { readonly url: string; readonly prefix: string } {
+  let redis: Redis | undefined;
+  let url = "";
+  let prefix = "";
+  beforeAll(async () => {
+    url = testRedisUrl();
+    redis = await connectTestRedis(url);
+  });
+  afterAll(() => redis?.disconnect());
+  beforeEach(() => {
+    prefix = testPrefix();
+  });
+  afterEach(async () => {
+    if (redis !== undefined) await dropPrefix(redis, prefix);
+  });
+  return {
+    get url() {
+      return url;
+    },
+    get prefix() {
+      return prefix;
+    },
+  };
 }

@@ -4,12 +4,10 @@
  * BullMqJobQueue with its own StoryCommands and writer; the killed worker is a real
  * child process (tests/helpers/bullmq-worker-process.ts).
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BullMqJobQueue, type BullMqJobQueueOptions } from "../../src/jobs/bullmq-queue.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
 import { CHAPTER_JOB, type ChapterJobPayload, enqueueChapter } from "../../src/story/chapter-job.ts";
@@ -20,17 +18,16 @@ import { StoryCommands } from "../../src/story/story-commands.ts";
 import { StoryQueries } from "../../src/story/story-queries.ts";
 import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
-import { connectTestRedis, dropPrefix, testPrefix, testRedisUrl } from "../helpers/redis.ts";
+import { chapterLeftWriting } from "../helpers/interrupted-chapter.ts";
+import { useTestRedis } from "../helpers/redis.ts";
+import { startWorkerProcess } from "../helpers/worker-process.ts";
 
-const ROOT = join(import.meta.dirname, "..", "..");
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
 const LOCK_MS = 1000;
 const STALLED_MS = 500;
 
-let redis: Redis;
-let redisUrl: string;
-let prefix: string;
+const redis = useTestRedis();
 let dir: string;
 let db: Db;
 let agent: FakeStoryAgent;
@@ -47,8 +44,8 @@ interface Process {
 /** One process: its queue (a worker unless `role: "producer"`), commands and chapter writer. */
 async function startProcess(options: Partial<BullMqJobQueueOptions> = {}): Promise<Process> {
   const queue = await BullMqJobQueue.open({
-    url: redisUrl,
-    prefix,
+    url: redis.url,
+    prefix: redis.prefix,
     idlePollMs: 20,
     lockDurationMs: LOCK_MS,
     stalledIntervalMs: STALLED_MS,
@@ -82,14 +79,7 @@ async function startStory(process: Process): Promise<string> {
   return ticket.storyId;
 }
 
-beforeAll(async () => {
-  redisUrl = testRedisUrl();
-  redis = await connectTestRedis(redisUrl);
-});
-afterAll(() => redis?.disconnect());
-
 beforeEach(async () => {
-  prefix = testPrefix();
   dir = mkdtempSync(join(tmpdir(), "inkloom-bullmq-"));
   db = await openDatabase(`file:${join(dir, "test.db")}`);
   agent = new FakeStoryAgent();
@@ -99,7 +89,6 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await Promise.all(queues.splice(0).map((queue) => queue.close()));
-  await dropPrefix(redis, prefix);
   await db.$disconnect();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -130,71 +119,30 @@ describe("chapters on BullMQ across processes", () => {
     const first = await startProcess();
     const storyId = await startStory(first);
     await first.queue.close();
-    const s = await queries.state(storyId);
+    const { revision } = await queries.state(storyId);
     // The worker that will die claimed chapter 2 and showed its first words.
-    const shown = await surface.post("Chapter 2\n\nChapter 2 text about ");
-    const chapter = await db.chapter.create({
-      data: {
-        storyId,
-        parentId: s.head?.id ?? null,
-        number: 2,
-        task: "continue",
-        action: "I wait",
-        status: "writing",
-        requestKey: "killed",
-        bibleUpdates: {},
-        messageRefs: [],
-        progress: { messages: [{ id: shown.id, text: "Chapter 2\n\nChapter 2 text about " }], complete: false },
-      },
-    });
-    await db.story.update({ where: { id: storyId }, data: { headChapterId: chapter.id } });
-    const postsBefore = surface.calls.filter((c) => c.kind === "post").length;
-    const offersBefore = surface.calls.filter((c) => c.kind === "offerChoices").length;
-
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        join(ROOT, "tests", "helpers", "bullmq-worker-process.ts"),
-        redisUrl,
-        prefix,
-        CHAPTER_JOB,
-        String(LOCK_MS),
-        String(STALLED_MS),
-      ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-    );
-    let output = "";
-    child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-      output += chunk;
+    const interrupted = await chapterLeftWriting(db, surface, storyId, "I wait");
+    const { chapterId } = interrupted;
+    const worker = startWorkerProcess({
+      url: redis.url,
+      prefix: redis.prefix,
+      job: CHAPTER_JOB,
+      lockMs: LOCK_MS,
+      stalledMs: STALLED_MS,
     });
     try {
-      await until(() => output.includes("ready") || child.exitCode !== null);
+      await worker.printed("ready");
       const front = await startProcess({ role: "producer" });
-      const ticket = await enqueueChapter(front.queue, {
-        storyId,
-        chapterId: chapter.id,
-        number: 2,
-        revision: s.revision,
-      });
-      await until(() => output.includes("started") || child.exitCode !== null);
-      expect(output).toContain(`started chapter:${chapter.id}:r${s.revision} 1`);
-      child.kill("SIGKILL");
+      const ticket = await enqueueChapter(front.queue, { storyId, chapterId, number: 2, revision });
+      await worker.printed(`started chapter:${chapterId}:r${revision} 1`);
+      worker.kill();
 
       await startProcess();
       await expect(ticket.job.finished).resolves.toEqual({ ok: true });
     } finally {
-      child.kill("SIGKILL");
+      worker.kill();
     }
-    const state = await queries.state(storyId);
-    expect(state.head?.status).toBe("done");
-    expect(state.head?.text).toBe("Chapter 2 text about I wait.\n\nIt goes on.");
-    expect(agent.inputs.at(-1)?.resume).toEqual({ prose: "Chapter 2 text about ", complete: false });
-    // The same message was continued: no new post, and it shows the whole chapter; choices offered once.
-    expect(surface.calls.filter((c) => c.kind === "post").length).toBe(postsBefore);
-    expect(surface.messages.get(shown.id)?.text).toBe("Chapter 2\n\nChapter 2 text about I wait.\n\nIt goes on.");
-    expect(surface.calls.filter((c) => c.kind === "offerChoices").length).toBe(offersBefore + 1);
+    await interrupted.expectContinuedInPlace(agent);
   });
 
   it("one chapter at a time per story: a second request from another process is refused while one is written", async () => {

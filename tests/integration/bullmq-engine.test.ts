@@ -7,35 +7,25 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/app/config.ts";
 import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
-import { connectTestRedis, dropPrefix, testPrefix, testRedisUrl } from "../helpers/redis.ts";
+import { useTestRedis } from "../helpers/redis.ts";
 
 const starter = { platform: "telegram", id: "100", name: "Ann" };
 const bea = { platform: "telegram", id: "101", name: "Bea" };
 const conversation = { platform: "telegram", workspaceId: "-7", id: "-7" };
 
-let redis: Redis;
-let redisUrl: string;
-let prefix: string;
+const redis = useTestRedis();
 let dir: string;
 let model: FakeOpenAiServer;
 let engine: Engine | undefined;
 let surface: FakeSurface;
 
-beforeAll(async () => {
-  redisUrl = testRedisUrl();
-  redis = await connectTestRedis(redisUrl);
-});
-afterAll(() => redis?.disconnect());
-
 beforeEach(async () => {
-  prefix = testPrefix();
   dir = mkdtempSync(join(tmpdir(), "inkloom-engine-redis-"));
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
   surface = new FakeSurface({ limits: { maxMessageLength: 4000, minEditIntervalMs: 0 } });
@@ -45,7 +35,6 @@ afterEach(async () => {
   await engine?.close();
   engine = undefined;
   await model.close();
-  await dropPrefix(redis, prefix);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -65,8 +54,8 @@ describe("the engine on BullMQ (REDIS_URL)", () => {
       OPENAI_MAX_RETRIES: "0",
       DATABASE_URL: `file:${join(dir, "engine.db")}`,
       PREPLAN: "off",
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: prefix,
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: redis.prefix,
       WORKER_CONCURRENCY: "2",
     });
     engine = await createEngine(config, () => {});

@@ -1,37 +1,23 @@
-import { spawn } from "node:child_process";
-import { join } from "node:path";
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+/**
+ * The BullMQ queue on a real Redis (a fresh key prefix per test): the JobQueue contract,
+ * then what only a shared queue has: processes on one key, roles, lanes, a killed
+ * worker, Redis restarts.
+ */
+import { afterEach, describe, expect, it } from "vitest";
 import { BullMqJobQueue, type BullMqJobQueueOptions, jobIdFor } from "../../src/jobs/bullmq-queue.ts";
 import { JobQueueUnavailableError } from "../../src/jobs/job-queue.ts";
 import { jobQueueContract } from "../contract/job-queue.contract.ts";
-import { connectTestRedis, dropPrefix, freePort, OwnRedis, testPrefix, testRedisUrl } from "../helpers/redis.ts";
+import { connectTestRedis, freePort, OwnRedis, useTestRedis } from "../helpers/redis.ts";
+import { startWorkerProcess } from "../helpers/worker-process.ts";
 
-const ROOT = join(import.meta.dirname, "..", "..");
-const HELPERS = join(ROOT, "tests", "helpers");
-
-let redis: Redis;
-let redisUrl: string;
-let prefix: string;
-
-beforeAll(async () => {
-  redisUrl = testRedisUrl();
-  redis = await connectTestRedis(redisUrl);
-});
-afterAll(() => redis?.disconnect());
-beforeEach(() => {
-  prefix = testPrefix();
-});
-afterEach(async () => {
-  await dropPrefix(redis, prefix);
-});
+const redis = useTestRedis();
 
 jobQueueContract(
   "BullMqJobQueue",
   (options) =>
     BullMqJobQueue.open({
-      url: redisUrl,
-      prefix,
+      url: redis.url,
+      prefix: redis.prefix,
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(options.retry === undefined ? {} : { retry: options.retry }),
       idlePollMs: 20,
@@ -42,7 +28,7 @@ jobQueueContract(
 const opened: BullMqJobQueue[] = [];
 
 async function open(options: Partial<BullMqJobQueueOptions> = {}): Promise<BullMqJobQueue> {
-  const queue = await BullMqJobQueue.open({ url: redisUrl, prefix, idlePollMs: 20, ...options });
+  const queue = await BullMqJobQueue.open({ url: redis.url, prefix: redis.prefix, idlePollMs: 20, ...options });
   opened.push(queue);
   return queue;
 }
@@ -151,37 +137,14 @@ describe("BullMqJobQueue", () => {
   it("a worker killed mid-job loses it to no one: the stalled check hands it to another worker within lock + interval", async () => {
     const lockMs = 1000;
     const stalledMs = 500;
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        join(HELPERS, "bullmq-worker-process.ts"),
-        redisUrl,
-        prefix,
-        "chapter",
-        String(lockMs),
-        String(stalledMs),
-      ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-    );
-    let output = "";
-    child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-      output += chunk;
-    });
-    const printed = async (text: string) => {
-      while (!output.includes(text)) {
-        if (child.exitCode !== null) throw new Error(`worker exited (${child.exitCode}) before "${text}": ${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    };
+    const worker = startWorkerProcess({ url: redis.url, prefix: redis.prefix, job: "chapter", lockMs, stalledMs });
     try {
-      await printed("ready");
+      await worker.printed("ready");
       const producer = await open({ role: "producer" });
       producer.handle("chapter", async () => {});
       const enqueued = await producer.enqueue("chapter", { chapterId: "c9" }, { key: "chapter:c9:r1" });
-      await printed("started chapter:c9:r1 1");
-      child.kill("SIGKILL");
+      await worker.printed("started chapter:c9:r1 1");
+      worker.kill();
       const killedAt = Date.now();
 
       const rescuer = await open({ lockDurationMs: lockMs, stalledIntervalMs: stalledMs });
@@ -197,8 +160,40 @@ describe("BullMqJobQueue", () => {
       const stalled = (await rescuer.metrics()).find((m) => m.queue === "jobs")?.stalled;
       expect(stalled).toBe(1);
     } finally {
-      child.kill("SIGKILL");
+      worker.kill();
     }
+  });
+
+  it("a worker that finds its job's lock gone stops the job rather than write on; the job runs again", async () => {
+    const logs: string[] = [];
+    const queue = await open({ lockDurationMs: 1000, stalledIntervalMs: 500, log: (m) => logs.push(m) });
+    const started = deferred();
+    const runs: { attempt: number; reason?: unknown }[] = [];
+    queue.handle("chapter", async (_payload, { attempt, signal }) => {
+      if (attempt > 1) {
+        runs.push({ attempt });
+        return;
+      }
+      started.resolve();
+      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+      runs.push({ attempt, reason: signal.reason });
+    });
+    const enqueued = await queue.enqueue("chapter", {}, { key: "chapter:lost:r1" });
+    await started.promise;
+    // As if the lock had lapsed (a long pause) and the stalled check had given the job away.
+    const probe = await connectTestRedis(redis.url);
+    try {
+      await probe.del(`${redis.prefix}:jobs:${jobIdFor("chapter:lost:r1")}:lock`);
+    } finally {
+      probe.disconnect();
+    }
+    await expect(enqueued.finished).resolves.toEqual({ ok: true });
+    expect(runs).toEqual([{ attempt: 1, reason: expect.stringContaining("lock lost") }, { attempt: 2 }]);
+  });
+
+  it("refuses a job name placed in two lanes", async () => {
+    const lanes = { a: { jobs: ["x"], concurrency: 1 }, b: { jobs: ["x"], concurrency: 1 } };
+    await expect(open({ lanes })).rejects.toThrow(/"x" is in two lanes/);
   });
 
   it("fails fast when Redis does not answer, naming the server without its password", async () => {
