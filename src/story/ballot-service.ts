@@ -9,7 +9,6 @@
  * shared queue it outlives the process, and `resume()` schedules it again from the
  * database for a queue that forgot it (in-process, after a restart).
  */
-
 import { t } from "../i18n/messages.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { ChoiceOffer, ChoiceResult } from "../render/surface.ts";
