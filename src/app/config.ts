@@ -20,6 +20,7 @@ export const DEFAULTS = {
   EXPORT_DIR: "./data/exports",
   VOTE_SECONDS: 60,
   JOB_CONCURRENCY: 64,
+  REDIS_PREFIX: "inkloom",
   PREPLAN: "on",
   PREPLAN_CONCURRENCY: 4,
   STRUCTURED_OUTPUT: "auto",
@@ -129,6 +130,13 @@ const EnvSchema = z.object({
   IMAGES_PER_DAY: int("IMAGES_PER_DAY", 0, 10_000),
   ILLUSTRATE_COOLDOWN_SECONDS: int("ILLUSTRATE_COOLDOWN_SECONDS", 0, 86_400),
   JOB_CONCURRENCY: int("JOB_CONCURRENCY", 1, 1000),
+  REDIS_URL: optionalText.refine((v) => v === undefined || /^rediss?:\/\/[^\s]+$/.test(v), {
+    message: "REDIS_URL must be a redis:// or rediss:// URL, for example redis://localhost:6379",
+  }),
+  REDIS_PREFIX: optionalText.refine((v) => v === undefined || /^[A-Za-z0-9_.-]{1,64}$/.test(v), {
+    message: "REDIS_PREFIX may use only A-Z, a-z, 0-9, _, . and - (1-64 characters)",
+  }),
+  WORKER_CONCURRENCY: int("WORKER_CONCURRENCY", 1, 1000),
   PREPLAN: optionalText.refine((v) => v === undefined || v === "on" || v === "off", {
     message: "PREPLAN must be on or off",
   }),
@@ -137,9 +145,6 @@ const EnvSchema = z.object({
     (v) => v === undefined || v === "auto" || (STRUCTURED_STRATEGIES as readonly string[]).includes(v),
     { message: `STRUCTURED_OUTPUT must be auto or one of: ${STRUCTURED_STRATEGIES.join(", ")}` },
   ),
-  REDIS_URL: optionalText.refine((v) => v === undefined || /^rediss?:\/\/[^\s]+$/.test(v), {
-    message: "REDIS_URL must be a redis:// or rediss:// URL, for example redis://localhost:6379",
-  }),
   LANG: optionalText,
 });
 
@@ -165,6 +170,17 @@ export interface Config {
   moderation: boolean;
   /** Chapters written at once. A chapter job mostly waits (on the model, on a chat's send rate). */
   jobConcurrency: number;
+  /**
+   * Set when REDIS_URL is: jobs go through BullMQ on Redis (shared by every process)
+   * instead of this process's memory.
+   */
+  redis?: {
+    url: string;
+    /** Namespace of Inkloom's keys (REDIS_PREFIX), so deployments can share one Redis. */
+    prefix: string;
+    /** Chapters one worker process writes at once (WORKER_CONCURRENCY; default JOB_CONCURRENCY). */
+    workerConcurrency: number;
+  };
   /** Default voting window of a chat (a chat's /settings may change it). */
   voteSeconds: number;
   /** Set when IMAGE_MODEL is: stories are illustrated (a chat's /settings may switch it off). */
@@ -192,8 +208,6 @@ export interface Config {
     /** Register commands to this server only (instant, for development). */
     devGuildId?: string;
   };
-  /** REDIS_URL: several processes share state (the platforms' limits, updates across fronts). */
-  redisUrl?: string;
   /** Set when TELEGRAM_BOT_TOKEN is: the Telegram bot runs. */
   telegram?: {
     token: string;
@@ -294,6 +308,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     locale: (e.INKLOOM_LOCALE as Locale | undefined) ?? (lang.startsWith("zh") ? "zh" : "en"),
     voteSeconds: num(e.VOTE_SECONDS, DEFAULTS.VOTE_SECONDS),
     jobConcurrency: num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY),
+    ...(e.REDIS_URL === undefined
+      ? {}
+      : {
+          redis: {
+            url: e.REDIS_URL,
+            prefix: e.REDIS_PREFIX ?? DEFAULTS.REDIS_PREFIX,
+            workerConcurrency: num(e.WORKER_CONCURRENCY, num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY)),
+          },
+        }),
     preplan: {
       enabled: (e.PREPLAN ?? DEFAULTS.PREPLAN) === "on",
       concurrency: num(e.PREPLAN_CONCURRENCY, DEFAULTS.PREPLAN_CONCURRENCY),
@@ -327,7 +350,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
             ...(e.DISCORD_DEV_GUILD_ID === undefined ? {} : { devGuildId: e.DISCORD_DEV_GUILD_ID }),
           },
         }),
-    ...(e.REDIS_URL === undefined ? {} : { redisUrl: e.REDIS_URL }),
     ...(e.TELEGRAM_BOT_TOKEN === undefined
       ? {}
       : {

@@ -9,6 +9,7 @@ import { ConsoleAdapter } from "../../adapters/console/console-adapter.ts";
 import { ConsoleSurface } from "../../adapters/console/console-surface.ts";
 import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
+import { JobQueueUnavailableError } from "../jobs/job-queue.ts";
 import { DatabaseOpenError } from "../store/db.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createEngine } from "./wiring.ts";
@@ -31,7 +32,7 @@ async function main(): Promise<number> {
   try {
     engine = await createEngine(config, log);
   } catch (error) {
-    if (error instanceof DatabaseOpenError) {
+    if (error instanceof DatabaseOpenError || error instanceof JobQueueUnavailableError) {
       process.stderr.write(`${error.message}\n`);
       return 1;
     }
@@ -39,7 +40,7 @@ async function main(): Promise<number> {
   }
   const bots: { name: string; start(): Promise<void>; stop(): Promise<void> }[] = [];
   // REDIS_URL: this process shares the bots' limits (and Telegram's updates) with the others.
-  const redis = config.redisUrl === undefined ? undefined : connectRedis(config.redisUrl);
+  const redis = config.redis === undefined ? undefined : connectRedis(config.redis.url);
   if (config.telegram !== undefined) {
     const telegram = { ...config.telegram, ...(redis === undefined ? {} : { shared: { redis } }) };
     bots.push({ name: "Telegram", ...bind(new TelegramAdapter(telegram, { ...engine, log })) });

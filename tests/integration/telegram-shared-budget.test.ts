@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { chatKindOf, TelegramOutbox } from "../../adapters/telegram/outbox.ts";
 import { type RedisBudgetOptions, RedisTelegramBudget } from "../../adapters/telegram/redis-budget.ts";
 import { FakeTelegramServer } from "../fakes/fake-telegram-server.ts";
-import { connectTestRedis, dropPrefix, freePort, TEST_REDIS_URL, testPrefix } from "../helpers/redis.ts";
+import { connectTestRedis, dropPrefix, freePort, testPrefix, testRedisUrl } from "../helpers/redis.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SENDER = join(ROOT, "tests", "helpers", "telegram-sender-process.ts");
@@ -83,7 +83,7 @@ async function senders(n: number, env: Record<string, string>): Promise<SenderRe
         ...process.env,
         API_ROOT: tg.apiRoot,
         TOKEN: tg.token,
-        REDIS_URL: TEST_REDIS_URL,
+        REDIS_URL: testRedisUrl(),
         PREFIX: prefix,
         ...env,
       },
