@@ -93,6 +93,11 @@ export class DiscordAdapter {
     await ready;
   }
 
+  /** Readiness: the gateway connection is up. */
+  async ready(): Promise<void> {
+    if (!this.client.isReady()) throw new Error("the Discord gateway is not connected");
+  }
+
   async stop(): Promise<void> {
     await this.client.destroy();
   }

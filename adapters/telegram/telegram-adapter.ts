@@ -122,6 +122,11 @@ export class TelegramAdapter {
     });
   }
 
+  /** Readiness: the Bot API answers with this bot's token. */
+  async ready(): Promise<void> {
+    await this.bot.telegram.getMe();
+  }
+
   async stop(): Promise<void> {
     try {
       this.bot.stop("shutdown");

@@ -21,6 +21,7 @@ export const DEFAULTS = {
   VOTE_SECONDS: 60,
   JOB_CONCURRENCY: 64,
   REDIS_PREFIX: "inkloom",
+  SHUTDOWN_GRACE_SECONDS: 30,
   PREPLAN: "on",
   PREPLAN_CONCURRENCY: 4,
   STRUCTURED_OUTPUT: "auto",
@@ -137,6 +138,8 @@ const EnvSchema = z.object({
     message: "REDIS_PREFIX may use only A-Z, a-z, 0-9, _, . and - (1-64 characters)",
   }),
   WORKER_CONCURRENCY: int("WORKER_CONCURRENCY", 1, 1000),
+  HEALTH_PORT: int("HEALTH_PORT", 1, 65_535),
+  SHUTDOWN_GRACE_SECONDS: int("SHUTDOWN_GRACE_SECONDS", 0, 3600),
   PREPLAN: optionalText.refine((v) => v === undefined || v === "on" || v === "off", {
     message: "PREPLAN must be on or off",
   }),
@@ -181,6 +184,10 @@ export interface Config {
     /** Chapters one worker process writes at once (WORKER_CONCURRENCY; default JOB_CONCURRENCY). */
     workerConcurrency: number;
   };
+  /** Set when HEALTH_PORT is: /healthz and /readyz are answered on this port. */
+  healthPort?: number;
+  /** On SIGTERM, how long running chapters may go on before they are handed back (SHUTDOWN_GRACE_SECONDS). */
+  shutdownGraceMs: number;
   /** Default voting window of a chat (a chat's /settings may change it). */
   voteSeconds: number;
   /** Set when IMAGE_MODEL is: stories are illustrated (a chat's /settings may switch it off). */
@@ -317,6 +324,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
             workerConcurrency: num(e.WORKER_CONCURRENCY, num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY)),
           },
         }),
+    ...(e.HEALTH_PORT === undefined ? {} : { healthPort: Number(e.HEALTH_PORT) }),
+    shutdownGraceMs: num(e.SHUTDOWN_GRACE_SECONDS, DEFAULTS.SHUTDOWN_GRACE_SECONDS) * 1000,
     preplan: {
       enabled: (e.PREPLAN ?? DEFAULTS.PREPLAN) === "on",
       concurrency: num(e.PREPLAN_CONCURRENCY, DEFAULTS.PREPLAN_CONCURRENCY),

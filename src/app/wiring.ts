@@ -67,7 +67,16 @@ export interface Engine {
   close(options?: CloseOptions): Promise<void>;
 }
 
+/**
+ * What a process does. "all": everything in one process (the default, and the only role
+ * without REDIS_URL). "front": the platform gateways only; it enqueues jobs and runs none.
+ * "worker": runs the jobs (chapters, pictures, ballot closes) and streams through REST.
+ */
+export type ProcessRole = "all" | "front" | "worker";
+
 export interface EngineHooks {
+  /** This process's role (default "all"). */
+  role?: ProcessRole;
   /** Wrap the model client (the benchmark times model calls with it). */
   decorateModel?: (model: ModelClient) => ModelClient;
   /** Replace the image client (tests). */
@@ -106,12 +115,15 @@ export async function createEngine(
           url: config.redis.url,
           prefix: config.redis.prefix,
           lanes: jobLanes(config.redis.workerConcurrency),
+          role: hooks.role === "front" ? "producer" : "worker",
           log,
         });
   const moderator = config.moderation ? new ModelModerator(model) : undefined;
-  const preplanner = config.preplan.enabled
-    ? new Preplanner(db, agent, { method: config.methods.continue, concurrency: config.preplan.concurrency, log })
-    : undefined;
+  // A front writes no chapter, so it plans none: plans live with the worker that writes.
+  const preplanner =
+    config.preplan.enabled && hooks.role !== "front"
+      ? new Preplanner(db, agent, { method: config.methods.continue, concurrency: config.preplan.concurrency, log })
+      : undefined;
   const stories = new StoryCommands(db, queue, moderator, preplanner);
   const audiences = new AudienceRegistry();
   const resolve = (id: string) => audiences.resolve(id);

@@ -64,6 +64,19 @@ describe("loadConfig", () => {
     expect(loadConfig(base).locale).toBe("en");
   });
 
+  it("reads HEALTH_PORT and SHUTDOWN_GRACE_SECONDS, and names a bad value", () => {
+    const base = { OPENAI_API_KEY: "k" };
+    expect(loadConfig(base).healthPort).toBeUndefined();
+    expect(loadConfig(base).shutdownGraceMs).toBe(30_000);
+    expect(loadConfig({ ...base, HEALTH_PORT: "8080", SHUTDOWN_GRACE_SECONDS: "90" })).toMatchObject({
+      healthPort: 8080,
+      shutdownGraceMs: 90_000,
+    });
+    expect(problems({ ...base, HEALTH_PORT: "99999" })).toEqual([
+      expect.stringContaining("HEALTH_PORT must be a whole number from 1 to 65535"),
+    ]);
+  });
+
   it("shares state between processes through REDIS_URL when set; a URL that is not Redis's is named", () => {
     expect(loadConfig({ OPENAI_API_KEY: "k" }).redis).toBeUndefined();
     expect(loadConfig({ OPENAI_API_KEY: "k", REDIS_URL: "redis://cache:6379/2" }).redis?.url).toBe(
