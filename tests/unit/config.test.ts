@@ -48,7 +48,7 @@ describe("loadConfig", () => {
       OPENAI_MODEL: "m",
       OPENAI_MAX_RETRIES: "-1",
       METHOD_OPEN: "tree",
-      DATABASE_URL: "postgres://x",
+      DATABASE_URL: "mysql://x",
       INKLOOM_LOCALE: "fr",
     });
     expect(found).toHaveLength(5);
