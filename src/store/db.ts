@@ -10,6 +10,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
 import Database from "better-sqlite3";
 import { Prisma, PrismaClient } from "../generated/prisma/client.ts";
+import { isDatabaseUnavailable } from "./db-errors.ts";
 import { ensureDir } from "./ensure-dir.ts";
 import { applyMigrations, applyPostgresMigrations } from "./migrate.ts";
 
@@ -125,13 +126,37 @@ async function migratePostgres(url: string): Promise<{ where: string; applied: s
 }
 
 async function postgresClient(url: string): Promise<Db> {
-  const [{ PrismaPg }, { PrismaClient: PostgresClient }] = await Promise.all([
+  const [{ default: pg }, { PrismaPg }, { PrismaClient: PostgresClient }] = await Promise.all([
+    import("pg"),
     import("@prisma/adapter-pg"),
     import("../generated/prisma-pg/client.ts"),
   ]);
-  const adapter = new PrismaPg({ connectionString: url, connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS });
+  const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS });
+  pool.on("connect", rollbackGoneConnections);
+  const adapter = new PrismaPg(pool, { disposeExternalPool: true });
   // Same data model, same API: the PostgreSQL client is used through the SQLite one's types.
   return new PostgresClient({ adapter }) as unknown as Db;
+}
+
+/**
+ * A transaction whose connection dropped (PostgreSQL restarted, the connection was
+ * terminated) is already rolled back by the server. Prisma 6.19 still sends ROLLBACK
+ * on the dead connection, and when that fails it never gives the connection back to
+ * the pool: one slot leaks per drop (then `$disconnect` waits forever), and the
+ * rejection can go unhandled. So a ROLLBACK that fails because the connection is gone
+ * succeeds: Prisma then releases the connection, and the pool discards it.
+ */
+function rollbackGoneConnections(client: import("pg").PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  (client as { query: unknown }).query = (...args: unknown[]) => {
+    const sql = typeof args[0] === "string" ? args[0] : (args[0] as { text?: unknown } | undefined)?.text;
+    const result = query(...args);
+    if (sql !== "ROLLBACK" || !(result instanceof Promise)) return result;
+    return result.catch((error: unknown) => {
+      if (isDatabaseUnavailable(error)) return { command: "ROLLBACK", rowCount: 0, rows: [], fields: [] };
+      throw error;
+    });
+  };
 }
 
 function reasonOf(error: unknown): string {

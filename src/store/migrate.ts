@@ -67,17 +67,35 @@ export function applyMigrations(db: Database.Database, dir: string = MIGRATIONS_
     ).map((r) => r.migration_name),
   );
   const applied: string[] = [];
-  for (const { name, sql, checksum } of migrationsIn(dir)) {
-    if (done.has(name)) continue;
-    const now = new Date().toISOString();
-    db.transaction(() => {
-      db.exec(sql);
-      db.prepare(
-        `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count)
-         VALUES (?, ?, ?, ?, ?, 1)`,
-      ).run(randomUUID(), checksum, now, name, now);
-    })();
-    applied.push(name);
+  // Prisma redefines SQLite tables (create a copy, DROP TABLE, rename) with
+  // `PRAGMA foreign_keys=OFF` in the script, but that pragma does nothing inside a
+  // transaction: with keys on (better-sqlite3's default), the DROP would cascade and
+  // delete the rows that point at the table. So keys are off around the
+  // transactions, and checked before each commits.
+  const keysWereOn = db.pragma("foreign_keys", { simple: true }) === 1;
+  db.pragma("foreign_keys = OFF");
+  try {
+    for (const { name, sql, checksum } of migrationsIn(dir)) {
+      if (done.has(name)) continue;
+      const now = new Date().toISOString();
+      db.transaction(() => {
+        db.exec(sql);
+        const broken = db.pragma("foreign_key_check") as { table: string; parent: string }[];
+        if (broken.length > 0) {
+          const first = broken[0];
+          throw new Error(
+            `migration ${name} leaves ${broken.length} row(s) whose foreign key points nowhere (first: ${first?.table} -> ${first?.parent})`,
+          );
+        }
+        db.prepare(
+          `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count)
+           VALUES (?, ?, ?, ?, ?, 1)`,
+        ).run(randomUUID(), checksum, now, name, now);
+      })();
+      applied.push(name);
+    }
+  } finally {
+    if (keysWereOn) db.pragma("foreign_keys = ON");
   }
   return { applied };
 }

@@ -380,4 +380,13 @@ describe("start-up problems", () => {
     expect(stderr).toContain("DATABASE_URL");
     expect(existsSync("/etc/hostname/inkloom.db")).toBe(false);
   });
+
+  it("an unreachable PostgreSQL server is reported without its password, and the process exits non-zero", async () => {
+    const { code, stderr } = await runToExit(env({ DATABASE_URL: "postgresql://inkloom:hunter2@127.0.0.1:1/inkloom" }));
+    expect(code).toBe(1);
+    expect(stderr).toContain("Cannot open the database at postgresql://inkloom:***@127.0.0.1:1/inkloom");
+    expect(stderr).toContain("DATABASE_URL");
+    expect(stderr).not.toContain("hunter2");
+    expect(stderr).not.toContain("    at ");
+  });
 });

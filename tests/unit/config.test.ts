@@ -57,6 +57,14 @@ describe("loadConfig", () => {
     }
   });
 
+  it("takes a SQLite file or a PostgreSQL database as DATABASE_URL", () => {
+    const base = { OPENAI_API_KEY: "k" };
+    expect(loadConfig(base).databaseUrl).toBe("file:./data/inkloom.db");
+    for (const url of ["file:/var/lib/inkloom.db", "postgresql://bot:pw@db:5432/inkloom", "postgres://db/inkloom"]) {
+      expect(loadConfig({ ...base, DATABASE_URL: url }).databaseUrl).toBe(url);
+    }
+  });
+
   it("takes the interface language from INKLOOM_LOCALE, else from LANG", () => {
     const base = { OPENAI_API_KEY: "k" };
     expect(loadConfig({ ...base, LANG: "zh_CN.UTF-8" }).locale).toBe("zh");
