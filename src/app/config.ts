@@ -92,8 +92,10 @@ const EnvSchema = z.object({
   MODEL_PRICE_OUTPUT_PER_MTOK: price("MODEL_PRICE_OUTPUT_PER_MTOK"),
   REACT_MAX_STEPS: int("REACT_MAX_STEPS", 1, 20),
   RECENT_CHAPTERS: int("RECENT_CHAPTERS", 1, 10),
-  DATABASE_URL: optionalText.refine((v) => v === undefined || v.startsWith("file:"), {
-    message: "DATABASE_URL must be a SQLite file URL such as file:./data/inkloom.db",
+  DATABASE_URL: optionalText.refine((v) => v === undefined || /^(file:|postgres(ql)?:\/\/)/.test(v), {
+    message:
+      "DATABASE_URL must be a SQLite file URL such as file:./data/inkloom.db " +
+      "or a PostgreSQL URL such as postgresql://user:password@localhost:5432/inkloom",
   }),
   EXPORT_DIR: optionalText,
   INKLOOM_LOCALE: optionalText.refine((v) => v === undefined || (LOCALES as readonly string[]).includes(v), {

@@ -25,7 +25,9 @@ import {
 import { t } from "../i18n/messages.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import { ModelError } from "../llm/types.ts";
+import { giveBackCounter } from "../store/counters.ts";
 import type { Db } from "../store/db.ts";
+import { COUNTER_KEYS } from "./counter-keys.ts";
 import type { AudienceResolver } from "./ports/audience.ts";
 import { runData } from "./run-data.ts";
 
@@ -81,6 +83,7 @@ export class IllustrationJob {
         story: {
           select: {
             id: true,
+            workspaceId: true,
             title: true,
             premise: true,
             genre: true,
@@ -145,11 +148,15 @@ export class IllustrationJob {
     } catch (error) {
       const kind = error instanceof ModelError ? error.kind : "internal";
       this.options.log?.(`illustration ${row.id} failed: ${error instanceof Error ? error.message : String(error)}`);
-      await this.db.illustration.update({
-        where: { id: row.id },
-        data: { status: "failed", prompt, error: kind },
-        select: { id: true },
-      });
+      await this.db.$transaction([
+        this.db.illustration.update({
+          where: { id: row.id },
+          data: { status: "failed", prompt, error: kind },
+          select: { id: true },
+        }),
+        // A failed picture does not count against its day's budget.
+        giveBackCounter(this.db, COUNTER_KEYS.images(story.workspaceId, row.createdAt)),
+      ]);
       const audience = await this.audiences(story.conversationId);
       if (audience !== undefined) {
         const reason = t(

@@ -9,11 +9,14 @@ import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { FakeDiscordServer, type FakeMessage } from "../fakes/fake-discord-server.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 import { expectExportsHoldPicture } from "../helpers/exports.ts";
 
 let model: FakeOpenAiServer;
 let discord: FakeDiscordServer;
 let dir: string;
+let dbUrl: string;
+const databases = new TestDatabases();
 let running: { engine: Engine; bot: DiscordAdapter }[] = [];
 const logs: string[] = [];
 
@@ -23,7 +26,7 @@ async function launch(extra: Record<string, string> = {}) {
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",
-    DATABASE_URL: `file:${join(dir, "dc.db")}`,
+    DATABASE_URL: dbUrl,
     DISCORD_TOKEN: discord.token,
     DISCORD_APPLICATION_ID: discord.applicationId,
     DISCORD_API_ROOT: discord.apiRoot,
@@ -47,6 +50,7 @@ async function shutdown(instance: { engine: Engine; bot: DiscordAdapter }) {
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-dc-"));
+  dbUrl = await databases.url(dir, "dc");
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
   discord = await FakeDiscordServer.start();
   logs.length = 0;
@@ -56,6 +60,7 @@ afterEach(async () => {
   for (const r of [...running]) await shutdown(r);
   await discord.close();
   await model.close();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 
