@@ -203,7 +203,7 @@ export async function createEngine(
   );
   queue.handle<IllustrationJobPayload>(
     ILLUSTRATION_JOB,
-    retryOn(isTransientDbError, (payload) => illustrationJob.run(payload)),
+    retryOn(isTransientDbError, (payload, job) => illustrationJob.run(payload, job.attempt)),
   );
   queue.handle<RepairJobPayload>(
     REPAIR_JOB,
@@ -233,7 +233,8 @@ export async function createEngine(
     async resume() {
       const chapters = await recovery.resumeInterrupted();
       if (chapters > 0) log(`resuming ${chapters} chapter(s) a restart interrupted`);
-      const pictures = await illustrationJob.recover();
+      // On a shared queue other workers are live: their pictures are left to them.
+      const pictures = await illustrationJob.recover({ shared: config.redis !== undefined });
       if (pictures > 0) log(`resuming ${pictures} illustration(s) a restart interrupted`);
       const parts = await repairs.recover();
       if (parts > 0) log(`repairing the parts of ${parts} chapter(s)`);

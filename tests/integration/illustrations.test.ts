@@ -275,6 +275,27 @@ describe("illustrations", { timeout: 60_000 }, () => {
     expect(await engine.illustrationJob.recover()).toBe(0);
   });
 
+  it("next to live workers, recovery leaves a picture being drawn to its job, which a restarted job takes over", async () => {
+    await launch();
+    const storyId = await start();
+    const row = await engine.db.illustration.findFirstOrThrow({ where: { storyId } });
+    const posted = surface.images.length;
+    const drawn = model.imageRequests().length;
+    // Another worker is drawing it: shared recovery does not touch it, a first delivery neither.
+    await engine.db.illustration.update({ where: { id: row.id }, data: { status: "drawing", messageRef: "" } });
+    expect(await engine.illustrationJob.recover({ shared: true })).toBe(0);
+    await engine.illustrationJob.run({ illustrationId: row.id });
+    await engine.queue.onIdle();
+    expect(model.imageRequests()).toHaveLength(drawn);
+    expect((await engine.db.illustration.findUniqueOrThrow({ where: { id: row.id } })).status).toBe("drawing");
+    // Its worker died: the queue starts the job again (attempt 2), which draws and posts it once.
+    await engine.illustrationJob.run({ illustrationId: row.id }, 2);
+    expect(model.imageRequests()).toHaveLength(drawn + 1);
+    expect(surface.images).toHaveLength(posted + 1);
+    await engine.illustrationJob.run({ illustrationId: row.id }, 3);
+    expect(surface.images).toHaveLength(posted + 1);
+  });
+
   it("nothing is drawn without IMAGE_MODEL, and /illustrate says why", async () => {
     await launch({ IMAGE_MODEL: "" });
     const storyId = await start();
