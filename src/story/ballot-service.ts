@@ -4,11 +4,17 @@
  * changeable; a write-in joins the ballot. A ballot closes when its window
  * ends, or early by its starter or a moderator. A window that ends with no vote
  * leaves the ballot open until 10 seconds after the first vote. Ties are broken
- * at random, and the result is announced. Timers live in memory; `resume()`
- * rebuilds them from the database after a restart.
+ * at random, and the result is announced in the ballot's closing edit. Timers live
+ * in memory; `resume()` rebuilds them from the database after a restart.
+ *
+ * Live counts are drawn in one trailing edit per ballot at most every
+ * `liveCountIntervalMs` (3 s), however many votes came in meanwhile, and not at all
+ * when the message already shows them: a caller that draws the offer in its answer to
+ * the press (`callerDraws`: Discord's update callback, which costs nothing of the bot's
+ * request budget) gets the redraw back and the trailing edit is skipped.
  */
-import { t } from "../i18n/messages.ts";
-import type { ChoiceOffer, ChoiceResult } from "../render/surface.ts";
+import { closedOfferText } from "../render/offer-layout.ts";
+import type { ChoiceOffer, ChoiceResult, OfferRedraw } from "../render/surface.ts";
 import type { Db } from "../store/db.ts";
 import type { WriteTicket } from "./chapter-job.ts";
 import { UserFacingError } from "./errors.ts";
@@ -32,6 +38,17 @@ export interface BallotOptions {
   log?: (message: string) => void;
   /** Plans a write-in ahead while the vote is open (PREPLAN on). */
   preplanner?: { planAction(storyId: string, action: string): Promise<void> };
+  /** Live counts are redrawn at most this often, in one trailing edit per ballot (default 3000 ms). */
+  liveCountIntervalMs?: number;
+}
+
+/** Who draws what a vote or a close changed. */
+export interface DrawOptions {
+  /**
+   * The caller draws the returned `redraw` in its answer to the press (Discord's update
+   * callback), and on the surface itself if that answer fails; the ballot does not.
+   */
+  callerDraws?: boolean;
 }
 
 export interface Tally {
@@ -40,16 +57,31 @@ export interface Tally {
   total: number;
 }
 
+export interface VoteResult extends Tally {
+  /** How the ballot's message should look now: fresh counts, or decided when this vote closed it. */
+  redraw?: OfferRedraw;
+}
+
 export interface BallotClosed {
   result: ChoiceResult;
   ticket: WriteTicket;
+  /** The decided offer, when the ballot has a message. */
+  redraw?: OfferRedraw;
 }
 
 type OpenBallot = NonNullable<Awaited<ReturnType<BallotService["openBallotOf"]>>>;
 
+/** Ballots whose last drawn look is remembered (the oldest are forgotten first). */
+const MAX_REMEMBERED_DRAWS = 10_000;
+
 export class BallotService implements BallotOpener {
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Trailing live-count redraws due, per ballot. */
+  private readonly redraws = new Map<string, ReturnType<typeof setTimeout>>();
+  /** What each ballot's message shows, as far as this process drew it (`signature`). */
+  private readonly shown = new Map<string, string>();
   private readonly graceMs: number;
+  private readonly liveCountMs: number;
   private readonly random: () => number;
 
   constructor(
@@ -60,6 +92,7 @@ export class BallotService implements BallotOpener {
     private readonly options: BallotOptions = {},
   ) {
     this.graceMs = options.firstVoteGraceMs ?? 10_000;
+    this.liveCountMs = options.liveCountIntervalMs ?? 3000;
     this.random = options.random ?? Math.random;
   }
 
@@ -79,23 +112,36 @@ export class BallotService implements BallotOpener {
     this.schedule(ballot.id, input.storyId, input.revision, closesAt);
   }
 
-  /** Record or change `actor`'s vote. */
-  async vote(storyId: string, revision: number, position: number, actor: Actor): Promise<Tally> {
-    const ballot = await this.requireOpen(storyId, revision);
-    const choice = ballot.chapter.choices[position - 1];
+  /**
+   * Record or change `actor`'s vote. The live count is drawn by a trailing edit, or by the
+   * caller (`draw.callerDraws`) from the returned `redraw`.
+   */
+  async vote(
+    storyId: string,
+    revision: number,
+    position: number,
+    actor: Actor,
+    draw: DrawOptions = {},
+  ): Promise<VoteResult> {
+    const before = await this.requireOpen(storyId, revision);
+    const choice = before.chapter.choices[position - 1];
     if (choice === undefined) {
-      throw new UserFacingError("error.choiceOutOfRange", { input: position, max: ballot.chapter.choices.length });
+      throw new UserFacingError("error.choiceOutOfRange", { input: position, max: before.chapter.choices.length });
     }
     const user = await this.user(actor);
-    await castVote(this.db, ballot.chapterId, user.id, choice.id);
-    await this.startGraceIfWaiting(ballot);
-    const tally = await this.refresh(storyId, revision);
+    await castVote(this.db, before.chapterId, user.id, choice.id);
+    await this.startGraceIfWaiting(before);
+    // Counted after the vote: this one and any that came in meanwhile.
+    const ballot = await this.requireOpen(storyId, revision);
+    const tally = tallyOf(ballot);
     if (await this.regularsAllVoted(ballot.id)) {
-      await this.decide(ballot).catch((error: unknown) => {
+      const closed = await this.decide(ballot, draw).catch((error: unknown) => {
         if (!(error instanceof UserFacingError)) throw error;
+        return undefined;
       });
+      if (closed !== undefined) return { ...tally, ...(closed.redraw === undefined ? {} : { redraw: closed.redraw }) };
     }
-    return tally;
+    return { ...tally, ...this.liveCount(ballot, tally, draw) };
   }
 
   /**
@@ -124,7 +170,7 @@ export class BallotService implements BallotOpener {
   }
 
   /** Add `actor`'s own action to the ballot, with their vote on it. */
-  async writeIn(storyId: string, revision: number, text: string, actor: Actor): Promise<Tally> {
+  async writeIn(storyId: string, revision: number, text: string, actor: Actor): Promise<VoteResult> {
     const label = text.trim();
     if (label === "") throw new UserFacingError("error.emptyAction");
     if (label.length > LIMITS.writeIn) {
@@ -154,17 +200,25 @@ export class BallotService implements BallotOpener {
     this.options.preplanner
       ?.planAction(storyId, label)
       .catch((error: unknown) => this.options.log?.(`story ${storyId}: planning a write-in failed: ${String(error)}`));
-    return this.refresh(storyId, revision);
+    const after = await this.requireOpen(storyId, revision);
+    const tally = tallyOf(after);
+    return { ...tally, ...this.liveCount(after, tally, {}) };
   }
 
   /** Close early: only the story's starter or a moderator. */
-  async closeEarly(storyId: string, revision: number, actor: Actor, moderator: boolean): Promise<BallotClosed> {
+  async closeEarly(
+    storyId: string,
+    revision: number,
+    actor: Actor,
+    moderator: boolean,
+    draw: DrawOptions = {},
+  ): Promise<BallotClosed> {
     const ballot = await this.requireOpen(storyId, revision);
     if (!moderator) {
       const user = await this.user(actor);
       if (user.id !== ballot.starterId) throw new UserFacingError("error.notStarter");
     }
-    const closed = await this.decide(ballot);
+    const closed = await this.decide(ballot, draw);
     if (closed === undefined) throw new UserFacingError("error.noVotesYet");
     return closed;
   }
@@ -176,30 +230,96 @@ export class BallotService implements BallotOpener {
     return open.length;
   }
 
-  /** Stop every timer (shutdown). Open ballots stay open in the database. */
+  /** Stop every timer (shutdown). Open ballots stay open in the database; due live counts are dropped. */
   dispose(): void {
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    for (const timer of [...this.timers.values(), ...this.redraws.values()]) clearTimeout(timer);
     this.timers.clear();
+    this.redraws.clear();
   }
 
-  /** Current counts, after the surface showing the ballot was refreshed. */
-  private async refresh(storyId: string, revision: number): Promise<Tally> {
+  /**
+   * The ballot's fresh look after a vote or a write-in. A trailing edit is due unless one
+   * already is; a caller that draws the look itself has it remembered as shown, so that
+   * edit finds nothing to do.
+   */
+  private liveCount(ballot: OpenBallot, tally: Tally, draw: DrawOptions): { redraw?: OfferRedraw } {
+    if (ballot.messageRef === "") return {};
+    const redraw: OfferRedraw = { ref: { id: ballot.messageRef }, offer: this.offer(ballot, tally) };
+    if (draw.callerDraws === true) this.remember(ballot.id, redraw.offer);
+    this.scheduleRedraw(ballot.id, ballot.storyId);
+    return { redraw };
+  }
+
+  /** One trailing redraw per ballot and interval: votes arriving meanwhile ride along. */
+  private scheduleRedraw(ballotId: string, storyId: string): void {
+    if (this.redraws.has(ballotId)) return;
+    const timer = setTimeout(() => {
+      this.redraws.delete(ballotId);
+      void this.redraw(ballotId, storyId).catch((error: unknown) => {
+        this.options.log?.(`ballot ${ballotId}: live count not shown: ${String(error)}`);
+      });
+    }, this.liveCountMs);
+    timer.unref?.();
+    this.redraws.set(ballotId, timer);
+  }
+
+  /**
+   * Draw the open ballot's current counts unless its message shows them already. A close
+   * that raced this edit (in this process or another) is drawn again over it.
+   */
+  private async redraw(ballotId: string, storyId: string): Promise<void> {
     const ballot = await this.openBallotOf(storyId);
-    if (ballot === null) throw new UserFacingError("error.voteClosed");
-    const tally = tallyOf(ballot);
+    if (ballot === null || ballot.id !== ballotId || ballot.messageRef === "") return;
+    const offer = this.offer(ballot, tallyOf(ballot));
+    if (this.shown.get(ballotId) === signature(offer)) return;
     const audience = await this.audiences(ballot.chapter.story.conversationId);
-    if (audience !== undefined && ballot.messageRef !== "") {
-      await audience.surface
-        .updateChoices({ id: ballot.messageRef }, this.offer(ballot, revision, tally))
-        .catch((error: unknown) => this.options.log?.(`ballot ${ballot.id}: live count not shown: ${String(error)}`));
-    }
-    return tally;
+    if (audience === undefined) return;
+    const ref = { id: ballot.messageRef };
+    await audience.surface.updateChoices(ref, offer);
+    this.remember(ballotId, offer);
+    const now = await this.db.ballot.findUnique({ where: { id: ballotId }, select: { status: true } });
+    if (now?.status !== "closed") return;
+    const closed = await this.closedRedraw(ballotId);
+    if (closed?.result !== undefined) await audience.surface.closeChoices(ref, closed.offer, closed.result);
   }
 
-  private offer(ballot: OpenBallot, revision: number, tally: Tally): ChoiceOffer {
+  /** The decided look of a closed ballot, rebuilt from its row and votes. */
+  private async closedRedraw(ballotId: string): Promise<OfferRedraw | undefined> {
+    const ballot = await this.db.ballot.findUnique({ where: { id: ballotId }, include: BALLOT_INCLUDE });
+    if (ballot === null || ballot.winner === null || ballot.messageRef === "") return undefined;
+    const tally = tallyOf(ballot);
+    const best = Math.max(...tally.counts);
+    const tied = tally.counts.flatMap((c, i) => (c === best ? [i + 1] : []));
+    const result: ChoiceResult = {
+      chosen: ballot.winner,
+      label: tally.labels[ballot.winner - 1] ?? "",
+      counts: tally.counts,
+      ...(ballot.tieBroken ? { tiedWith: tied } : {}),
+    };
+    return { ref: { id: ballot.messageRef }, offer: this.offer(ballot, tally), result };
+  }
+
+  private remember(ballotId: string, offer: ChoiceOffer): void {
+    this.shown.delete(ballotId);
+    this.shown.set(ballotId, signature(offer));
+    for (const key of this.shown.keys()) {
+      if (this.shown.size <= MAX_REMEMBERED_DRAWS) break;
+      this.shown.delete(key);
+    }
+  }
+
+  /** A closed ballot needs no more live counts. */
+  private forgetDraws(ballotId: string): void {
+    const timer = this.redraws.get(ballotId);
+    if (timer !== undefined) clearTimeout(timer);
+    this.redraws.delete(ballotId);
+    this.shown.delete(ballotId);
+  }
+
+  private offer(ballot: OpenBallot, tally: Tally): ChoiceOffer {
     return {
       storyId: ballot.storyId,
-      revision,
+      revision: ballot.revision,
       chapterId: ballot.chapterId,
       choices: tally.labels,
       allowWriteIn: true,
@@ -209,8 +329,11 @@ export class BallotService implements BallotOpener {
     };
   }
 
-  /** Tally, draw among ties, close, announce, and continue with the winner. Undefined when nobody voted. */
-  private async decide(ballot: OpenBallot): Promise<BallotClosed | undefined> {
+  /**
+   * Tally, draw among ties, close, show the result (the caller's to draw with
+   * `callerDraws`), and continue with the winner. Undefined when nobody voted.
+   */
+  private async decide(ballot: OpenBallot, draw: DrawOptions = {}): Promise<BallotClosed | undefined> {
     const tally = tallyOf(ballot);
     if (tally.total === 0) return undefined;
     const best = Math.max(...tally.counts);
@@ -223,35 +346,40 @@ export class BallotService implements BallotOpener {
     });
     if (count !== 1) throw new UserFacingError("error.voteClosed");
     this.unschedule(ballot.id);
-    const label = tally.labels[winner - 1] ?? "";
+    this.forgetDraws(ballot.id);
     const result: ChoiceResult = {
       chosen: winner,
-      label,
+      label: tally.labels[winner - 1] ?? "",
       counts: tally.counts,
       ...(tied.length > 1 ? { tiedWith: tied } : {}),
     };
-    const audience = await this.audiences(ballot.chapter.story.conversationId);
-    if (audience !== undefined) {
-      const { surface, locale } = audience;
-      if (ballot.messageRef !== "") {
-        await surface
-          .closeChoices({ id: ballot.messageRef }, this.offer(ballot, ballot.revision, tally), result)
-          .catch((e: unknown) => this.options.log?.(`ballot ${ballot.id}: closed offer not drawn: ${String(e)}`));
-      }
-      const announcement =
-        tied.length > 1
-          ? t(locale, "vote.tie", { choices: tied.map((p) => `“${tally.labels[p - 1]}”`).join(", "), winner: label })
-          : t(locale, "vote.winner", { winner: label, votes: best, total: tally.total });
-      await surface
-        .notice(announcement)
-        .catch((e: unknown) => this.options.log?.(`ballot ${ballot.id}: result not announced: ${String(e)}`));
+    const offer = this.offer(ballot, tally);
+    const redraw = ballot.messageRef === "" ? undefined : { ref: { id: ballot.messageRef }, offer, result };
+    if (redraw === undefined || draw.callerDraws !== true) {
+      await this.announce(ballot, offer, result, redraw);
     }
     const ticket = await this.stories.chooseByVote(ballot.storyId, ballot.revision, winner, {
       counts: tally.counts,
       turnout: tally.total,
       tieBroken: tied.length > 1,
     });
-    return { result, ticket };
+    return { result, ticket, ...(redraw === undefined ? {} : { redraw }) };
+  }
+
+  /** The result in the ballot's closing edit (the announcement is its first line); a notice when it has no message. */
+  private async announce(
+    ballot: OpenBallot,
+    offer: ChoiceOffer,
+    result: ChoiceResult,
+    redraw: OfferRedraw | undefined,
+  ): Promise<void> {
+    const audience = await this.audiences(ballot.chapter.story.conversationId);
+    if (audience === undefined) return;
+    const shown =
+      redraw === undefined
+        ? audience.surface.notice(closedOfferText(offer, result, audience.locale))
+        : audience.surface.closeChoices(redraw.ref, offer, result);
+    await shown.catch((e: unknown) => this.options.log?.(`ballot ${ballot.id}: result not shown: ${String(e)}`));
   }
 
   private schedule(ballotId: string, storyId: string, revision: number, at: Date): void {
@@ -303,21 +431,29 @@ export class BallotService implements BallotOpener {
   openBallotOf(storyId: string) {
     return this.db.ballot.findFirst({
       where: { storyId, status: "open", chapter: { headOf: { id: storyId } } },
-      include: {
-        chapter: {
-          select: {
-            story: { select: { conversationId: true } },
-            choices: { orderBy: { position: "asc" }, select: { id: true, label: true } },
-            votes: { select: { choiceId: true } },
-          },
-        },
-      },
+      include: BALLOT_INCLUDE,
     });
   }
 
   private user(actor: Actor) {
     return upsertUser(this.db, actor);
   }
+}
+
+/** A ballot's chapter: where it is shown, its choices and its votes. */
+const BALLOT_INCLUDE = {
+  chapter: {
+    select: {
+      story: { select: { conversationId: true } },
+      choices: { orderBy: { position: "asc" as const }, select: { id: true, label: true } },
+      votes: { select: { choiceId: true } },
+    },
+  },
+};
+
+/** What an open offer shows: two offers with the same signature look the same. */
+function signature(offer: ChoiceOffer): string {
+  return JSON.stringify([offer.choices, offer.counts, offer.closesAt?.getTime() ?? null]);
 }
 
 /** One vote per member and chapter: a second vote replaces the first. */
@@ -330,7 +466,7 @@ function castVote(db: Pick<Db, "vote">, chapterId: string, userId: string, choic
   });
 }
 
-function tallyOf(ballot: OpenBallot): Tally {
+function tallyOf(ballot: Pick<OpenBallot, "chapter">): Tally {
   const { choices, votes } = ballot.chapter;
   const counts = choices.map((c) => votes.filter((v) => v.choiceId === c.id).length);
   return { labels: choices.map((c) => c.label), counts, total: votes.length };

@@ -94,6 +94,22 @@ function world() {
   return { guild, channel, ann, bea, cal };
 }
 
+/**
+ * A vote is answered in its interaction callback by redrawing the pressed ballot (type 7,
+ * UPDATE_MESSAGE) with the live count: no ephemeral reply, no edit with the bot token.
+ */
+async function voteAnswer(handle: ReturnType<FakeDiscordServer["clickButton"]>) {
+  const answer = await handle.response();
+  expect(answer.type).toBe(7);
+  expect(handle.followups()).toEqual([]);
+  return answer;
+}
+const countsOf = (components: unknown) =>
+  ((components ?? []) as { components?: Button[] }[])
+    .flatMap((row) => row.components ?? [])
+    .filter((b) => b.custom_id?.startsWith("ink:v:"))
+    .map((b) => Number(/ · (\d+)$/.exec(b.label ?? "")?.[1]));
+
 async function startStory(w: ReturnType<typeof world>, scenario: string) {
   const modal = await discord
     .slashCommand(w.guild, w.channel, w.ann, "start", [{ name: "genre", type: 3, value: "horror" }])
@@ -154,21 +170,35 @@ describe("Discord", { timeout: 120_000 }, () => {
 
     const votes = buttonsOf(ballot).filter((b) => b.custom_id?.startsWith("ink:v:"));
     const second = votes[1]?.custom_id ?? "";
+    const seen: number[][] = [];
     for (const [user, id] of [
       [w.ann, second],
       [w.bea, second],
       [w.cal, votes[0]?.custom_id ?? ""],
     ] as const) {
-      const handle = discord.clickButton(w.guild, thread, user, ballot.id, id);
-      expect((await handle.response()).data?.flags).toBe(64);
-      await discord.waitFor(() => handle.original()?.content?.startsWith("Your vote:"));
+      seen.push(
+        countsOf((await voteAnswer(discord.clickButton(w.guild, thread, user, ballot.id, id))).data?.components),
+      );
     }
+    // Each voter sees the live count, their own vote included, on the ballot itself.
+    expect(seen).toEqual([
+      [0, 1, 0],
+      [0, 2, 0],
+      [1, 2, 0],
+    ]);
+    expect(countsOf(discord.message(ballot.id)?.components)).toEqual([1, 2, 0]);
     const close = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
     const refused = discord.clickButton(w.guild, thread, w.bea, ballot.id, close);
-    await discord.waitFor(() => refused.original()?.content?.includes("Only the reader who started this story"));
-    discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
-    await discord.waitFor(() => discord.messages(thread.id).some((m) => m.content.includes("(2 of 3 votes)")));
+    // A refusal is the presser's alone: an ephemeral reply in the callback.
+    expect(await refused.response()).toMatchObject({ type: 4, data: { flags: 64 } });
+    expect(refused.original()?.content).toContain("Only the reader who started this story");
+    const closing = discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
+    // The close redraws the ballot with the result, announced in that one edit.
+    expect((await closing.response()).type).toBe(7);
+    expect(discord.message(ballot.id)?.content).toMatch(/^The readers chose: “.+” \(2 of 3 votes\)\.\n/);
     await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
+    // No separate announcement: the closing edit was it.
+    expect(discord.messages(thread.id).filter((m) => m.content.includes("readers chose"))).toHaveLength(1);
     // The choices are gone; only chapter 1's rating buttons stay.
     expect(buttonsOf(discord.messages(thread.id).find((m) => m.id === ballot.id)).map((b) => b.label)).toEqual([
       "👍",
@@ -235,15 +265,18 @@ describe("Discord", { timeout: 120_000 }, () => {
 
     // The ballot closes: its choices go, the rating row stays and still counts.
     const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
-    const voted = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
-    await discord.waitFor(() => voted.original()?.content?.startsWith("Your vote:"));
-    // A vote does show its live count.
-    await discord.waitFor(() => ballotEdits() > edits);
+    // A vote does show its live count (in its callback), and keeps the rating row.
+    const voted = await voteAnswer(discord.clickButton(w.guild, thread, w.bea, ballot.id, vote));
+    expect(countsOf(voted.data?.components)).toEqual([1, 0, 0]);
+    expect(lastRow(discord.message(ballot.id))).toEqual([
+      ["👍", up],
+      ["👎", down],
+    ]);
     const close = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
     discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
     const next = await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
     const closed = discord.messages(thread.id).find((m) => m.id === ballot.id);
-    expect(closed?.content).toContain("Chosen:");
+    expect(closed?.content).toMatch(/^The readers chose: /);
     expect(buttonsOf(closed).map((b) => b.custom_id)).toEqual([up, down]);
     expect((await rate(w.cal, up)).content).toBe("Thanks for rating this chapter: 👍 2 · 👎 1");
     // Chapter 2's ballot rates chapter 2.
@@ -590,7 +623,7 @@ describe("Discord", { timeout: 120_000 }, () => {
     await launch();
     const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
     const handle = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
-    await discord.waitFor(() => handle.original()?.content?.startsWith("Your vote:"));
+    expect(countsOf((await voteAnswer(handle)).data?.components)).toEqual([1, 0, 0]);
     const up = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:u:"))?.custom_id ?? "";
     const rated = discord.clickButton(w.guild, thread, w.bea, ballot.id, up);
     await discord.waitFor(() => rated.original()?.content === "Thanks for rating this chapter: 👍 1 · 👎 0");
@@ -672,8 +705,7 @@ describe("Discord, illustrations", { timeout: 60_000 }, () => {
 
     const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
     const close = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
-    const voted = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
-    await discord.waitFor(() => voted.original()?.content?.startsWith("Your vote:"));
+    await voteAnswer(discord.clickButton(w.guild, thread, w.bea, ballot.id, vote));
     discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
     await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
     const third = await discord.waitFor(() => pictures(thread.id)[2]);
