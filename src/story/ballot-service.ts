@@ -7,11 +7,9 @@
  * at random, and the result is announced in the ballot's closing edit. Timers live
  * in memory; `resume()` rebuilds them from the database after a restart.
  *
- * Live counts are drawn in one trailing edit per ballot at most every
- * `liveCountIntervalMs` (3 s), however many votes came in meanwhile, and not at all
- * when the message already shows them: a caller that draws the offer in its answer to
- * the press (`callerDraws`: Discord's update callback, which costs nothing of the bot's
- * request budget) gets the redraw back and the trailing edit is skipped.
+ * Live counts are drawn by `LiveCounts` (one trailing edit per ballot and interval), or
+ * by a caller that draws the returned `redraw` in its answer to the press
+ * (`callerDraws`: Discord's update callback, outside the bot's request budget).
  */
 import { closedOfferText } from "../render/offer-layout.ts";
 import type { ChoiceOffer, ChoiceResult, OfferRedraw } from "../render/surface.ts";
@@ -20,10 +18,13 @@ import type { WriteTicket } from "./chapter-job.ts";
 import { UserFacingError } from "./errors.ts";
 import { type Actor, upsertUser } from "./identity.ts";
 import { LIMITS } from "./limits.ts";
+import { BALLOT_INCLUDE, ballotOffer, LiveCounts, type Tally, tallyOf } from "./live-counts.ts";
 import type { Moderator } from "./moderation.ts";
 import type { AudienceResolver } from "./ports/audience.ts";
-import type { BallotOpener, BallotOpening } from "./ports/ballot-opener.ts";
+import type { BallotOpener, BallotOpening, OpenedBallot } from "./ports/ballot-opener.ts";
 import type { StoryCommands } from "./story-commands.ts";
+
+export type { Tally } from "./live-counts.ts";
 
 /** Most choices a ballot may hold, write-ins included (keyboards stay readable). */
 export const MAX_BALLOT_CHOICES = 8;
@@ -51,12 +52,6 @@ export interface DrawOptions {
   callerDraws?: boolean;
 }
 
-export interface Tally {
-  labels: string[];
-  counts: number[];
-  total: number;
-}
-
 export interface VoteResult extends Tally {
   /** How the ballot's message should look now: fresh counts, or decided when this vote closed it. */
   redraw?: OfferRedraw;
@@ -71,17 +66,10 @@ export interface BallotClosed {
 
 type OpenBallot = NonNullable<Awaited<ReturnType<BallotService["openBallotOf"]>>>;
 
-/** Ballots whose last drawn look is remembered (the oldest are forgotten first). */
-const MAX_REMEMBERED_DRAWS = 10_000;
-
 export class BallotService implements BallotOpener {
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
-  /** Trailing live-count redraws due, per ballot. */
-  private readonly redraws = new Map<string, ReturnType<typeof setTimeout>>();
-  /** What each ballot's message shows, as far as this process drew it (`signature`). */
-  private readonly shown = new Map<string, string>();
+  private readonly liveCounts: LiveCounts;
   private readonly graceMs: number;
-  private readonly liveCountMs: number;
   private readonly random: () => number;
 
   constructor(
@@ -92,11 +80,14 @@ export class BallotService implements BallotOpener {
     private readonly options: BallotOptions = {},
   ) {
     this.graceMs = options.firstVoteGraceMs ?? 10_000;
-    this.liveCountMs = options.liveCountIntervalMs ?? 3000;
     this.random = options.random ?? Math.random;
+    this.liveCounts = new LiveCounts(db, audiences, {
+      ...(options.liveCountIntervalMs === undefined ? {} : { intervalMs: options.liveCountIntervalMs }),
+      ...(options.log === undefined ? {} : { log: options.log }),
+    });
   }
 
-  async open(input: BallotOpening): Promise<void> {
+  async open(input: BallotOpening): Promise<OpenedBallot> {
     const closesAt = new Date(Date.now() + input.windowSeconds * 1000);
     // Choices offered again (after an undo or a branch) are a new round: the old
     // ballot of the chapter closes and its votes are cleared (their outcome was
@@ -110,6 +101,12 @@ export class BallotService implements BallotOpener {
       this.db.ballot.create({ data: { ...input, closesAt }, select: { id: true } }),
     ]);
     this.schedule(ballot.id, input.storyId, input.revision, closesAt);
+    return { ballotId: ballot.id, closesAt };
+  }
+
+  /** The offer showing the ballot was posted: its live counts and result are drawn on `messageRef`. */
+  async shown(ballotId: string, messageRef: string): Promise<void> {
+    await this.db.ballot.update({ where: { id: ballotId }, data: { messageRef }, select: { id: true } });
   }
 
   /**
@@ -232,9 +229,9 @@ export class BallotService implements BallotOpener {
 
   /** Stop every timer (shutdown). Open ballots stay open in the database; due live counts are dropped. */
   dispose(): void {
-    for (const timer of [...this.timers.values(), ...this.redraws.values()]) clearTimeout(timer);
+    for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
-    this.redraws.clear();
+    this.liveCounts.dispose();
   }
 
   /**
@@ -243,90 +240,12 @@ export class BallotService implements BallotOpener {
    * edit finds nothing to do.
    */
   private liveCount(ballot: OpenBallot, tally: Tally, draw: DrawOptions): { redraw?: OfferRedraw } {
+    this.liveCounts.changed(ballot.id, ballot.storyId);
+    // A vote racing the offer's post: the trailing edit finds the message by then.
     if (ballot.messageRef === "") return {};
-    const redraw: OfferRedraw = { ref: { id: ballot.messageRef }, offer: this.offer(ballot, tally) };
-    if (draw.callerDraws === true) this.remember(ballot.id, redraw.offer);
-    this.scheduleRedraw(ballot.id, ballot.storyId);
+    const redraw: OfferRedraw = { ref: { id: ballot.messageRef }, offer: ballotOffer(ballot, tally) };
+    if (draw.callerDraws === true) this.liveCounts.drawn(ballot.id, redraw.offer);
     return { redraw };
-  }
-
-  /** One trailing redraw per ballot and interval: votes arriving meanwhile ride along. */
-  private scheduleRedraw(ballotId: string, storyId: string): void {
-    if (this.redraws.has(ballotId)) return;
-    const timer = setTimeout(() => {
-      this.redraws.delete(ballotId);
-      void this.redraw(ballotId, storyId).catch((error: unknown) => {
-        this.options.log?.(`ballot ${ballotId}: live count not shown: ${String(error)}`);
-      });
-    }, this.liveCountMs);
-    timer.unref?.();
-    this.redraws.set(ballotId, timer);
-  }
-
-  /**
-   * Draw the open ballot's current counts unless its message shows them already. A close
-   * that raced this edit (in this process or another) is drawn again over it.
-   */
-  private async redraw(ballotId: string, storyId: string): Promise<void> {
-    const ballot = await this.openBallotOf(storyId);
-    if (ballot === null || ballot.id !== ballotId || ballot.messageRef === "") return;
-    const offer = this.offer(ballot, tallyOf(ballot));
-    if (this.shown.get(ballotId) === signature(offer)) return;
-    const audience = await this.audiences(ballot.chapter.story.conversationId);
-    if (audience === undefined) return;
-    const ref = { id: ballot.messageRef };
-    await audience.surface.updateChoices(ref, offer);
-    this.remember(ballotId, offer);
-    const now = await this.db.ballot.findUnique({ where: { id: ballotId }, select: { status: true } });
-    if (now?.status !== "closed") return;
-    const closed = await this.closedRedraw(ballotId);
-    if (closed?.result !== undefined) await audience.surface.closeChoices(ref, closed.offer, closed.result);
-  }
-
-  /** The decided look of a closed ballot, rebuilt from its row and votes. */
-  private async closedRedraw(ballotId: string): Promise<OfferRedraw | undefined> {
-    const ballot = await this.db.ballot.findUnique({ where: { id: ballotId }, include: BALLOT_INCLUDE });
-    if (ballot === null || ballot.winner === null || ballot.messageRef === "") return undefined;
-    const tally = tallyOf(ballot);
-    const best = Math.max(...tally.counts);
-    const tied = tally.counts.flatMap((c, i) => (c === best ? [i + 1] : []));
-    const result: ChoiceResult = {
-      chosen: ballot.winner,
-      label: tally.labels[ballot.winner - 1] ?? "",
-      counts: tally.counts,
-      ...(ballot.tieBroken ? { tiedWith: tied } : {}),
-    };
-    return { ref: { id: ballot.messageRef }, offer: this.offer(ballot, tally), result };
-  }
-
-  private remember(ballotId: string, offer: ChoiceOffer): void {
-    this.shown.delete(ballotId);
-    this.shown.set(ballotId, signature(offer));
-    for (const key of this.shown.keys()) {
-      if (this.shown.size <= MAX_REMEMBERED_DRAWS) break;
-      this.shown.delete(key);
-    }
-  }
-
-  /** A closed ballot needs no more live counts. */
-  private forgetDraws(ballotId: string): void {
-    const timer = this.redraws.get(ballotId);
-    if (timer !== undefined) clearTimeout(timer);
-    this.redraws.delete(ballotId);
-    this.shown.delete(ballotId);
-  }
-
-  private offer(ballot: OpenBallot, tally: Tally): ChoiceOffer {
-    return {
-      storyId: ballot.storyId,
-      revision: ballot.revision,
-      chapterId: ballot.chapterId,
-      choices: tally.labels,
-      allowWriteIn: true,
-      mode: "vote",
-      counts: tally.counts,
-      closesAt: ballot.closesAt,
-    };
   }
 
   /**
@@ -346,14 +265,14 @@ export class BallotService implements BallotOpener {
     });
     if (count !== 1) throw new UserFacingError("error.voteClosed");
     this.unschedule(ballot.id);
-    this.forgetDraws(ballot.id);
+    this.liveCounts.forget(ballot.id);
     const result: ChoiceResult = {
       chosen: winner,
       label: tally.labels[winner - 1] ?? "",
       counts: tally.counts,
       ...(tied.length > 1 ? { tiedWith: tied } : {}),
     };
-    const offer = this.offer(ballot, tally);
+    const offer = ballotOffer(ballot, tally);
     const redraw = ballot.messageRef === "" ? undefined : { ref: { id: ballot.messageRef }, offer, result };
     if (redraw === undefined || draw.callerDraws !== true) {
       await this.announce(ballot, offer, result, redraw);
@@ -440,22 +359,6 @@ export class BallotService implements BallotOpener {
   }
 }
 
-/** A ballot's chapter: where it is shown, its choices and its votes. */
-const BALLOT_INCLUDE = {
-  chapter: {
-    select: {
-      story: { select: { conversationId: true } },
-      choices: { orderBy: { position: "asc" as const }, select: { id: true, label: true } },
-      votes: { select: { choiceId: true } },
-    },
-  },
-};
-
-/** What an open offer shows: two offers with the same signature look the same. */
-function signature(offer: ChoiceOffer): string {
-  return JSON.stringify([offer.choices, offer.counts, offer.closesAt?.getTime() ?? null]);
-}
-
 /** One vote per member and chapter: a second vote replaces the first. */
 function castVote(db: Pick<Db, "vote">, chapterId: string, userId: string, choiceId: string) {
   return db.vote.upsert({
@@ -464,10 +367,4 @@ function castVote(db: Pick<Db, "vote">, chapterId: string, userId: string, choic
     update: { choiceId },
     select: { id: true },
   });
-}
-
-function tallyOf(ballot: Pick<OpenBallot, "chapter">): Tally {
-  const { choices, votes } = ballot.chapter;
-  const counts = choices.map((c) => votes.filter((v) => v.choiceId === c.id).length);
-  return { labels: choices.map((c) => c.label), counts, total: votes.length };
 }

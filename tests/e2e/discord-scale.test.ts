@@ -8,27 +8,24 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REST } from "discord.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { type DiscordProxy, startDiscordProxy } from "../../adapters/discord/proxy.ts";
 import { discordSurfaceFor } from "../../adapters/discord/surfaces.ts";
-import { loadConfig } from "../../src/app/config.ts";
-import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import {
   countsAgainstGlobalLimit,
   type FakeDiscordOptions,
   FakeDiscordServer,
-  type FakeMessage,
   type RestCall,
   shardOf,
 } from "../fakes/fake-discord-server.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { ballotIn as ballotOf, buttonsOf, type DiscordApp, launchDiscordApp } from "../helpers/discord-app.ts";
 
 let model: FakeOpenAiServer;
 let discord: FakeDiscordServer;
 let proxy: DiscordProxy | undefined;
 let dir: string;
-let running: { engine: Engine; bot: DiscordAdapter }[] = [];
+let running: DiscordApp[] = [];
 const logs: string[] = [];
 
 async function fake(options: FakeDiscordOptions = {}) {
@@ -38,26 +35,13 @@ async function fake(options: FakeDiscordOptions = {}) {
 }
 
 async function launch(extra: Record<string, string> = {}) {
-  const config = loadConfig({
-    OPENAI_BASE_URL: model.baseUrl,
-    OPENAI_MODEL: "fake",
-    OPENAI_MAX_RETRIES: "0",
-    DATABASE_URL: `file:${join(dir, "dc.db")}`,
-    DISCORD_TOKEN: discord.token,
-    DISCORD_APPLICATION_ID: discord.applicationId,
-    DISCORD_API_ROOT: discord.apiRoot,
-    INKLOOM_LOCALE: "en",
-    // The starter closes the vote; the window never does.
+  // The starter closes the vote; the window never does.
+  const app = await launchDiscordApp({ model, discord }, join(dir, "dc.db"), (m) => logs.push(m), {
     VOTE_SECONDS: "3600",
     ...extra,
   });
-  const log = (m: string) => logs.push(m);
-  const engine = await createEngine(config, log);
-  if (config.discord === undefined) throw new Error("discord not configured");
-  const bot = new DiscordAdapter(config.discord, { ...engine, log });
-  running.push({ engine, bot });
-  await bot.start();
-  return { engine, bot };
+  running.push(app);
+  return app;
 }
 
 beforeEach(async () => {
@@ -80,14 +64,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-type Button = { custom_id?: string; label?: string };
-const buttonsOf = (m: FakeMessage | undefined): Button[] =>
-  ((m?.components ?? []) as { components?: Button[] }[]).flatMap((row) => row.components ?? []);
-const ballotIn = (channelId: string, after = "0") =>
-  discord
-    .messages(channelId)
-    .filter((m) => !m.deleted && BigInt(m.id) > BigInt(after))
-    .findLast((m) => buttonsOf(m).some((b) => b.custom_id?.startsWith("ink:v:")));
+const ballotIn = (channelId: string, after = "0") => ballotOf(discord, channelId, after);
 const describeCall = (c: RestCall) => `${c.method} ${c.route}`;
 
 function world(guildOptions: Parameters<FakeDiscordServer["guild"]>[0] = {}) {

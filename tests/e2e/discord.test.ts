@@ -2,44 +2,32 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { registerCommands } from "../../adapters/discord/register.ts";
-import { loadConfig } from "../../src/app/config.ts";
-import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { FakeDiscordServer, type FakeMessage } from "../fakes/fake-discord-server.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import {
+  type Button,
+  ballotIn as ballotOf,
+  buttonsOf,
+  type DiscordApp,
+  launchDiscordApp,
+} from "../helpers/discord-app.ts";
 import { expectExportsHoldPicture } from "../helpers/exports.ts";
 
 let model: FakeOpenAiServer;
 let discord: FakeDiscordServer;
 let dir: string;
-let running: { engine: Engine; bot: DiscordAdapter }[] = [];
+let running: DiscordApp[] = [];
 const logs: string[] = [];
 
 async function launch(extra: Record<string, string> = {}) {
-  const config = loadConfig({
-    ...extra,
-    OPENAI_BASE_URL: model.baseUrl,
-    OPENAI_MODEL: "fake",
-    OPENAI_MAX_RETRIES: "0",
-    DATABASE_URL: `file:${join(dir, "dc.db")}`,
-    DISCORD_TOKEN: discord.token,
-    DISCORD_APPLICATION_ID: discord.applicationId,
-    DISCORD_API_ROOT: discord.apiRoot,
-    INKLOOM_LOCALE: "en",
-  });
-  const log = (m: string) => logs.push(m);
-  const engine = await createEngine(config, log);
-  if (config.discord === undefined) throw new Error("discord not configured");
-  const bot = new DiscordAdapter(config.discord, { ...engine, log });
-  await bot.start();
-  const instance = { engine, bot };
+  const instance = await launchDiscordApp({ model, discord }, join(dir, "dc.db"), (m) => logs.push(m), extra);
   running.push(instance);
   return instance;
 }
 
-async function shutdown(instance: { engine: Engine; bot: DiscordAdapter }) {
+async function shutdown(instance: DiscordApp) {
   await instance.bot.stop();
   await instance.engine.close();
   running = running.filter((r) => r !== instance);
@@ -70,14 +58,7 @@ function tallyOf(rows: { data: unknown }[]): { up: number; down: number } {
   return { up: values.filter((v) => v === 1).length, down: values.filter((v) => v === -1).length };
 }
 
-type Button = { custom_id?: string; label?: string };
-const buttonsOf = (m: FakeMessage | undefined): Button[] =>
-  ((m?.components ?? []) as { components?: Button[] }[]).flatMap((row) => row.components ?? []);
-const ballotIn = (channelId: string, after = "0") =>
-  discord
-    .messages(channelId)
-    .filter((m) => !m.deleted && BigInt(m.id) > BigInt(after))
-    .findLast((m) => buttonsOf(m).some((b) => b.custom_id?.startsWith("ink:v:")));
+const ballotIn = (channelId: string, after = "0") => ballotOf(discord, channelId, after);
 
 function world() {
   const guild = discord.guild({ name: "Book Club" });
@@ -521,6 +502,32 @@ describe("Discord", { timeout: 120_000 }, () => {
     await discord.waitFor(() => writeIn.original()?.content?.includes("can't go into the story"));
     expect(await engine.db.choice.count({ where: { writeIn: true } })).toBe(0);
     expect(model.requests.some((r) => r.body?.model === "fake-moderator")).toBe(true);
+  });
+
+  it("a press the core answers late is deferred within Discord's 3 s, then answered in its deferred reply", async () => {
+    await launch({ MODERATION_MODEL: "fake-moderator" });
+    const w = world();
+    const { thread, ballot } = await startStory(w, "a lantern festival");
+    // The moderation model now takes longer than a press may wait for its answer.
+    const story = storyResponder();
+    model.setResponder(async (req) => {
+      const reply = await story(req);
+      return req.body?.model === "fake-moderator" ? { ...reply, delayMs: 2500 } : reply;
+    });
+    const suggest = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:w:"))?.custom_id ?? "";
+    const form = await discord.clickButton(w.guild, thread, w.bea, ballot.id, suggest).response();
+    const writeIn = discord.submitModal(w.guild, thread, w.bea, String(form.data?.custom_id), {
+      text: "Release the lanterns",
+    });
+    const first = await writeIn.response();
+    expect(first).toMatchObject({ type: 5, data: { flags: 64 } });
+    expect(first.respondedWithinMs).toBeLessThan(3000);
+    await discord.waitFor(() => writeIn.original()?.content === "Added to the ballot: Release the lanterns", 10_000);
+    // The ballot shows it (a trailing edit with the bot token: a modal cannot update the ballot).
+    await discord.waitFor(
+      () => buttonsOf(discord.message(ballot.id)).some((b) => b.label?.includes("Release the lanterns")),
+      10_000,
+    );
   });
 
   it("a daily chapter quota stops a member's second story; the chapter length reaches the prompt", async () => {

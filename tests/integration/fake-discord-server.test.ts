@@ -4,9 +4,8 @@ import {
   ButtonBuilder,
   ButtonStyle,
   ChannelType,
-  Client,
+  type Client,
   DiscordAPIError,
-  GatewayIntentBits,
   type Interaction,
   MessageFlags,
   ModalBuilder,
@@ -395,20 +394,7 @@ describe("FakeDiscordServer with the real discord.js client", () => {
       session_start_limit: { remaining: 1000, max_concurrency: 2 },
     });
     // Two processes, one shard each.
-    const clients = await Promise.all(
-      [0, 1].map(async (id) => {
-        const c = new Client({
-          intents: [GatewayIntentBits.Guilds],
-          rest: { api: fake.apiRoot },
-          shards: [id],
-          shardCount: 2,
-        });
-        const ready = new Promise<void>((resolve) => c.once("clientReady", () => resolve()));
-        await c.login(fake.token);
-        await ready;
-        return c;
-      }),
-    );
+    const clients = await Promise.all([0, 1].map((id) => loggedInClient(fake, { shards: [id], shardCount: 2 })));
     try {
       expect(fake.connectedShards().sort()).toEqual([
         [0, 2],
