@@ -308,10 +308,11 @@ export class DiscordAdapter {
     const answer = this.answerOf(result, said, locale);
     if (answer !== undefined) {
       await interaction.reply({ content: answer, flags: MessageFlags.Ephemeral, allowedMentions: NO_PINGS });
-    } else if (interaction.isButton()) {
+    } else if (interaction.isButton() || interaction.isFromMessage()) {
+      // Refused with nothing more to say: acknowledged without a word.
       await interaction.deferUpdate();
     } else {
-      await interaction.reply({ content: t(locale, "discord.done"), flags: MessageFlags.Ephemeral });
+      await interaction.reply({ content: t(locale, "error.internal"), flags: MessageFlags.Ephemeral });
     }
   }
 
