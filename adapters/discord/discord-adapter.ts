@@ -13,7 +13,6 @@
  */
 import {
   ActionRowBuilder,
-  type APIChannel,
   type AutocompleteInteraction,
   type ButtonInteraction,
   ChannelType,
@@ -27,7 +26,6 @@ import {
   type ModalSubmitInteraction,
   PermissionFlagsBits,
   type RepliableInteraction,
-  Routes,
   type SendableChannels,
   type TextChannel,
   TextInputBuilder,
@@ -44,13 +42,12 @@ import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Actor, Conversation } from "../../src/story/identity.ts";
 import { LIMITS } from "../../src/story/limits.ts";
-import type { Audience } from "../../src/story/ports/audience.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { STORY_SUBCOMMANDS } from "./command-data.ts";
 import { type CustomIdAction, decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
 import { type DiscordSurface, suggestionModal } from "./discord-surface.ts";
 import { discordDeliveryError } from "./errors.ts";
-import { discordChannelId, discordSurfaceFor } from "./surfaces.ts";
+import { ChannelGuilds, discordAudiences, discordSurfaceFor } from "./surfaces.ts";
 
 export interface DiscordOptions {
   token: string;
@@ -88,18 +85,6 @@ function isAgeRestricted(channel: unknown): boolean {
   return c.nsfw === true || c.parent?.nsfw === true;
 }
 
-/** Channels a bot can post messages in (text-based, as discord.js's `isTextBased` with `send`). */
-const SENDABLE: ReadonlySet<ChannelType> = new Set([
-  ChannelType.GuildText,
-  ChannelType.DM,
-  ChannelType.GuildAnnouncement,
-  ChannelType.GuildVoice,
-  ChannelType.GuildStageVoice,
-  ChannelType.PublicThread,
-  ChannelType.PrivateThread,
-  ChannelType.AnnouncementThread,
-]);
-
 /** The /start modal's custom id carries the genre picked in the command. */
 const START_MODAL = "inkstart:";
 const SCENARIO_INPUT = "scenario";
@@ -111,8 +96,6 @@ const THREAD_NAME_MAX = 100;
  * later, it is deferred first (Discord refuses callbacks after 3 s, and the gateway took some).
  */
 const ANSWER_IN_CALLBACK_MS = 2000;
-/** Channels whose guild is remembered (the oldest are forgotten first). */
-const MAX_KNOWN_CHANNELS = 50_000;
 
 /** Nobody is pinged by the bot's answers: they may quote what readers wrote. */
 const NO_PINGS = { parse: [] };
@@ -123,11 +106,8 @@ type Press = ButtonInteraction | ModalSubmitInteraction;
 export class DiscordAdapter {
   readonly client: Client;
   private readonly sessions = new Map<string, Session>();
-  /**
-   * Channel id -> its guild id ("dm" outside one), for sendable channels: a channel never
-   * moves, so it is read over REST once per process (or learnt from an interaction).
-   */
-  private readonly channelGuilds = new Map<string, string>();
+  /** The guilds of the channels stories live in, learnt from interactions too: read over REST once. */
+  private readonly channels = new ChannelGuilds();
 
   constructor(
     private readonly options: DiscordOptions,
@@ -138,7 +118,7 @@ export class DiscordAdapter {
       rest: { api: options.apiRoot },
       ...shardingOptions(options.shards),
     });
-    deps.audiences.platform("discord", (conversationId) => this.audience(conversationId));
+    deps.audiences.platform("discord", discordAudiences(this.client.rest, deps.settings, deps.log, this.channels));
     this.client.on("interactionCreate", (interaction) => {
       const received = Date.now();
       void this.onInteraction(interaction, received).catch((error: unknown) => {
@@ -151,6 +131,11 @@ export class DiscordAdapter {
     const ready = new Promise<void>((resolve) => this.client.once("clientReady", () => resolve()));
     await this.client.login(this.options.token);
     await ready;
+  }
+
+  /** Readiness: the gateway connection is up. */
+  async ready(): Promise<void> {
+    if (!this.client.isReady()) throw new Error("the Discord gateway is not connected");
   }
 
   async stop(): Promise<void> {
@@ -467,7 +452,7 @@ export class DiscordAdapter {
       workspaceId: interaction.guildId ?? "dm",
       id: channel.id,
     };
-    this.knowChannel(channel.id, channel.type, conversation.workspaceId);
+    this.channels.learn(channel.id, channel.type, conversation.workspaceId);
     const settings = await this.deps.settings.get("discord", conversation.workspaceId);
     const locale = settings.locale;
     let session = this.sessions.get(channel.id);
@@ -505,17 +490,6 @@ export class DiscordAdapter {
     };
   }
 
-  /** Remember a sendable channel's guild (see `channelGuilds`). */
-  private knowChannel(channelId: string, type: ChannelType, guildId: string): void {
-    if (!SENDABLE.has(type)) return;
-    this.channelGuilds.delete(channelId);
-    this.channelGuilds.set(channelId, guildId);
-    for (const key of this.channelGuilds.keys()) {
-      if (this.channelGuilds.size <= MAX_KNOWN_CHANNELS) break;
-      this.channelGuilds.delete(key);
-    }
-  }
-
   /** A channel's surface: built from its id and the REST client alone. */
   private surfaceIn(channelId: string, locale: Locale): DiscordSurface {
     return discordSurfaceFor(this.client.rest, `discord:${channelId}`, locale, this.deps.log);
@@ -525,36 +499,6 @@ export class DiscordAdapter {
   private threadError(error: unknown, parentId: string) {
     const where = { channelId: parentId, action: "create thread", permission: "Create Public Threads" };
     return discordDeliveryError(error, where, this.deps.log);
-  }
-
-  /**
-   * How a conversation is shown, from its key and the REST API alone (a chapter job may run
-   * in a process without the gateway): the channel's guild, read over REST once per process,
-   * names the settings.
-   */
-  private async audience(conversationId: string): Promise<Audience | undefined> {
-    const channelId = discordChannelId(conversationId);
-    if (channelId === undefined) return undefined;
-    let guildId = this.channelGuilds.get(channelId);
-    if (guildId === undefined) {
-      let channel: APIChannel;
-      try {
-        channel = (await this.client.rest.get(Routes.channel(channelId))) as APIChannel;
-      } catch (error) {
-        // A deleted thread or a lost permission: the chapter is still written, unseen.
-        discordDeliveryError(error, { channelId, action: "read channel" }, this.deps.log);
-        return undefined;
-      }
-      if (!SENDABLE.has(channel.type)) return undefined;
-      guildId = "guild_id" in channel && typeof channel.guild_id === "string" ? channel.guild_id : "dm";
-      this.knowChannel(channelId, channel.type, guildId);
-    }
-    const settings = await this.deps.settings.get("discord", guildId);
-    return {
-      surface: discordSurfaceFor(this.client.rest, conversationId, settings.locale, this.deps.log),
-      locale: settings.locale,
-      voting: { windowSeconds: settings.voteSeconds, closeWhenPreviousVotersReturn: true },
-    };
   }
 
   /** Themes offered at /start: the server's, adult ones only in age-restricted channels. */

@@ -12,13 +12,26 @@
  *   403: the chat is blocked until `unblock`. Edits of one message are coalesced, and no-op edits
  *   (which Telegram answers with 400 "message is not modified") are skipped.
  *
+ * Several processes of one bot (fronts and workers, with REDIS_URL) share these limits through
+ * a `SharedBudget` (./redis-budget.ts): before each call the outbox takes a place in the shared
+ * windows, or waits as long as the budget says and asks again; a 429 pauses the chat for every
+ * process. Its own limits stay in force too (they never allow more than the shared ones), so
+ * its queues, fairness, coalescing and no-op skipping are the same with or without Redis.
+ *
  * It reads Telegram errors through ./errors.ts, by shape only, so it does not import telegraf.
  * Timers are the global `setTimeout`, so vitest fake timers drive it.
  *
  * One outbox serves every chat of one bot token in one process, so it is also where a process
  * remembers which chats refuse message drafts (`refusesDrafts`): a surface needs nothing else.
  */
-import { ChatBlockedError, type ChatId, isNotModified, OutboxClosedError, readTelegramError } from "./errors.ts";
+import {
+  type BotApiError,
+  ChatBlockedError,
+  type ChatId,
+  isNotModified,
+  OutboxClosedError,
+  readTelegramError,
+} from "./errors.ts";
 
 export { ChatBlockedError, type ChatId, OutboxClosedError };
 
@@ -42,14 +55,34 @@ export interface OutboxOptions {
   onBlocked?: (chatId: ChatId) => void;
   /** Clock in milliseconds. Default `Date.now`. */
   now?: () => number;
+  /** Limits shared with the bot's other processes (Redis); without it this process paces alone. */
+  shared?: SharedBudget;
 }
+
+/**
+ * Flood limits that several processes of one bot take from together (./redis-budget.ts).
+ * Neither method rejects: a budget that cannot answer lets the call go on the process's
+ * own limits.
+ */
+export interface SharedBudget {
+  /** A place for one call to the chat now, or how long to wait and whose limit it is. */
+  take(chatId: ChatId, kind: ChatKind): Promise<SharedTake>;
+  /** Telegram answered 429 for the chat: no process calls it for `ms`. */
+  pause(chatId: ChatId, ms: number): Promise<void>;
+}
+
+export type SharedTake =
+  /** Call now; `settle` once the call has finished (its place then counts from that moment). */
+  | { readonly granted: true; settle(): Promise<void> }
+  /** Ask again in `waitMs`: the chat's limits ("chat") or the whole bot's ("bot") are spent. */
+  | { readonly granted: false; readonly waitMs: number; readonly scope: "chat" | "bot" };
 
 export const OUTBOX_DEFAULTS = {
   perChatIntervalMs: 1_000,
   groupPerMinute: 20,
   globalPerSecond: 30,
   maxRetries: 5,
-} as const satisfies Required<Omit<OutboxOptions, "onBlocked" | "now">>;
+} as const satisfies Required<Omit<OutboxOptions, "onBlocked" | "now" | "shared">>;
 
 /** What `edit` resolves with when it made no call: coalesced into a later edit, or a no-op. */
 export type Skipped = "skipped";
@@ -90,6 +123,8 @@ interface Chat {
   readonly interval: Window;
   readonly minute: Window;
   pausedUntil: number;
+  /** The shared budget said this chat's limits are spent until then (another process called it). */
+  heldUntil: number;
   /** In the ready heap: not in flight, has queued calls. */
   waiting: boolean;
   /** While waiting: when its own limits let it start. */
@@ -104,7 +139,10 @@ export class TelegramOutbox {
   private readonly maxRetries: number;
   private readonly onBlocked: ((chatId: ChatId) => void) | undefined;
   private readonly now: () => number;
+  private readonly shared: SharedBudget | undefined;
   private readonly global: Window;
+  /** The shared budget said the whole bot's limits are spent until then. */
+  private globalHeldUntil = 0;
   /** Calls started and not yet settled: they count against the bot's budget until they settle. */
   private inFlight = 0;
 
@@ -139,6 +177,7 @@ export class TelegramOutbox {
     this.maxRetries = limits.maxRetries;
     this.onBlocked = options.onBlocked;
     this.now = options.now ?? Date.now;
+    this.shared = options.shared;
     this.global = new Window(1_000, limits.globalPerSecond);
     this.lastSweepAt = this.now();
   }
@@ -277,6 +316,7 @@ export class TelegramOutbox {
         interval: new Window(this.perChatIntervalMs, 1),
         minute: new Window(60_000, this.groupPerMinute),
         pausedUntil: 0,
+        heldUntil: 0,
         waiting: false,
         eligibleAt: 0,
         seq: 0,
@@ -291,18 +331,23 @@ export class TelegramOutbox {
     this.pump();
   }
 
-  /** When the chat's own limits (interval, group minute, 429 pause) let its next call start. */
+  /** When the chat's own limits (interval, group minute, 429 pause, shared hold) let its next call start. */
   private readyAt(chat: Chat, now: number): number {
     const minute = chat.kind === "group" ? chat.minute.freeAt(now) : now;
-    return Math.max(chat.interval.freeAt(now), minute, chat.pausedUntil);
+    return Math.max(chat.interval.freeAt(now), minute, chat.pausedUntil, chat.heldUntil);
   }
 
-  private enlist(chat: Chat, now: number): void {
+  /** When the bot's budget lets another call start. */
+  private globalFreeAt(now: number): number {
+    return Math.max(this.global.freeAt(now, this.inFlight), this.globalHeldUntil);
+  }
+
+  private enlist(chat: Chat, now: number, eligibleAt?: number): void {
     if (chat.waiting) return;
     chat.waiting = true;
     // Keyed by when it became eligible, not by when it joined: a chat held back by the global budget
     // keeps its early key and goes before chats whose own interval ran out later.
-    chat.eligibleAt = Math.max(now, this.readyAt(chat, now));
+    chat.eligibleAt = eligibleAt ?? Math.max(now, this.readyAt(chat, now));
     chat.seq = this.seq++;
     this.ready.push(chat);
   }
@@ -313,7 +358,7 @@ export class TelegramOutbox {
     if (now - this.lastSweepAt >= SWEEP_MS) this.sweep(now);
     for (;;) {
       const chat = this.ready.peek();
-      if (!chat || chat.eligibleAt > now || this.global.freeAt(now, this.inFlight) > now) break;
+      if (!chat || chat.eligibleAt > now || this.globalFreeAt(now) > now) break;
       this.ready.pop();
       chat.waiting = false;
       this.skipNoOpEdits(chat);
@@ -330,7 +375,7 @@ export class TelegramOutbox {
     this.timer = undefined;
     const next = this.ready.peek();
     if (next) {
-      const at = Math.max(next.eligibleAt, this.global.freeAt(now, this.inFlight));
+      const at = Math.max(next.eligibleAt, this.globalFreeAt(now));
       if (Number.isFinite(at)) this.timer = setTimeout(() => this.pump(), at - now);
     }
   }
@@ -354,6 +399,15 @@ export class TelegramOutbox {
   }
 
   private async run(chat: Chat, job: Job): Promise<void> {
+    let settle: (() => Promise<void>) | undefined;
+    if (this.shared) {
+      const taken = await this.shared.take(chat.id, chat.kind);
+      if (!taken.granted) {
+        this.heldBack(chat, job, taken);
+        return;
+      }
+      settle = () => taken.settle();
+    }
     try {
       // A microtask later, so a `call` that synchronously sends again cannot re-enter `pump`.
       const value = await Promise.resolve().then(job.call);
@@ -361,12 +415,17 @@ export class TelegramOutbox {
       if (job.edit) this.remember(job.edit.key, job.edit.content);
       this.resolveJob(job, value);
     } catch (error) {
+      const telegram = readTelegramError(error);
+      // Every process holds off the chat, not only this one.
+      if (telegram?.code === 429) await this.shared?.pause(chat.id, retryAfterMs(telegram));
       this.fail(chat, job, error);
     } finally {
       // Limits count from completion, not from start: Telegram counts a call when it
       // arrives, which is somewhere between the two. Spacing from completion can never
       // be refused however the network delays a request (starting on time did: 429s).
       const done = this.now();
+      // Shared: the place counts from completion too; settled before this chat asks again.
+      await settle?.();
       chat.interval.record(done);
       chat.minute.record(done);
       this.global.record(done);
@@ -377,12 +436,30 @@ export class TelegramOutbox {
     }
   }
 
+  /** The shared budget said wait: the call goes back to the head of its chat's queue, not started. */
+  private heldBack(chat: Chat, job: Job, wait: { waitMs: number; scope: "chat" | "bot" }): void {
+    const now = this.now();
+    const eligibleAt = chat.eligibleAt;
+    this.inFlight--;
+    chat.current = undefined;
+    this.retryLater(chat, job);
+    if (wait.scope === "chat") {
+      chat.heldUntil = Math.max(chat.heldUntil, now + wait.waitMs);
+      if (chat.queue.length > 0) this.enlist(chat, now);
+    } else {
+      // The whole bot waits; the chat keeps its place in line.
+      this.globalHeldUntil = Math.max(this.globalHeldUntil, now + wait.waitMs);
+      if (chat.queue.length > 0) this.enlist(chat, now, eligibleAt);
+    }
+    this.pump();
+  }
+
   private fail(chat: Chat, job: Job, error: unknown): void {
     const telegram = readTelegramError(error);
     if (telegram?.code === 429) {
       this.counts.rateLimited++;
       // The pause holds even when retries are exhausted: the chat's next call would be refused too.
-      chat.pausedUntil = this.now() + (telegram.retryAfterS ?? 1) * 1_000;
+      chat.pausedUntil = this.now() + retryAfterMs(telegram);
       if (job.retries < this.maxRetries) {
         job.retries++;
         this.retryLater(chat, job);
@@ -452,10 +529,15 @@ export class TelegramOutbox {
   private sweep(now: number): void {
     this.lastSweepAt = now;
     for (const [key, chat] of this.chats) {
-      const idle = !chat.current && chat.queue.length === 0 && chat.pausedUntil <= now;
+      const idle = !chat.current && chat.queue.length === 0 && chat.pausedUntil <= now && chat.heldUntil <= now;
       if (idle && chat.interval.isEmpty(now) && chat.minute.isEmpty(now)) this.chats.delete(key);
     }
   }
+}
+
+/** How long a 429 asks to wait (`retry_after`, 1 s when it does not say). */
+function retryAfterMs(error: BotApiError): number {
+  return (error.retryAfterS ?? 1) * 1_000;
 }
 
 /** Start times within the last `spanMs`, for "at most `limit` starts in any sliding `spanMs`". */

@@ -5,7 +5,7 @@
  * at once (telegraf waits for each batch of updates): the work for a chat runs
  * on that chat's own chain, in order, and chapters are written by jobs.
  */
-import { Telegraf } from "telegraf";
+import { type Context, Telegraf } from "telegraf";
 import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types";
 import { handleAction, type ReaderAction } from "../../commands/actions.ts";
 import { COMMANDS } from "../../commands/index.ts";
@@ -13,17 +13,28 @@ import { availableOn, type CommandContext, type Session } from "../../commands/t
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Actor, Conversation } from "../../src/story/identity.ts";
-import type { Audience } from "../../src/story/ports/audience.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { type CallbackAction, decodeCallback } from "./callback-data.ts";
-import { chatKindOf, TelegramOutbox } from "./outbox.ts";
-import { telegramChatId, telegramSurfaceFor } from "./surfaces.ts";
+import type { TelegramOutbox } from "./outbox.ts";
+import { telegramRedisPrefix } from "./redis-budget.ts";
+import { type TelegramShared, telegramAudiences, telegramOutboxFor, telegramSurfaceFor } from "./surfaces.ts";
 import { ratedChapter, type TelegramSurface } from "./telegram-surface.ts";
+import { RedisUpdateGate, type Turn } from "./update-gate.ts";
 
 export interface TelegramOptions {
   token: string;
   apiRoot: string;
   webhook?: { url: string; port: number; secret?: string };
+  /**
+   * Redis shared with the bot's other processes (REDIS_URL): flood limits taken together,
+   * and updates de-duplicated and kept in order per chat across fronts.
+   */
+  shared?: TelegramShared;
+}
+
+/** Where the update middleware leaves an update's turn for the handler that queues it. */
+interface GateState {
+  turn?: Turn;
 }
 
 export type TelegramDeps = BotDeps;
@@ -33,6 +44,8 @@ const ADMIN_CACHE_MS = 60_000;
 export class TelegramAdapter {
   readonly bot: Telegraf;
   private readonly outbox: TelegramOutbox;
+  /** With Redis: each update once, each chat's updates in order, across fronts. */
+  private readonly gate: RedisUpdateGate | undefined;
   /** Each chat's session (the core reads and writes it). */
   private readonly sessions = new Map<number, Session>();
   private readonly chains = new Map<number, Promise<void>>();
@@ -45,11 +58,19 @@ export class TelegramAdapter {
     private readonly deps: TelegramDeps,
   ) {
     this.bot = new Telegraf(options.token, { telegram: { apiRoot: options.apiRoot } });
-    this.outbox = new TelegramOutbox({
-      onBlocked: (chatId) => deps.log(`telegram chat ${chatId} blocked the bot: its stories pause`),
-    });
-    deps.audiences.platform("telegram", (conversationId) => this.audience(conversationId));
-    this.bot.on("message", (ctx) => this.enqueue(ctx.chat, () => this.onMessage(ctx.message)));
+    this.outbox = telegramOutboxFor(options.token, deps.log, options.shared);
+    const shared = options.shared;
+    this.gate =
+      shared === undefined
+        ? undefined
+        : new RedisUpdateGate(shared.redis, {
+            prefix: shared.prefix ?? telegramRedisPrefix(options.token),
+            log: deps.log,
+          });
+    deps.audiences.platform("telegram", telegramAudiences(this.bot.telegram, this.outbox, deps.settings, deps.log));
+    // First, before any handler: drop an update another front took, and take its chat's turn.
+    this.bot.use((ctx, next) => this.admit(ctx, next));
+    this.bot.on("message", (ctx) => this.enqueue(ctx, () => this.onMessage(ctx.message)));
     this.bot.on("callback_query", (ctx) => {
       const chat = ctx.chat;
       if (chat === undefined) return ctx.answerCbQuery();
@@ -57,7 +78,7 @@ export class TelegramAdapter {
       const action = decodeCallback("data" in query ? query.data : undefined);
       // A rating touches no chat state: it is answered at once, not after the chat's queue.
       if (action?.kind === "rate") this.track(this.onCallback(query, chat, action));
-      else this.enqueue(chat, () => this.onCallback(query, chat, action));
+      else this.enqueue(ctx, () => this.onCallback(query, chat, action));
       return undefined;
     });
     this.bot.catch((error) => deps.log(`telegram update failed: ${String(error)}`));
@@ -101,6 +122,11 @@ export class TelegramAdapter {
     });
   }
 
+  /** Readiness: the Bot API answers with this bot's token. */
+  async ready(): Promise<void> {
+    await this.bot.telegram.getMe();
+  }
+
   async stop(): Promise<void> {
     try {
       this.bot.stop("shutdown");
@@ -119,11 +145,50 @@ export class TelegramAdapter {
     void press.finally(() => this.presses.delete(press));
   }
 
-  /** Run `work` after everything already queued for this chat; never block telegraf. */
-  private enqueue(chat: Chat, work: () => Promise<void>): void {
+  /**
+   * With Redis, before the update is answered: an update another front (or an earlier
+   * delivery) took is dropped, and the others take their chat's turn, in the order
+   * Telegram sends them. An update no handler queues still passes its turn, in order.
+   */
+  private async admit(ctx: Context, next: () => Promise<void>): Promise<void> {
+    if (this.gate === undefined) return next();
+    const chat = ctx.chat;
+    const turn = await this.gate.admit(ctx.update.update_id, chat?.id);
+    if (turn === "duplicate") return;
+    const state = ctx.state as GateState;
+    if (turn !== undefined) state.turn = turn;
+    try {
+      await next();
+    } finally {
+      // Also when a handler threw: a turn never passed would hold the chat on every front.
+      if (state.turn !== undefined && chat !== undefined) this.enqueue(ctx, async () => {});
+    }
+  }
+
+  /**
+   * Run `work` for the update's chat after everything already queued for it here and,
+   * with Redis, after the chat's earlier updates on every front; never block telegraf.
+   */
+  private enqueue(ctx: Context, work: () => Promise<void>): void {
+    const chat = ctx.chat;
+    if (chat === undefined) return;
+    const state = ctx.state as GateState;
+    const turn = state.turn;
+    delete state.turn;
+    const inTurn =
+      turn === undefined
+        ? work
+        : async () => {
+            await turn.ready();
+            try {
+              await work();
+            } finally {
+              await turn.done();
+            }
+          };
     const previous = this.chains.get(chat.id) ?? Promise.resolve();
     const next = previous
-      .then(work)
+      .then(inTurn)
       .catch((error: unknown) => this.deps.log(`telegram chat ${chat.id}: ${String(error)}`));
     this.chains.set(chat.id, next);
     void next.finally(() => {
@@ -237,17 +302,6 @@ export class TelegramAdapter {
   /** A chat's surface: built from its id, the Telegram client and the outbox alone. */
   private surface(chatId: number, locale: Locale): TelegramSurface {
     return telegramSurfaceFor(this.bot.telegram, this.outbox, `telegram:${chatId}`, locale, this.deps.log);
-  }
-
-  private async audience(conversationId: string): Promise<Audience | undefined> {
-    const chatId = telegramChatId(conversationId);
-    if (chatId === undefined) return undefined;
-    const settings = await this.deps.settings.get("telegram", String(chatId));
-    return {
-      surface: telegramSurfaceFor(this.bot.telegram, this.outbox, conversationId, settings.locale, this.deps.log),
-      locale: settings.locale,
-      ...(chatKindOf(chatId) === "group" ? { voting: { windowSeconds: settings.voteSeconds } } : {}),
-    };
   }
 
   private async isAdmin(chatId: number, userId: number): Promise<boolean> {

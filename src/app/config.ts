@@ -20,6 +20,8 @@ export const DEFAULTS = {
   EXPORT_DIR: "./data/exports",
   VOTE_SECONDS: 60,
   JOB_CONCURRENCY: 64,
+  REDIS_PREFIX: "inkloom",
+  SHUTDOWN_GRACE_SECONDS: 30,
   PREPLAN: "on",
   PREPLAN_CONCURRENCY: 4,
   STRUCTURED_OUTPUT: "auto",
@@ -138,6 +140,15 @@ const EnvSchema = z.object({
   IMAGES_PER_DAY: int("IMAGES_PER_DAY", 0, 10_000),
   ILLUSTRATE_COOLDOWN_SECONDS: int("ILLUSTRATE_COOLDOWN_SECONDS", 0, 86_400),
   JOB_CONCURRENCY: int("JOB_CONCURRENCY", 1, 1000),
+  REDIS_URL: optionalText.refine((v) => v === undefined || /^rediss?:\/\/[^\s]+$/.test(v), {
+    message: "REDIS_URL must be a redis:// or rediss:// URL, for example redis://localhost:6379",
+  }),
+  REDIS_PREFIX: optionalText.refine((v) => v === undefined || /^[A-Za-z0-9_.-]{1,64}$/.test(v), {
+    message: "REDIS_PREFIX may use only A-Z, a-z, 0-9, _, . and - (1-64 characters)",
+  }),
+  WORKER_CONCURRENCY: int("WORKER_CONCURRENCY", 1, 1000),
+  HEALTH_PORT: int("HEALTH_PORT", 1, 65_535),
+  SHUTDOWN_GRACE_SECONDS: int("SHUTDOWN_GRACE_SECONDS", 0, 3600),
   PREPLAN: optionalText.refine((v) => v === undefined || v === "on" || v === "off", {
     message: "PREPLAN must be on or off",
   }),
@@ -171,6 +182,21 @@ export interface Config {
   moderation: boolean;
   /** Chapters written at once. A chapter job mostly waits (on the model, on a chat's send rate). */
   jobConcurrency: number;
+  /**
+   * Set when REDIS_URL is: jobs go through BullMQ on Redis (shared by every process)
+   * instead of this process's memory.
+   */
+  redis?: {
+    url: string;
+    /** Namespace of Inkloom's keys (REDIS_PREFIX), so deployments can share one Redis. */
+    prefix: string;
+    /** Chapters one worker process writes at once (WORKER_CONCURRENCY; default JOB_CONCURRENCY). */
+    workerConcurrency: number;
+  };
+  /** Set when HEALTH_PORT is: /healthz and /readyz are answered on this port. */
+  healthPort?: number;
+  /** On SIGTERM, how long running chapters may go on before they are handed back (SHUTDOWN_GRACE_SECONDS). */
+  shutdownGraceMs: number;
   /** Default voting window of a chat (a chat's /settings may change it). */
   voteSeconds: number;
   /** Set when IMAGE_MODEL is: stories are illustrated (a chat's /settings may switch it off). */
@@ -348,6 +374,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     locale: (e.INKLOOM_LOCALE as Locale | undefined) ?? (lang.startsWith("zh") ? "zh" : "en"),
     voteSeconds: num(e.VOTE_SECONDS, DEFAULTS.VOTE_SECONDS),
     jobConcurrency: num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY),
+    ...(e.REDIS_URL === undefined
+      ? {}
+      : {
+          redis: {
+            url: e.REDIS_URL,
+            prefix: e.REDIS_PREFIX ?? DEFAULTS.REDIS_PREFIX,
+            workerConcurrency: num(e.WORKER_CONCURRENCY, num(e.JOB_CONCURRENCY, DEFAULTS.JOB_CONCURRENCY)),
+          },
+        }),
+    ...(e.HEALTH_PORT === undefined ? {} : { healthPort: Number(e.HEALTH_PORT) }),
+    shutdownGraceMs: num(e.SHUTDOWN_GRACE_SECONDS, DEFAULTS.SHUTDOWN_GRACE_SECONDS) * 1000,
     preplan: {
       enabled: (e.PREPLAN ?? DEFAULTS.PREPLAN) === "on",
       concurrency: num(e.PREPLAN_CONCURRENCY, DEFAULTS.PREPLAN_CONCURRENCY),

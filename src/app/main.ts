@@ -1,16 +1,25 @@
 /**
  * `npm start`: loads configuration, opens the database, and runs the Telegram
- * bot (TELEGRAM_BOT_TOKEN) and/or the Discord bot (DISCORD_TOKEN), both in one
- * process, or else the terminal session on standard input/output. Operator messages go to standard error; the story to standard output.
+ * bot (TELEGRAM_BOT_TOKEN) and/or the Discord bot (DISCORD_TOKEN), or else the terminal
+ * session on standard input/output. Operator messages go to standard error; the story to
+ * standard output.
+ *
+ * Without REDIS_URL everything runs in this process. With REDIS_URL the bots' process is
+ * only the platform front: it turns events into jobs, and `npm run worker` processes
+ * (src/app/worker.ts) run them. Terminal play stays in one process (its chapters stream
+ * to this terminal), on BullMQ.
  */
 import { existsSync } from "node:fs";
 import { ConsoleAdapter } from "../../adapters/console/console-adapter.ts";
 import { ConsoleSurface } from "../../adapters/console/console-surface.ts";
 import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
+import { JobQueueUnavailableError } from "../jobs/job-queue.ts";
 import { DatabaseOpenError } from "../store/db.ts";
 import { ConfigError, loadConfig } from "./config.ts";
-import { createEngine } from "./wiring.ts";
+import type { ReadinessCheck } from "./health.ts";
+import { connectRedis, databaseCheck, logQueueMetrics, redisCheck, startHealth, stopSignal } from "./runtime.ts";
+import { createEngine, type ProcessRole } from "./wiring.ts";
 
 const log = (message: string) => process.stderr.write(`[inkloom] ${message}\n`);
 
@@ -26,19 +35,26 @@ async function main(): Promise<number> {
     }
     throw error;
   }
+  const hasBots = config.telegram !== undefined || config.discord !== undefined;
+  // With REDIS_URL the bots' process is the front only; workers write the chapters.
+  const role: ProcessRole = config.redis !== undefined && hasBots ? "front" : "all";
   let engine: Awaited<ReturnType<typeof createEngine>>;
   try {
-    engine = await createEngine(config, log);
+    engine = await createEngine(config, log, { role });
   } catch (error) {
-    if (error instanceof DatabaseOpenError) {
+    if (error instanceof DatabaseOpenError || error instanceof JobQueueUnavailableError) {
       process.stderr.write(`${error.message}\n`);
       return 1;
     }
     throw error;
   }
-  const bots: { name: string; start(): Promise<void>; stop(): Promise<void> }[] = [];
+  const bots: Bot[] = [];
+  // REDIS_URL: this process shares the bots' limits (and Telegram's updates) with the others.
+  const redis = config.redis === undefined ? undefined : connectRedis(config.redis.url, log);
+  const checks: ReadinessCheck[] = [databaseCheck(engine.db), ...(redis === undefined ? [] : [redisCheck(redis)])];
   if (config.telegram !== undefined) {
-    bots.push({ name: "Telegram", ...bind(new TelegramAdapter(config.telegram, { ...engine, log })) });
+    const telegram = { ...config.telegram, ...(redis === undefined ? {} : { shared: { redis } }) };
+    bots.push({ name: "Telegram", ...bind(new TelegramAdapter(telegram, { ...engine, log })) });
   }
   if (config.discord !== undefined) {
     bots.push({ name: "Discord", ...bind(new DiscordAdapter(config.discord, { ...engine, log })) });
@@ -54,17 +70,24 @@ async function main(): Promise<number> {
         );
         for (const b of bots) await b.stop().catch((e: unknown) => log(`${b.name} did not stop cleanly: ${String(e)}`));
         await engine.close();
+        redis?.disconnect();
         return 1;
       }
     }
-    await engine.resume();
-    await new Promise<void>((resolve) => {
-      process.once("SIGINT", resolve);
-      process.once("SIGTERM", resolve);
-    });
+    for (const bot of bots) checks.push({ name: bot.name.toLowerCase(), check: () => bot.ready() });
+    const health = await startHealth(config, checks, role, log);
+    const stopMetrics = logQueueMetrics(engine.queue, log);
+    // A front runs no job: the workers resume what a crash interrupted.
+    if (role === "all") await engine.resume();
+    else log("front running: chapters are written by `npm run worker` processes");
+    await stopSignal();
+    // Stop taking events first, then let running chapters finish within the grace.
     for (const bot of bots)
       await bot.stop().catch((e: unknown) => log(`${bot.name} did not stop cleanly: ${String(e)}`));
-    await engine.close();
+    stopMetrics();
+    await engine.close({ graceMs: config.shutdownGraceMs });
+    await health?.close();
+    await redis?.quit().catch(() => redis.disconnect());
     return 0;
   }
 
@@ -95,15 +118,26 @@ async function main(): Promise<number> {
   );
   // After the welcome: an interrupted chapter continues below it.
   const session = adapter.run();
+  const health = await startHealth(config, checks, role, log);
   await engine.resume();
   await session;
   await engine.close();
+  await health?.close();
+  await redis?.quit().catch(() => redis.disconnect());
   process.stdout.write("\n");
   return 0;
 }
 
-function bind(adapter: { start(): Promise<void>; stop(): Promise<void> }) {
-  return { start: () => adapter.start(), stop: () => adapter.stop() };
+interface Bot {
+  name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Resolves when the platform connection is up (readiness). */
+  ready(): Promise<void>;
+}
+
+function bind(adapter: Omit<Bot, "name">): Omit<Bot, "name"> {
+  return { start: () => adapter.start(), stop: () => adapter.stop(), ready: () => adapter.ready() };
 }
 
 main().then(

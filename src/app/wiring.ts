@@ -7,14 +7,15 @@ import type { StoryAgent } from "../agent/types.ts";
 import type { ImageClient } from "../art/image-client.ts";
 import { ImageStore } from "../art/image-store.ts";
 import { OpenAiImageClient } from "../art/openai-image-client.ts";
+import type { BullMqLane } from "../jobs/bullmq-queue.ts";
 import { InProcessJobQueue } from "../jobs/in-process-queue.ts";
-import type { JobQueue } from "../jobs/job-queue.ts";
+import { type CloseOptions, type JobQueue, retryOn } from "../jobs/job-queue.ts";
 import { OpenAiModelClient } from "../llm/openai-client.ts";
 import type { ModelClient } from "../llm/types.ts";
-import { type Db, openDatabase } from "../store/db.ts";
+import { type Db, isTransientDbError, openDatabase } from "../store/db.ts";
 import { loadStrategyBook } from "../store/strategy-store.ts";
 import { AudienceRegistry } from "../story/audience-registry.ts";
-import { BallotService } from "../story/ballot-service.ts";
+import { BALLOT_CLOSE_JOB, type BallotClosePayload, BallotService } from "../story/ballot-service.ts";
 import { BookAssembler } from "../story/book-assembler.ts";
 import { CHAPTER_JOB, type ChapterJobPayload } from "../story/chapter-job.ts";
 import { ChapterRecovery } from "../story/chapter-recovery.ts";
@@ -62,10 +63,20 @@ export interface Engine {
    * shown), pictures, and parts to repair. Call once the adapters have registered.
    */
   resume(): Promise<void>;
-  close(): Promise<void>;
+  /** Stop: running jobs get `graceMs` to finish (then they stop and are resumed later), then the database closes. */
+  close(options?: CloseOptions): Promise<void>;
 }
 
+/**
+ * What a process does. "all": everything in one process (the default, and the only role
+ * without REDIS_URL). "front": the platform gateways only; it enqueues jobs and runs none.
+ * "worker": runs the jobs (chapters, pictures, ballot closes) and streams through REST.
+ */
+export type ProcessRole = "all" | "front" | "worker";
+
 export interface EngineHooks {
+  /** This process's role (default "all"). */
+  role?: ProcessRole;
   /** Wrap the model client (the benchmark times model calls with it). */
   decorateModel?: (model: ModelClient) => ModelClient;
   /** Replace the image client (tests). */
@@ -96,15 +107,27 @@ export async function createEngine(
     recentChapters: config.recentChapters,
     strategies,
   });
-  const queue = new InProcessJobQueue({ concurrency: config.jobConcurrency });
+  const queue: JobQueue =
+    config.redis === undefined
+      ? new InProcessJobQueue({ concurrency: config.jobConcurrency })
+      : // Loaded only when configured: BullMQ takes half a second to import.
+        await (await import("../jobs/bullmq-queue.ts")).BullMqJobQueue.open({
+          url: config.redis.url,
+          prefix: config.redis.prefix,
+          lanes: jobLanes(config.redis.workerConcurrency),
+          role: hooks.role === "front" ? "producer" : "worker",
+          log,
+        });
   const moderator = config.moderation ? new ModelModerator(model) : undefined;
-  const preplanner = config.preplan.enabled
-    ? new Preplanner(db, agent, { method: config.methods.continue, concurrency: config.preplan.concurrency, log })
-    : undefined;
+  // A front writes no chapter, so it plans none: plans live with the worker that writes.
+  const preplanner =
+    config.preplan.enabled && hooks.role !== "front"
+      ? new Preplanner(db, agent, { method: config.methods.continue, concurrency: config.preplan.concurrency, log })
+      : undefined;
   const stories = new StoryCommands(db, queue, moderator, preplanner);
   const audiences = new AudienceRegistry();
   const resolve = (id: string) => audiences.resolve(id);
-  const ballots = new BallotService(db, stories, resolve, {
+  const ballots = new BallotService(db, queue, stories, resolve, {
     log,
     ...(moderator === undefined ? {} : { moderator }),
     ...(preplanner === undefined ? {} : { preplanner }),
@@ -173,9 +196,23 @@ export async function createEngine(
     illustrations,
   );
   const recovery = new ChapterRecovery(db, queue);
-  queue.handle<ChapterJobPayload>(CHAPTER_JOB, (payload, job) => writer.run(payload, job.signal));
-  queue.handle<IllustrationJobPayload>(ILLUSTRATION_JOB, (payload) => illustrationJob.run(payload));
-  queue.handle<RepairJobPayload>(REPAIR_JOB, (payload) => repairs.run(payload));
+  // A database briefly unreachable is retried with backoff; every job finds its own work done or half-done.
+  queue.handle<ChapterJobPayload>(
+    CHAPTER_JOB,
+    retryOn(isTransientDbError, (payload, job) => writer.run(payload, job.signal, job.attempt)),
+  );
+  queue.handle<IllustrationJobPayload>(
+    ILLUSTRATION_JOB,
+    retryOn(isTransientDbError, (payload) => illustrationJob.run(payload)),
+  );
+  queue.handle<RepairJobPayload>(
+    REPAIR_JOB,
+    retryOn(isTransientDbError, (payload) => repairs.run(payload)),
+  );
+  queue.handle<BallotClosePayload>(
+    BALLOT_CLOSE_JOB,
+    retryOn(isTransientDbError, (payload) => ballots.closeOnTime(payload)),
+  );
   await ballots.resume();
   return {
     db,
@@ -201,11 +238,29 @@ export async function createEngine(
       const parts = await repairs.recover();
       if (parts > 0) log(`repairing the parts of ${parts} chapter(s)`);
     },
-    async close() {
+    async close(options: CloseOptions = {}) {
       ballots.dispose();
       await preplanner?.close();
-      await queue.close();
+      await queue.close(options);
       await db.$disconnect();
     },
+  };
+}
+
+/** Pictures drawn at once by one worker process: image endpoints are slow and rate-limited. */
+const PICTURE_CONCURRENCY = 4;
+/** Ballot closes at once by one worker process: each is a few database writes. */
+const TIMER_CONCURRENCY = 16;
+
+/**
+ * BullMQ queues by the resource their jobs spend: chapters and part repairs the model,
+ * pictures the image endpoint, ballot closes next to nothing. Each lane has its own
+ * concurrency, so a burst of pictures or ballots never holds a chapter back.
+ */
+function jobLanes(workerConcurrency: number): Record<string, BullMqLane> {
+  return {
+    chapters: { jobs: [CHAPTER_JOB, REPAIR_JOB], concurrency: workerConcurrency },
+    pictures: { jobs: [ILLUSTRATION_JOB], concurrency: PICTURE_CONCURRENCY },
+    timers: { jobs: [BALLOT_CLOSE_JOB], concurrency: TIMER_CONCURRENCY },
   };
 }

@@ -3,29 +3,46 @@
  * time, started in enqueue order (FIFO).
  *
  * - Idempotency keys are global across job names (a chapter key already names
- *   its story and chapter). A key is remembered while queued or running and,
- *   once finished, among the last `retain` finished keys.
- * - No retries: a handler that throws settles `finished` with `{ ok: false }`
- *   and runs once (`attempt` is always 1). A chapter job must never write twice,
- *   and only its handler knows which steps already happened and when another
- *   try is safe, so the retry policy lives in the handler, not here.
+ *   its story and chapter). A key is remembered while scheduled, queued or running
+ *   and, once finished, among the last `retain` finished keys.
+ * - A job enqueued with `delayMs`/`at` waits on a timer (which does not keep the
+ *   process alive); nothing of it survives the process (a ballot's closing time is
+ *   scheduled again from the database at start).
+ * - Retries: only a handler's `TransientJobError` starts the job again, after a
+ *   backoff, up to `retry.attempts` starts. Any other error settles `finished` with
+ *   `{ ok: false }` at once: a chapter job must never write twice, and only its
+ *   handler knows which steps already happened and when another try is safe.
  * - `close()` stops taking jobs, lets running ones finish (within `graceMs`, after
- *   which their signals are aborted), and settles jobs that never started with
- *   `{ ok: false, error: JobQueueClosedError }`: their chapters stay `pending` and
- *   are resumed on the next start.
+ *   which their signals are aborted), and settles jobs that never started (queued,
+ *   scheduled or waiting for a retry) with `{ ok: false, error: JobQueueClosedError }`:
+ *   their chapters stay `pending` and are resumed on the next start.
  */
-import type { CloseOptions, EnqueuedJob, JobHandler, JobOutcome, JobQueue } from "./job-queue.ts";
+import {
+  type CloseOptions,
+  dueInMs,
+  type EnqueuedJob,
+  type EnqueueOptions,
+  isTransientJobError,
+  type JobHandler,
+  type JobOutcome,
+  type JobQueue,
+  JobQueueClosedError,
+  jobRetryDelayMs,
+  type QueueMetrics,
+  RETRY_POLICY_DEFAULTS,
+  type RetryPolicy,
+  stopWithin,
+} from "./job-queue.ts";
+
+export { JobQueueClosedError };
 
 export interface InProcessJobQueueOptions {
   /** Jobs running at once (default 4). */
   concurrency?: number;
   /** Finished keys remembered for idempotency; the oldest are forgotten first (default 10 000). */
   retain?: number;
-}
-
-/** Rejects `enqueue` after `close()`, and settles jobs that close() kept from starting. */
-export class JobQueueClosedError extends Error {
-  override name = "JobQueueClosedError";
+  /** How a `TransientJobError` is retried (default RETRY_POLICY_DEFAULTS). */
+  retry?: RetryPolicy;
 }
 
 interface Job {
@@ -35,30 +52,44 @@ interface Job {
   finished: Promise<JobOutcome>;
   settle: (outcome: JobOutcome) => void;
   controller: AbortController;
+  /** Starts so far. */
+  attempt: number;
+  /** Until a scheduled job is due, or a retry's backoff is over. */
+  timer?: ReturnType<typeof setTimeout> | undefined;
 }
 
 export class InProcessJobQueue implements JobQueue {
   private readonly concurrency: number;
   private readonly retain: number;
+  private readonly retry: RetryPolicy;
   private readonly handlers = new Map<string, JobHandler<unknown>>();
-  /** Queued, running and remembered finished jobs by key. */
+  /** Scheduled, queued, running and remembered finished jobs by key. */
   private readonly jobs = new Map<string, Job>();
   /** Finished keys, oldest first (insertion order). */
   private readonly finishedKeys = new Set<string>();
   private readonly waiting: Job[] = [];
+  /** Enqueued for later and not due yet. */
+  private readonly scheduled = new Set<Job>();
+  /** Waiting out a retry's backoff. */
+  private readonly retrying = new Set<Job>();
   private readonly active = new Set<Job>();
   private running = 0;
+  private failed = 0;
   private idleWaiters: (() => void)[] = [];
   private closed = false;
 
   constructor(options: InProcessJobQueueOptions = {}) {
     this.concurrency = options.concurrency ?? 4;
     this.retain = options.retain ?? 10_000;
+    this.retry = options.retry ?? RETRY_POLICY_DEFAULTS;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new RangeError(`concurrency must be an integer >= 1, got ${this.concurrency}`);
     }
     if (!Number.isInteger(this.retain) || this.retain < 0) {
       throw new RangeError(`retain must be an integer >= 0, got ${this.retain}`);
+    }
+    if (!Number.isInteger(this.retry.attempts) || this.retry.attempts < 1) {
+      throw new RangeError(`retry.attempts must be an integer >= 1, got ${this.retry.attempts}`);
     }
   }
 
@@ -67,10 +98,11 @@ export class InProcessJobQueue implements JobQueue {
     this.handlers.set(name, handler as JobHandler<unknown>);
   }
 
-  async enqueue<P>(name: string, payload: P, options: { key: string }): Promise<EnqueuedJob> {
+  async enqueue<P>(name: string, payload: P, options: EnqueueOptions): Promise<EnqueuedJob> {
     const { key } = options;
     if (this.closed) throw new JobQueueClosedError(`Job queue is closed: cannot enqueue job "${name}" (key ${key})`);
     if (!this.handlers.has(name)) throw new Error(`No handler registered for job "${name}" (key ${key})`);
+    const delay = dueInMs(options);
     const existing = this.jobs.get(key);
     if (existing) return { key, created: false, finished: existing.finished };
 
@@ -78,10 +110,17 @@ export class InProcessJobQueue implements JobQueue {
     const finished = new Promise<JobOutcome>((resolve) => {
       settle = resolve;
     });
-    const job: Job = { name, payload, key, finished, settle, controller: new AbortController() };
+    const job: Job = { name, payload, key, finished, settle, controller: new AbortController(), attempt: 0 };
     this.jobs.set(key, job);
-    this.waiting.push(job);
-    this.pump();
+    if (delay > 0) {
+      this.scheduled.add(job);
+      job.timer = setTimeout(() => this.due(job, this.scheduled), delay);
+      // A timer for later (a ballot's close) must not keep a finished process alive.
+      job.timer.unref?.();
+    } else {
+      this.waiting.push(job);
+      this.pump();
+    }
     return { key, created: true, finished };
   }
 
@@ -92,27 +131,50 @@ export class InProcessJobQueue implements JobQueue {
 
   async close(options: CloseOptions = {}): Promise<void> {
     this.closed = true;
-    for (const job of this.waiting.splice(0)) {
+    const notStarted = [...this.waiting.splice(0), ...this.scheduled, ...this.retrying];
+    this.scheduled.clear();
+    this.retrying.clear();
+    for (const job of notStarted) {
+      clearTimeout(job.timer);
       this.jobs.delete(job.key);
       job.settle({ ok: false, error: new JobQueueClosedError(`Job queue closed before job "${job.name}" started`) });
     }
-    const idle = this.onIdle();
-    if (options.graceMs !== undefined && Number.isFinite(options.graceMs)) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const graceOver = new Promise<"grace">((resolve) => {
-        timer = setTimeout(() => resolve("grace"), Math.max(0, options.graceMs ?? 0));
-      });
-      const first = await Promise.race([idle, graceOver]);
-      clearTimeout(timer);
-      if (first === "grace") {
-        for (const job of this.active) job.controller.abort(new JobQueueClosedError("Job queue closing: grace over"));
-      }
-    }
-    await idle;
+    this.notifyIfIdle();
+    await stopWithin(this.onIdle(), options.graceMs, () => {
+      for (const job of this.active) job.controller.abort(new JobQueueClosedError("Job queue closing: grace over"));
+    });
+  }
+
+  async metrics(): Promise<QueueMetrics[]> {
+    return [
+      {
+        queue: "in-process",
+        waiting: this.waiting.length,
+        active: this.running,
+        delayed: this.scheduled.size + this.retrying.size,
+        failed: this.failed,
+        stalled: 0,
+      },
+    ];
   }
 
   private isIdle(): boolean {
-    return this.running === 0 && this.waiting.length === 0;
+    return this.running === 0 && this.waiting.length === 0 && this.retrying.size === 0;
+  }
+
+  private notifyIfIdle(): void {
+    if (!this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** A scheduled job came due, or a retry's backoff is over. */
+  private due(job: Job, from: Set<Job>): void {
+    if (!from.delete(job)) return;
+    job.timer = undefined;
+    this.waiting.push(job);
+    this.pump();
   }
 
   private pump(): void {
@@ -133,21 +195,30 @@ export class InProcessJobQueue implements JobQueue {
       const handler = this.handlers.get(job.name);
       if (!handler) throw new Error(`No handler registered for job "${job.name}"`);
       this.active.add(job);
-      await handler(job.payload, { key: job.key, attempt: 1, signal: job.controller.signal });
+      job.attempt++;
+      await handler(job.payload, { key: job.key, attempt: job.attempt, signal: job.controller.signal });
       outcome = { ok: true };
     } catch (error) {
       outcome = { ok: false, error };
     }
     this.active.delete(job);
     this.running--;
-    this.remember(job.key);
-    job.settle(outcome);
-    this.pump();
-    if (this.isIdle()) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const resolve of waiters) resolve();
+    if (!outcome.ok && this.retries(job, outcome.error)) {
+      this.retrying.add(job);
+      job.timer = setTimeout(() => this.due(job, this.retrying), jobRetryDelayMs(this.retry, job.attempt - 1));
+    } else {
+      if (!outcome.ok) this.failed++;
+      this.remember(job.key);
+      job.settle(outcome);
     }
+    this.pump();
+    this.notifyIfIdle();
+  }
+
+  private retries(job: Job, error: unknown): boolean {
+    return (
+      isTransientJobError(error) && job.attempt < this.retry.attempts && !this.closed && !job.controller.signal.aborted
+    );
   }
 
   private remember(key: string): void {

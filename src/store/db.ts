@@ -17,6 +17,23 @@ export function isPrismaError(error: unknown, code: string): boolean {
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === code;
 }
 
+/**
+ * Prisma codes of a database briefly unreachable or busy, where the same work may
+ * succeed a moment later: P1001 unreachable, P1002 and P1008 timed out, P1017
+ * connection closed, P2024 no pooled connection free, P2034 write conflict or deadlock.
+ */
+const TRANSIENT_DB_CODES: ReadonlySet<string> = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2034"]);
+
+/** Whether a database error is worth another try a little later (a job retries it with backoff). */
+export function isTransientDbError(error: unknown): boolean {
+  if (error instanceof Prisma.PrismaClientKnownRequestError) return TRANSIENT_DB_CODES.has(error.code);
+  if (error instanceof Prisma.PrismaClientInitializationError) {
+    return error.errorCode !== undefined && TRANSIENT_DB_CODES.has(error.errorCode);
+  }
+  // SQLite's lock, when another process held it longer than busy_timeout.
+  return error instanceof Error && /SQLITE_BUSY|database is locked/.test(error.message);
+}
+
 /** The database could not be opened or created; `message` says where and why, for a person. */
 export class DatabaseOpenError extends Error {
   override readonly name = "DatabaseOpenError";

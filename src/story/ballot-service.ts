@@ -4,13 +4,16 @@
  * changeable; a write-in joins the ballot. A ballot closes when its window
  * ends, or early by its starter or a moderator. A window that ends with no vote
  * leaves the ballot open until 10 seconds after the first vote. Ties are broken
- * at random, and the result is announced in the ballot's closing edit. Timers live
- * in memory; `resume()` rebuilds them from the database after a restart.
+ * at random, and the result is announced in the ballot's closing edit. A ballot closes
+ * on time through a delayed `ballot-close` job keyed by ballot and closing time, not an
+ * in-memory timer: on a shared queue it outlives the process, and `resume()` schedules it
+ * again from the database for a queue that forgot it (in-process, after a restart).
  *
  * Live counts are drawn by `LiveCounts` (one trailing edit per ballot and interval), or
  * by a caller that draws the returned `redraw` in its answer to the press
  * (`callerDraws`: Discord's update callback, outside the bot's request budget).
  */
+import type { JobQueue } from "../jobs/job-queue.ts";
 import { closedOfferText } from "../render/offer-layout.ts";
 import type { ChoiceOffer, ChoiceResult, OfferRedraw } from "../render/surface.ts";
 import type { Db } from "../store/db.ts";
@@ -64,16 +67,33 @@ export interface BallotClosed {
   redraw?: OfferRedraw;
 }
 
+/** The job that closes a ballot when its window ends. */
+export const BALLOT_CLOSE_JOB = "ballot-close";
+
+export interface BallotClosePayload {
+  ballotId: string;
+  storyId: string;
+  revision: number;
+  /** The closing time the job was scheduled for, in ms since the epoch. */
+  closesAt: number;
+}
+
+/** One job per ballot and closing time: scheduling the same close again (a restart's `resume`) is the same job. */
+export function ballotCloseKey(ballotId: string, closesAt: Date): string {
+  return `ballot:${ballotId}:${closesAt.getTime()}`;
+}
+
 type OpenBallot = NonNullable<Awaited<ReturnType<BallotService["openBallotOf"]>>>;
 
 export class BallotService implements BallotOpener {
-  private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly liveCounts: LiveCounts;
   private readonly graceMs: number;
   private readonly random: () => number;
 
   constructor(
     private readonly db: Db,
+    /** Runs the `ballot-close` jobs (its handler: `closeOnTime`, registered by the composition root). */
+    private readonly queue: JobQueue,
     /** Continues the story with a closed ballot's winner. */
     private readonly stories: Pick<StoryCommands, "chooseByVote">,
     private readonly audiences: AudienceResolver,
@@ -100,7 +120,7 @@ export class BallotService implements BallotOpener {
       this.db.vote.deleteMany({ where: { chapterId: input.chapterId } }),
       this.db.ballot.create({ data: { ...input, closesAt }, select: { id: true } }),
     ]);
-    this.schedule(ballot.id, input.storyId, input.revision, closesAt);
+    await this.schedule(ballot.id, input.storyId, input.revision, closesAt);
     return { ballotId: ballot.id, closesAt };
   }
 
@@ -220,17 +240,43 @@ export class BallotService implements BallotOpener {
     return closed;
   }
 
-  /** Rebuild the timers of open ballots after a restart. */
+  /**
+   * Schedule the close of every open ballot again (at start): a queue that lost its
+   * timers gets them back; on a shared queue the same key is the job it already has.
+   */
   async resume(): Promise<number> {
     const open = await this.db.ballot.findMany({ where: { status: "open" } });
-    for (const b of open) if (b.closesAt !== null) this.schedule(b.id, b.storyId, b.revision, b.closesAt);
+    for (const b of open) if (b.closesAt !== null) await this.schedule(b.id, b.storyId, b.revision, b.closesAt);
     return open.length;
   }
 
-  /** Stop every timer (shutdown). Open ballots stay open in the database; due live counts are dropped. */
+  /**
+   * The `ballot-close` job: close the ballot if this is still its closing time. A job
+   * for a ballot closed meanwhile (a button, or this job run twice) or a closing time
+   * moved since (the grace after a first vote has its own job) does nothing.
+   */
+  async closeOnTime(payload: BallotClosePayload): Promise<void> {
+    const { ballotId, storyId, revision, closesAt } = payload;
+    try {
+      const ballot = await this.openBallotOf(storyId);
+      if (ballot === null || ballot.id !== ballotId || ballot.revision !== revision) return;
+      if (ballot.closesAt === null || ballot.closesAt.getTime() > closesAt) return;
+      if (tallyOf(ballot).total === 0) {
+        // Nobody voted: keep the ballot open; the first vote starts a short grace period.
+        await this.db.ballot.update({ where: { id: ballot.id }, data: { closesAt: null }, select: { id: true } });
+        return;
+      }
+      await this.decide(ballot).catch((error: unknown) => {
+        if (!(error instanceof UserFacingError)) throw error;
+      });
+    } catch (error) {
+      this.options.log?.(`ballot ${ballotId}: closing failed: ${String(error)}`);
+      throw error;
+    }
+  }
+
+  /** Drop the live-count edits due (shutdown). Open ballots and their closing jobs stay. */
   dispose(): void {
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
     this.liveCounts.dispose();
   }
 
@@ -264,7 +310,6 @@ export class BallotService implements BallotOpener {
       data: { status: "closed", closedAt: new Date(), winner, tieBroken: tied.length > 1 },
     });
     if (count !== 1) throw new UserFacingError("error.voteClosed");
-    this.unschedule(ballot.id);
     this.liveCounts.forget(ballot.id);
     const result: ChoiceResult = {
       chosen: winner,
@@ -301,43 +346,23 @@ export class BallotService implements BallotOpener {
     await shown.catch((e: unknown) => this.options.log?.(`ballot ${ballot.id}: result not shown: ${String(e)}`));
   }
 
-  private schedule(ballotId: string, storyId: string, revision: number, at: Date): void {
-    this.unschedule(ballotId);
-    const delay = Math.max(0, at.getTime() - Date.now());
-    const timer = setTimeout(() => {
-      this.timers.delete(ballotId);
-      void this.onTimer(storyId, revision).catch((error: unknown) => {
-        this.options.log?.(`ballot ${ballotId}: closing failed: ${String(error)}`);
-      });
-    }, delay);
-    timer.unref?.();
-    this.timers.set(ballotId, timer);
-  }
-
-  private unschedule(ballotId: string): void {
-    const timer = this.timers.get(ballotId);
-    if (timer !== undefined) clearTimeout(timer);
-    this.timers.delete(ballotId);
-  }
-
-  private async onTimer(storyId: string, revision: number): Promise<void> {
-    const ballot = await this.openBallotOf(storyId);
-    if (ballot === null || ballot.revision !== revision) return;
-    if (tallyOf(ballot).total === 0) {
-      // Nobody voted: keep the ballot open; the first vote starts a short grace period.
-      await this.db.ballot.update({ where: { id: ballot.id }, data: { closesAt: null }, select: { id: true } });
-      return;
-    }
-    await this.decide(ballot).catch((error: unknown) => {
-      if (!(error instanceof UserFacingError)) throw error;
-    });
+  /**
+   * Enqueue the close for `at`. A failure is logged, not thrown: the ballot and its
+   * closing time are in the database, so a moderator can close it and `resume()`
+   * schedules it again at the next start.
+   */
+  private async schedule(ballotId: string, storyId: string, revision: number, at: Date): Promise<void> {
+    const payload: BallotClosePayload = { ballotId, storyId, revision, closesAt: at.getTime() };
+    await this.queue
+      .enqueue(BALLOT_CLOSE_JOB, payload, { key: ballotCloseKey(ballotId, at), at })
+      .catch((error: unknown) => this.options.log?.(`ballot ${ballotId}: closing not scheduled: ${String(error)}`));
   }
 
   private async startGraceIfWaiting(ballot: OpenBallot): Promise<void> {
     if (ballot.closesAt !== null) return;
     const closesAt = new Date(Date.now() + this.graceMs);
     await this.db.ballot.update({ where: { id: ballot.id }, data: { closesAt }, select: { id: true } });
-    this.schedule(ballot.id, ballot.storyId, ballot.revision, closesAt);
+    await this.schedule(ballot.id, ballot.storyId, ballot.revision, closesAt);
   }
 
   private async requireOpen(storyId: string, revision: number): Promise<OpenBallot> {

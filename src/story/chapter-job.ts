@@ -9,6 +9,8 @@ export const CHAPTER_JOB = "chapter";
 
 export interface ChapterJobPayload {
   chapterId: string;
+  /** Queued by start-up recovery: the chapter may be left `writing` by a process that died. */
+  resume?: boolean;
 }
 
 /** A request that led to a chapter being written; `job.finished` settles when it is. */
@@ -26,16 +28,17 @@ export const BUSY: ReadonlySet<string> = new Set(["pending", "writing"]);
 
 /**
  * Enqueue the chapter job under the key `chapter:<id>:r<revision>`: a doubled request
- * (same revision) enqueues it once.
+ * (same revision) enqueues it once, and so does recovery for a chapter whose job a
+ * shared queue still holds (waiting, or running in another process).
  */
 export async function enqueueChapter(
   queue: JobQueue,
-  chapter: { storyId: string; chapterId: string; number: number; revision: number },
+  chapter: { storyId: string; chapterId: string; number: number; revision: number; resume?: boolean },
 ): Promise<WriteTicket> {
   const { storyId, chapterId, number, revision } = chapter;
   const job = await queue.enqueue<ChapterJobPayload>(
     CHAPTER_JOB,
-    { chapterId },
+    { chapterId, ...(chapter.resume === true ? { resume: true } : {}) },
     { key: `chapter:${chapterId}:r${revision}` },
   );
   return { storyId, chapterId, number, job };

@@ -18,16 +18,15 @@ export class ChapterRecovery {
    * chapter that had begun continues from the messages it had shown (its saved
    * progress): no second copy, its choices offered once. Call once the conversations
    * can be reached (adapters registered). Returns how many.
+   *
+   * Statuses are left as they are: the job takes a `writing` chapter over only when
+   * this enqueue created it. On a shared queue, a chapter another process is writing
+   * still has its job there, so enqueueing it again changes nothing.
    */
   async resumeInterrupted(): Promise<number> {
     const rows = await this.db.chapter.findMany({
       where: { status: { in: [...BUSY] } },
       select: { id: true, storyId: true, number: true, story: { select: { revision: true } } },
-    });
-    if (rows.length === 0) return 0;
-    await this.db.chapter.updateMany({
-      where: { id: { in: rows.map((r) => r.id) }, status: "writing" },
-      data: { status: "pending" },
     });
     for (const row of rows) {
       await enqueueChapter(this.queue, {
@@ -35,6 +34,7 @@ export class ChapterRecovery {
         chapterId: row.id,
         number: row.number,
         revision: row.story.revision,
+        resume: true,
       });
     }
     return rows.length;

@@ -19,7 +19,7 @@ import { t } from "../i18n/messages.ts";
 import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
-import type { ChapterJobPayload } from "./chapter-job.ts";
+import { BUSY, type ChapterJobPayload } from "./chapter-job.ts";
 import { saveChapter } from "./chapter-save.ts";
 import type { ChoicePresenter } from "./choice-presenter.ts";
 import type { AudienceResolver } from "./ports/audience.ts";
@@ -59,14 +59,18 @@ export class ChapterWriter {
   ) {}
 
   /**
-   * The job handler. Safe to call twice for one chapter: only a pending chapter is claimed. An aborted `signal` (the process is shutting down) stops the chapter
-   * where it is and leaves it `writing`, with its progress: the next start resumes it.
+   * The job handler. Safe to call twice for one chapter: only a pending chapter is claimed,
+   * or one left `writing` when the job was started again (`attempt` > 1: its worker died,
+   * or handed it back at shutdown) or queued by start-up recovery (`payload.resume`); such
+   * a chapter continues from its saved progress. An aborted `signal` (the process is
+   * shutting down) stops the chapter where it is and leaves it `writing`, with its
+   * progress: the next run resumes it.
    */
-  async run(payload: ChapterJobPayload, signal?: AbortSignal): Promise<void> {
+  async run(payload: ChapterJobPayload, signal?: AbortSignal, attempt = 1): Promise<void> {
     const { chapterId } = payload;
     let chapter: ClaimedChapter;
     try {
-      chapter = await this.claim(chapterId);
+      chapter = await this.claim(chapterId, payload.resume === true || attempt > 1);
     } catch (error) {
       // Not pending: written already, being written, or failed meanwhile.
       if (isPrismaError(error, "P2025")) return;
@@ -185,7 +189,7 @@ export class ChapterWriter {
       // Shutting down: what was shown stays, and is continued after the restart.
       await renderer.abort();
       await progress.settle();
-      this.options.log?.(`chapter ${chapterId} stopped for shutdown; it resumes on the next start`);
+      this.options.log?.(`chapter ${chapterId} stopped for shutdown; its next run resumes it from here`);
       return;
     }
     if (result === undefined) {
@@ -285,10 +289,13 @@ export class ChapterWriter {
     this.presenter.planAhead(story.id);
   }
 
-  /** pending -> writing, returning the chapter; throws P2025 when it is not pending. */
-  private claim(chapterId: string): Promise<ClaimedChapter> {
+  /**
+   * pending -> writing (or writing -> writing when `takeOver`), returning the chapter;
+   * throws P2025 when it is in neither.
+   */
+  private claim(chapterId: string, takeOver: boolean): Promise<ClaimedChapter> {
     return this.db.chapter.update({
-      where: { id: chapterId, status: "pending" },
+      where: { id: chapterId, status: takeOver ? { in: [...BUSY] } : "pending" },
       data: { status: "writing" },
       include: { story: { include: CANON } },
     });

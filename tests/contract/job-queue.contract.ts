@@ -7,19 +7,42 @@
  * Written for real timers and real backends: every test uses fresh job names
  * and keys (a Redis-backed queue keeps state between tests), waits on deferred
  * promises rather than sleeps, and closes its queue afterwards. The factory
- * receives `{ concurrency }`; an implementation that cannot honour it passes
- * `{ honoursConcurrency: false }` and the ordering test is skipped.
+ * receives `{ concurrency, retry }`; an implementation that cannot honour
+ * concurrency passes `{ honoursConcurrency: false }` and the ordering test is
+ * skipped. Two queues a test opens are two processes sharing one backend (the
+ * runner gives every test its own namespace).
  */
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import type { JobOutcome, JobQueue } from "../../src/jobs/job-queue.ts";
+import {
+  type JobOutcome,
+  type JobQueue,
+  JobQueueClosedError,
+  type QueueMetrics,
+  type RetryPolicy,
+  TransientJobError,
+} from "../../src/jobs/job-queue.ts";
 
 export interface JobQueueContractOptions {
   /** Whether the factory runs at most `concurrency` jobs at once (default true). */
   honoursConcurrency?: boolean;
+  /**
+   * What becomes of a job whose handler stopped when close's grace was over:
+   * "finish" (in-process: it finished, and a restart resumes its work) or "handBack"
+   * (shared queues: it goes back to the queue, and another process runs it again).
+   */
+  abortedJobs?: "finish" | "handBack";
 }
 
-export type JobQueueFactory = (options: { concurrency?: number }) => Promise<JobQueue> | JobQueue;
+export interface JobQueueFactoryOptions {
+  concurrency?: number;
+  retry?: RetryPolicy;
+}
+
+export type JobQueueFactory = (options: JobQueueFactoryOptions) => Promise<JobQueue> | JobQueue;
+
+/** Retries fast enough for a test. */
+const QUICK_RETRY: RetryPolicy = { attempts: 3, baseMs: 20, capMs: 100 };
 
 interface Deferred<T = void> {
   promise: Promise<T>;
@@ -43,7 +66,7 @@ export function jobQueueContract(name: string, make: JobQueueFactory, contract: 
     const opened: JobQueue[] = [];
     const unique = (label: string) => `${label}-${randomUUID()}`;
 
-    async function open(options: { concurrency?: number } = {}): Promise<JobQueue> {
+    async function open(options: JobQueueFactoryOptions = {}): Promise<JobQueue> {
       const queue = await make(options);
       opened.push(queue);
       return queue;
@@ -52,6 +75,9 @@ export function jobQueueContract(name: string, make: JobQueueFactory, contract: 
     afterEach(async () => {
       await Promise.all(opened.splice(0).map((queue) => queue.close()));
     });
+
+    const total = (metrics: QueueMetrics[], field: "waiting" | "active" | "delayed" | "failed") =>
+      metrics.reduce((sum, m) => sum + m[field], 0);
 
     it("runs the handler once with the payload and key, then reports success", async () => {
       const queue = await open();
@@ -204,6 +230,7 @@ export function jobQueueContract(name: string, make: JobQueueFactory, contract: 
     it("aborts a running job's signal once close's grace is over, and waits for it to stop", async () => {
       const queue = await open();
       const job = unique("job");
+      const key = unique("key");
       const started = deferred();
       let sawAbort = false;
       queue.handle(job, async (_payload, { signal }) => {
@@ -211,11 +238,26 @@ export function jobQueueContract(name: string, make: JobQueueFactory, contract: 
         await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
         sawAbort = signal.aborted;
       });
-      const running = await queue.enqueue(job, {}, { key: unique("key") });
+      const running = await queue.enqueue(job, {}, { key });
       await started.promise;
       await queue.close({ graceMs: 20 });
       expect(sawAbort).toBe(true);
-      await expect(running.finished).resolves.toEqual({ ok: true });
+      if (contract.abortedJobs !== "handBack") {
+        await expect(running.finished).resolves.toEqual({ ok: true });
+        return;
+      }
+      // Handed back: not finished here, and the next process runs it again.
+      const outcome = await running.finished;
+      expect(outcome.ok ? undefined : outcome.error).toBeInstanceOf(JobQueueClosedError);
+      const next = await open();
+      const attempts: number[] = [];
+      next.handle(job, async (_payload, { attempt }) => {
+        attempts.push(attempt);
+      });
+      const again = await next.enqueue(job, {}, { key });
+      expect(again.created).toBe(false);
+      await expect(again.finished).resolves.toEqual({ ok: true });
+      expect(attempts).toEqual([2]);
     });
 
     it("does not abort a job that finishes within the grace", async () => {
@@ -229,6 +271,125 @@ export function jobQueueContract(name: string, make: JobQueueFactory, contract: 
       await queue.enqueue(job, {}, { key: unique("key") });
       await queue.close({ graceMs: 5_000 });
       expect(aborted).toBe(false);
+    });
+
+    it("runs a job enqueued for later no earlier than its time, and onIdle does not wait for it", async () => {
+      const queue = await open();
+      const job = unique("job");
+      let ranAt: number | undefined;
+      queue.handle(job, async () => {
+        ranAt = Date.now();
+      });
+      const before = Date.now();
+      const later = await queue.enqueue(job, {}, { key: unique("key"), delayMs: 300 });
+      await queue.onIdle();
+      expect(ranAt).toBeUndefined();
+      await expect(later.finished).resolves.toEqual({ ok: true });
+      expect(ranAt).toBeGreaterThanOrEqual(before + 300);
+    });
+
+    it("runs a job due at a time already past at once, and one due later at that time", async () => {
+      const queue = await open();
+      const job = unique("job");
+      const ran: string[] = [];
+      queue.handle<string>(job, async (which) => {
+        ran.push(which);
+      });
+      const due = new Date(Date.now() + 250);
+      const later = await queue.enqueue(job, "later", { key: unique("key"), at: due });
+      const past = await queue.enqueue(job, "past", { key: unique("key"), at: new Date(Date.now() - 60_000) });
+      await expect(past.finished).resolves.toEqual({ ok: true });
+      expect(ran).toEqual(["past"]);
+      await expect(later.finished).resolves.toEqual({ ok: true });
+      expect(ran).toEqual(["past", "later"]);
+      expect(Date.now()).toBeGreaterThanOrEqual(due.getTime());
+    });
+
+    it("keeps a scheduled job's key idempotent: enqueued again before its time, it is the same job", async () => {
+      const queue = await open();
+      const job = unique("job");
+      const key = unique("key");
+      let runs = 0;
+      queue.handle(job, async () => {
+        runs++;
+      });
+      const first = await queue.enqueue(job, {}, { key, delayMs: 150 });
+      const second = await queue.enqueue(job, {}, { key, delayMs: 150 });
+      expect([first.created, second.created]).toEqual([true, false]);
+      await Promise.all([first.finished, second.finished]);
+      expect(runs).toBe(1);
+    });
+
+    it("starts a job again after a TransientJobError, with a growing attempt, until it succeeds", async () => {
+      const queue = await open({ retry: QUICK_RETRY });
+      const job = unique("job");
+      const attempts: number[] = [];
+      const startedAt: number[] = [];
+      queue.handle(job, async (_payload, { attempt }) => {
+        attempts.push(attempt);
+        startedAt.push(Date.now());
+        if (attempt < 3) throw new TransientJobError("database unreachable");
+      });
+      const enqueued = await queue.enqueue(job, {}, { key: unique("key") });
+      await expect(enqueued.finished).resolves.toEqual({ ok: true });
+      expect(attempts).toEqual([1, 2, 3]);
+      // A backoff before each retry: at least half of baseMs, then of twice that.
+      const gaps = startedAt.slice(1).map((at, i) => at - (startedAt[i] ?? at));
+      expect(gaps[0]).toBeGreaterThanOrEqual(QUICK_RETRY.baseMs / 2);
+      expect(gaps[1]).toBeGreaterThanOrEqual(QUICK_RETRY.baseMs);
+    });
+
+    it("reports the last transient failure once the retry policy's attempts are spent", async () => {
+      const queue = await open({ retry: { ...QUICK_RETRY, attempts: 2 } });
+      const job = unique("job");
+      let runs = 0;
+      queue.handle(job, async () => {
+        runs++;
+        throw new TransientJobError(`database unreachable (${runs})`);
+      });
+      const outcome = await (await queue.enqueue(job, {}, { key: unique("key") })).finished;
+      expect(outcome.ok ? "" : errorMessage(outcome.error)).toContain("database unreachable (2)");
+      expect(runs).toBe(2);
+    });
+
+    it("waits in onIdle for a job that waits out a retry's backoff", async () => {
+      const queue = await open({ retry: { attempts: 2, baseMs: 200, capMs: 200 } });
+      const job = unique("job");
+      let runs = 0;
+      queue.handle(job, async () => {
+        runs++;
+        if (runs === 1) throw new TransientJobError("busy");
+      });
+      await queue.enqueue(job, {}, { key: unique("key") });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await queue.onIdle();
+      expect(runs).toBe(2);
+    });
+
+    it("counts a running job as active, a scheduled one as delayed, and a failed one as failed", async () => {
+      const queue = await open();
+      const job = unique("job");
+      const started = deferred();
+      const release = deferred();
+      queue.handle<string>(job, async (kind) => {
+        if (kind === "fail") throw new Error("broken");
+        started.resolve();
+        await release.promise;
+      });
+      const before = await queue.metrics();
+      expect(before.length).toBeGreaterThan(0);
+      for (const m of before) expect(typeof m.queue).toBe("string");
+      await (await queue.enqueue(job, "fail", { key: unique("key") })).finished;
+      await queue.enqueue(job, "later", { key: unique("key"), delayMs: 60_000 });
+      const running = await queue.enqueue(job, "run", { key: unique("key") });
+      await started.promise;
+      const during = await queue.metrics();
+      expect(total(during, "active")).toBe(total(before, "active") + 1);
+      expect(total(during, "delayed")).toBe(total(before, "delayed") + 1);
+      expect(total(during, "failed")).toBe(total(before, "failed") + 1);
+      expect(total(during, "waiting")).toBe(total(before, "waiting"));
+      release.resolve();
+      await running.finished;
     });
 
     it.skipIf(contract.honoursConcurrency === false)(

@@ -6,7 +6,12 @@ import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
 import { closedOfferText } from "../../src/render/offer-layout.ts";
 import type { ChoiceOffer, MessageRef } from "../../src/render/surface.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
-import { BallotService } from "../../src/story/ballot-service.ts";
+import {
+  BALLOT_CLOSE_JOB,
+  type BallotClosePayload,
+  BallotService,
+  ballotCloseKey,
+} from "../../src/story/ballot-service.ts";
 import { CHAPTER_JOB, type ChapterJobPayload } from "../../src/story/chapter-job.ts";
 import { ChapterWriter } from "../../src/story/chapter-writer.ts";
 import { ChoicePresenter } from "../../src/story/choice-presenter.ts";
@@ -31,13 +36,14 @@ let surface: FakeSurface;
 let stories: StoryCommands;
 let queries: StoryQueries;
 let ballots: BallotService;
+let writer: ChapterWriter;
 let draws: number[];
 /** Actions the ballots asked to plan ahead (write-ins). */
 let plannedAhead: string[];
 
 function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false, liveCountIntervalMs?: number) {
   const audience: Audience = { surface, locale: "en", voting: { windowSeconds, closeWhenPreviousVotersReturn } };
-  ballots = new BallotService(db, stories, () => audience, {
+  ballots = new BallotService(db, queue, stories, () => audience, {
     firstVoteGraceMs: 150,
     ...(liveCountIntervalMs === undefined ? {} : { liveCountIntervalMs }),
     random: () => draws.shift() ?? 0,
@@ -49,7 +55,7 @@ function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false, liv
   });
   const presenter = new ChoicePresenter(db, () => audience, {}, ballots);
   queries = new StoryQueries(db, presenter);
-  const writer = new ChapterWriter(
+  writer = new ChapterWriter(
     db,
     agent,
     () => audience,
@@ -57,6 +63,7 @@ function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false, liv
     presenter,
   );
   queue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => writer.run(p));
+  queue.handle<BallotClosePayload>(BALLOT_CLOSE_JOB, (p) => ballots.closeOnTime(p));
 }
 
 beforeEach(async () => {
@@ -71,7 +78,6 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  ballots.dispose();
   await queue.close();
   await db.$disconnect();
   rmSync(dir, { recursive: true, force: true });
@@ -312,17 +318,56 @@ describe("ballots in a voting conversation", () => {
     expect(tally.counts).toEqual([0, 0, 1]);
   });
 
-  it("after a restart, an open ballot's timer is rebuilt and it still closes", async () => {
+  it("after a restart, an open ballot's close is scheduled again from the database, and it still closes", async () => {
     setup(60);
     const { storyId, revision } = await startStory();
     await ballots.vote(storyId, revision, 2, bea);
-    ballots.dispose();
+    // The process stops: its in-process queue forgets the scheduled close.
+    await queue.close();
     await db.ballot.updateMany({ data: { closesAt: new Date(Date.now() + 200) } });
-    // A new process: a fresh service over the same database.
-    const audience: Audience = { surface, locale: "en", voting: { windowSeconds: 60 } };
-    const revived = new BallotService(db, stories, () => audience);
-    expect(await revived.resume()).toBe(1);
-    await until(async () => (await queries.state(storyId)).head?.number === 2);
-    revived.dispose();
+    // A new process: a fresh queue and services over the same database.
+    const next = new InProcessJobQueue();
+    try {
+      const audience: Audience = { surface, locale: "en", voting: { windowSeconds: 60 } };
+      const revived = new BallotService(db, next, new StoryCommands(db, next), () => audience);
+      next.handle<BallotClosePayload>(BALLOT_CLOSE_JOB, (p) => revived.closeOnTime(p));
+      next.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => writer.run(p));
+      expect(await revived.resume()).toBe(1);
+      await until(async () => (await queries.state(storyId)).head?.number === 2);
+    } finally {
+      await next.close();
+    }
+  });
+
+  it("closes through a delayed job keyed by ballot and closing time; a close run twice continues the story once", async () => {
+    setup(60);
+    const { storyId, revision } = await startStory();
+    await ballots.vote(storyId, revision, 1, bea);
+    const ballot = await db.ballot.findFirstOrThrow({ where: { status: "open" } });
+    const closesAt = ballot.closesAt ?? new Date(0);
+    expect((await queue.metrics())[0]?.delayed).toBe(1);
+    const payload = { ballotId: ballot.id, storyId, revision, closesAt: closesAt.getTime() };
+    const again = await queue.enqueue(BALLOT_CLOSE_JOB, payload, { key: ballotCloseKey(ballot.id, closesAt) });
+    expect(again.created).toBe(false);
+
+    // The closing time has come, and the close is delivered twice at once.
+    await db.ballot.update({ where: { id: ballot.id }, data: { closesAt: new Date(Date.now() - 1) } });
+    const due = { ...payload, closesAt: Date.now() };
+    await Promise.all([ballots.closeOnTime(due), ballots.closeOnTime(due)]);
+    await queue.onIdle();
+    expect((await queries.state(storyId)).head?.number).toBe(2);
+    expect(await db.chapter.count({ where: { storyId } })).toBe(2);
+    expect(await db.reaction.count({ where: { kind: "vote" } })).toBe(1);
+  });
+
+  it("a close scheduled for a closing time moved since does nothing; the later time's own job closes", async () => {
+    setup(60);
+    const { storyId, revision } = await startStory();
+    await ballots.vote(storyId, revision, 1, bea);
+    const ballot = await db.ballot.findFirstOrThrow({ where: { status: "open" } });
+    const early = (ballot.closesAt ?? new Date()).getTime();
+    await db.ballot.update({ where: { id: ballot.id }, data: { closesAt: new Date(early + 60_000) } });
+    await ballots.closeOnTime({ ballotId: ballot.id, storyId, revision, closesAt: early });
+    expect((await db.ballot.findUniqueOrThrow({ where: { id: ballot.id } })).status).toBe("open");
   });
 });

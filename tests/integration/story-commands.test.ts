@@ -21,6 +21,7 @@ import { StoryCommands } from "../../src/story/story-commands.ts";
 import { StoryQueries } from "../../src/story/story-queries.ts";
 import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
+import { chapterLeftWriting } from "../helpers/interrupted-chapter.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
@@ -280,39 +281,14 @@ describe("story commands and queries with real SQLite", () => {
 
   it("after a crash, a chapter left writing resumes on its own in the messages it had shown, choices once", async () => {
     const storyId = await startStory();
-    const s = await queries.state(storyId);
     // The process died mid-chapter: the chapter was claimed and had shown its first words.
-    const shown = await surface.post("Chapter 2\n\nChapter 2 text about ");
-    const chapter = await db.chapter.create({
-      data: {
-        storyId,
-        parentId: s.head?.id ?? null,
-        number: 2,
-        task: "continue",
-        action: "I wait",
-        status: "writing",
-        requestKey: "crash",
-        bibleUpdates: {},
-        messageRefs: [],
-        progress: { messages: [{ id: shown.id, text: "Chapter 2\n\nChapter 2 text about " }], complete: false },
-      },
-    });
-    await db.story.update({ where: { id: storyId }, data: { headChapterId: chapter.id } });
-    const offersBefore = surface.calls.filter((c) => c.kind === "offerChoices").length;
-    const postsBefore = surface.calls.filter((c) => c.kind === "post").length;
+    const interrupted = await chapterLeftWriting(db, surface, storyId, "I wait");
 
     expect(await new ChapterRecovery(db, queue).resumeInterrupted()).toBe(1);
     await queue.onIdle();
 
-    const state = await queries.state(storyId);
-    expect(state.head?.status).toBe("done");
-    expect(state.head?.text).toBe("Chapter 2 text about I wait.\n\nIt goes on.");
-    expect(agent.inputs.at(-1)?.resume).toEqual({ prose: "Chapter 2 text about ", complete: false });
-    // The same message was continued: no new post, and it shows the whole chapter.
-    expect(surface.calls.filter((c) => c.kind === "post").length).toBe(postsBefore);
-    expect(surface.messages.get(shown.id)?.text).toBe("Chapter 2\n\nChapter 2 text about I wait.\n\nIt goes on.");
-    expect(surface.calls.filter((c) => c.kind === "offerChoices").length).toBe(offersBefore + 1);
-    expect((await db.chapter.findUniqueOrThrow({ where: { id: chapter.id } })).progress).toBeNull();
+    // Continued in the same message: no new post, the whole chapter shown, choices offered once.
+    await interrupted.expectContinuedInPlace(agent);
   });
 
   it("readers are told the chapter is still being written once the model's retries waited 3 s", async () => {

@@ -64,10 +64,56 @@ describe("loadConfig", () => {
     expect(loadConfig(base).locale).toBe("en");
   });
 
+  it("reads HEALTH_PORT and SHUTDOWN_GRACE_SECONDS, and names a bad value", () => {
+    const base = { OPENAI_API_KEY: "k" };
+    expect(loadConfig(base).healthPort).toBeUndefined();
+    expect(loadConfig(base).shutdownGraceMs).toBe(30_000);
+    expect(loadConfig({ ...base, HEALTH_PORT: "8080", SHUTDOWN_GRACE_SECONDS: "90" })).toMatchObject({
+      healthPort: 8080,
+      shutdownGraceMs: 90_000,
+    });
+    expect(problems({ ...base, HEALTH_PORT: "99999" })).toEqual([
+      expect.stringContaining("HEALTH_PORT must be a whole number from 1 to 65535"),
+    ]);
+  });
+
+  it("shares state between processes through REDIS_URL when set; a URL that is not Redis's is named", () => {
+    expect(loadConfig({ OPENAI_API_KEY: "k" }).redis).toBeUndefined();
+    expect(loadConfig({ OPENAI_API_KEY: "k", REDIS_URL: "redis://cache:6379/2" }).redis?.url).toBe(
+      "redis://cache:6379/2",
+    );
+    expect(problems({ OPENAI_API_KEY: "k", REDIS_URL: "localhost:6379" })).toEqual([
+      expect.stringContaining("REDIS_URL must be a redis:// or rediss:// URL"),
+    ]);
+  });
+
   it("treats empty variables as unset", () => {
     const config = loadConfig({ OPENAI_API_KEY: "k", OPENAI_TIMEOUT_MS: "", METHOD_CONTINUE: "" });
     expect(config.timeoutMs).toBe(60_000);
     expect(config.methods.continue).toBe("react");
+  });
+
+  it("runs jobs in this process without REDIS_URL, and on Redis with it, WORKER_CONCURRENCY chapters per worker", () => {
+    const base = { OPENAI_API_KEY: "sk-test" };
+    expect(loadConfig(base).redis).toBeUndefined();
+    expect(loadConfig({ ...base, REDIS_URL: "redis://localhost:6379", JOB_CONCURRENCY: "8" }).redis).toEqual({
+      url: "redis://localhost:6379",
+      prefix: "inkloom",
+      workerConcurrency: 8,
+    });
+    const config = loadConfig({
+      ...base,
+      REDIS_URL: "rediss://:pw@redis.example:6380/2",
+      REDIS_PREFIX: "inkloom-staging",
+      WORKER_CONCURRENCY: "16",
+    });
+    expect(config.redis).toEqual({
+      url: "rediss://:pw@redis.example:6380/2",
+      prefix: "inkloom-staging",
+      workerConcurrency: 16,
+    });
+    const bad = problems({ ...base, REDIS_URL: "localhost:6379", REDIS_PREFIX: "a:b", WORKER_CONCURRENCY: "0" });
+    expect(bad.map((p) => p.split(" ")[0])).toEqual(["REDIS_URL", "REDIS_PREFIX", "WORKER_CONCURRENCY"]);
   });
 
   it("illustrates only with IMAGE_MODEL; images may use their own endpoint and key", () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InProcessJobQueue, JobQueueClosedError } from "../../src/jobs/in-process-queue.ts";
+import { retryOn, TransientJobError } from "../../src/jobs/job-queue.ts";
 import { jobQueueContract } from "../contract/job-queue.contract.ts";
 
 jobQueueContract("InProcessJobQueue", (options) => new InProcessJobQueue(options));
@@ -121,6 +122,42 @@ describe("InProcessJobQueue", () => {
     const outcome = await waiting.finished;
     expect(outcome.ok).toBe(false);
     expect(outcome.ok ? undefined : outcome.error).toBeInstanceOf(JobQueueClosedError);
+  });
+
+  it("retries the errors retryOn recognises, and fails the others at once", async () => {
+    const queue = new InProcessJobQueue({ retry: { attempts: 3, baseMs: 5, capMs: 5 } });
+    const attempts: string[] = [];
+    const isBusy = (error: unknown) => error instanceof Error && error.message === "busy";
+    queue.handle<string>(
+      "work",
+      retryOn(isBusy, async (kind, { attempt }) => {
+        attempts.push(`${kind}${attempt}`);
+        if (kind === "busy" && attempt < 2) throw new Error("busy");
+        if (kind === "bug") throw new Error("bug");
+      }),
+    );
+    await expect((await queue.enqueue("work", "busy", { key: "a" })).finished).resolves.toEqual({ ok: true });
+    const failed = await (await queue.enqueue("work", "bug", { key: "b" })).finished;
+    expect(failed.ok ? "" : String(failed.error)).toContain("bug");
+    expect(attempts).toEqual(["busy1", "busy2", "bug1"]);
+  });
+
+  it("settles scheduled jobs and jobs waiting for a retry at close, and runs neither", async () => {
+    const queue = new InProcessJobQueue({ retry: { attempts: 2, baseMs: 10_000, capMs: 10_000 } });
+    let runs = 0;
+    queue.handle("work", async () => {
+      runs++;
+      throw new TransientJobError("busy");
+    });
+    const later = await queue.enqueue("work", {}, { key: "later", delayMs: 10_000 });
+    const retrying = await queue.enqueue("work", {}, { key: "retrying" });
+    while ((await queue.metrics())[0]?.delayed !== 2) await tick();
+    await queue.close();
+    for (const job of [later, retrying]) {
+      const outcome = await job.finished;
+      expect(outcome.ok ? undefined : outcome.error).toBeInstanceOf(JobQueueClosedError);
+    }
+    expect(runs).toBe(1);
   });
 
   it("refuses a second handler for the same job name", () => {

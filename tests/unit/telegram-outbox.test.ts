@@ -1,5 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ChatBlockedError, chatKindOf, OutboxClosedError, TelegramOutbox } from "../../adapters/telegram/outbox.ts";
+import {
+  ChatBlockedError,
+  chatKindOf,
+  OutboxClosedError,
+  type SharedBudget,
+  TelegramOutbox,
+} from "../../adapters/telegram/outbox.ts";
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -375,5 +381,88 @@ describe("TelegramOutbox under network delay", () => {
     }
     const all = arrivals.map((a) => a.at).sort((a, b) => a - b);
     for (let i = 0; i + 30 < all.length; i++) expect((all[i + 30] as number) - (all[i] as number)).toBeGreaterThan(999);
+  });
+});
+
+describe("with a shared budget (other processes of the bot)", () => {
+  /** A budget whose answers the test scripts: refusals by chat, in order; everything else is granted. */
+  function scriptedBudget(refusals: Record<string, { waitMs: number; scope: "chat" | "bot" }[]>) {
+    const events: string[] = [];
+    const budget: SharedBudget = {
+      async take(chatId) {
+        const refusal = refusals[String(chatId)]?.shift();
+        events.push(`take ${chatId}${refusal ? ` refused ${refusal.scope} ${refusal.waitMs}` : ""} @${Date.now()}`);
+        if (refusal) return { granted: false, ...refusal };
+        return {
+          granted: true,
+          settle: async () => {
+            events.push(`settle ${chatId} @${Date.now()}`);
+          },
+        };
+      },
+      async pause(chatId, ms) {
+        events.push(`pause ${chatId} ${ms} @${Date.now()}`);
+      },
+    };
+    return { budget, events };
+  }
+
+  it("waits as long as the budget says when another process holds the chat; other chats go on", async () => {
+    const { budget, events } = scriptedBudget({ a: [{ waitMs: 700, scope: "chat" }] });
+    const outbox = new TelegramOutbox({ shared: budget });
+    const rec = recorder();
+    const a = outbox.send("a", "private", rec.call("a", 0));
+    const b = outbox.send("b", "private", rec.call("b", 0));
+
+    await vi.advanceTimersByTimeAsync(1_000);
+
+    expect(await Promise.all([a, b])).toEqual(["a#0", "b#0"]);
+    expect(rec.times("a")).toEqual([700]);
+    expect(rec.times("b")).toEqual([0]);
+    expect(events).toEqual(["take a refused chat 700 @0", "take b @0", "settle b @0", "take a @700", "settle a @700"]);
+  });
+
+  it("holds every chat when the bot's budget is spent, and the held chat keeps its place in line", async () => {
+    const { budget } = scriptedBudget({ a: [{ waitMs: 500, scope: "bot" }] });
+    const outbox = new TelegramOutbox({ shared: budget, globalPerSecond: 1 });
+    const rec = recorder();
+    void outbox.send("a", "private", rec.call("a", 0));
+    await vi.advanceTimersByTimeAsync(100);
+    void outbox.send("b", "private", rec.call("b", 0));
+
+    await vi.advanceTimersByTimeAsync(3_000);
+
+    // a, refused at 0 for the bot, goes at 500 before b (eligible since 100); b waits for the local second.
+    expect(rec.starts.map((s) => `${s.chat}@${s.at}`)).toEqual(["a@500", "b@1500"]);
+  });
+
+  it("tells the budget about a 429, so every process pauses the chat, and settles every call it made", async () => {
+    const { budget, events } = scriptedBudget({});
+    const outbox = new TelegramOutbox({ shared: budget });
+    let attempts = 0;
+    const sent = outbox.send(9, "private", async () => {
+      if (attempts++ === 0) throw telegramError(429, "Too Many Requests: retry after 2", 2);
+      return "delivered";
+    });
+
+    await vi.advanceTimersByTimeAsync(3_000);
+
+    expect(await sent).toBe("delivered");
+    expect(events).toEqual(["take 9 @0", "pause 9 2000 @0", "settle 9 @0", "take 9 @2000", "settle 9 @2000"]);
+  });
+
+  it("an edit held back by the budget is replaced by a newer edit of the same message", async () => {
+    const { budget } = scriptedBudget({ a: [{ waitMs: 300, scope: "chat" }] });
+    const outbox = new TelegramOutbox({ shared: budget });
+    const texts: string[] = [];
+    const editTo = (text: string) => outbox.edit("a", "private", "a:1", text, async () => texts.push(text));
+    const first = editTo("Once");
+    await vi.advanceTimersByTimeAsync(0);
+    const second = editTo("Once upon a time");
+
+    await vi.advanceTimersByTimeAsync(1_000);
+
+    expect(texts).toEqual(["Once upon a time"]);
+    expect(await Promise.all([first, second])).toEqual(["skipped", 1]);
   });
 });

@@ -1,0 +1,86 @@
+/**
+ * `npm run worker` (needs REDIS_URL): runs jobs with no platform gateway. It writes
+ * chapters, draws pictures and closes ballots, and streams into Telegram and Discord
+ * through their REST APIs alone, with surfaces built from each story's conversation key.
+ * Start any number, on any number of machines; WORKER_CONCURRENCY chapters each.
+ *
+ * SIGTERM: the worker stops taking jobs, lets running chapters finish within
+ * SHUTDOWN_GRACE_SECONDS, then hands the rest back (another worker continues them in the
+ * messages they had shown).
+ */
+import { existsSync } from "node:fs";
+import { REST } from "discord.js";
+import { Telegram } from "telegraf";
+import { discordAudiences } from "../../adapters/discord/surfaces.ts";
+import { telegramAudiences, telegramOutboxFor } from "../../adapters/telegram/surfaces.ts";
+import { JobQueueUnavailableError } from "../jobs/job-queue.ts";
+import { DatabaseOpenError } from "../store/db.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { connectRedis, databaseCheck, logQueueMetrics, redisCheck, startHealth, stopSignal } from "./runtime.ts";
+import { createEngine } from "./wiring.ts";
+
+const log = (message: string) => process.stderr.write(`[inkloom worker] ${message}\n`);
+
+async function main(): Promise<number> {
+  if (existsSync(".env")) process.loadEnvFile(".env");
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (config.redis === undefined) {
+    process.stderr.write(
+      "npm run worker needs REDIS_URL (the queue it takes jobs from). Without it, npm start runs everything in one process.\n",
+    );
+    return 2;
+  }
+  let engine: Awaited<ReturnType<typeof createEngine>>;
+  try {
+    engine = await createEngine(config, log, { role: "worker" });
+  } catch (error) {
+    if (error instanceof DatabaseOpenError || error instanceof JobQueueUnavailableError) {
+      process.stderr.write(`${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  const redis = connectRedis(config.redis.url, log);
+  // Where stories are shown, reached over the platforms' REST APIs alone.
+  const outbox = config.telegram === undefined ? undefined : telegramOutboxFor(config.telegram.token, log, { redis });
+  if (config.telegram !== undefined && outbox !== undefined) {
+    const telegram = new Telegram(config.telegram.token, { apiRoot: config.telegram.apiRoot });
+    engine.audiences.platform("telegram", telegramAudiences(telegram, outbox, engine.settings, log));
+  }
+  if (config.discord !== undefined) {
+    const rest = new REST({ api: config.discord.apiRoot }).setToken(config.discord.token);
+    engine.audiences.platform("discord", discordAudiences(rest, engine.settings, log));
+  }
+  const health = await startHealth(config, [databaseCheck(engine.db), redisCheck(redis)], "worker", log);
+  const stopMetrics = logQueueMetrics(engine.queue, log);
+  await engine.resume();
+  log(`worker running (${config.redis.workerConcurrency} chapters at once)`);
+  const signal = await stopSignal();
+  log(`${signal}: finishing running jobs (up to ${config.shutdownGraceMs / 1000} s), then handing the rest back`);
+  stopMetrics();
+  await engine.close({ graceMs: config.shutdownGraceMs });
+  await outbox?.close();
+  await health?.close();
+  await redis.quit().catch(() => redis.disconnect());
+  log("worker stopped");
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    log(`fatal: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  },
+);
