@@ -8,7 +8,8 @@
  * Each story: one member runs /start in a text channel (the modal comes back, it is submitted
  * with the scenario), the bot opens a thread and writes chapter 1 ending in a ballot. For every
  * later chapter three members vote at once (two for choice 1, one for choice 2), each waits for
- * "Your vote: …", and the starter presses "Close vote". Several stories share a text channel.
+ * the answer to their press (the ballot redrawn with the live count, or "Your vote: …" when the
+ * bot answered late), and the starter presses "Close vote". Several stories share a text channel.
  *
  * Measured per chapter, from the fake's REST call log (`calls[].at`, Date.now at arrival):
  * - vote close -> first text: from the close click to the first successful message create in
@@ -16,7 +17,10 @@
  * - REST calls in the chapter's window (action up to and including the new ballot): sends,
  *   edits and other calls on the thread, plus the interaction calls of the chapter's action;
  * - every 429, by route; the busiest second of requests that count against Discord's global
- *   limit (50/s, not enforced by the fake; interaction endpoints are exempt).
+ *   limit (50/s, not enforced by the fake; interaction endpoints are exempt);
+ * - requests per voted round: from the ballot's message create to the next chapter's first
+ *   message create, the thread's calls and the votes' and close's interaction calls, split
+ *   into the bot's budget (all but callbacks) and interaction callbacks.
  *
  * Prints ONE JSON document to stdout (progress on stderr) and exits 0 unless the benchmark
  * itself crashes. Options (flag or env): --stories N / BENCH_DC_STORIES (200), --chapters N /
@@ -32,6 +36,7 @@ import { DiscordAdapter } from "../adapters/discord/discord-adapter.ts";
 import { loadConfig } from "../src/app/config.ts";
 import { createEngine, type Engine } from "../src/app/wiring.ts";
 import {
+  countsAgainstGlobalLimit,
   type FakeChannel,
   FakeDiscordServer,
   type FakeGuild,
@@ -122,6 +127,13 @@ export interface DiscordBenchResult {
     /** Ballot edits (live counts) between the ballot and the close click. */
     ballotEditsWhileVoting: Distribution;
   };
+  /**
+   * One voted round: from the ballot's message create to the next chapter's first message create
+   * (three votes and the close), the thread's calls and those of the round's interactions.
+   * `budget` counts against the bot's global limit (everything but interaction callbacks, as
+   * @discordjs/rest counts: `editReply` webhooks included); `callbacks` are exempt.
+   */
+  requestsPerVotedRound: { budget: Distribution; callbacks: Distribution };
   rateLimited429: { total: number; byRoute: Record<string, number> };
   /**
    * Requests counting against Discord's global limit (all but interaction endpoints): the busiest
@@ -194,6 +206,8 @@ interface ChapterRecord {
   actionAt: number;
   /** Interaction tokens of the chapter's action(s). */
   tokens: string[];
+  /** Voted chapters: interaction tokens of the votes and the close that asked for it. */
+  roundTokens: string[];
   /** The successful message create of the new ballot. */
   offer?: RestCall;
   /** Voted chapters: when the ballot the close click closed was offered. */
@@ -336,6 +350,22 @@ export async function runDiscordBench(options: DiscordBenchOptions = {}): Promis
       const cb = await handle.response(timeoutMs);
       if (cb.type !== 5) throw new Error(`${what}: callback type ${cb.type}, expected a deferred reply`);
     };
+    /**
+     * A press on the ballot: answered by redrawing it (update, type 7); or with an ephemeral
+     * reply (type 4: a refusal, or the answer when the ballot had not yet learnt its message,
+     * a press within milliseconds of the offer); or deferred (type 5) when the bot was slow,
+     * then answered in the deferred reply.
+     */
+    const pressed = async (handle: InteractionHandle, what: string, answer: RegExp): Promise<void> => {
+      const cb = await handle.response(timeoutMs);
+      if (cb.type === 7) return;
+      if (cb.type !== 4 && cb.type !== 5) throw new Error(`${what}: callback type ${cb.type}`);
+      const text =
+        cb.type === 4
+          ? String(cb.data?.content ?? "")
+          : await poll(() => handle.original()?.content || undefined, timeoutMs, `${what} answer`);
+      if (!answer.test(text)) throw new Error(`${what} refused: ${text}`);
+    };
 
     const play = async (i: number) => {
       const home = channels[i % channels.length];
@@ -355,6 +385,7 @@ export async function runDiscordBench(options: DiscordBenchOptions = {}): Promis
         threadName: scenario,
         actionAt: Date.now(),
         tokens: [],
+        roundTokens: [],
       };
       records.push(r);
       try {
@@ -384,12 +415,12 @@ export async function runDiscordBench(options: DiscordBenchOptions = {}): Promis
           const close = buttons.find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id;
           if (close === undefined || votes.length < 2) throw new Error("ballot without votes or close button");
           // Three members vote at once (two for the first choice, one for the second)...
+          const roundTokens: string[] = [];
           await Promise.all(
             members.map(async (m, k) => {
               const handle = discord.clickButton(g, thread, m, ballot.id, votes[k === 2 ? 1 : 0]?.custom_id ?? "");
-              await reply(handle, "vote");
-              const answer = await poll(() => handle.original()?.content || undefined, timeoutMs, "vote answer");
-              if (!answer.startsWith("Your vote:")) throw new Error(`vote refused: ${answer}`);
+              roundTokens.push(handle.token);
+              await pressed(handle, "vote", /^Your vote:/);
             }),
           );
           // ...and the starter closes the vote: that asks for the next chapter.
@@ -402,6 +433,7 @@ export async function runDiscordBench(options: DiscordBenchOptions = {}): Promis
             threadName: scenario,
             actionAt: 0,
             tokens: [],
+            roundTokens,
           };
           if (previousOfferAt !== undefined) r.previousOfferAt = previousOfferAt;
           records.push(r);
@@ -409,11 +441,12 @@ export async function runDiscordBench(options: DiscordBenchOptions = {}): Promis
           r.actionAt = Date.now();
           const closing = discord.clickButton(g, thread, starter, ballot.id, close);
           r.tokens.push(closing.token);
+          roundTokens.push(closing.token);
           const next = watcher.next(`ballot:${thread.id}`, closeAfter, timeoutMs, "next ballot").catch((error) => {
             const said = closing.original()?.content;
             throw said ? new Error(`${(error as Error).message} (close answered: ${said})`) : error;
           });
-          const [offer] = await Promise.all([next, reply(closing, "close")]);
+          const [offer] = await Promise.all([next, pressed(closing, "close", /^Chosen:/)]);
           done(r, offer);
         }
       } catch (error) {
@@ -504,6 +537,7 @@ function analyse(input: AnalyseInput): DiscordBenchResult {
     voted: { sends: [] as number[], edits: [] as number[], total: [] as number[] },
   };
   const ballotEdits: number[] = [];
+  const rounds = { budget: [] as number[], callbacks: [] as number[] };
   const rule = { inFirstMessage: 0, inEdit: 0, missing: 0, headingOnlyFirstMessage: 0 };
 
   for (const r of records) {
@@ -552,6 +586,15 @@ function analyse(input: AnalyseInput): DiscordBenchResult {
       firstText[kind].push(prose.at - r.actionAt);
     }
 
+    if (r.previousOfferAt !== undefined && headingCall !== undefined) {
+      const [from, to] = [r.previousOfferAt, headingCall.at];
+      const calls = [
+        ...(byChannel.get(r.thread) ?? []).filter((c) => c.at > from && c.at < to),
+        ...r.roundTokens.flatMap((token) => byToken.get(token) ?? []).filter((c) => c.at > from && c.at < to),
+      ];
+      rounds.budget.push(calls.filter(countsAgainstGlobalLimit).length);
+      rounds.callbacks.push(calls.filter((c) => !countsAgainstGlobalLimit(c)).length);
+    }
     if (r.previousOfferAt !== undefined) {
       const from = r.previousOfferAt;
       ballotEdits.push(
@@ -607,6 +650,7 @@ function analyse(input: AnalyseInput): DiscordBenchResult {
       voted: three(split.voted),
       ballotEditsWhileVoting: distribution(ballotEdits),
     },
+    requestsPerVotedRound: { budget: distribution(rounds.budget), callbacks: distribution(rounds.callbacks) },
     rateLimited429: { total: rateLimited.length, byRoute },
     requestsPerSecond: {
       globalLimit: GLOBAL_LIMIT_PER_SECOND,

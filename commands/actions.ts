@@ -11,7 +11,7 @@
 import { GENRES } from "../src/agent/types.ts";
 import { type MessageId, t } from "../src/i18n/messages.ts";
 import { genreRows } from "../src/render/offer-layout.ts";
-import type { MessageRef, Prompt } from "../src/render/surface.ts";
+import type { MessageRef, OfferRedraw, Prompt } from "../src/render/surface.ts";
 import { LIMITS } from "../src/story/limits.ts";
 import type { ButtonAction } from "./action-codec.ts";
 import { describeError, dispatch, isReported } from "./dispatch.ts";
@@ -48,6 +48,12 @@ export interface ActionResult {
   reply?: string;
   /** `reply` reports a refusal: show it so it must be read (Telegram's alert). */
   alert?: boolean;
+  /**
+   * The pressed offer's new look (a vote's counts, a closed vote's result), returned when
+   * the context `drawsRedraws`: the adapter draws it in its answer, or on the surface when
+   * that answer fails. It confirms the press better than `reply` does.
+   */
+  redraw?: OfferRedraw;
 }
 
 /** Suggestion prompts remembered per conversation: older ones belong to closed ballots. */
@@ -237,7 +243,12 @@ async function runPrivately<S extends CommandSpec>(
   };
   const outcome = await run(command, raw, privately, log);
   if (refusal !== undefined) return { outcome, reply: refusal, alert: true };
-  return outcome.kind === "done" && outcome.reply !== undefined ? { outcome, reply: outcome.reply } : { outcome };
+  if (outcome.kind !== "done") return { outcome };
+  return {
+    outcome,
+    ...(outcome.reply === undefined ? {} : { reply: outcome.reply }),
+    ...(outcome.redraw === undefined ? {} : { redraw: outcome.redraw }),
+  };
 }
 
 /** Ask what the outcome still needs, or end the question it answered. */

@@ -40,8 +40,11 @@ export const vote = defineCommand(
   } as const,
   async (ctx, args) => {
     await storyHere(ctx, args.story);
-    const tally = await ctx.ballots.vote(args.story, args.revision, args.position, ctx.actor);
-    return { kind: "done", reply: t(ctx.locale, "vote.recorded", { label: tally.labels[args.position - 1] ?? "" }) };
+    const tally = await ctx.ballots.vote(args.story, args.revision, args.position, ctx.actor, {
+      callerDraws: ctx.drawsRedraws === true,
+    });
+    const reply = t(ctx.locale, "vote.recorded", { label: tally.labels[args.position - 1] ?? "" });
+    return { kind: "done", reply, ...(tally.redraw === undefined ? {} : { redraw: tally.redraw }) };
   },
 );
 
@@ -85,8 +88,11 @@ export const closeVote = defineCommand(
   } as const,
   async (ctx, args) => {
     await storyHere(ctx, args.story);
-    const closed = await ctx.ballots.closeEarly(args.story, args.revision, ctx.actor, ctx.moderator);
-    return { kind: "done", reply: t(ctx.locale, "pick.taken", { label: closed.result.label }) };
+    const closed = await ctx.ballots.closeEarly(args.story, args.revision, ctx.actor, ctx.moderator, {
+      callerDraws: ctx.drawsRedraws === true,
+    });
+    const reply = t(ctx.locale, "pick.taken", { label: closed.result.label });
+    return { kind: "done", reply, ...(closed.redraw === undefined ? {} : { redraw: closed.redraw }) };
   },
 );
 

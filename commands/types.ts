@@ -5,7 +5,7 @@
  */
 import type { Genre } from "../src/agent/types.ts";
 import type { Locale } from "../src/i18n/locale.ts";
-import type { Surface } from "../src/render/surface.ts";
+import type { OfferRedraw, Surface } from "../src/render/surface.ts";
 import type { BallotService } from "../src/story/ballot-service.ts";
 import type { BookAssembler } from "../src/story/book-assembler.ts";
 import type { WriteTicket } from "../src/story/chapter-job.ts";
@@ -119,12 +119,21 @@ export interface CommandContext {
   requestId?: string;
   /** Where refusals go when they should not be public (Discord's ephemeral replies); default: the surface. */
   replyPrivately?: (text: string) => Promise<void>;
+  /**
+   * The adapter redraws the offer a press changed in its answer to the press (Discord's
+   * update callback, outside the bot's request budget): a vote or a close then returns its
+   * `redraw` instead of editing the message. Absent: the ballot edits the message itself.
+   */
+  drawsRedraws?: boolean;
 }
 
 /** What the adapter should do after a handler returns. */
 export type CommandOutcome =
-  /** `reply`: a short answer for the actor alone (a button's toast, an ephemeral reply). */
-  | { kind: "done"; reply?: string }
+  /**
+   * `reply`: a short answer for the actor alone (a button's toast, an ephemeral reply).
+   * `redraw`: the offer's new look, for the adapter to draw (with `drawsRedraws`).
+   */
+  | { kind: "done"; reply?: string; redraw?: OfferRedraw }
   /** A chapter is being written; the adapter may wait for `ticket.job.finished`. */
   | { kind: "writing"; ticket: WriteTicket }
   /** The command needs more input: the core asks (a Discord adapter shows its modal instead). */

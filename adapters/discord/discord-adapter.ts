@@ -2,18 +2,28 @@
  * The Discord bot (Guilds intent only): slash commands, modals and buttons
  * become command invocations, votes and write-ins; each story lives in its own
  * public thread and is written there with the bot token, never through the
- * 15-minute interaction token. Every interaction is acknowledged at once
- * (reply, defer or modal); the work follows.
+ * 15-minute interaction token. Every interaction is acknowledged within Discord's
+ * 3 s: a command at once (defer or modal), a press with its answer when the core is
+ * quick (an update of the pressed offer, or an ephemeral reply), else deferred first.
+ *
+ * Requests count against the bot's global budget (50/s, shared by every process of the
+ * bot through one REST proxy, see docs/architecture.md) except interaction callbacks: so
+ * presses are answered in their callback, and the channels stories live in are looked up
+ * over REST once per process.
  */
 import {
   ActionRowBuilder,
   type AutocompleteInteraction,
+  type ButtonInteraction,
   ChannelType,
   Client,
+  type ClientOptions,
   GatewayIntentBits,
   type Interaction,
+  type InteractionUpdateOptions,
   MessageFlags,
   ModalBuilder,
+  type ModalSubmitInteraction,
   PermissionFlagsBits,
   type RepliableInteraction,
   type SendableChannels,
@@ -22,7 +32,7 @@ import {
   TextInputStyle,
   type ThreadChannel,
 } from "discord.js";
-import { handleAction } from "../../commands/actions.ts";
+import { type ActionResult, handleAction } from "../../commands/actions.ts";
 import { branchElsewhere } from "../../commands/branch.ts";
 import { describeError, isReported } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
@@ -37,12 +47,24 @@ import { STORY_SUBCOMMANDS } from "./command-data.ts";
 import { type CustomIdAction, decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
 import { type DiscordSurface, suggestionModal } from "./discord-surface.ts";
 import { discordDeliveryError } from "./errors.ts";
-import { discordAudiences, discordSurfaceFor } from "./surfaces.ts";
+import { ChannelGuilds, discordAudiences, discordSurfaceFor } from "./surfaces.ts";
 
 export interface DiscordOptions {
   token: string;
   applicationId: string;
+  /** REST base URL: Discord, or the REST proxy every process of the bot shares (DISCORD_API_ROOT). */
   apiRoot: string;
+  /**
+   * Gateway shards: `auto` (Discord's recommendation from GET /gateway/bot, the default) or
+   * a count, with the ids this process runs (default: all of them).
+   */
+  shards?: "auto" | { count: number; ids?: number[] };
+}
+
+/** discord.js's sharding options for `shards`. */
+export function shardingOptions(shards: DiscordOptions["shards"]): Pick<ClientOptions, "shards" | "shardCount"> {
+  if (shards === undefined || shards === "auto") return { shards: "auto" };
+  return { shardCount: shards.count, shards: shards.ids ?? Array.from({ length: shards.count }, (_, i) => i) };
 }
 
 export type DiscordDeps = BotDeps;
@@ -69,19 +91,37 @@ const SCENARIO_INPUT = "scenario";
 const CAST_INPUT = "cast";
 const CAST_NOTES_MAX = 500;
 const THREAD_NAME_MAX = 100;
+/**
+ * A press is answered in its callback when the core is done within this time of its arrival;
+ * later, it is deferred first (Discord refuses callbacks after 3 s, and the gateway took some).
+ */
+const ANSWER_IN_CALLBACK_MS = 2000;
+
+/** Nobody is pinged by the bot's answers: they may quote what readers wrote. */
+const NO_PINGS = { parse: [] };
+
+/** A press the core handles: a button, or a modal's submit. */
+type Press = ButtonInteraction | ModalSubmitInteraction;
 
 export class DiscordAdapter {
   readonly client: Client;
   private readonly sessions = new Map<string, Session>();
+  /** The guilds of the channels stories live in, learnt from interactions too: read over REST once. */
+  private readonly channels = new ChannelGuilds();
 
   constructor(
     private readonly options: DiscordOptions,
     private readonly deps: DiscordDeps,
   ) {
-    this.client = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: options.apiRoot } });
-    deps.audiences.platform("discord", discordAudiences(this.client.rest, deps.settings, deps.log));
+    this.client = new Client({
+      intents: [GatewayIntentBits.Guilds],
+      rest: { api: options.apiRoot },
+      ...shardingOptions(options.shards),
+    });
+    deps.audiences.platform("discord", discordAudiences(this.client.rest, deps.settings, deps.log, this.channels));
     this.client.on("interactionCreate", (interaction) => {
-      void this.onInteraction(interaction).catch((error: unknown) => {
+      const received = Date.now();
+      void this.onInteraction(interaction, received).catch((error: unknown) => {
         deps.log(`discord interaction failed: ${String(error)}`);
       });
     });
@@ -102,7 +142,7 @@ export class DiscordAdapter {
     await this.client.destroy();
   }
 
-  private async onInteraction(interaction: Interaction): Promise<void> {
+  private async onInteraction(interaction: Interaction, received: number): Promise<void> {
     if (interaction.isAutocomplete()) {
       await this.autocompleteTheme(interaction);
       return;
@@ -142,8 +182,8 @@ export class DiscordAdapter {
       return;
     }
     if (interaction.isModalSubmit()) {
-      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
       if (interaction.customId.startsWith(START_MODAL)) {
+        await interaction.deferReply({ flags: MessageFlags.Ephemeral });
         const [genre = "none", theme = ""] = interaction.customId.slice(START_MODAL.length).split(":");
         await this.startStory(interaction, genre as Genre, theme);
         return;
@@ -151,7 +191,7 @@ export class DiscordAdapter {
       const action = decodeCustomId(interaction.customId);
       const text =
         action?.kind === "suggestion" ? interaction.fields.getTextInputValue(SUGGESTION_INPUT_ID) : undefined;
-      await this.press(interaction, action?.kind === "suggestion" ? action : undefined, text);
+      await this.press(interaction, received, action?.kind === "suggestion" ? action : undefined, text);
       return;
     }
     if (interaction.isButton()) {
@@ -163,26 +203,117 @@ export class DiscordAdapter {
         );
         return;
       }
-      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-      await this.press(interaction, action);
+      await this.press(interaction, received, action);
     }
   }
 
-  /** A button or a modal, handled by the core; the ephemeral reply shows its answer. */
-  private async press(interaction: RepliableInteraction, action: CustomIdAction | undefined, text?: string) {
+  /**
+   * A button or a modal, handled by the core and answered in the interaction's callback,
+   * which costs nothing of the bot's request budget: a pressed offer the core redrew (a
+   * vote's counts, a closed vote's result) as an update of that message, anything else the
+   * reader alone should read as an ephemeral reply. When the core takes longer than
+   * `ANSWER_IN_CALLBACK_MS`, the press is deferred (ephemeral), the offer redrawn with the
+   * bot token and the answer written into the deferred reply.
+   */
+  private async press(
+    interaction: Press,
+    received: number,
+    action: CustomIdAction | undefined,
+    text?: string,
+  ): Promise<void> {
+    const locale = this.localeOf(interaction);
     const channel = interaction.channel;
     if (action === undefined || channel === null || !("send" in channel)) {
-      await interaction.editReply(t(this.localeOf(interaction), "error.stalePick"));
+      await interaction.reply({ content: t(locale, "error.stalePick"), flags: MessageFlags.Ephemeral });
       return;
     }
-    const ctx = await this.context(interaction, channel as DiscordStoryChannel);
-    const result = await handleAction(
-      { kind: "press", action, ...(text === undefined ? {} : { text }) },
-      ctx,
-      this.deps.log,
-    );
-    if (result.reply !== undefined) await interaction.editReply(result.reply);
-    else if (result.outcome.kind !== "failed") await interaction.editReply(t(ctx.locale, "discord.done"));
+    const pressed = interaction.isButton() ? interaction.message.id : undefined;
+    const said: string[] = [];
+    const work = (async () => {
+      const ctx = await this.context(interaction, channel as DiscordStoryChannel, {
+        drawsRedraws: pressed !== undefined,
+        replyPrivately: async (line) => {
+          said.push(line);
+        },
+      });
+      const result = await handleAction(
+        { kind: "press", action, ...(text === undefined ? {} : { text }) },
+        ctx,
+        this.deps.log,
+      );
+      return { surface: ctx.surface as DiscordSurface, result };
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), Math.max(0, received + ANSWER_IN_CALLBACK_MS - Date.now()));
+    });
+    let first: Awaited<typeof work> | "late";
+    try {
+      first = await Promise.race([work, late]);
+    } catch (error) {
+      await interaction
+        .reply({ content: describeError(error, locale, "discord"), flags: MessageFlags.Ephemeral })
+        .catch((e: unknown) => this.deps.log(`discord: press not answered: ${String(e)}`));
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (first === "late") {
+      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+      let done: Awaited<typeof work>;
+      try {
+        done = await work;
+      } catch (error) {
+        await interaction.editReply(describeError(error, locale, "discord"));
+        throw error;
+      }
+      await this.drawOn(done.surface, done.result);
+      const answer = this.answerOf(done.result, said, locale);
+      if (answer !== undefined) await interaction.editReply({ content: answer, allowedMentions: NO_PINGS });
+      return;
+    }
+    const { surface, result } = first;
+    const { redraw } = result;
+    if (redraw !== undefined && interaction.isButton() && redraw.ref.id === pressed) {
+      // The live count (or the result) is the reader's confirmation: no reply besides.
+      const update: InteractionUpdateOptions = {
+        ...(surface.redrawMessage(redraw) as InteractionUpdateOptions),
+        allowedMentions: NO_PINGS,
+      };
+      try {
+        await interaction.update(update);
+        return;
+      } catch (error) {
+        this.deps.log(`discord: press not answered with the redrawn offer: ${String(error)}`);
+        await this.drawOn(surface, result);
+        return;
+      }
+    }
+    if (redraw !== undefined) await this.drawOn(surface, result);
+    const answer = this.answerOf(result, said, locale);
+    if (answer !== undefined) {
+      await interaction.reply({ content: answer, flags: MessageFlags.Ephemeral, allowedMentions: NO_PINGS });
+    } else if (interaction.isButton() || interaction.isFromMessage()) {
+      // Refused with nothing more to say: acknowledged without a word.
+      await interaction.deferUpdate();
+    } else {
+      await interaction.reply({ content: t(locale, "error.internal"), flags: MessageFlags.Ephemeral });
+    }
+  }
+
+  /** What a press's reader alone reads: the core's answer, else "Done." unless it failed (and said so). */
+  private answerOf(result: ActionResult, said: string[], locale: Locale): string | undefined {
+    if (result.reply !== undefined) return result.reply;
+    if (said.length > 0) return said.join("\n");
+    return result.outcome.kind === "failed" ? undefined : t(locale, "discord.done");
+  }
+
+  /** A redraw the press's answer could not carry, drawn with the bot token. */
+  private async drawOn(surface: DiscordSurface, result: ActionResult): Promise<void> {
+    if (result.redraw === undefined) return;
+    await surface
+      .redraw(result.redraw)
+      .catch((e: unknown) => this.deps.log(`discord: redrawn offer not shown: ${String(e)}`));
   }
 
   /** /start's modal was submitted: open a public thread and begin the story in it. */
@@ -311,12 +442,17 @@ export class DiscordAdapter {
     if (outcome.kind !== "failed") await interaction.editReply(t(ctx.locale, "discord.done"));
   }
 
-  private async context(interaction: RepliableInteraction, channel: DiscordStoryChannel): Promise<CommandContext> {
+  private async context(
+    interaction: RepliableInteraction,
+    channel: DiscordStoryChannel,
+    overrides: Pick<CommandContext, "drawsRedraws" | "replyPrivately"> = {},
+  ): Promise<CommandContext> {
     const conversation: Conversation = {
       platform: "discord",
       workspaceId: interaction.guildId ?? "dm",
       id: channel.id,
     };
+    this.channels.learn(channel.id, channel.type, conversation.workspaceId);
     const settings = await this.deps.settings.get("discord", conversation.workspaceId);
     const locale = settings.locale;
     let session = this.sessions.get(channel.id);
@@ -350,6 +486,7 @@ export class DiscordAdapter {
       replyPrivately: async (text) => {
         await interaction.editReply(text);
       },
+      ...overrides,
     };
   }
 
@@ -364,11 +501,6 @@ export class DiscordAdapter {
     return discordDeliveryError(error, where, this.deps.log);
   }
 
-  /**
-   * How a conversation is shown, from its key and the REST API alone (a chapter job may run
-   * in a process without the gateway): the channel's guild, read over REST, names the
-   * settings.
-   */
   /** Themes offered at /start: the server's, adult ones only in age-restricted channels. */
   private async autocompleteTheme(interaction: AutocompleteInteraction): Promise<void> {
     const typed = String(interaction.options.getFocused()).toLowerCase();

@@ -38,6 +38,7 @@ import type {
   ChoiceOffer,
   ChoiceResult,
   MessageRef,
+  OfferRedraw,
   OutgoingFile,
   OutgoingImage,
   Prompt,
@@ -138,11 +139,7 @@ export class DiscordSurface implements Surface {
   }
 
   async updateChoices(ref: MessageRef, offer: ChoiceOffer): Promise<void> {
-    await this.patch("update choices", ref, {
-      content: this.offerText(offer),
-      components: this.choiceRows(offer),
-      allowed_mentions: NO_PINGS,
-    });
+    await this.patch("update choices", ref, { ...this.offerMessage(offer), allowed_mentions: NO_PINGS });
   }
 
   /**
@@ -150,12 +147,36 @@ export class DiscordSurface implements Surface {
    * chapter's rating row, if any, stays (readers may rate it after the vote).
    */
   async closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void> {
+    await this.patch("close choices", ref, { ...this.closedMessage(offer, result), allowed_mentions: NO_PINGS });
+  }
+
+  /** Draw a redraw the core returned: the open offer's counts, or its result. */
+  async redraw(redraw: OfferRedraw): Promise<void> {
+    if (redraw.result === undefined) await this.updateChoices(redraw.ref, redraw.offer);
+    else await this.closeChoices(redraw.ref, redraw.offer, redraw.result);
+  }
+
+  /**
+   * What a redrawn offer's message shows (text and API action rows), as `updateChoices` or
+   * `closeChoices` would edit it: the adapter answers a press with it in the interaction's
+   * update callback. Nobody is pinged (`allowed_mentions: { parse: [] }` goes with it).
+   */
+  redrawMessage(redraw: OfferRedraw): { content: string; components: unknown[] } {
+    return redraw.result === undefined
+      ? this.offerMessage(redraw.offer)
+      : this.closedMessage(redraw.offer, redraw.result);
+  }
+
+  private offerMessage(offer: ChoiceOffer): { content: string; components: unknown[] } {
+    return { content: this.offerText(offer), components: this.choiceRows(offer) };
+  }
+
+  private closedMessage(offer: ChoiceOffer, result: ChoiceResult): { content: string; components: unknown[] } {
     const text = layout.closedOfferText(offer, result, this.locale);
-    await this.patch("close choices", ref, {
+    return {
       content: clamp(text, DISCORD_LIMITS.maxMessageLength),
       components: this.draw([layout.ratingRow(offer)]),
-      allowed_mentions: NO_PINGS,
-    });
+    };
   }
 
   /** "Inkloom is typing…" for about 10 s: not a message. */

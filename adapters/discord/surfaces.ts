@@ -50,28 +50,60 @@ const SENDABLE: ReadonlySet<ChannelType> = new Set([
 ]);
 
 /**
+ * The guild of each channel stories are written to (`"dm"` outside one): a channel never
+ * moves, so it is read over REST once per process, or learnt from an interaction, and
+ * looking a story's audience up costs no request of the bot's budget after that. The
+ * oldest are forgotten first beyond `max`.
+ */
+export class ChannelGuilds {
+  private readonly known = new Map<string, string>();
+
+  constructor(private readonly max = 50_000) {}
+
+  get(channelId: string): string | undefined {
+    return this.known.get(channelId);
+  }
+
+  /** Remember a channel's guild, if the bot can post there. */
+  learn(channelId: string, type: ChannelType, guildId: string): void {
+    if (!SENDABLE.has(type)) return;
+    this.known.delete(channelId);
+    this.known.set(channelId, guildId);
+    for (const key of this.known.keys()) {
+      if (this.known.size <= this.max) break;
+      this.known.delete(key);
+    }
+  }
+}
+
+/**
  * Where Discord stories are shown, for the audience registry: the thread's surface in its
  * server's language, always voting. The channel is read over REST (its server's settings
- * apply), so a worker with no gateway registers it too.
+ * apply), once per process (`channels`), so a worker with no gateway registers it too.
  */
 export function discordAudiences(
   rest: REST,
   settings: Pick<WorkspaceSettingsStore, "get">,
   log: DeliveryLog,
+  channels: ChannelGuilds = new ChannelGuilds(),
 ): AudienceResolver {
   return async (conversationId) => {
     const channelId = discordChannelId(conversationId);
     if (channelId === undefined) return undefined;
-    let channel: APIChannel;
-    try {
-      channel = (await rest.get(Routes.channel(channelId))) as APIChannel;
-    } catch (error) {
-      // A deleted thread or a lost permission: the chapter is still written, unseen.
-      discordDeliveryError(error, { channelId, action: "read channel" }, log);
-      return undefined;
+    let guildId = channels.get(channelId);
+    if (guildId === undefined) {
+      let channel: APIChannel;
+      try {
+        channel = (await rest.get(Routes.channel(channelId))) as APIChannel;
+      } catch (error) {
+        // A deleted thread or a lost permission: the chapter is still written, unseen.
+        discordDeliveryError(error, { channelId, action: "read channel" }, log);
+        return undefined;
+      }
+      if (!SENDABLE.has(channel.type)) return undefined;
+      guildId = "guild_id" in channel && typeof channel.guild_id === "string" ? channel.guild_id : "dm";
+      channels.learn(channelId, channel.type, guildId);
     }
-    if (!SENDABLE.has(channel.type)) return undefined;
-    const guildId = "guild_id" in channel && typeof channel.guild_id === "string" ? channel.guild_id : "dm";
     const server = await settings.get("discord", guildId);
     return {
       surface: discordSurfaceFor(rest, conversationId, server.locale, log),

@@ -34,6 +34,8 @@ export const DEFAULTS = {
   TELEGRAM_API_ROOT: "https://api.telegram.org",
   TELEGRAM_WEBHOOK_PORT: 8443,
   DISCORD_API_ROOT: "https://discord.com/api",
+  SHARD_COUNT: "auto",
+  DISCORD_PROXY_PORT: 8090,
   MODEL_PRICE_INPUT_PER_MTOK: 0,
   MODEL_PRICE_OUTPUT_PER_MTOK: 0,
 } as const;
@@ -120,6 +122,13 @@ const EnvSchema = z.object({
   DISCORD_DEV_GUILD_ID: optionalText.refine((v) => v === undefined || /^\d{5,25}$/.test(v), {
     message: "DISCORD_DEV_GUILD_ID must be a numeric server id",
   }),
+  SHARD_COUNT: optionalText.refine((v) => v === undefined || v === "auto" || /^[1-9]\d{0,4}$/.test(v), {
+    message: "SHARD_COUNT must be auto (Discord's recommendation) or a whole number of shards from 1",
+  }),
+  SHARD_IDS: optionalText.refine((v) => v === undefined || /^\d+(-\d+)?(,\s*\d+(-\d+)?)*$/.test(v), {
+    message: "SHARD_IDS must list the shards this process runs, such as 0-3 or 0,2,4",
+  }),
+  DISCORD_PROXY_PORT: int("DISCORD_PROXY_PORT", 1, 65535),
   VOTE_SECONDS: int("VOTE_SECONDS", 10, 86_400),
   IMAGE_MODEL: optionalText,
   IMAGE_BASE_URL: url("IMAGE_BASE_URL"),
@@ -216,6 +225,8 @@ export interface Config {
     apiRoot: string;
     /** Register commands to this server only (instant, for development). */
     devGuildId?: string;
+    /** Gateway shards (SHARD_COUNT, SHARD_IDS): Discord's recommendation, or a count and this process's ids. */
+    shards: "auto" | { count: number; ids?: number[] };
   };
   /** Set when TELEGRAM_BOT_TOKEN is: the Telegram bot runs. */
   telegram?: {
@@ -244,6 +255,53 @@ export const NO_ENDPOINT_HELP = [
   "With OpenAI itself, OPENAI_API_KEY alone is enough (OPENAI_MODEL defaults to gpt-4.1-mini).",
 ].join("\n");
 
+/**
+ * SHARD_COUNT (`auto` by default: discord.js asks GET /gateway/bot) and SHARD_IDS, the shards
+ * this process runs when several fronts share them (a count is needed then).
+ */
+function shardsOf(count: string | undefined, ids: string | undefined): "auto" | { count: number; ids?: number[] } {
+  const total = count ?? DEFAULTS.SHARD_COUNT;
+  if (total === "auto") {
+    if (ids !== undefined) throw new ConfigError(["SHARD_IDS needs a SHARD_COUNT: the total number of shards"]);
+    return "auto";
+  }
+  const n = Number(total);
+  if (ids === undefined) return { count: n };
+  const list = new Set<number>();
+  for (const part of ids.split(",")) {
+    const [from = 0, to = from] = part.trim().split("-").map(Number);
+    for (let id = from; id <= to; id++) list.add(id);
+  }
+  const bad = [...list].filter((id) => id >= n);
+  if (bad.length > 0 || list.size === 0) {
+    throw new ConfigError([`SHARD_IDS must be shards from 0 to ${n - 1} (SHARD_COUNT is ${n}); got ${ids}`]);
+  }
+  return { count: n, ids: [...list].sort((a, b) => a - b) };
+}
+
+/** The `npm run discord:proxy` process: where it forwards to, where it listens, whose token it accepts. */
+export interface DiscordProxyConfig {
+  /** Discord's REST API (DISCORD_API_ROOT: in this process, the real API, or a test fake). */
+  upstream: string;
+  port: number;
+  /** Requests carrying another bot's token are refused (one proxy, one bot's budget). */
+  token?: string;
+}
+
+/** The REST proxy's settings alone: it needs no model endpoint. Throws `ConfigError`. */
+export function loadDiscordProxyConfig(env: Record<string, string | undefined>): DiscordProxyConfig {
+  const parsed = EnvSchema.pick({ DISCORD_API_ROOT: true, DISCORD_PROXY_PORT: true, DISCORD_TOKEN: true }).safeParse(
+    env,
+  );
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => i.message));
+  const e = parsed.data;
+  return {
+    upstream: e.DISCORD_API_ROOT ?? DEFAULTS.DISCORD_API_ROOT,
+    port: e.DISCORD_PROXY_PORT === undefined ? DEFAULTS.DISCORD_PROXY_PORT : Number(e.DISCORD_PROXY_PORT),
+    ...(e.DISCORD_TOKEN === undefined ? {} : { token: e.DISCORD_TOKEN }),
+  };
+}
+
 /** Parse and validate the environment. Throws `ConfigError` naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = EnvSchema.safeParse(env);
@@ -254,6 +312,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if ((e.DISCORD_TOKEN === undefined) !== (e.DISCORD_APPLICATION_ID === undefined)) {
     throw new ConfigError(["DISCORD_TOKEN and DISCORD_APPLICATION_ID go together: set both to run the Discord bot"]);
   }
+  const shards = shardsOf(e.SHARD_COUNT, e.SHARD_IDS);
   if (e.OPENAI_BASE_URL === undefined && e.OPENAI_API_KEY === undefined) {
     throw new ConfigError([NO_ENDPOINT_HELP]);
   }
@@ -359,6 +418,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
             applicationId: e.DISCORD_APPLICATION_ID,
             apiRoot: e.DISCORD_API_ROOT ?? DEFAULTS.DISCORD_API_ROOT,
             ...(e.DISCORD_DEV_GUILD_ID === undefined ? {} : { devGuildId: e.DISCORD_DEV_GUILD_ID }),
+            shards,
           },
         }),
     ...(e.TELEGRAM_BOT_TOKEN === undefined

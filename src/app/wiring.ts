@@ -240,6 +240,7 @@ export async function createEngine(
       if (parts > 0) log(`repairing the parts of ${parts} chapter(s)`);
     },
     async close(options: CloseOptions = {}) {
+      ballots.dispose();
       await preplanner?.close();
       await queue.close(options);
       await db.$disconnect();

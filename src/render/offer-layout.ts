@@ -87,14 +87,30 @@ export function ratingRow(offer: Pick<ChoiceOffer, "chapterId">): OfferButton[] 
   ];
 }
 
-/** The text an offer shows once decided: the choice taken, then every choice marked, with counts. */
+/**
+ * The text an offer shows once decided: the decision, then every choice marked, with counts.
+ * A vote's decision is its announcement (the winner and its votes, or the tie chance broke),
+ * so closing a ballot is one edit, not an edit and a notice.
+ */
 export function closedOfferText(offer: ChoiceOffer, result: ChoiceResult, locale: Locale): string {
   const lines = offer.choices.map((label, i) => {
     const mark = i + 1 === result.chosen ? "✅" : "▫️";
     const count = result.counts === undefined ? "" : ` · ${result.counts[i] ?? 0}`;
     return `${mark} ${label}${count}`;
   });
-  return [t(locale, "pick.taken", { label: result.label }), "", ...lines].join("\n");
+  return [decision(offer, result, locale), "", ...lines].join("\n");
+}
+
+/** "Chosen: …" for a pick; for a vote, the winner with its share of the votes, or the tie drawn. */
+function decision(offer: ChoiceOffer, result: ChoiceResult, locale: Locale): string {
+  const { counts, tiedWith } = result;
+  if (counts === undefined) return t(locale, "pick.taken", { label: result.label });
+  if (tiedWith !== undefined && tiedWith.length > 1) {
+    const choices = tiedWith.map((p) => `“${offer.choices[p - 1] ?? ""}”`).join(", ");
+    return t(locale, "vote.tie", { choices, winner: result.label });
+  }
+  const total = counts.reduce((a, b) => a + b, 0);
+  return t(locale, "vote.winner", { winner: result.label, votes: counts[result.chosen - 1] ?? 0, total });
 }
 
 function countOf(offer: ChoiceOffer, index: number): string {

@@ -53,6 +53,18 @@ export interface ChoiceResult {
   tiedWith?: number[];
 }
 
+/**
+ * An offer's new look after a reader acted on it: open with fresh counts, or decided
+ * (`result`). A ballot hands it to the action's caller when the caller draws it in its
+ * answer to the press (Discord's update callback); a surface draws it with `updateChoices`,
+ * or `closeChoices` when decided.
+ */
+export interface OfferRedraw {
+  ref: MessageRef;
+  offer: ChoiceOffer;
+  result?: ChoiceResult;
+}
+
 /** What pressing a button of an offer or a question does (encoded by each platform's action codec). */
 export type OfferAction =
   | { kind: "pick" | "vote"; storyId: string; revision: number; position: number }

@@ -4,23 +4,30 @@
  * changeable; a write-in joins the ballot. A ballot closes when its window
  * ends, or early by its starter or a moderator. A window that ends with no vote
  * leaves the ballot open until 10 seconds after the first vote. Ties are broken
- * at random, and the result is announced. A ballot closes on time through a delayed
- * `ballot-close` job keyed by ballot and closing time, not an in-memory timer: on a
- * shared queue it outlives the process, and `resume()` schedules it again from the
- * database for a queue that forgot it (in-process, after a restart).
+ * at random, and the result is announced in the ballot's closing edit. A ballot closes
+ * on time through a delayed `ballot-close` job keyed by ballot and closing time, not an
+ * in-memory timer: on a shared queue it outlives the process, and `resume()` schedules it
+ * again from the database for a queue that forgot it (in-process, after a restart).
+ *
+ * Live counts are drawn by `LiveCounts` (one trailing edit per ballot and interval), or
+ * by a caller that draws the returned `redraw` in its answer to the press
+ * (`callerDraws`: Discord's update callback, outside the bot's request budget).
  */
-import { t } from "../i18n/messages.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
-import type { ChoiceOffer, ChoiceResult } from "../render/surface.ts";
+import { closedOfferText } from "../render/offer-layout.ts";
+import type { ChoiceOffer, ChoiceResult, OfferRedraw } from "../render/surface.ts";
 import type { Db } from "../store/db.ts";
 import type { WriteTicket } from "./chapter-job.ts";
 import { UserFacingError } from "./errors.ts";
 import { type Actor, upsertUser } from "./identity.ts";
 import { LIMITS } from "./limits.ts";
+import { BALLOT_INCLUDE, ballotOffer, LiveCounts, type Tally, tallyOf } from "./live-counts.ts";
 import type { Moderator } from "./moderation.ts";
 import type { AudienceResolver } from "./ports/audience.ts";
-import type { BallotOpener, BallotOpening } from "./ports/ballot-opener.ts";
+import type { BallotOpener, BallotOpening, OpenedBallot } from "./ports/ballot-opener.ts";
 import type { StoryCommands } from "./story-commands.ts";
+
+export type { Tally } from "./live-counts.ts";
 
 /** Most choices a ballot may hold, write-ins included (keyboards stay readable). */
 export const MAX_BALLOT_CHOICES = 8;
@@ -35,17 +42,29 @@ export interface BallotOptions {
   log?: (message: string) => void;
   /** Plans a write-in ahead while the vote is open (PREPLAN on). */
   preplanner?: { planAction(storyId: string, action: string): Promise<void> };
+  /** Live counts are redrawn at most this often, in one trailing edit per ballot (default 3000 ms). */
+  liveCountIntervalMs?: number;
 }
 
-export interface Tally {
-  labels: string[];
-  counts: number[];
-  total: number;
+/** Who draws what a vote or a close changed. */
+export interface DrawOptions {
+  /**
+   * The caller draws the returned `redraw` in its answer to the press (Discord's update
+   * callback), and on the surface itself if that answer fails; the ballot does not.
+   */
+  callerDraws?: boolean;
+}
+
+export interface VoteResult extends Tally {
+  /** How the ballot's message should look now: fresh counts, or decided when this vote closed it. */
+  redraw?: OfferRedraw;
 }
 
 export interface BallotClosed {
   result: ChoiceResult;
   ticket: WriteTicket;
+  /** The decided offer, when the ballot has a message. */
+  redraw?: OfferRedraw;
 }
 
 /** The job that closes a ballot when its window ends. */
@@ -67,6 +86,7 @@ export function ballotCloseKey(ballotId: string, closesAt: Date): string {
 type OpenBallot = NonNullable<Awaited<ReturnType<BallotService["openBallotOf"]>>>;
 
 export class BallotService implements BallotOpener {
+  private readonly liveCounts: LiveCounts;
   private readonly graceMs: number;
   private readonly random: () => number;
 
@@ -81,9 +101,13 @@ export class BallotService implements BallotOpener {
   ) {
     this.graceMs = options.firstVoteGraceMs ?? 10_000;
     this.random = options.random ?? Math.random;
+    this.liveCounts = new LiveCounts(db, audiences, {
+      ...(options.liveCountIntervalMs === undefined ? {} : { intervalMs: options.liveCountIntervalMs }),
+      ...(options.log === undefined ? {} : { log: options.log }),
+    });
   }
 
-  async open(input: BallotOpening): Promise<void> {
+  async open(input: BallotOpening): Promise<OpenedBallot> {
     const closesAt = new Date(Date.now() + input.windowSeconds * 1000);
     // Choices offered again (after an undo or a branch) are a new round: the old
     // ballot of the chapter closes and its votes are cleared (their outcome was
@@ -97,25 +121,44 @@ export class BallotService implements BallotOpener {
       this.db.ballot.create({ data: { ...input, closesAt }, select: { id: true } }),
     ]);
     await this.schedule(ballot.id, input.storyId, input.revision, closesAt);
+    return { ballotId: ballot.id, closesAt };
   }
 
-  /** Record or change `actor`'s vote. */
-  async vote(storyId: string, revision: number, position: number, actor: Actor): Promise<Tally> {
-    const ballot = await this.requireOpen(storyId, revision);
-    const choice = ballot.chapter.choices[position - 1];
+  /** The offer showing the ballot was posted: its live counts and result are drawn on `messageRef`. */
+  async shown(ballotId: string, messageRef: string): Promise<void> {
+    await this.db.ballot.update({ where: { id: ballotId }, data: { messageRef }, select: { id: true } });
+  }
+
+  /**
+   * Record or change `actor`'s vote. The live count is drawn by a trailing edit, or by the
+   * caller (`draw.callerDraws`) from the returned `redraw`.
+   */
+  async vote(
+    storyId: string,
+    revision: number,
+    position: number,
+    actor: Actor,
+    draw: DrawOptions = {},
+  ): Promise<VoteResult> {
+    const before = await this.requireOpen(storyId, revision);
+    const choice = before.chapter.choices[position - 1];
     if (choice === undefined) {
-      throw new UserFacingError("error.choiceOutOfRange", { input: position, max: ballot.chapter.choices.length });
+      throw new UserFacingError("error.choiceOutOfRange", { input: position, max: before.chapter.choices.length });
     }
     const user = await this.user(actor);
-    await castVote(this.db, ballot.chapterId, user.id, choice.id);
-    await this.startGraceIfWaiting(ballot);
-    const tally = await this.refresh(storyId, revision);
+    await castVote(this.db, before.chapterId, user.id, choice.id);
+    await this.startGraceIfWaiting(before);
+    // Counted after the vote: this one and any that came in meanwhile.
+    const ballot = await this.requireOpen(storyId, revision);
+    const tally = tallyOf(ballot);
     if (await this.regularsAllVoted(ballot.id)) {
-      await this.decide(ballot).catch((error: unknown) => {
+      const closed = await this.decide(ballot, draw).catch((error: unknown) => {
         if (!(error instanceof UserFacingError)) throw error;
+        return undefined;
       });
+      if (closed !== undefined) return { ...tally, ...(closed.redraw === undefined ? {} : { redraw: closed.redraw }) };
     }
-    return tally;
+    return { ...tally, ...this.liveCount(ballot, tally, draw) };
   }
 
   /**
@@ -144,7 +187,7 @@ export class BallotService implements BallotOpener {
   }
 
   /** Add `actor`'s own action to the ballot, with their vote on it. */
-  async writeIn(storyId: string, revision: number, text: string, actor: Actor): Promise<Tally> {
+  async writeIn(storyId: string, revision: number, text: string, actor: Actor): Promise<VoteResult> {
     const label = text.trim();
     if (label === "") throw new UserFacingError("error.emptyAction");
     if (label.length > LIMITS.writeIn) {
@@ -174,17 +217,25 @@ export class BallotService implements BallotOpener {
     this.options.preplanner
       ?.planAction(storyId, label)
       .catch((error: unknown) => this.options.log?.(`story ${storyId}: planning a write-in failed: ${String(error)}`));
-    return this.refresh(storyId, revision);
+    const after = await this.requireOpen(storyId, revision);
+    const tally = tallyOf(after);
+    return { ...tally, ...this.liveCount(after, tally, {}) };
   }
 
   /** Close early: only the story's starter or a moderator. */
-  async closeEarly(storyId: string, revision: number, actor: Actor, moderator: boolean): Promise<BallotClosed> {
+  async closeEarly(
+    storyId: string,
+    revision: number,
+    actor: Actor,
+    moderator: boolean,
+    draw: DrawOptions = {},
+  ): Promise<BallotClosed> {
     const ballot = await this.requireOpen(storyId, revision);
     if (!moderator) {
       const user = await this.user(actor);
       if (user.id !== ballot.starterId) throw new UserFacingError("error.notStarter");
     }
-    const closed = await this.decide(ballot);
+    const closed = await this.decide(ballot, draw);
     if (closed === undefined) throw new UserFacingError("error.noVotesYet");
     return closed;
   }
@@ -224,35 +275,30 @@ export class BallotService implements BallotOpener {
     }
   }
 
-  /** Current counts, after the surface showing the ballot was refreshed. */
-  private async refresh(storyId: string, revision: number): Promise<Tally> {
-    const ballot = await this.openBallotOf(storyId);
-    if (ballot === null) throw new UserFacingError("error.voteClosed");
-    const tally = tallyOf(ballot);
-    const audience = await this.audiences(ballot.chapter.story.conversationId);
-    if (audience !== undefined && ballot.messageRef !== "") {
-      await audience.surface
-        .updateChoices({ id: ballot.messageRef }, this.offer(ballot, revision, tally))
-        .catch((error: unknown) => this.options.log?.(`ballot ${ballot.id}: live count not shown: ${String(error)}`));
-    }
-    return tally;
+  /** Drop the live-count edits due (shutdown). Open ballots and their closing jobs stay. */
+  dispose(): void {
+    this.liveCounts.dispose();
   }
 
-  private offer(ballot: OpenBallot, revision: number, tally: Tally): ChoiceOffer {
-    return {
-      storyId: ballot.storyId,
-      revision,
-      chapterId: ballot.chapterId,
-      choices: tally.labels,
-      allowWriteIn: true,
-      mode: "vote",
-      counts: tally.counts,
-      closesAt: ballot.closesAt,
-    };
+  /**
+   * The ballot's fresh look after a vote or a write-in. A trailing edit is due unless one
+   * already is; a caller that draws the look itself has it remembered as shown, so that
+   * edit finds nothing to do.
+   */
+  private liveCount(ballot: OpenBallot, tally: Tally, draw: DrawOptions): { redraw?: OfferRedraw } {
+    this.liveCounts.changed(ballot.id, ballot.storyId);
+    // A vote racing the offer's post: the trailing edit finds the message by then.
+    if (ballot.messageRef === "") return {};
+    const redraw: OfferRedraw = { ref: { id: ballot.messageRef }, offer: ballotOffer(ballot, tally) };
+    if (draw.callerDraws === true) this.liveCounts.drawn(ballot.id, redraw.offer);
+    return { redraw };
   }
 
-  /** Tally, draw among ties, close, announce, and continue with the winner. Undefined when nobody voted. */
-  private async decide(ballot: OpenBallot): Promise<BallotClosed | undefined> {
+  /**
+   * Tally, draw among ties, close, show the result (the caller's to draw with
+   * `callerDraws`), and continue with the winner. Undefined when nobody voted.
+   */
+  private async decide(ballot: OpenBallot, draw: DrawOptions = {}): Promise<BallotClosed | undefined> {
     const tally = tallyOf(ballot);
     if (tally.total === 0) return undefined;
     const best = Math.max(...tally.counts);
@@ -264,35 +310,40 @@ export class BallotService implements BallotOpener {
       data: { status: "closed", closedAt: new Date(), winner, tieBroken: tied.length > 1 },
     });
     if (count !== 1) throw new UserFacingError("error.voteClosed");
-    const label = tally.labels[winner - 1] ?? "";
+    this.liveCounts.forget(ballot.id);
     const result: ChoiceResult = {
       chosen: winner,
-      label,
+      label: tally.labels[winner - 1] ?? "",
       counts: tally.counts,
       ...(tied.length > 1 ? { tiedWith: tied } : {}),
     };
-    const audience = await this.audiences(ballot.chapter.story.conversationId);
-    if (audience !== undefined) {
-      const { surface, locale } = audience;
-      if (ballot.messageRef !== "") {
-        await surface
-          .closeChoices({ id: ballot.messageRef }, this.offer(ballot, ballot.revision, tally), result)
-          .catch((e: unknown) => this.options.log?.(`ballot ${ballot.id}: closed offer not drawn: ${String(e)}`));
-      }
-      const announcement =
-        tied.length > 1
-          ? t(locale, "vote.tie", { choices: tied.map((p) => `“${tally.labels[p - 1]}”`).join(", "), winner: label })
-          : t(locale, "vote.winner", { winner: label, votes: best, total: tally.total });
-      await surface
-        .notice(announcement)
-        .catch((e: unknown) => this.options.log?.(`ballot ${ballot.id}: result not announced: ${String(e)}`));
+    const offer = ballotOffer(ballot, tally);
+    const redraw = ballot.messageRef === "" ? undefined : { ref: { id: ballot.messageRef }, offer, result };
+    if (redraw === undefined || draw.callerDraws !== true) {
+      await this.announce(ballot, offer, result, redraw);
     }
     const ticket = await this.stories.chooseByVote(ballot.storyId, ballot.revision, winner, {
       counts: tally.counts,
       turnout: tally.total,
       tieBroken: tied.length > 1,
     });
-    return { result, ticket };
+    return { result, ticket, ...(redraw === undefined ? {} : { redraw }) };
+  }
+
+  /** The result in the ballot's closing edit (the announcement is its first line); a notice when it has no message. */
+  private async announce(
+    ballot: OpenBallot,
+    offer: ChoiceOffer,
+    result: ChoiceResult,
+    redraw: OfferRedraw | undefined,
+  ): Promise<void> {
+    const audience = await this.audiences(ballot.chapter.story.conversationId);
+    if (audience === undefined) return;
+    const shown =
+      redraw === undefined
+        ? audience.surface.notice(closedOfferText(offer, result, audience.locale))
+        : audience.surface.closeChoices(redraw.ref, offer, result);
+    await shown.catch((e: unknown) => this.options.log?.(`ballot ${ballot.id}: result not shown: ${String(e)}`));
   }
 
   /**
@@ -324,15 +375,7 @@ export class BallotService implements BallotOpener {
   openBallotOf(storyId: string) {
     return this.db.ballot.findFirst({
       where: { storyId, status: "open", chapter: { headOf: { id: storyId } } },
-      include: {
-        chapter: {
-          select: {
-            story: { select: { conversationId: true } },
-            choices: { orderBy: { position: "asc" }, select: { id: true, label: true } },
-            votes: { select: { choiceId: true } },
-          },
-        },
-      },
+      include: BALLOT_INCLUDE,
     });
   }
 
@@ -349,10 +392,4 @@ function castVote(db: Pick<Db, "vote">, chapterId: string, userId: string, choic
     update: { choiceId },
     select: { id: true },
   });
-}
-
-function tallyOf(ballot: OpenBallot): Tally {
-  const { choices, votes } = ballot.chapter;
-  const counts = choices.map((c) => votes.filter((v) => v.choiceId === c.id).length);
-  return { labels: choices.map((c) => c.label), counts, total: votes.length };
 }

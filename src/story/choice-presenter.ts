@@ -90,17 +90,21 @@ export class ChoicePresenter {
         : { counts: labels.map(() => 0), closesAt: new Date(Date.now() + voting.windowSeconds * 1000) }),
     };
     try {
-      const ref = await audience.surface.offerChoices(offer);
-      if (voting !== undefined && this.ballots !== undefined) {
-        await this.ballots.open({
-          storyId: story.id,
-          chapterId,
-          revision: story.revision,
-          starterId: story.ownerId,
-          windowSeconds: voting.windowSeconds,
-          messageRef: ref.id,
-        });
-      }
+      // The ballot is open before its buttons can be pressed; the offer then names its message.
+      const opened =
+        voting === undefined || this.ballots === undefined
+          ? undefined
+          : await this.ballots.open({
+              storyId: story.id,
+              chapterId,
+              revision: story.revision,
+              starterId: story.ownerId,
+              windowSeconds: voting.windowSeconds,
+            });
+      const ref = await audience.surface.offerChoices(
+        opened === undefined ? offer : { ...offer, closesAt: opened.closesAt },
+      );
+      if (opened !== undefined) await this.ballots?.shown(opened.ballotId, ref.id);
     } catch (error) {
       // The chapter is saved; resuming the story shows its choices again.
       this.options.log?.(`chapter ${chapterId}: could not offer the choices: ${String(error)}`);

@@ -2,14 +2,18 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { registerCommands } from "../../adapters/discord/register.ts";
-import { loadConfig } from "../../src/app/config.ts";
-import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { FakeDiscordServer, type FakeMessage } from "../fakes/fake-discord-server.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
 import { TestDatabases } from "../helpers/database.ts";
+import {
+  type Button,
+  ballotIn as ballotOf,
+  buttonsOf,
+  type DiscordApp,
+  launchDiscordApp,
+} from "../helpers/discord-app.ts";
 import { expectExportsHoldPicture } from "../helpers/exports.ts";
 
 let model: FakeOpenAiServer;
@@ -17,32 +21,16 @@ let discord: FakeDiscordServer;
 let dir: string;
 let dbUrl: string;
 const databases = new TestDatabases();
-let running: { engine: Engine; bot: DiscordAdapter }[] = [];
+let running: DiscordApp[] = [];
 const logs: string[] = [];
 
 async function launch(extra: Record<string, string> = {}) {
-  const config = loadConfig({
-    ...extra,
-    OPENAI_BASE_URL: model.baseUrl,
-    OPENAI_MODEL: "fake",
-    OPENAI_MAX_RETRIES: "0",
-    DATABASE_URL: dbUrl,
-    DISCORD_TOKEN: discord.token,
-    DISCORD_APPLICATION_ID: discord.applicationId,
-    DISCORD_API_ROOT: discord.apiRoot,
-    INKLOOM_LOCALE: "en",
-  });
-  const log = (m: string) => logs.push(m);
-  const engine = await createEngine(config, log);
-  if (config.discord === undefined) throw new Error("discord not configured");
-  const bot = new DiscordAdapter(config.discord, { ...engine, log });
-  await bot.start();
-  const instance = { engine, bot };
+  const instance = await launchDiscordApp({ model, discord }, dbUrl, (m) => logs.push(m), extra);
   running.push(instance);
   return instance;
 }
 
-async function shutdown(instance: { engine: Engine; bot: DiscordAdapter }) {
+async function shutdown(instance: DiscordApp) {
   await instance.bot.stop();
   await instance.engine.close();
   running = running.filter((r) => r !== instance);
@@ -75,14 +63,7 @@ function tallyOf(rows: { data: unknown }[]): { up: number; down: number } {
   return { up: values.filter((v) => v === 1).length, down: values.filter((v) => v === -1).length };
 }
 
-type Button = { custom_id?: string; label?: string };
-const buttonsOf = (m: FakeMessage | undefined): Button[] =>
-  ((m?.components ?? []) as { components?: Button[] }[]).flatMap((row) => row.components ?? []);
-const ballotIn = (channelId: string, after = "0") =>
-  discord
-    .messages(channelId)
-    .filter((m) => !m.deleted && BigInt(m.id) > BigInt(after))
-    .findLast((m) => buttonsOf(m).some((b) => b.custom_id?.startsWith("ink:v:")));
+const ballotIn = (channelId: string, after = "0") => ballotOf(discord, channelId, after);
 
 function world() {
   const guild = discord.guild({ name: "Book Club" });
@@ -98,6 +79,22 @@ function world() {
   ];
   return { guild, channel, ann, bea, cal };
 }
+
+/**
+ * A vote is answered in its interaction callback by redrawing the pressed ballot (type 7,
+ * UPDATE_MESSAGE) with the live count: no ephemeral reply, no edit with the bot token.
+ */
+async function voteAnswer(handle: ReturnType<FakeDiscordServer["clickButton"]>) {
+  const answer = await handle.response();
+  expect(answer.type).toBe(7);
+  expect(handle.followups()).toEqual([]);
+  return answer;
+}
+const countsOf = (components: unknown) =>
+  ((components ?? []) as { components?: Button[] }[])
+    .flatMap((row) => row.components ?? [])
+    .filter((b) => b.custom_id?.startsWith("ink:v:"))
+    .map((b) => Number(/ · (\d+)$/.exec(b.label ?? "")?.[1]));
 
 async function startStory(w: ReturnType<typeof world>, scenario: string) {
   const modal = await discord
@@ -159,21 +156,35 @@ describe("Discord", { timeout: 120_000 }, () => {
 
     const votes = buttonsOf(ballot).filter((b) => b.custom_id?.startsWith("ink:v:"));
     const second = votes[1]?.custom_id ?? "";
+    const seen: number[][] = [];
     for (const [user, id] of [
       [w.ann, second],
       [w.bea, second],
       [w.cal, votes[0]?.custom_id ?? ""],
     ] as const) {
-      const handle = discord.clickButton(w.guild, thread, user, ballot.id, id);
-      expect((await handle.response()).data?.flags).toBe(64);
-      await discord.waitFor(() => handle.original()?.content?.startsWith("Your vote:"));
+      seen.push(
+        countsOf((await voteAnswer(discord.clickButton(w.guild, thread, user, ballot.id, id))).data?.components),
+      );
     }
+    // Each voter sees the live count, their own vote included, on the ballot itself.
+    expect(seen).toEqual([
+      [0, 1, 0],
+      [0, 2, 0],
+      [1, 2, 0],
+    ]);
+    expect(countsOf(discord.message(ballot.id)?.components)).toEqual([1, 2, 0]);
     const close = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
     const refused = discord.clickButton(w.guild, thread, w.bea, ballot.id, close);
-    await discord.waitFor(() => refused.original()?.content?.includes("Only the reader who started this story"));
-    discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
-    await discord.waitFor(() => discord.messages(thread.id).some((m) => m.content.includes("(2 of 3 votes)")));
+    // A refusal is the presser's alone: an ephemeral reply in the callback.
+    expect(await refused.response()).toMatchObject({ type: 4, data: { flags: 64 } });
+    expect(refused.original()?.content).toContain("Only the reader who started this story");
+    const closing = discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
+    // The close redraws the ballot with the result, announced in that one edit.
+    expect((await closing.response()).type).toBe(7);
+    expect(discord.message(ballot.id)?.content).toMatch(/^The readers chose: “.+” \(2 of 3 votes\)\.\n/);
     await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
+    // No separate announcement: the closing edit was it.
+    expect(discord.messages(thread.id).filter((m) => m.content.includes("readers chose"))).toHaveLength(1);
     // The choices are gone; only chapter 1's rating buttons stay.
     expect(buttonsOf(discord.messages(thread.id).find((m) => m.id === ballot.id)).map((b) => b.label)).toEqual([
       "👍",
@@ -240,15 +251,18 @@ describe("Discord", { timeout: 120_000 }, () => {
 
     // The ballot closes: its choices go, the rating row stays and still counts.
     const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
-    const voted = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
-    await discord.waitFor(() => voted.original()?.content?.startsWith("Your vote:"));
-    // A vote does show its live count.
-    await discord.waitFor(() => ballotEdits() > edits);
+    // A vote does show its live count (in its callback), and keeps the rating row.
+    const voted = await voteAnswer(discord.clickButton(w.guild, thread, w.bea, ballot.id, vote));
+    expect(countsOf(voted.data?.components)).toEqual([1, 0, 0]);
+    expect(lastRow(discord.message(ballot.id))).toEqual([
+      ["👍", up],
+      ["👎", down],
+    ]);
     const close = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
     discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
     const next = await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
     const closed = discord.messages(thread.id).find((m) => m.id === ballot.id);
-    expect(closed?.content).toContain("Chosen:");
+    expect(closed?.content).toMatch(/^The readers chose: /);
     expect(buttonsOf(closed).map((b) => b.custom_id)).toEqual([up, down]);
     expect((await rate(w.cal, up)).content).toBe("Thanks for rating this chapter: 👍 2 · 👎 1");
     // Chapter 2's ballot rates chapter 2.
@@ -495,6 +509,32 @@ describe("Discord", { timeout: 120_000 }, () => {
     expect(model.requests.some((r) => r.body?.model === "fake-moderator")).toBe(true);
   });
 
+  it("a press the core answers late is deferred within Discord's 3 s, then answered in its deferred reply", async () => {
+    await launch({ MODERATION_MODEL: "fake-moderator" });
+    const w = world();
+    const { thread, ballot } = await startStory(w, "a lantern festival");
+    // The moderation model now takes longer than a press may wait for its answer.
+    const story = storyResponder();
+    model.setResponder(async (req) => {
+      const reply = await story(req);
+      return req.body?.model === "fake-moderator" ? { ...reply, delayMs: 2500 } : reply;
+    });
+    const suggest = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:w:"))?.custom_id ?? "";
+    const form = await discord.clickButton(w.guild, thread, w.bea, ballot.id, suggest).response();
+    const writeIn = discord.submitModal(w.guild, thread, w.bea, String(form.data?.custom_id), {
+      text: "Release the lanterns",
+    });
+    const first = await writeIn.response();
+    expect(first).toMatchObject({ type: 5, data: { flags: 64 } });
+    expect(first.respondedWithinMs).toBeLessThan(3000);
+    await discord.waitFor(() => writeIn.original()?.content === "Added to the ballot: Release the lanterns", 10_000);
+    // The ballot shows it (a trailing edit with the bot token: a modal cannot update the ballot).
+    await discord.waitFor(
+      () => buttonsOf(discord.message(ballot.id)).some((b) => b.label?.includes("Release the lanterns")),
+      10_000,
+    );
+  });
+
   it("a daily chapter quota stops a member's second story; the chapter length reaches the prompt", async () => {
     await launch();
     const w = world();
@@ -595,7 +635,7 @@ describe("Discord", { timeout: 120_000 }, () => {
     await launch();
     const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
     const handle = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
-    await discord.waitFor(() => handle.original()?.content?.startsWith("Your vote:"));
+    expect(countsOf((await voteAnswer(handle)).data?.components)).toEqual([1, 0, 0]);
     const up = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:u:"))?.custom_id ?? "";
     const rated = discord.clickButton(w.guild, thread, w.bea, ballot.id, up);
     await discord.waitFor(() => rated.original()?.content === "Thanks for rating this chapter: 👍 1 · 👎 0");
@@ -677,8 +717,7 @@ describe("Discord, illustrations", { timeout: 60_000 }, () => {
 
     const vote = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:v:"))?.custom_id ?? "";
     const close = buttonsOf(ballot).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
-    const voted = discord.clickButton(w.guild, thread, w.bea, ballot.id, vote);
-    await discord.waitFor(() => voted.original()?.content?.startsWith("Your vote:"));
+    await voteAnswer(discord.clickButton(w.guild, thread, w.bea, ballot.id, vote));
     discord.clickButton(w.guild, thread, w.ann, ballot.id, close);
     await discord.waitFor(() => ballotIn(thread.id, ballot.id), 15_000);
     const third = await discord.waitFor(() => pictures(thread.id)[2]);

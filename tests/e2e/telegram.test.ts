@@ -519,7 +519,7 @@ describe("Telegram, chapter ratings", { timeout: 120_000 }, () => {
     const close = buttons(ballot).find((b) => b.callback_data?.startsWith("x|"))?.callback_data ?? "";
     await tg.clickButton(group, ann, ballot.message_id, close);
     const closed = await tg.waitFor(() =>
-      tg.messages(group.id).find((m) => m.message_id === ballot.message_id && m.text.startsWith("Chosen:")),
+      tg.messages(group.id).find((m) => m.message_id === ballot.message_id && m.text.startsWith("The readers chose:")),
     );
     expect(buttons(closed).map((b) => b.callback_data)).toEqual([up, down]);
     expect((await tg.clickButton(group, cal, ballot.message_id, up)).text).toBe(

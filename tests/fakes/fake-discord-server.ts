@@ -16,6 +16,11 @@
  * HEARTBEAT_ACK (op 11), RESUME (op 6) replays missed dispatches then RESUMED (unknown session ->
  * INVALID_SESSION op 9). Dispatches: GUILD_CREATE, CHANNEL_CREATE/UPDATE, THREAD_CREATE/UPDATE,
  * GUILD_MEMBER_ADD, INTERACTION_CREATE (and MESSAGE_* only when the client asked for GuildMessages).
+ * Sharding as Discord does it: IDENTIFY's `shard: [shard_id, num_shards]` (default [0, 1]; a bad
+ * pair is closed with 4010 Invalid shard), and a guild's events go to the shard
+ * `(guild_id >> 22) % num_shards` (`shardOf`). `GET /gateway/bot` recommends `recommendedShards`
+ * and reports a `session_start_limit` whose `remaining` drops with each IDENTIFY
+ * (`maxConcurrency`: shards that may identify at once, 1 by default as for most bots).
  *
  * REST: see the route table in `routes()`. Errors use Discord's shapes (`{message, code}` and
  * `{code: 50035, errors, message: "Invalid Form Body"}`); 204 responses carry no content-type.
@@ -31,7 +36,8 @@
  * thread always fails with 50083 (Discord auto-unarchives for members who can send); no
  * Components V2 validation; permission checks only for sending, attaching files, creating threads,
  * deleting others' messages, reading a channel (View Channel) and modifying one (Manage Channels;
- * for threads Manage Threads, the creator, or Send Messages in Threads to unarchive); one shard only.
+ * for threads Manage Threads, the creator, or Send Messages in Threads to unarchive); no 4011
+ * "Sharding required" (any shard count is accepted); direct messages are not modelled.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -197,6 +203,10 @@ export interface FakeDiscordOptions {
   /** Interaction callbacks later than this get 404 10062 (default 3000; Infinity disables). */
   interactionDeadlineMs?: number;
   rateLimits?: RateLimitRule[];
+  /** Shards `GET /gateway/bot` recommends (default 1). */
+  recommendedShards?: number;
+  /** `session_start_limit.max_concurrency`: shards that may IDENTIFY at once (default 1). */
+  maxConcurrency?: number;
 }
 
 interface InteractionRecord {
@@ -219,6 +229,8 @@ interface Session {
   id: string;
   seq: number;
   intents: number;
+  /** [shard_id, num_shards] from IDENTIFY. */
+  shard: [number, number];
   sent: { s: number; payload: string }[];
   socket: WebSocket | undefined;
 }
@@ -234,6 +246,18 @@ export function snowflake(): string {
   if (next <= lastSnowflake) next = lastSnowflake + 1n;
   lastSnowflake = next;
   return next.toString();
+}
+
+/** The shard that receives a guild's events: `(guild_id >> 22) % num_shards`, as Discord routes them. */
+export function shardOf(guildId: string, shardCount: number): number {
+  return Number((BigInt(guildId) >> 22n) % BigInt(shardCount));
+}
+
+/** A fresh, increasing snowflake whose guild would be routed to `shard` of `count` (its timestamp moved up to count - 1 ms). */
+function snowflakeOnShard(shard: number, count: number): string {
+  let next = snowflake();
+  while (shardOf(next, count) !== shard) next = snowflake();
+  return next;
 }
 
 function idOf(ref: Ref): string {
@@ -525,6 +549,10 @@ export class FakeDiscordServer {
   private readonly routeTable: Route[];
   private readonly heartbeatIntervalMs: number;
   private readonly interactionDeadlineMs: number;
+  private readonly recommendedShards: number;
+  private readonly maxConcurrency: number;
+  /** IDENTIFYs left in `session_start_limit` (Discord's daily budget of 1000 for most bots). */
+  private sessionStartsLeft = 1000;
 
   private constructor(options: FakeDiscordOptions) {
     this.bot = { id: snowflake(), username: "Inkloom", globalName: "Inkloom", bot: true };
@@ -534,6 +562,8 @@ export class FakeDiscordServer {
     this.token = options.token ?? `${Buffer.from(this.bot.id).toString("base64url")}.fake.${secret}`;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 41_250;
     this.interactionDeadlineMs = options.interactionDeadlineMs ?? 3000;
+    this.recommendedShards = Math.max(1, options.recommendedShards ?? 1);
+    this.maxConcurrency = Math.max(1, options.maxConcurrency ?? 1);
     this.rateLimits = [...(options.rateLimits ?? [])];
     this.routeTable = this.routes();
     this.http = createServer((req, res) => {
@@ -587,9 +617,12 @@ export class FakeDiscordServer {
     return user;
   }
 
-  /** A guild with an @everyone role (id = guild id), an owner and the bot as a member. */
-  guild(opts: { name?: string; owner?: Ref; everyonePermissions?: bigint } = {}): FakeGuild {
-    const id = snowflake();
+  /**
+   * A guild with an @everyone role (id = guild id), an owner and the bot as a member.
+   * `shard: [id, count]` picks a guild id that Discord would route to that shard.
+   */
+  guild(opts: { name?: string; owner?: Ref; everyonePermissions?: bigint; shard?: [number, number] } = {}): FakeGuild {
+    const id = opts.shard === undefined ? snowflake() : snowflakeOnShard(opts.shard[0], opts.shard[1]);
     const ownerId = opts.owner ? idOf(opts.owner) : this.user({ username: "owner" }).id;
     const everyone: FakeRole = {
       id,
@@ -806,6 +839,11 @@ export class FakeDiscordServer {
   /** True once a client completed IDENTIFY and has an open gateway connection. */
   get connected(): boolean {
     return [...this.sessions.values()].some((s) => s.socket !== undefined);
+  }
+
+  /** The `[shard_id, num_shards]` of every gateway session that identified and is still connected. */
+  connectedShards(): [number, number][] {
+    return [...this.sessions.values()].filter((s) => s.socket !== undefined).map((s) => s.shard);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1200,15 +1238,22 @@ export class FakeDiscordServer {
             ws.close(4005, "Already authenticated.");
             return;
           }
-          session = { id: snowflake(), seq: 0, intents: Number(d.intents ?? 0), sent: [], socket: ws };
+          const shard = shardPair(d.shard);
+          if (shard === undefined) {
+            ws.close(4010, "Invalid shard.");
+            return;
+          }
+          this.sessionStartsLeft = Math.max(0, this.sessionStartsLeft - 1);
+          session = { id: snowflake(), seq: 0, intents: Number(d.intents ?? 0), shard, sent: [], socket: ws };
           this.sessions.set(session.id, session);
+          const mine = [...this.guilds.values()].filter((g) => shardOf(g.id, shard[1]) === shard[0]);
           this.sendDispatch(session, "READY", {
             v: 10,
             user: this.userApi(this.bot),
-            guilds: [...this.guilds.keys()].map((id) => ({ id, unavailable: true })),
+            guilds: mine.map((g) => ({ id: g.id, unavailable: true })),
             session_id: session.id,
             resume_gateway_url: this.gatewayUrl,
-            shard: [0, 1],
+            shard,
             application: { id: this.applicationId, flags: 0 },
             private_channels: [],
             presences: [],
@@ -1216,7 +1261,7 @@ export class FakeDiscordServer {
             guild_join_requests: [],
             user_settings: {},
           });
-          for (const g of this.guilds.values()) this.sendDispatch(session, "GUILD_CREATE", this.guildCreatePayload(g));
+          for (const g of mine) this.sendDispatch(session, "GUILD_CREATE", this.guildCreatePayload(g));
           break;
         }
         case 6: {
@@ -1251,11 +1296,16 @@ export class FakeDiscordServer {
     session.socket?.send(payload);
   }
 
-  /** Sends a dispatch to every identified session whose intents pass; returns how many got it. */
+  /**
+   * Sends a dispatch to every identified session whose intents pass and whose shard holds the
+   * guild (`guild_id` of the payload, else its `guild.id`); returns how many got it.
+   */
   private dispatch(t: string, d: unknown, wants: (intents: number) => boolean): number {
+    const guildId = guildOfPayload(d);
     let n = 0;
     for (const s of this.sessions.values()) {
       if (!s.socket || !wants(s.intents)) continue;
+      if (guildId !== undefined && shardOf(guildId, s.shard[1]) !== s.shard[0]) continue;
       this.sendDispatch(s, t, d);
       n++;
     }
@@ -1421,8 +1471,13 @@ export class FakeDiscordServer {
     add("GET", "/gateway/bot", () =>
       ok({
         url: this.gatewayUrl,
-        shards: 1,
-        session_start_limit: { total: 1000, remaining: 999, reset_after: 14_400_000, max_concurrency: 1 },
+        shards: this.recommendedShards,
+        session_start_limit: {
+          total: 1000,
+          remaining: this.sessionStartsLeft,
+          reset_after: 14_400_000,
+          max_concurrency: this.maxConcurrency,
+        },
       }),
     );
     add("GET", "/gateway", () => ok({ url: this.gatewayUrl }), false);
@@ -1969,6 +2024,34 @@ export class FakeDiscordServer {
     if (params.app !== this.applicationId || !rec) throw notFound("Webhook", 10015);
     return rec;
   }
+}
+
+/**
+ * Whether a request counts against the bot's global budget (50 requests/s). Discord exempts
+ * interaction callbacks (`POST /interactions/{id}/{token}/callback`); @discordjs/rest, and so
+ * a `@discordjs/proxy` in front of Discord, exempts exactly those too, and counts the
+ * interaction-token webhooks (`editReply`, `followUp`) like any other request.
+ */
+export function countsAgainstGlobalLimit(call: Pick<RestCall, "path">): boolean {
+  return !/^\/interactions\/[^/]+\/[^/]+\/callback$/.test(call.path);
+}
+
+/** IDENTIFY's `shard` as `[shard_id, num_shards]` (absent: [0, 1]); undefined when it is not a valid pair. */
+function shardPair(value: unknown): [number, number] | undefined {
+  if (value === undefined || value === null) return [0, 1];
+  if (!Array.isArray(value) || value.length !== 2) return undefined;
+  const [id, count] = value as unknown[];
+  if (!Number.isInteger(id) || !Number.isInteger(count)) return undefined;
+  const [i, n] = [id as number, count as number];
+  return n >= 1 && i >= 0 && i < n ? [i, n] : undefined;
+}
+
+/** The guild a dispatch is about: `guild_id`, or the `id` of a GUILD_CREATE/UPDATE payload (has `roles`). */
+function guildOfPayload(d: unknown): string | undefined {
+  if (!isObj(d)) return undefined;
+  if (typeof d.guild_id === "string") return d.guild_id;
+  if (typeof d.id === "string" && Array.isArray(d.roles) && "owner_id" in d) return d.id;
+  return undefined;
 }
 
 function routeMatches(key: string, call: RestCall): boolean {

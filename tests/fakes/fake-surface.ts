@@ -39,7 +39,7 @@ export type FakeSurfaceCall =
   | { kind: "postImage"; at: number; image: OutgoingImage; ref?: MessageRef; error?: unknown }
   | { kind: "failed"; at: number; text: string; storyId: string; error?: unknown }
   | { kind: "updateChoices"; at: number; ref: MessageRef; offer: ChoiceOffer; error?: unknown }
-  | { kind: "closeChoices"; at: number; ref: MessageRef; result: ChoiceResult; error?: unknown };
+  | { kind: "closeChoices"; at: number; ref: MessageRef; offer: ChoiceOffer; result: ChoiceResult; error?: unknown };
 
 export type FakeSurfaceCallKind = FakeSurfaceCall["kind"];
 
@@ -163,8 +163,8 @@ export class FakeSurface implements Surface {
     });
   }
 
-  async closeChoices(ref: MessageRef, _offer: ChoiceOffer, result: ChoiceResult): Promise<void> {
-    const call: FakeSurfaceCall = { kind: "closeChoices", at: this.now(), ref, result };
+  async closeChoices(ref: MessageRef, offer: ChoiceOffer, result: ChoiceResult): Promise<void> {
+    const call: FakeSurfaceCall = { kind: "closeChoices", at: this.now(), ref, offer, result };
     return this.perform(call, () => {
       const message = this.messages.get(ref.id);
       if (message === undefined) throw new FakeSurfaceError(`Unknown message ${ref.id}`);

@@ -1,10 +1,18 @@
 /** The real discord.js client logged in to a fake Discord, for integration tests. */
-import { ChannelType, Client, GatewayIntentBits, REST, type TextChannel, type ThreadChannel } from "discord.js";
+import {
+  ChannelType,
+  Client,
+  type ClientOptions,
+  GatewayIntentBits,
+  REST,
+  type TextChannel,
+  type ThreadChannel,
+} from "discord.js";
 import type { FakeChannel, FakeDiscordServer } from "../fakes/fake-discord-server.ts";
 
-/** A Guilds-intent client (what the bot uses), logged in and ready. The caller destroys it. */
-export async function loggedInClient(fake: FakeDiscordServer): Promise<Client> {
-  const bot = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: fake.apiRoot } });
+/** A Guilds-intent client (what the bot uses), logged in and ready (`options`: its shards, say). The caller destroys it. */
+export async function loggedInClient(fake: FakeDiscordServer, options: Partial<ClientOptions> = {}): Promise<Client> {
+  const bot = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: fake.apiRoot }, ...options });
   const ready = new Promise<void>((resolve) => bot.once("clientReady", () => resolve()));
   await bot.login(fake.token);
   await ready;

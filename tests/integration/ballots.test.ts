@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
+import { closedOfferText } from "../../src/render/offer-layout.ts";
+import type { ChoiceOffer, MessageRef } from "../../src/render/surface.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
 import {
   BALLOT_CLOSE_JOB,
@@ -41,10 +43,11 @@ let draws: number[];
 /** Actions the ballots asked to plan ahead (write-ins). */
 let plannedAhead: string[];
 
-function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false) {
+function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false, liveCountIntervalMs?: number) {
   const audience: Audience = { surface, locale: "en", voting: { windowSeconds, closeWhenPreviousVotersReturn } };
   ballots = new BallotService(db, queue, stories, () => audience, {
     firstVoteGraceMs: 150,
+    ...(liveCountIntervalMs === undefined ? {} : { liveCountIntervalMs }),
     random: () => draws.shift() ?? 0,
     preplanner: {
       planAction: async (_storyId, action) => {
@@ -126,13 +129,16 @@ describe("ballots in a voting conversation", () => {
     await ballots.vote(storyId, revision, 1, cal);
     const tally = await ballots.vote(storyId, revision, 2, cal);
     expect(tally.counts).toEqual([1, 2, 0]);
-    expect(surface.callsOf("updateChoices").length).toBeGreaterThanOrEqual(4);
     await until(async () => (await queries.state(storyId)).head?.number === 2);
     await until(async () => (await queries.state(storyId)).head?.status === "done");
     expect(agent.inputs.at(-1)?.action).toBe("Go south 1");
-    expect(surface.notices).toContain("The readers chose: “Go south 1” (2 of 3 votes).");
+    // The result is announced in the ballot's closing edit, not in a notice of its own.
     const closed = surface.callsOf("closeChoices").at(-1);
     expect(closed?.kind === "closeChoices" && closed.result.chosen).toBe(2);
+    expect(closed?.kind === "closeChoices" && closedOfferText(closed.offer, closed.result, "en")).toMatch(
+      /^The readers chose: “Go south 1” \(2 of 3 votes\)\.\n/,
+    );
+    expect(surface.notices.filter((n) => n.includes("readers chose"))).toEqual([]);
     const reaction = await db.reaction.findFirstOrThrow({ where: { kind: "vote" } });
     expect(reaction.data).toMatchObject({ position: 2, counts: [1, 2, 0], turnout: 3, tieBroken: false });
   });
@@ -185,7 +191,96 @@ describe("ballots in a voting conversation", () => {
     await ticket.job.finished;
     expect(result.tiedWith).toEqual([1, 3]);
     expect(result.label).toBe("Wait 1");
-    expect(surface.notices).toContain("Tie between “Go north 1”, “Wait 1”: chance picked “Wait 1”.");
+    const closed = surface.callsOf("closeChoices").at(-1);
+    expect(closed?.kind === "closeChoices" && closedOfferText(closed.offer, closed.result, "en")).toMatch(
+      /^Tie between “Go north 1”, “Wait 1”: chance picked “Wait 1”\.\n/,
+    );
+    expect(surface.notices.filter((n) => n.startsWith("Tie between"))).toEqual([]);
+  });
+
+  it("live counts are drawn in one trailing edit per interval, never twice the same, never over the result", async () => {
+    setup(60, false, 200);
+    const { storyId, revision } = await startStory();
+    const updates = () => surface.callsOf("updateChoices");
+    await ballots.vote(storyId, revision, 1, starter);
+    await ballots.vote(storyId, revision, 2, bea);
+    await ballots.vote(storyId, revision, 2, cal);
+    // Three votes, no edit yet: one trailing edit shows all of them.
+    expect(updates()).toHaveLength(0);
+    await until(async () => updates().length === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(updates()).toHaveLength(1);
+    const shown = updates()[0];
+    expect(shown?.kind === "updateChoices" && shown.offer.counts).toEqual([1, 2, 0]);
+
+    // A caller that draws the count in its answer gets it back; the trailing edit has nothing to do.
+    const drawn = await ballots.vote(storyId, revision, 3, cal, { callerDraws: true });
+    expect(drawn.redraw?.offer.counts).toEqual([1, 1, 1]);
+    expect(drawn.redraw?.ref.id).toBe(
+      (surface.callsOf("offerChoices").at(-1) as { ref?: { id: string } } | undefined)?.ref?.id,
+    );
+    await new Promise((r) => setTimeout(r, 400));
+    expect(updates()).toHaveLength(1);
+
+    // Another vote without the caller drawing it: edited again, with the latest counts.
+    await ballots.vote(storyId, revision, 3, bea);
+    await until(async () => updates().length === 2);
+    const latest = updates()[1];
+    expect(latest?.kind === "updateChoices" && latest.offer.counts).toEqual([1, 0, 2]);
+
+    // Closed by a caller that draws the result: no closing edit and no notice from the ballot.
+    await ballots.vote(storyId, revision, 1, bea);
+    const closed = await ballots.closeEarly(storyId, revision, starter, false, { callerDraws: true });
+    expect(closed.redraw?.result?.chosen).toBe(1);
+    expect(closed.redraw?.offer.counts).toEqual([2, 0, 1]);
+    await closed.ticket.job.finished;
+    await new Promise((r) => setTimeout(r, 400));
+    // The vote just before the close never got its trailing edit: the result is what shows.
+    expect(updates()).toHaveLength(2);
+    expect(surface.callsOf("closeChoices")).toHaveLength(0);
+    expect(surface.notices.filter((n) => n.includes("readers chose"))).toEqual([]);
+  });
+
+  it("a live-count edit that lands after the ballot closed is drawn over with the result", async () => {
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow = new (class extends FakeSurface {
+      override async updateChoices(ref: MessageRef, offer: ChoiceOffer): Promise<void> {
+        await gate;
+        return super.updateChoices(ref, offer);
+      }
+    })({ limits: { maxMessageLength: 4096, minEditIntervalMs: 0 } });
+    surface = slow;
+    setup(60, false, 50);
+    const { storyId, revision } = await startStory();
+    await ballots.vote(storyId, revision, 2, bea);
+    // The trailing edit read the open ballot and is on its way...
+    await new Promise((r) => setTimeout(r, 200));
+    // ...when the starter closes the vote, drawing the result in their own answer.
+    const { ticket } = await ballots.closeEarly(storyId, revision, starter, false, { callerDraws: true });
+    release();
+    await ticket.job.finished;
+    await until(async () => slow.callsOf("closeChoices").length === 1);
+    const order = slow.calls.filter((c) => c.kind === "updateChoices" || c.kind === "closeChoices").map((c) => c.kind);
+    expect(order).toEqual(["updateChoices", "closeChoices"]);
+    const closed = slow.callsOf("closeChoices")[0];
+    expect(closed?.kind === "closeChoices" && closed.result).toMatchObject({ chosen: 2, counts: [0, 1, 0] });
+  });
+
+  it("a vote that closes the ballot (everyone voted again) returns the result for the caller to draw", async () => {
+    setup(60, true, 200);
+    const { storyId, revision } = await startStory();
+    await ballots.vote(storyId, revision, 1, bea);
+    const { ticket } = await ballots.closeEarly(storyId, revision, starter, false);
+    await ticket.job.finished;
+    const next = (await queries.state(storyId)).revision;
+    const last = await ballots.vote(storyId, next, 2, bea, { callerDraws: true });
+    expect(last.redraw?.result).toMatchObject({ chosen: 2, counts: [0, 1, 0] });
+    await until(async () => (await queries.state(storyId)).head?.number === 3);
+    // Only the first ballot, closed without a drawing caller, was closed by the ballot itself.
+    expect(surface.callsOf("closeChoices")).toHaveLength(1);
   });
 
   it("a vote for another revision or a position off the ballot changes nothing", async () => {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/app/config.ts";
 import { createEngine, type Engine } from "../../src/app/wiring.ts";
+import { closedOfferText } from "../../src/render/offer-layout.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
@@ -77,6 +78,10 @@ describe("the engine on BullMQ (REDIS_URL)", () => {
     const queries = engine.queries;
     await until(async () => (await queries.state(ticket.storyId)).head?.number === 2);
     await until(async () => (await queries.state(ticket.storyId)).head?.status === "done");
-    expect(surface.notices.some((n) => n.startsWith("The readers chose:"))).toBe(true);
+    // The result is announced in the ballot's closing edit.
+    const closed = surface.callsOf("closeChoices").at(-1);
+    expect(closed?.kind === "closeChoices" && closedOfferText(closed.offer, closed.result, "en")).toMatch(
+      /^The readers chose: /,
+    );
   });
 });

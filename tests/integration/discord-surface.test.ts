@@ -165,11 +165,18 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
     buttons = rows(fake.message(ref.id));
     expect(buttons[0]?.map((b) => b.label)).toEqual(["1. Go north · 2", "2. Stay · 1", "3. Swim · 1"]);
 
-    await surface.closeChoices(ref, offer, { chosen: 1, label: "Go north", counts: [2, 1] });
+    const result = { chosen: 1, label: "Go north", counts: [2, 1] };
+    await surface.closeChoices(ref, offer, result);
     const closed = fake.message(ref.id);
     expect(closed?.components).toEqual([]);
     expect(closed?.content).toContain("✅ Go north · 2");
-    expect(closed?.content).toContain("Chosen: Go north");
+    // The result is announced in the closing edit itself.
+    expect(closed?.content).toContain("The readers chose: “Go north” (2 of 3 votes).");
+    // What an interaction's update callback carries is what the closing edit sent.
+    expect(surface.redrawMessage({ ref, offer, result })).toEqual({
+      content: closed?.content,
+      components: closed?.components,
+    });
   });
 
   it("a finished chapter gets a 👍/👎 row that stays when the vote closes; 8 choices still fit in 5 rows", async () => {
@@ -207,7 +214,7 @@ describe("DiscordSurface against the fake Discord with the real discord.js clien
 
     await surface.closeChoices(ref, offer, { chosen: 1, label: "Go north", counts: [1, 0] });
     const closed = fake.message(ref.id);
-    expect(closed?.content).toContain("Chosen: Go north");
+    expect(closed?.content).toContain("The readers chose: “Go north” (1 of 1 votes).");
     expect(rows(closed).map((row) => row.map((b) => decodeCustomId(b.custom_id)))).toEqual([rating]);
 
     const many = ["A", "B", "C", "D", "E", "F", "G", "H"];

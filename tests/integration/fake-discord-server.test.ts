@@ -14,8 +14,15 @@ import {
   TextInputStyle,
 } from "discord.js";
 import { afterEach, describe, expect, it } from "vitest";
-import { type FakeChannel, FakeDiscordServer, type FakeGuild, type FakeUser } from "../fakes/fake-discord-server.ts";
-import { loggedInClient, textChannelOf } from "../helpers/discord-client.ts";
+import { WebSocket } from "ws";
+import {
+  type FakeChannel,
+  FakeDiscordServer,
+  type FakeGuild,
+  type FakeUser,
+  shardOf,
+} from "../fakes/fake-discord-server.ts";
+import { loggedInClient, restFor, textChannelOf } from "../helpers/discord-client.ts";
 
 let server: FakeDiscordServer | undefined;
 let client: Client | undefined;
@@ -375,5 +382,56 @@ describe("FakeDiscordServer with the real discord.js client", () => {
     fake.slashCommand(guild, channel, reader, "slow");
     await fake.waitFor(() => errors.length === 2);
     expect(errors.map((e) => (e as DiscordAPIError).code)).toEqual([40060, 10062]);
+  });
+
+  it("shards: GET /gateway/bot recommends them, IDENTIFY names one, and a guild's events reach its shard only", async () => {
+    const fake = await FakeDiscordServer.start({ recommendedShards: 2, maxConcurrency: 2 });
+    server = fake;
+    const [a, b] = [fake.guild({ shard: [0, 2] }), fake.guild({ shard: [1, 2] })];
+    expect([shardOf(a.id, 2), shardOf(b.id, 2)]).toEqual([0, 1]);
+    expect(await restFor(fake).get(Routes.gatewayBot())).toMatchObject({
+      shards: 2,
+      session_start_limit: { remaining: 1000, max_concurrency: 2 },
+    });
+    // Two processes, one shard each.
+    const clients = await Promise.all([0, 1].map((id) => loggedInClient(fake, { shards: [id], shardCount: 2 })));
+    try {
+      expect(fake.connectedShards().sort()).toEqual([
+        [0, 2],
+        [1, 2],
+      ]);
+      expect(clients.map((c) => [...c.guilds.cache.keys()])).toEqual([[a.id], [b.id]]);
+      const channel = fake.textChannel(b);
+      const reader = fake.user();
+      fake.addMember(b, reader);
+      const seen: number[] = [];
+      for (const [i, c] of clients.entries()) {
+        c.on("interactionCreate", () => {
+          seen.push(i);
+        });
+      }
+      fake.slashCommand(b, channel, reader, "help");
+      await fake.waitFor(() => seen.length > 0);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(seen).toEqual([1]);
+      expect(
+        (await restFor(fake).get(Routes.gatewayBot())) as { session_start_limit: { remaining: number } },
+      ).toMatchObject({ session_start_limit: { remaining: 998 } });
+    } finally {
+      await Promise.all(clients.map((c) => c.destroy()));
+    }
+  });
+
+  it("an IDENTIFY naming no valid shard is closed with 4010 Invalid shard", async () => {
+    const fake = await FakeDiscordServer.start();
+    server = fake;
+    const ws = new WebSocket(`${fake.gatewayUrl}?v=10&encoding=json`);
+    const closed = new Promise<number>((resolve) => ws.on("close", (code) => resolve(code)));
+    ws.on("message", (raw) => {
+      if (JSON.parse(String(raw)).op === 10) {
+        ws.send(JSON.stringify({ op: 2, d: { token: fake.token, intents: 1, properties: {}, shard: [2, 2] } }));
+      }
+    });
+    expect(await closed).toBe(4010);
   });
 });

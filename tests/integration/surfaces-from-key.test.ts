@@ -9,7 +9,12 @@ import { type APIThreadChannel, ChannelType, REST, Routes } from "discord.js";
 import { Telegram } from "telegraf";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeCustomId } from "../../adapters/discord/custom-id.ts";
-import { discordChannelId, discordSurfaceFor } from "../../adapters/discord/surfaces.ts";
+import {
+  ChannelGuilds,
+  discordAudiences,
+  discordChannelId,
+  discordSurfaceFor,
+} from "../../adapters/discord/surfaces.ts";
 import { decodeCallback } from "../../adapters/telegram/callback-data.ts";
 import { TelegramOutbox } from "../../adapters/telegram/outbox.ts";
 import { telegramChatId, telegramSurfaceFor } from "../../adapters/telegram/surfaces.ts";
@@ -122,6 +127,37 @@ describe("a Discord surface from the conversation key and a bare REST client", (
     // Every call was REST: the gateway never heard from anyone.
     expect(dc.gatewayReceived).toEqual([]);
     expect(logs).toEqual([]);
+  });
+
+  it("a worker's audience reads a thread's server once: later chapters cost no request to find it", async () => {
+    const dc = await FakeDiscordServer.start();
+    fake = dc;
+    const guild = dc.guild({ name: "Ink Club" });
+    const channel = dc.textChannel(guild, { name: "stories" });
+    const rest = new REST({ api: dc.apiRoot }).setToken(dc.token);
+    const asked: string[] = [];
+    const settings = {
+      get: async (_platform: string, externalId: string) => {
+        asked.push(externalId);
+        return { locale: "zh" as const, voteSeconds: 90 };
+      },
+    } as unknown as Parameters<typeof discordAudiences>[1];
+    const audiences = discordAudiences(rest, settings, () => {});
+    for (let i = 0; i < 3; i++) {
+      const audience = await audiences(`discord:${channel.id}`);
+      expect(audience?.locale).toBe("zh");
+      expect(audience?.voting?.windowSeconds).toBe(90);
+    }
+    // The server's settings are read each time (a moderator may change them), the channel once.
+    expect(asked).toEqual([guild.id, guild.id, guild.id]);
+    expect(dc.calls.filter((c) => c.route === "/channels/:channel").map((c) => c.method)).toEqual(["GET"]);
+    // A front learns a channel from its interactions and never reads it.
+    const known = new ChannelGuilds();
+    known.learn("123456789012345678", ChannelType.PublicThread, guild.id);
+    known.learn("223456789012345678", ChannelType.GuildCategory, guild.id);
+    expect((await discordAudiences(rest, settings, () => {}, known)("discord:123456789012345678"))?.locale).toBe("zh");
+    expect(known.get("223456789012345678")).toBeUndefined();
+    expect(dc.calls.filter((c) => c.route === "/channels/:channel")).toHaveLength(1);
   });
 
   it("a thread deleted by a moderator is 'gone', a denied permission 'forbidden': logged once, told plainly", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/app/config.ts";
+import { ConfigError, loadConfig, loadDiscordProxyConfig } from "../../src/app/config.ts";
 
 function problems(env: Record<string, string>): string[] {
   try {
@@ -154,5 +154,36 @@ describe("loadConfig", () => {
     ]);
     const bad = problems({ ...base, IMAGE_SIZE: "big", IMAGES_PER_CHAPTER: "9", IMAGE_BASE_URL: "images.local" });
     expect(bad.map((p) => p.split(" ")[0])).toEqual(["IMAGE_BASE_URL", "IMAGE_SIZE", "IMAGES_PER_CHAPTER"]);
+  });
+
+  it("Discord shards: auto by default, or a count and the ids this process runs", () => {
+    const base = { OPENAI_API_KEY: "k", DISCORD_TOKEN: "t", DISCORD_APPLICATION_ID: "123456" };
+    expect(loadConfig(base).discord?.shards).toBe("auto");
+    expect(loadConfig({ ...base, SHARD_COUNT: "auto" }).discord?.shards).toBe("auto");
+    expect(loadConfig({ ...base, SHARD_COUNT: "4" }).discord?.shards).toEqual({ count: 4 });
+    expect(loadConfig({ ...base, SHARD_COUNT: "8", SHARD_IDS: "4-5, 7" }).discord?.shards).toEqual({
+      count: 8,
+      ids: [4, 5, 7],
+    });
+    expect(problems({ ...base, SHARD_COUNT: "0" })[0]).toMatch(/^SHARD_COUNT must be auto/);
+    expect(problems({ ...base, SHARD_COUNT: "many" })[0]).toMatch(/^SHARD_COUNT must be auto/);
+    expect(problems({ ...base, SHARD_IDS: "0-1" })).toEqual([
+      "SHARD_IDS needs a SHARD_COUNT: the total number of shards",
+    ]);
+    expect(problems({ ...base, SHARD_COUNT: "2", SHARD_IDS: "1-2" })[0]).toMatch(
+      /^SHARD_IDS must be shards from 0 to 1/,
+    );
+  });
+
+  it("the Discord REST proxy needs no model endpoint: where it forwards, its port, the bot's token", () => {
+    expect(loadDiscordProxyConfig({})).toEqual({ upstream: "https://discord.com/api", port: 8090 });
+    expect(
+      loadDiscordProxyConfig({
+        DISCORD_API_ROOT: "http://127.0.0.1:9/api",
+        DISCORD_PROXY_PORT: "9100",
+        DISCORD_TOKEN: "t",
+      }),
+    ).toEqual({ upstream: "http://127.0.0.1:9/api", port: 9100, token: "t" });
+    expect(() => loadDiscordProxyConfig({ DISCORD_PROXY_PORT: "70000" })).toThrow(/DISCORD_PROXY_PORT/);
   });
 });

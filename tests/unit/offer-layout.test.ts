@@ -50,13 +50,27 @@ describe("offer layout", () => {
     expect(long.rows[0]?.[0]?.label.length).toBe(80);
   });
 
-  it("a decided offer marks the choice taken and keeps the counts", () => {
+  it("a decided vote announces the winner with its votes, marks it and keeps the counts", () => {
     expect(
       closedOfferText({ ...base, mode: "vote" }, { chosen: 2, label: "Follow the stranger", counts: [1, 3, 0] }, "en"),
     ).toBe(
-      ["Chosen: Follow the stranger", "", "▫️ Open the letter · 1", "✅ Follow the stranger · 3", "▫️ Go home · 0"].join(
-        "\n",
-      ),
+      [
+        "The readers chose: “Follow the stranger” (3 of 4 votes).",
+        "",
+        "▫️ Open the letter · 1",
+        "✅ Follow the stranger · 3",
+        "▫️ Go home · 0",
+      ].join("\n"),
+    );
+  });
+
+  it("a tied vote names the tie chance broke; a pick says what was chosen", () => {
+    const tie = { chosen: 3, label: "Go home", counts: [2, 0, 2], tiedWith: [1, 3] };
+    expect(closedOfferText({ ...base, mode: "vote" }, tie, "en").split("\n")[0]).toBe(
+      "Tie between “Open the letter”, “Go home”: chance picked “Go home”.",
+    );
+    expect(closedOfferText(base, { chosen: 1, label: "Open the letter" }, "en").split("\n")[0]).toBe(
+      "Chosen: Open the letter",
     );
   });
 });

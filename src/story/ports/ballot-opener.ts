@@ -12,15 +12,26 @@ export interface BallotOpening {
   starterId: string;
   /** How long the ballot stays open, in seconds. */
   windowSeconds: number;
-  /** Platform id of the message that shows the ballot (its buttons and counts). */
-  messageRef: string;
 }
 
-/** Opens ballots; the choice presenter calls it right after offering choices for a vote. */
+/** A ballot just opened. */
+export interface OpenedBallot {
+  ballotId: string;
+  /** When its window ends (the offer shows it). */
+  closesAt: Date;
+}
+
+/**
+ * Opens ballots; the choice presenter opens one just before it offers the choices for a
+ * vote, so no press on the offer can arrive before its ballot exists, then names the
+ * offer's message.
+ */
 export interface BallotOpener {
   /**
    * Open a new round of voting on the chapter (closing any round left open on it and
    * clearing its votes) and start its timer.
    */
-  open(input: BallotOpening): Promise<void>;
+  open(input: BallotOpening): Promise<OpenedBallot>;
+  /** The offer showing the ballot was posted: live counts and the result are drawn on this message. */
+  shown(ballotId: string, messageRef: string): Promise<void>;
 }
