@@ -1,9 +1,10 @@
 /**
  * The migrator, on the database under test: SQLite (prisma/migrations, over
  * better-sqlite3) or, with TEST_DATABASE=postgres, PostgreSQL
- * (prisma/migrations-postgresql, over pg).
+ * (prisma/migrations-postgresql, over pg). What only one of them does is tested in
+ * migrate.postgres.test.ts and migrate.sqlite.test.ts.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -16,7 +17,7 @@ import {
   type MigrationResult,
   POSTGRES_MIGRATIONS_DIR,
 } from "../../src/store/migrate.ts";
-import { createTestDatabase, type TestDatabase, testDatabaseKind } from "../helpers/database.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 /** The database under test, reached without Prisma. */
 interface Raw {
@@ -93,74 +94,5 @@ describe(`the migrator (${process.env.TEST_DATABASE ?? "sqlite"})`, () => {
     expect(names).toEqual(["001_ok"]);
     expect(await raw.hasTable("a")).toBe(true);
     expect(await raw.hasTable("b")).toBe(false);
-  });
-});
-
-describe.runIf(testDatabaseKind() === "postgresql")("the migrator on PostgreSQL", () => {
-  it("two processes starting at once apply each migration once (Prisma's advisory lock)", async () => {
-    const other = new pg.Client({ connectionString: database.url });
-    await other.connect();
-    try {
-      const [a, b] = await Promise.all([raw.migrate(raw.migrationsDir), applyPostgresMigrations(other)]);
-      // One applied them all while the other waited, then found them done.
-      const all = readdirSync(POSTGRES_MIGRATIONS_DIR, { withFileTypes: true }).filter((d) => d.isDirectory());
-      expect([a.applied.length, b.applied.length].sort()).toEqual([0, all.length]);
-      const rows = await raw.rows<{ n: string }>(`SELECT count(*) AS n FROM "_prisma_migrations"`);
-      expect(Number(rows[0]?.n)).toBe(all.length);
-    } finally {
-      await other.end();
-    }
-  });
-});
-
-describe.runIf(testDatabaseKind() === "sqlite")("the migrator on SQLite", () => {
-  function write(migrations: string, name: string, sql: string): void {
-    mkdirSync(join(migrations, name), { recursive: true });
-    writeFileSync(join(migrations, name, "migration.sql"), sql);
-  }
-
-  it("a migration that redefines a table, as Prisma writes it, keeps the rows pointing at it", async () => {
-    const migrations = join(dir, "migrations");
-    write(
-      migrations,
-      "001_tables",
-      `CREATE TABLE "parent" ("id" TEXT NOT NULL PRIMARY KEY);
-       CREATE TABLE "child" ("id" TEXT NOT NULL PRIMARY KEY, "parentId" TEXT NOT NULL,
-         CONSTRAINT "child_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "parent" ("id") ON DELETE CASCADE);
-       INSERT INTO "parent" ("id") VALUES ('p');
-       INSERT INTO "child" ("id", "parentId") VALUES ('c', 'p');`,
-    );
-    // `prisma migrate diff`'s RedefineTables: its PRAGMA foreign_keys=OFF does nothing in a transaction.
-    write(
-      migrations,
-      "002_redefine",
-      `PRAGMA defer_foreign_keys=ON;
-       PRAGMA foreign_keys=OFF;
-       CREATE TABLE "new_parent" ("id" TEXT NOT NULL PRIMARY KEY, "extra" INTEGER NOT NULL DEFAULT 0);
-       INSERT INTO "new_parent" ("id") SELECT "id" FROM "parent";
-       DROP TABLE "parent";
-       ALTER TABLE "new_parent" RENAME TO "parent";
-       PRAGMA foreign_keys=ON;
-       PRAGMA defer_foreign_keys=OFF;`,
-    );
-    expect((await raw.migrate(migrations)).applied).toEqual(["001_tables", "002_redefine"]);
-    expect(await raw.rows(`SELECT * FROM "child"`)).toEqual([{ id: "c", parentId: "p" }]);
-    expect(await raw.rows(`SELECT * FROM "parent"`)).toEqual([{ id: "p", extra: 0 }]);
-    expect(await raw.rows("PRAGMA foreign_keys")).toEqual([{ foreign_keys: 1 }]);
-  });
-
-  it("a migration that leaves a key pointing nowhere is rolled back", async () => {
-    const migrations = join(dir, "migrations");
-    write(
-      migrations,
-      "001_tables",
-      `CREATE TABLE "parent" ("id" TEXT NOT NULL PRIMARY KEY);
-       CREATE TABLE "child" ("id" TEXT NOT NULL PRIMARY KEY, "parentId" TEXT NOT NULL REFERENCES "parent" ("id"));
-       INSERT INTO "parent" ("id") VALUES ('p');
-       INSERT INTO "child" ("id", "parentId") VALUES ('c', 'p');`,
-    );
-    write(migrations, "002_orphan", `DELETE FROM "parent";`);
-    await expect(raw.migrate(migrations)).rejects.toThrow(/002_orphan leaves 1 row\(s\) whose foreign key/);
-    expect(await raw.rows(`SELECT "id" FROM "parent"`)).toEqual([{ id: "p" }]);
   });
 });

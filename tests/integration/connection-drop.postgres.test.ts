@@ -3,7 +3,8 @@
  * failover, an administrator): `pg_terminate_backend` while a transaction is stalled
  * by a trigger. A reader's command fails with a message they can act on and leaves
  * nothing half-written; trying again works. A chapter being saved is saved again on
- * a new connection. Runs in the PostgreSQL pass (`npm run test:postgres`).
+ * a new connection. Runs in the PostgreSQL pass (`npm run test:postgres`) only:
+ * vitest.config.ts leaves `*.postgres.test.ts` out of the SQLite one.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,7 +19,7 @@ import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
-import { TestDatabases, testDatabaseKind } from "../helpers/database.ts";
+import { TestDatabases } from "../helpers/database.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
@@ -125,7 +126,7 @@ async function snapshot(storyId: string) {
   };
 }
 
-describe.runIf(testDatabaseKind() === "postgresql")("a dropped PostgreSQL connection", { timeout: 60_000 }, () => {
+describe("a dropped PostgreSQL connection", { timeout: 60_000 }, () => {
   it("in a reader's command: they are told to try again, nothing is half-written, and trying again works", async () => {
     const { storyId, revision } = await startStory();
     const before = await snapshot(storyId);
