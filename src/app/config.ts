@@ -150,6 +150,7 @@ const EnvSchema = z.object({
   }),
   WORKER_CONCURRENCY: int("WORKER_CONCURRENCY", 1, 1000),
   HEALTH_PORT: int("HEALTH_PORT", 1, 65_535),
+  DATABASE_POOL_SIZE: int("DATABASE_POOL_SIZE", 1, 1000),
   SHUTDOWN_GRACE_SECONDS: int("SHUTDOWN_GRACE_SECONDS", 0, 3600),
   PREPLAN: optionalText.refine((v) => v === undefined || v === "on" || v === "off", {
     message: "PREPLAN must be on or off",
@@ -195,6 +196,8 @@ export interface Config {
     /** Chapters one worker process writes at once (WORKER_CONCURRENCY; default JOB_CONCURRENCY). */
     workerConcurrency: number;
   };
+  /** PostgreSQL connections this process keeps (DATABASE_POOL_SIZE; default 20). */
+  databasePoolSize?: number;
   /** Set when HEALTH_PORT is: /healthz and /readyz are answered on this port. */
   healthPort?: number;
   /** On SIGTERM, how long running chapters may go on before they are handed back (SHUTDOWN_GRACE_SECONDS). */
@@ -386,6 +389,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
           },
         }),
     ...(e.HEALTH_PORT === undefined ? {} : { healthPort: Number(e.HEALTH_PORT) }),
+    ...(e.DATABASE_POOL_SIZE === undefined ? {} : { databasePoolSize: Number(e.DATABASE_POOL_SIZE) }),
     shutdownGraceMs: num(e.SHUTDOWN_GRACE_SECONDS, DEFAULTS.SHUTDOWN_GRACE_SECONDS) * 1000,
     preplan: {
       enabled: (e.PREPLAN ?? DEFAULTS.PREPLAN) === "on",

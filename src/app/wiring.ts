@@ -88,7 +88,10 @@ export async function createEngine(
   log: (message: string) => void,
   hooks: EngineHooks = {},
 ): Promise<Engine> {
-  const db = await openDatabase(config.databaseUrl);
+  const db = await openDatabase(
+    config.databaseUrl,
+    config.databasePoolSize === undefined ? {} : { poolSize: config.databasePoolSize },
+  );
   const client = new OpenAiModelClient({
     // Routes set with `npm run train:route` (or by a fine-tuning job) win over the configuration.
     routes: await new RouteStore(db).resolve(config.models),

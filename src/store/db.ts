@@ -88,9 +88,22 @@ export async function migrateDatabase(url: string): Promise<{ where: string; app
 }
 
 /** Migrate, then connect a client on the database's driver adapter. */
-export async function openDatabase(url: string): Promise<Db> {
+/** Connections a process keeps to PostgreSQL (DATABASE_POOL_SIZE). */
+export const DEFAULT_POOL_SIZE = 20;
+
+/**
+ * How long a transaction may wait for a connection, and run. Prisma's defaults (2 s, 5 s)
+ * refused most of a burst of 200 /starts on one front (npm run bench:scale): a burst
+ * queues for the pool instead, and a reader waits a little rather than being refused.
+ */
+export const TRANSACTION_OPTIONS = { maxWait: 15_000, timeout: 20_000 } as const;
+
+export async function openDatabase(url: string, options: { poolSize?: number } = {}): Promise<Db> {
   await migrateDatabase(url);
-  const db = databaseKind(url) === "postgresql" ? await postgresClient(url) : sqliteClient(sqlitePath(url));
+  const db =
+    databaseKind(url) === "postgresql"
+      ? await postgresClient(url, options.poolSize ?? DEFAULT_POOL_SIZE)
+      : sqliteClient(sqlitePath(url));
   await db.$connect();
   return db;
 }
@@ -116,7 +129,10 @@ function migrateSqlite(path: string): { where: string; applied: string[] } {
 }
 
 function sqliteClient(path: string): Db {
-  return new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: `file:${path}`, timeout: 5000 }) });
+  return new PrismaClient({
+    adapter: new PrismaBetterSQLite3({ url: `file:${path}`, timeout: 5000 }),
+    transactionOptions: TRANSACTION_OPTIONS,
+  });
 }
 
 /** How long to wait for a PostgreSQL connection before giving up with a message. */
@@ -142,17 +158,21 @@ async function migratePostgres(url: string): Promise<{ where: string; applied: s
   }
 }
 
-async function postgresClient(url: string): Promise<Db> {
+async function postgresClient(url: string, poolSize: number): Promise<Db> {
   const [{ default: pg }, { PrismaPg }, { PrismaClient: PostgresClient }] = await Promise.all([
     import("pg"),
     import("@prisma/adapter-pg"),
     import("../generated/prisma-pg/client.ts"),
   ]);
-  const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS,
+  });
   pool.on("connect", rollbackGoneConnections);
   const adapter = new PrismaPg(pool, { disposeExternalPool: true });
   // Same data model, same API: the PostgreSQL client is used through the SQLite one's types.
-  return new PostgresClient({ adapter }) as unknown as Db;
+  return new PostgresClient({ adapter, transactionOptions: TRANSACTION_OPTIONS }) as unknown as Db;
 }
 
 /**
