@@ -31,9 +31,9 @@
  * BENCH_SCALE_TIMEOUT_S (300, per chapter).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { cpus } from "node:os";
-import { resolve } from "node:path";
+import { createWriteStream, readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Redis } from "ioredis";
 import pg from "pg";
@@ -113,6 +113,12 @@ async function launch(name: string, script: string, env: Record<string, string>)
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  const logDir = process.env.BENCH_SCALE_LOG_DIR;
+  if (logDir) {
+    const file = createWriteStream(join(logDir, `${env.REDIS_PREFIX ?? "run"}-${name.replace(/\W/g, "")}.log`));
+    child.stdout?.pipe(file);
+    child.stderr?.pipe(file);
+  }
   return { name, child, port, output: () => output, exited };
 }
 
@@ -195,6 +201,10 @@ export interface ScaleRun {
   model: { requestsPerChapter: number };
   /** CPU seconds used by the front, the workers, and this process (fakes + driver) while playing. */
   cpuSec: { front: number; workers: number; benchProcess: number; perChapterMs: number };
+  /** Lines the front and workers logged with "failed" / "fatal" / "error", counted by their first 160 characters. */
+  roleErrors: Record<string, number>;
+  /** The machine's 1-minute load average when playing starts and ends (other work on it shows here). */
+  loadAverage: { atStart: number; atEnd: number };
   durationSec: number;
 }
 
@@ -277,6 +287,7 @@ async function runOnce(input: RunInput): Promise<ScaleRun> {
     const total = stories * chapters;
     let completed = 0;
     const playStart = Date.now();
+    const loadAtStart = loadavg()[0] ?? 0;
     const play = async (i: number) => {
       const user = tg.user({ first_name: `Reader${i + 1}` });
       const chat = tg.chat("private", { user });
@@ -381,6 +392,8 @@ async function runOnce(input: RunInput): Promise<ScaleRun> {
         benchProcess: round(cpuBenchSec, 1),
         perChapterMs: round(((cpuFront + cpuWorkers + cpuBenchSec) * 1000) / n, 1),
       },
+      roleErrors: roleErrors(roles),
+      loadAverage: { atStart: round(loadAtStart), atEnd: round(loadavg()[0] ?? 0) },
       durationSec: round((performance.now() - started) / 1000, 1),
     };
   } catch (error) {
@@ -396,6 +409,18 @@ async function runOnce(input: RunInput): Promise<ScaleRun> {
     await tg.close();
     await model.close();
   }
+}
+
+function roleErrors(roles: Role[]): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const role of roles) {
+    for (const line of role.output().split("\n")) {
+      if (!/failed|fatal|error/i.test(line) || /^\s+at /.test(line)) continue;
+      const key = `${role.name === "front" ? "front" : "worker"}: ${line.slice(0, 160)}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+  }
+  return Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10));
 }
 
 async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
@@ -548,7 +573,7 @@ async function main(): Promise<void> {
       `chaptersPerMinute = completed chapters / (first action -> last choices message). ${chapters} chapters per story keep the whole bench within ~10 minutes on ${cpus().length} cores; chapter 1 (plan + CoT) costs more model calls than later chapters (ReAct).`,
       "Redis: commandsPerChapter is the INFO commandstats delta (all clients of that Redis, idle polling included) / chapters. Commands run inside Lua scripts (BullMQ) count too and pipelined commands count one each, so it is an upper bound on network round trips; scriptCallsPerChapter counts EVAL/EVALSHA.",
       "PostgreSQL: pg_stat_database xact_commit + xact_rollback delta of the bench database / chapters (pg_stat_statements is not loaded). Every statement outside a transaction is one transaction; an explicit transaction is several round trips, so this is a lower bound on round trips.",
-      "All processes (bench with both fakes, front, workers, PostgreSQL, Redis) share this machine's cores; cpuSec says who used them.",
+      "All processes (bench with both fakes, front, workers, PostgreSQL, Redis) share this machine's cores; cpuSec says who used them, loadAverage whether anything else was running.",
     ],
     node: process.version,
     durationSec: round((performance.now() - started) / 1000, 1),
