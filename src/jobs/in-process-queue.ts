@@ -56,6 +56,8 @@ interface Job {
   attempt: number;
   /** Until a scheduled job is due, or a retry's backoff is over. */
   timer?: ReturnType<typeof setTimeout> | undefined;
+  /** When a scheduled job is due (ms since the epoch). */
+  dueAt?: number;
 }
 
 export class InProcessJobQueue implements JobQueue {
@@ -114,6 +116,7 @@ export class InProcessJobQueue implements JobQueue {
     this.jobs.set(key, job);
     if (delay > 0) {
       this.scheduled.add(job);
+      job.dueAt = Date.now() + delay;
       job.timer = setTimeout(() => this.due(job, this.scheduled), delay);
       // A timer for later (a ballot's close) must not keep a finished process alive.
       job.timer.unref?.();
@@ -171,6 +174,13 @@ export class InProcessJobQueue implements JobQueue {
 
   /** A scheduled job came due, or a retry's backoff is over. */
   private due(job: Job, from: Set<Job>): void {
+    // Timers may fire a millisecond early (clock granularity): a job never starts before it is due.
+    const left = (job.dueAt ?? 0) - Date.now();
+    if (left > 0 && from.has(job)) {
+      job.timer = setTimeout(() => this.due(job, from), left);
+      job.timer.unref?.();
+      return;
+    }
     if (!from.delete(job)) return;
     job.timer = undefined;
     this.waiting.push(job);
