@@ -114,35 +114,36 @@ describe.runIf(testDatabaseKind() === "postgresql")("the migrator on PostgreSQL"
 });
 
 describe.runIf(testDatabaseKind() === "sqlite")("the migrator on SQLite", () => {
-  function write(migrations: string, name: string, sql: string): void {
-    mkdirSync(join(migrations, name), { recursive: true });
-    writeFileSync(join(migrations, name, "migration.sql"), sql);
+  /** A migrations folder whose first migration makes a parent row and a child row pointing at it. */
+  function migrationsAfterParentAndChild(next: Record<string, string>): string {
+    const migrations = join(dir, "migrations");
+    const all: Record<string, string> = {
+      "001_tables": `CREATE TABLE "parent" ("id" TEXT NOT NULL PRIMARY KEY);
+        CREATE TABLE "child" ("id" TEXT NOT NULL PRIMARY KEY, "parentId" TEXT NOT NULL,
+          CONSTRAINT "child_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "parent" ("id") ON DELETE CASCADE);
+        INSERT INTO "parent" ("id") VALUES ('p');
+        INSERT INTO "child" ("id", "parentId") VALUES ('c', 'p');`,
+      ...next,
+    };
+    for (const [name, sql] of Object.entries(all)) {
+      mkdirSync(join(migrations, name), { recursive: true });
+      writeFileSync(join(migrations, name, "migration.sql"), sql);
+    }
+    return migrations;
   }
 
   it("a migration that redefines a table, as Prisma writes it, keeps the rows pointing at it", async () => {
-    const migrations = join(dir, "migrations");
-    write(
-      migrations,
-      "001_tables",
-      `CREATE TABLE "parent" ("id" TEXT NOT NULL PRIMARY KEY);
-       CREATE TABLE "child" ("id" TEXT NOT NULL PRIMARY KEY, "parentId" TEXT NOT NULL,
-         CONSTRAINT "child_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "parent" ("id") ON DELETE CASCADE);
-       INSERT INTO "parent" ("id") VALUES ('p');
-       INSERT INTO "child" ("id", "parentId") VALUES ('c', 'p');`,
-    );
     // `prisma migrate diff`'s RedefineTables: its PRAGMA foreign_keys=OFF does nothing in a transaction.
-    write(
-      migrations,
-      "002_redefine",
-      `PRAGMA defer_foreign_keys=ON;
-       PRAGMA foreign_keys=OFF;
-       CREATE TABLE "new_parent" ("id" TEXT NOT NULL PRIMARY KEY, "extra" INTEGER NOT NULL DEFAULT 0);
-       INSERT INTO "new_parent" ("id") SELECT "id" FROM "parent";
-       DROP TABLE "parent";
-       ALTER TABLE "new_parent" RENAME TO "parent";
-       PRAGMA foreign_keys=ON;
-       PRAGMA defer_foreign_keys=OFF;`,
-    );
+    const migrations = migrationsAfterParentAndChild({
+      "002_redefine": `PRAGMA defer_foreign_keys=ON;
+        PRAGMA foreign_keys=OFF;
+        CREATE TABLE "new_parent" ("id" TEXT NOT NULL PRIMARY KEY, "extra" INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO "new_parent" ("id") SELECT "id" FROM "parent";
+        DROP TABLE "parent";
+        ALTER TABLE "new_parent" RENAME TO "parent";
+        PRAGMA foreign_keys=ON;
+        PRAGMA defer_foreign_keys=OFF;`,
+    });
     expect((await raw.migrate(migrations)).applied).toEqual(["001_tables", "002_redefine"]);
     expect(await raw.rows(`SELECT * FROM "child"`)).toEqual([{ id: "c", parentId: "p" }]);
     expect(await raw.rows(`SELECT * FROM "parent"`)).toEqual([{ id: "p", extra: 0 }]);
@@ -150,16 +151,7 @@ describe.runIf(testDatabaseKind() === "sqlite")("the migrator on SQLite", () => 
   });
 
   it("a migration that leaves a key pointing nowhere is rolled back", async () => {
-    const migrations = join(dir, "migrations");
-    write(
-      migrations,
-      "001_tables",
-      `CREATE TABLE "parent" ("id" TEXT NOT NULL PRIMARY KEY);
-       CREATE TABLE "child" ("id" TEXT NOT NULL PRIMARY KEY, "parentId" TEXT NOT NULL REFERENCES "parent" ("id"));
-       INSERT INTO "parent" ("id") VALUES ('p');
-       INSERT INTO "child" ("id", "parentId") VALUES ('c', 'p');`,
-    );
-    write(migrations, "002_orphan", `DELETE FROM "parent";`);
+    const migrations = migrationsAfterParentAndChild({ "002_orphan": `DELETE FROM "parent";` });
     await expect(raw.migrate(migrations)).rejects.toThrow(/002_orphan leaves 1 row\(s\) whose foreign key/);
     expect(await raw.rows(`SELECT "id" FROM "parent"`)).toEqual([{ id: "p" }]);
   });
