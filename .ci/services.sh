@@ -106,7 +106,8 @@ services_stop() {
       sleep 0.1
     done
   fi
-  rm -rf "$dir"
+  # A server that has just exited may still be removing its files.
+  rm -rf "$dir" 2>/dev/null || { sleep 1; rm -rf "$dir"; }
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
