@@ -1,7 +1,7 @@
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
 import { defineConfig } from "prisma/config";
-import { ensureDir } from "./src/store/ensure-dir.ts";
 
 // Prisma CLI configuration. The JavaScript engine keeps every CLI command
 // offline (no engine download). The app itself applies migrations at start
@@ -19,8 +19,10 @@ export default defineConfig({
   engine: "js",
   schema: "prisma/schema.prisma",
   async adapter() {
-    // The file is created on first use; its folder must exist.
-    ensureDir(dirname(resolve(url.replace(/^file:/, "").replace(/\?.*$/, ""))));
+    // The file is created on first use; its folder must exist. (Nothing from src/ is
+    // imported here: the Docker build generates the clients before copying src/.)
+    const dir = dirname(resolve(url.replace(/^file:/, "").replace(/\?.*$/, "")));
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
     return new PrismaBetterSQLite3({ url });
   },
 });

@@ -51,26 +51,41 @@ services_start() {
   chown postgres:postgres "$dir/pg"
   runuser -u postgres -- "$pg_bin/initdb" -D "$dir/pg" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 ||
     { cat "$dir/initdb.log" >&2; return 1; }
-  pg_port=$(services_free_port 5433)
-  runuser -u postgres -- "$pg_bin/pg_ctl" -D "$dir/pg" -l "$dir/pg/server.log" -w -t 60 start \
-    -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-    >&2 || { cat "$dir/pg/server.log" >&2; return 1; }
   echo "$pg_bin" >"$dir/pg_bin"
+  # A port found free may be taken by another run before we bind it: then the next one.
+  local attempt started=""
+  pg_port=5433
+  for attempt in 1 2 3 4 5; do
+    pg_port=$(services_free_port "$pg_port")
+    if runuser -u postgres -- "$pg_bin/pg_ctl" -D "$dir/pg" -l "$dir/pg/server.log" -w -t 60 start \
+      -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      >&2; then
+      started=yes
+      break
+    fi
+    pg_port=$((pg_port + 1))
+  done
+  [ -n "$started" ] || { cat "$dir/pg/server.log" >&2; return 1; }
   export TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$pg_port/postgres"
 
   # Redis: in memory only.
-  redis_port=$(services_free_port 6390)
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >&2
   local i
-  for i in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
-    sleep 0.1
+  started=""
+  redis_port=6390
+  for attempt in 1 2 3 4 5; do
+    redis_port=$(services_free_port "$redis_port")
+    rm -f "$dir/redis.pid"
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+      --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >&2 || true
+    for i in $(seq 1 50); do
+      [ -s "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null &&
+        (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && { started=yes; break; }
+      sleep 0.1
+    done
+    [ -n "$started" ] && break
+    redis_port=$((redis_port + 1))
   done
-  for i in $(seq 1 50); do
-    [ -s "$dir/redis.pid" ] && break
-    sleep 0.1
-  done
+  [ -n "$started" ] || { cat "$dir/redis.log" >&2; return 1; }
   export TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
   echo "services: PostgreSQL at $TEST_POSTGRES_URL, Redis at $TEST_REDIS_URL" >&2
 }
@@ -91,7 +106,8 @@ services_stop() {
       sleep 0.1
     done
   fi
-  rm -rf "$dir"
+  # A server that has just exited may still be removing its files.
+  rm -rf "$dir" 2>/dev/null || { sleep 1; rm -rf "$dir"; }
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

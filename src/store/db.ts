@@ -169,27 +169,37 @@ async function postgresClient(url: string, poolSize: number): Promise<Db> {
     max: poolSize,
     connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS,
   });
-  pool.on("connect", rollbackGoneConnections);
+  pool.on("connect", guardConnection);
   const adapter = new PrismaPg(pool, { disposeExternalPool: true });
   // Same data model, same API: the PostgreSQL client is used through the SQLite one's types.
   return new PostgresClient({ adapter, transactionOptions: TRANSACTION_OPTIONS }) as unknown as Db;
 }
 
 /**
- * A transaction whose connection dropped (PostgreSQL restarted, the connection was
- * terminated) is already rolled back by the server. Prisma 6.19 still sends ROLLBACK
- * on the dead connection, and when that fails it never gives the connection back to
- * the pool: one slot leaks per drop (then `$disconnect` waits forever), and the
- * rejection can go unhandled. So a ROLLBACK that fails because the connection is gone
- * succeeds: Prisma then releases the connection, and the pool discards it.
+ * Two fixes to how Prisma 6.19's pg adapter uses a pooled connection:
+ * - It sends a transaction's queries without waiting for the one before (pg queues
+ *   them, and pg 8.23 warns on stderr that pg 9 will not): they are queued here.
+ * - A transaction whose connection dropped (PostgreSQL restarted, the connection was
+ *   terminated) is already rolled back by the server, yet Prisma still sends ROLLBACK on
+ *   the dead connection, and when that fails it never gives the connection back to the
+ *   pool: one slot leaks per drop (then `$disconnect` waits forever), and the rejection
+ *   can go unhandled. So a ROLLBACK that fails because the connection is gone succeeds:
+ *   Prisma then releases the connection, and the pool discards it.
  */
-function rollbackGoneConnections(client: import("pg").PoolClient): void {
+function guardConnection(client: import("pg").PoolClient): void {
   const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  let previous: Promise<unknown> = Promise.resolve();
   (client as { query: unknown }).query = (...args: unknown[]) => {
+    // Callback-style calls (none from the adapter) go straight through.
+    if (typeof args.at(-1) === "function") return query(...args);
     const sql = typeof args[0] === "string" ? args[0] : (args[0] as { text?: unknown } | undefined)?.text;
-    const result = query(...args);
-    if (sql !== "ROLLBACK" || !(result instanceof Promise)) return result;
-    return result.catch((error: unknown) => {
+    const run = previous.then(
+      () => query(...args),
+      () => query(...args),
+    );
+    previous = run.catch(() => {});
+    if (sql !== "ROLLBACK") return run;
+    return run.catch((error: unknown) => {
       if (isDatabaseUnavailable(error)) return { command: "ROLLBACK", rowCount: 0, rows: [], fields: [] };
       throw error;
     });

@@ -53,6 +53,9 @@ export class Preplanner {
   readonly #plans = new Map<string, Map<string, Entry>>();
   readonly #waiting: (() => void)[] = [];
   readonly #recording = new Set<Promise<void>>();
+  /** planChoices / planAction calls still reading the story: close() waits for them. */
+  readonly #starting = new Set<Promise<void>>();
+  #closed = false;
   #running = 0;
 
   constructor(
@@ -62,7 +65,11 @@ export class Preplanner {
   ) {}
 
   /** Plan every choice of the story's head chapter (its earlier plans are cancelled). */
-  async planChoices(storyId: string): Promise<void> {
+  planChoices(storyId: string): Promise<void> {
+    return this.starting(() => this.planChoicesNow(storyId));
+  }
+
+  private async planChoicesNow(storyId: string): Promise<void> {
     const story = await loadStoryWithCanon(this.db, storyId);
     const headId = story?.headChapterId;
     if (story == null || headId == null || story.status === "ended") return;
@@ -95,7 +102,11 @@ export class Preplanner {
   }
 
   /** Plan one more action for the head chapter (a reader's own action, a write-in joining a ballot). */
-  async planAction(storyId: string, action: string): Promise<void> {
+  planAction(storyId: string, action: string): Promise<void> {
+    return this.starting(() => this.planActionNow(storyId, action));
+  }
+
+  private async planActionNow(storyId: string, action: string): Promise<void> {
     const story = await loadStoryWithCanon(this.db, storyId);
     const headId = story?.headChapterId;
     if (story == null || headId == null) return;
@@ -142,6 +153,10 @@ export class Preplanner {
 
   /** Cancel every plan and wait until their runs are recorded. */
   async close(): Promise<void> {
+    // Nothing starts any more, and what was starting finishes before its plans are cancelled
+    // (it reads the database, which closes next).
+    this.#closed = true;
+    await Promise.allSettled([...this.#starting]);
     for (const storyId of [...this.#plans.keys()]) this.cancel(storyId);
     while (this.#recording.size > 0) await Promise.all([...this.#recording]);
   }
@@ -168,6 +183,8 @@ export class Preplanner {
 
   private async start(story: StoryWithCanon, head: { id: string; number: number }, action: string): Promise<void> {
     const input = await this.inputFor(story, head, action);
+    // Closing: no new plan (close() waits for this call, then cancels what exists).
+    if (this.#closed) return;
     const controller = new AbortController();
     const entry: Entry = {
       storyId: story.id,
@@ -194,6 +211,17 @@ export class Preplanner {
       }
     }
     plans.set(action, entry);
+  }
+
+  private async starting(work: () => Promise<void>): Promise<void> {
+    if (this.#closed) return;
+    const run = work();
+    this.#starting.add(run);
+    try {
+      await run;
+    } finally {
+      this.#starting.delete(run);
+    }
   }
 
   /** Wait for a free slot; resolves with its release. An aborted wait resolves at once. */
