@@ -21,6 +21,10 @@ jobQueueContract(
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(options.retry === undefined ? {} : { retry: options.retry }),
       idlePollMs: 20,
+      // Short locks: a job not moved back at close (a busy machine) is handed over by the
+      // stalled check within seconds, as it would be in production within ~35 s.
+      lockDurationMs: 2_000,
+      stalledIntervalMs: 1_000,
     }),
   { abortedJobs: "handBack" },
 );
