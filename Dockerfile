@@ -1,6 +1,7 @@
 # Inkloom: multi-stage build. The runtime image runs `npm start` as a non-root
 # user, keeps the SQLite database, exports and illustrations in the /app/data volume, and
-# applies committed migrations at start (src/store/migrate.ts).
+# applies committed migrations at start (src/store/migrate.ts). Set
+# DATABASE_URL=postgresql://... to keep the stories in PostgreSQL instead.
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app

@@ -131,7 +131,7 @@ const isMessageCall = (method: string) => SEND_METHODS.has(method) || EDIT_METHO
 type Button = { text: string; callback_data?: string };
 const buttonsOf = (markup: unknown): Button[] =>
   (markup as { inline_keyboard?: Button[][] } | undefined)?.inline_keyboard?.flat() ?? [];
-const buttons = (m: BotMessageRecord | undefined): Button[] => buttonsOf(m?.reply_markup);
+export const buttons = (m: BotMessageRecord | undefined): Button[] => buttonsOf(m?.reply_markup);
 /** A choices message: its buttons pick (`p|`) or vote (`v|`). */
 const offersKind = (markup: unknown, kind: "p" | "v") =>
   buttonsOf(markup).some((b) => b.callback_data?.startsWith(`${kind}|`) === true);
@@ -155,7 +155,7 @@ interface ChapterRecord {
  * Watches the server's call log (instead of each chat polling its messages) and resolves a
  * chat's waiter when a successful sendMessage offering choices of the wanted kind arrives.
  */
-class OfferWatcher {
+export class OfferWatcher {
   #cursor = 0;
   readonly #inFlight = new Set<number>();
   readonly #waiters = new Map<number, { kind: "p" | "v"; after: number; resolve: (index: number) => void }>();
@@ -503,12 +503,12 @@ function analyse(input: AnalyseInput): TelegramBenchResult {
 }
 
 /** The first message of a chapter's prose starts with its heading line "Chapter N". */
-function opensChapter(text: unknown, chapter: number): boolean {
+export function opensChapter(text: unknown, chapter: number): boolean {
   return typeof text === "string" && text.startsWith(`Chapter ${chapter}\n`);
 }
 
 /** Notices a chapter may be preceded by (English locale): never counted as prose. */
-function isNotice(text: unknown): boolean {
+export function isNotice(text: unknown): boolean {
   if (typeof text !== "string") return true;
   return (
     text.startsWith("Writing your story") ||

@@ -6,6 +6,7 @@
 import { t } from "../src/i18n/messages.ts";
 import { ModelError } from "../src/llm/types.ts";
 import { DeliveryError } from "../src/render/delivery-error.ts";
+import { isDatabaseUnavailable } from "../src/store/db-errors.ts";
 import { UserFacingError } from "../src/story/errors.ts";
 import type { ArgsOf, Command, CommandContext, CommandOutcome, CommandSpec } from "./types.ts";
 
@@ -72,6 +73,7 @@ export function describeError(error: unknown, locale: CommandContext["locale"], 
     return t(locale, error.id, { ...platformWords(platform, locale), ...error.params });
   if (error instanceof ModelError) return t(locale, `model.${error.kind}`);
   if (error instanceof DeliveryError) return describeDelivery(error, locale);
+  if (isDatabaseUnavailable(error)) return t(locale, "error.database");
   return t(locale, "error.internal");
 }
 

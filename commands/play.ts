@@ -33,8 +33,8 @@ export const choose = defineCommand(
     ],
   } as const,
   async (ctx, args) => {
-    await withinQuota(ctx);
-    const ticket = await ctx.stories.choose(currentStory(ctx), args.revision, args.position, ctx.actor);
+    const quota = await withinQuota(ctx);
+    const ticket = await ctx.stories.choose(currentStory(ctx), args.revision, args.position, ctx.actor, quota);
     return { kind: "writing", ticket };
   },
 );
@@ -58,8 +58,8 @@ export const act = defineCommand(
     ],
   } as const,
   async (ctx, args) => {
-    await withinQuota(ctx);
-    const ticket = await ctx.stories.act(currentStory(ctx), args.revision, args.text, ctx.actor);
+    const quota = await withinQuota(ctx);
+    const ticket = await ctx.stories.act(currentStory(ctx), args.revision, args.text, ctx.actor, quota);
     return { kind: "writing", ticket };
   },
 );

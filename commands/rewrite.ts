@@ -20,8 +20,8 @@ export const rewrite = defineCommand(
   } as const,
   async (ctx, args) => {
     const storyId = await storyUnderControl(ctx);
-    await withinQuota(ctx);
-    const ticket = await ctx.stories.rewrite(storyId, args.direction ?? "", ctx.actor);
+    const quota = await withinQuota(ctx);
+    const ticket = await ctx.stories.rewrite(storyId, args.direction ?? "", ctx.actor, quota);
     await ctx.surface.notice(t(ctx.locale, "rewrite.writing", { number: ticket.number }));
     return { kind: "writing", ticket };
   },

@@ -50,7 +50,7 @@ export const start = defineCommand(
         throw new UserFacingError("error.adultTheme", { name: found.name });
       theme = { id: found.id, rating: found.rating, artStyle: found.artStyle };
     }
-    await withinQuota(ctx);
+    const quota = await withinQuota(ctx);
     const settings = await ctx.settings.get(ctx.conversation.platform, ctx.conversation.workspaceId);
     const ticket = await ctx.stories.start({
       actor: ctx.actor,
@@ -60,6 +60,7 @@ export const start = defineCommand(
       rating: settings.rating,
       chapterLength: settings.chapterLength,
       ...(theme === undefined ? {} : { theme }),
+      ...(quota === undefined ? {} : { quota }),
     });
     ctx.session.storyId = ticket.storyId;
     return { kind: "writing", ticket };

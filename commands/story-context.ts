@@ -1,5 +1,6 @@
 import { UserFacingError } from "../src/story/errors.ts";
 import { conversationKey } from "../src/story/identity.ts";
+import type { ChapterQuota } from "../src/story/story-commands.ts";
 import type { CommandContext } from "./types.ts";
 
 /** The story this conversation is playing, or a reader-facing error. */
@@ -22,15 +23,17 @@ export async function storyUnderControl(ctx: CommandContext): Promise<string> {
 
 /**
  * A member's daily chapter quota in a shared server (moderators and one-on-one
- * readers have none): checked before anything is written.
+ * readers have none): checked before anything is written, and returned for the
+ * story command to take with the chapter it creates (undefined: no quota applies).
  */
-export async function withinQuota(ctx: CommandContext): Promise<void> {
-  if (ctx.moderator) return;
+export async function withinQuota(ctx: CommandContext): Promise<ChapterQuota | undefined> {
+  if (ctx.moderator) return undefined;
   const { dailyQuota } = await ctx.settings.get(ctx.conversation.platform, ctx.conversation.workspaceId);
-  if (dailyQuota === 0) return;
+  if (dailyQuota === 0) return undefined;
   if ((await ctx.stories.requestsToday(ctx.actor, ctx.conversation)) >= dailyQuota) {
     throw new UserFacingError("error.quota", { quota: dailyQuota });
   }
+  return { limit: dailyQuota, conversation: ctx.conversation };
 }
 
 /**

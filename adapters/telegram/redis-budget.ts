@@ -63,8 +63,8 @@ const BOT_PAUSE_WINDOW_MS = 1_000;
 const SECOND_MS = 1_000;
 
 /** The key prefix of a bot (its numeric id, never the token's secret part). */
-export function telegramRedisPrefix(token: string): string {
-  return `inkloom:{tg:${token.split(":")[0] ?? "bot"}}`;
+export function telegramRedisPrefix(token: string, namespace = "inkloom"): string {
+  return `${namespace}:{tg:${token.split(":")[0] ?? "bot"}}`;
 }
 
 const WINDOW = `

@@ -9,11 +9,13 @@ import { type Context, Telegraf } from "telegraf";
 import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types";
 import { handleAction, type ReaderAction } from "../../commands/actions.ts";
 import { COMMANDS } from "../../commands/index.ts";
-import { availableOn, type CommandContext, type Session } from "../../commands/types.ts";
+import { MemorySessionStore, type SessionStore } from "../../commands/session-store.ts";
+import { availableOn, type CommandContext } from "../../commands/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Actor, Conversation } from "../../src/story/identity.ts";
 import type { BotDeps } from "../bot-deps.ts";
+import { RedisSessionStore } from "../shared/redis-session-store.ts";
 import { type CallbackAction, decodeCallback } from "./callback-data.ts";
 import type { TelegramOutbox } from "./outbox.ts";
 import { telegramRedisPrefix } from "./redis-budget.ts";
@@ -47,7 +49,7 @@ export class TelegramAdapter {
   /** With Redis: each update once, each chat's updates in order, across fronts. */
   private readonly gate: RedisUpdateGate | undefined;
   /** Each chat's session (the core reads and writes it). */
-  private readonly sessions = new Map<number, Session>();
+  private readonly sessions: SessionStore;
   private readonly chains = new Map<number, Promise<void>>();
   private readonly admins = new Map<string, { admin: boolean; at: number }>();
   /** Rating presses being answered (they run outside the chats' queues). */
@@ -60,6 +62,11 @@ export class TelegramAdapter {
     this.bot = new Telegraf(options.token, { telegram: { apiRoot: options.apiRoot } });
     this.outbox = telegramOutboxFor(options.token, deps.log, options.shared);
     const shared = options.shared;
+    // Fronts sharing the bot share sessions: a question one asked, another hears answered.
+    this.sessions =
+      shared === undefined
+        ? new MemorySessionStore()
+        : new RedisSessionStore(shared.redis, shared.prefix ?? telegramRedisPrefix(options.token));
     this.gate =
       shared === undefined
         ? undefined
@@ -212,6 +219,7 @@ export class TelegramAdapter {
     const action = this.decodeText(text, private_, replyTo);
     if (action === undefined) return;
     await handleAction(action, ctx, this.deps.log);
+    await this.sessions.save(String(chat.id), ctx.session);
   }
 
   /** A message as a reader action: a command (ours only, in groups), or text. */
@@ -266,6 +274,7 @@ export class TelegramAdapter {
       ctx,
       this.deps.log,
     );
+    await this.sessions.save(String(chat.id), ctx.session);
     await this.answerQuery(query, result.reply, result.alert);
   }
 
@@ -273,11 +282,7 @@ export class TelegramAdapter {
     const conversation = conversationOf(chat);
     const settings = await this.deps.settings.get("telegram", String(chat.id));
     const locale: Locale = settings.locale;
-    let session = this.sessions.get(chat.id);
-    if (session === undefined) {
-      session = {};
-      this.sessions.set(chat.id, session);
-    }
+    const session = await this.sessions.load(String(chat.id));
     return {
       actor: actorOf(from),
       moderator: chat.type === "private" || (await this.isAdmin(chat.id, from.id)),

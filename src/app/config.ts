@@ -94,8 +94,10 @@ const EnvSchema = z.object({
   MODEL_PRICE_OUTPUT_PER_MTOK: price("MODEL_PRICE_OUTPUT_PER_MTOK"),
   REACT_MAX_STEPS: int("REACT_MAX_STEPS", 1, 20),
   RECENT_CHAPTERS: int("RECENT_CHAPTERS", 1, 10),
-  DATABASE_URL: optionalText.refine((v) => v === undefined || v.startsWith("file:"), {
-    message: "DATABASE_URL must be a SQLite file URL such as file:./data/inkloom.db",
+  DATABASE_URL: optionalText.refine((v) => v === undefined || /^(file:|postgres(ql)?:\/\/)/.test(v), {
+    message:
+      "DATABASE_URL must be a SQLite file URL such as file:./data/inkloom.db " +
+      "or a PostgreSQL URL such as postgresql://user:password@localhost:5432/inkloom",
   }),
   EXPORT_DIR: optionalText,
   INKLOOM_LOCALE: optionalText.refine((v) => v === undefined || (LOCALES as readonly string[]).includes(v), {
@@ -148,6 +150,7 @@ const EnvSchema = z.object({
   }),
   WORKER_CONCURRENCY: int("WORKER_CONCURRENCY", 1, 1000),
   HEALTH_PORT: int("HEALTH_PORT", 1, 65_535),
+  DATABASE_POOL_SIZE: int("DATABASE_POOL_SIZE", 1, 1000),
   SHUTDOWN_GRACE_SECONDS: int("SHUTDOWN_GRACE_SECONDS", 0, 3600),
   PREPLAN: optionalText.refine((v) => v === undefined || v === "on" || v === "off", {
     message: "PREPLAN must be on or off",
@@ -193,6 +196,8 @@ export interface Config {
     /** Chapters one worker process writes at once (WORKER_CONCURRENCY; default JOB_CONCURRENCY). */
     workerConcurrency: number;
   };
+  /** PostgreSQL connections this process keeps (DATABASE_POOL_SIZE; default 20). */
+  databasePoolSize?: number;
   /** Set when HEALTH_PORT is: /healthz and /readyz are answered on this port. */
   healthPort?: number;
   /** On SIGTERM, how long running chapters may go on before they are handed back (SHUTDOWN_GRACE_SECONDS). */
@@ -384,6 +389,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
           },
         }),
     ...(e.HEALTH_PORT === undefined ? {} : { healthPort: Number(e.HEALTH_PORT) }),
+    ...(e.DATABASE_POOL_SIZE === undefined ? {} : { databasePoolSize: Number(e.DATABASE_POOL_SIZE) }),
     shutdownGraceMs: num(e.SHUTDOWN_GRACE_SECONDS, DEFAULTS.SHUTDOWN_GRACE_SECONDS) * 1000,
     preplan: {
       enabled: (e.PREPLAN ?? DEFAULTS.PREPLAN) === "on",

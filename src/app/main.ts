@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import { ConsoleAdapter } from "../../adapters/console/console-adapter.ts";
 import { ConsoleSurface } from "../../adapters/console/console-surface.ts";
 import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
+import { telegramRedisPrefix } from "../../adapters/telegram/redis-budget.ts";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
 import { JobQueueUnavailableError } from "../jobs/job-queue.ts";
 import { DatabaseOpenError } from "../store/db.ts";
@@ -53,7 +54,12 @@ async function main(): Promise<number> {
   const redis = config.redis === undefined ? undefined : connectRedis(config.redis.url, log);
   const checks: ReadinessCheck[] = [databaseCheck(engine.db), ...(redis === undefined ? [] : [redisCheck(redis)])];
   if (config.telegram !== undefined) {
-    const telegram = { ...config.telegram, ...(redis === undefined ? {} : { shared: { redis } }) };
+    // Keys under REDIS_PREFIX, so deployments (and test runs) sharing one Redis stay apart.
+    const shared =
+      redis === undefined || config.redis === undefined
+        ? undefined
+        : { redis, prefix: telegramRedisPrefix(config.telegram.token, config.redis.prefix) };
+    const telegram = { ...config.telegram, ...(shared === undefined ? {} : { shared }) };
     bots.push({ name: "Telegram", ...bind(new TelegramAdapter(telegram, { ...engine, log })) });
   }
   if (config.discord !== undefined) {

@@ -88,7 +88,10 @@ export async function createEngine(
   log: (message: string) => void,
   hooks: EngineHooks = {},
 ): Promise<Engine> {
-  const db = await openDatabase(config.databaseUrl);
+  const db = await openDatabase(
+    config.databaseUrl,
+    config.databasePoolSize === undefined ? {} : { poolSize: config.databasePoolSize },
+  );
   const client = new OpenAiModelClient({
     // Routes set with `npm run train:route` (or by a fine-tuning job) win over the configuration.
     routes: await new RouteStore(db).resolve(config.models),
@@ -203,7 +206,7 @@ export async function createEngine(
   );
   queue.handle<IllustrationJobPayload>(
     ILLUSTRATION_JOB,
-    retryOn(isTransientDbError, (payload) => illustrationJob.run(payload)),
+    retryOn(isTransientDbError, (payload, job) => illustrationJob.run(payload, job.attempt)),
   );
   queue.handle<RepairJobPayload>(
     REPAIR_JOB,
@@ -233,7 +236,8 @@ export async function createEngine(
     async resume() {
       const chapters = await recovery.resumeInterrupted();
       if (chapters > 0) log(`resuming ${chapters} chapter(s) a restart interrupted`);
-      const pictures = await illustrationJob.recover();
+      // On a shared queue other workers are live: their pictures are left to them.
+      const pictures = await illustrationJob.recover({ shared: config.redis !== undefined });
       if (pictures > 0) log(`resuming ${pictures} illustration(s) a restart interrupted`);
       const parts = await repairs.recover();
       if (parts > 0) log(`repairing the parts of ${parts} chapter(s)`);

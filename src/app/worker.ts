@@ -12,6 +12,7 @@ import { existsSync } from "node:fs";
 import { REST } from "discord.js";
 import { Telegram } from "telegraf";
 import { discordAudiences } from "../../adapters/discord/surfaces.ts";
+import { telegramRedisPrefix } from "../../adapters/telegram/redis-budget.ts";
 import { telegramAudiences, telegramOutboxFor } from "../../adapters/telegram/surfaces.ts";
 import { JobQueueUnavailableError } from "../jobs/job-queue.ts";
 import { DatabaseOpenError } from "../store/db.ts";
@@ -51,7 +52,13 @@ async function main(): Promise<number> {
   }
   const redis = connectRedis(config.redis.url, log);
   // Where stories are shown, reached over the platforms' REST APIs alone.
-  const outbox = config.telegram === undefined ? undefined : telegramOutboxFor(config.telegram.token, log, { redis });
+  const outbox =
+    config.telegram === undefined
+      ? undefined
+      : telegramOutboxFor(config.telegram.token, log, {
+          redis,
+          prefix: telegramRedisPrefix(config.telegram.token, config.redis.prefix),
+        });
   if (config.telegram !== undefined && outbox !== undefined) {
     const telegram = new Telegram(config.telegram.token, { apiRoot: config.telegram.apiRoot });
     engine.audiences.platform("telegram", telegramAudiences(telegram, outbox, engine.settings, log));

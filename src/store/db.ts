@@ -1,16 +1,30 @@
 /**
- * Opens the SQLite database: creates its folder, applies migrations, returns a
- * Prisma client on the better-sqlite3 driver adapter.
+ * Opens the database named by DATABASE_URL, applies its migrations, and returns a
+ * Prisma client on the matching driver adapter:
+ * - `file:./data/inkloom.db`: SQLite (the embedded default), better-sqlite3 adapter;
+ * - `postgresql://user:password@host:5432/db`: PostgreSQL (scale-out), pg adapter.
+ * Both clients are generated from one data model (src/store/schemas.ts) and have
+ * the same API; the code is typed against the SQLite one.
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
 import Database from "better-sqlite3";
 import { Prisma, PrismaClient } from "../generated/prisma/client.ts";
+import { isDatabaseUnavailable } from "./db-errors.ts";
 import { ensureDir } from "./ensure-dir.ts";
-import { applyMigrations } from "./migrate.ts";
+import { applyMigrations, applyPostgresMigrations } from "./migrate.ts";
 
 export type Db = PrismaClient;
 export type { PrismaPromise } from "../generated/prisma/internal/prismaNamespace.ts";
+
+export type DatabaseKind = "sqlite" | "postgresql";
+
+/** Which database a DATABASE_URL names, undefined when neither. */
+export function databaseKind(url: string): DatabaseKind | undefined {
+  if (url.startsWith("file:")) return "sqlite";
+  if (/^postgres(ql)?:\/\//.test(url)) return "postgresql";
+  return undefined;
+}
 
 /** A Prisma error with this code (P2002 unique violation, P2025 record not found, ...). */
 export function isPrismaError(error: unknown, code: string): boolean {
@@ -46,8 +60,55 @@ export function sqlitePath(url: string, cwd: string = process.cwd()): string {
   return isAbsolute(raw) ? raw : resolve(cwd, raw);
 }
 
-export async function openDatabase(url: string): Promise<Db> {
-  const path = sqlitePath(url);
+/** A PostgreSQL URL fit for messages and logs: the password is never shown. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    parsed.search = "";
+    return parsed.toString();
+  } catch {
+    return "(an unparsable URL)";
+  }
+}
+
+/** Apply the committed migrations (creating a SQLite file and its folder); throws DatabaseOpenError. */
+export async function migrateDatabase(url: string): Promise<{ where: string; applied: string[] }> {
+  switch (databaseKind(url)) {
+    case "sqlite":
+      return migrateSqlite(sqlitePath(url));
+    case "postgresql":
+      return migratePostgres(url);
+    default:
+      throw new DatabaseOpenError(
+        "DATABASE_URL must name a SQLite file (file:./data/inkloom.db) or a PostgreSQL database " +
+          "(postgresql://user:password@host:5432/inkloom).",
+      );
+  }
+}
+
+/** Migrate, then connect a client on the database's driver adapter. */
+/** Connections a process keeps to PostgreSQL (DATABASE_POOL_SIZE). */
+export const DEFAULT_POOL_SIZE = 20;
+
+/**
+ * How long a transaction may wait for a connection, and run. Prisma's defaults (2 s, 5 s)
+ * refused most of a burst of 200 /starts on one front (npm run bench:scale): a burst
+ * queues for the pool instead, and a reader waits a little rather than being refused.
+ */
+export const TRANSACTION_OPTIONS = { maxWait: 15_000, timeout: 20_000 } as const;
+
+export async function openDatabase(url: string, options: { poolSize?: number } = {}): Promise<Db> {
+  await migrateDatabase(url);
+  const db =
+    databaseKind(url) === "postgresql"
+      ? await postgresClient(url, options.poolSize ?? DEFAULT_POOL_SIZE)
+      : sqliteClient(sqlitePath(url));
+  await db.$connect();
+  return db;
+}
+
+function migrateSqlite(path: string): { where: string; applied: string[] } {
   try {
     if (path !== ":memory:") ensureDir(dirname(path));
     const raw = new Database(path);
@@ -55,18 +116,87 @@ export async function openDatabase(url: string): Promise<Db> {
       // WAL lets readers go on while a chapter is being saved.
       raw.pragma("journal_mode = WAL");
       raw.pragma("busy_timeout = 5000");
-      applyMigrations(raw);
+      return { where: path, ...applyMigrations(raw) };
     } finally {
       raw.close();
     }
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
     throw new DatabaseOpenError(
-      `Cannot open the database at ${path}: ${reason}.\n` +
+      `Cannot open the database at ${path}: ${reasonOf(error)}.\n` +
         "Set DATABASE_URL to a SQLite file in a folder you can write to, e.g. DATABASE_URL=file:./data/inkloom.db",
     );
   }
-  const db = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: `file:${path}`, timeout: 5000 }) });
-  await db.$connect();
-  return db;
+}
+
+function sqliteClient(path: string): Db {
+  return new PrismaClient({
+    adapter: new PrismaBetterSQLite3({ url: `file:${path}`, timeout: 5000 }),
+    transactionOptions: TRANSACTION_OPTIONS,
+  });
+}
+
+/** How long to wait for a PostgreSQL connection before giving up with a message. */
+const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
+
+async function migratePostgres(url: string): Promise<{ where: string; applied: string[] }> {
+  // Loaded only for PostgreSQL: the embedded default never pays for it.
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS });
+  // A connection dropped while migrating surfaces as the failed query's error.
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    return { where: redactUrl(url), ...(await applyPostgresMigrations(client)) };
+  } catch (error) {
+    throw new DatabaseOpenError(
+      `Cannot open the database at ${redactUrl(url)}: ${reasonOf(error)}.\n` +
+        "Set DATABASE_URL to a PostgreSQL database the bot can reach and create tables in, " +
+        "e.g. DATABASE_URL=postgresql://inkloom:PASSWORD@localhost:5432/inkloom",
+    );
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function postgresClient(url: string, poolSize: number): Promise<Db> {
+  const [{ default: pg }, { PrismaPg }, { PrismaClient: PostgresClient }] = await Promise.all([
+    import("pg"),
+    import("@prisma/adapter-pg"),
+    import("../generated/prisma-pg/client.ts"),
+  ]);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS,
+  });
+  pool.on("connect", rollbackGoneConnections);
+  const adapter = new PrismaPg(pool, { disposeExternalPool: true });
+  // Same data model, same API: the PostgreSQL client is used through the SQLite one's types.
+  return new PostgresClient({ adapter, transactionOptions: TRANSACTION_OPTIONS }) as unknown as Db;
+}
+
+/**
+ * A transaction whose connection dropped (PostgreSQL restarted, the connection was
+ * terminated) is already rolled back by the server. Prisma 6.19 still sends ROLLBACK
+ * on the dead connection, and when that fails it never gives the connection back to
+ * the pool: one slot leaks per drop (then `$disconnect` waits forever), and the
+ * rejection can go unhandled. So a ROLLBACK that fails because the connection is gone
+ * succeeds: Prisma then releases the connection, and the pool discards it.
+ */
+function rollbackGoneConnections(client: import("pg").PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  (client as { query: unknown }).query = (...args: unknown[]) => {
+    const sql = typeof args[0] === "string" ? args[0] : (args[0] as { text?: unknown } | undefined)?.text;
+    const result = query(...args);
+    if (sql !== "ROLLBACK" || !(result instanceof Promise)) return result;
+    return result.catch((error: unknown) => {
+      if (isDatabaseUnavailable(error)) return { command: "ROLLBACK", rowCount: 0, rows: [], fields: [] };
+      throw error;
+    });
+  };
+}
+
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\.$/, "") || (error as { code?: string } | null)?.code || "unknown error";
 }

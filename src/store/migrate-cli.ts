@@ -1,11 +1,11 @@
 /** `npm run db:migrate`: apply committed migrations to DATABASE_URL and print what was applied. */
-import Database from "better-sqlite3";
 import { DEFAULTS } from "../app/config.ts";
-import { sqlitePath } from "./db.ts";
-import { applyMigrations } from "./migrate.ts";
+import { DatabaseOpenError, migrateDatabase } from "./db.ts";
 
-const path = sqlitePath(process.env.DATABASE_URL ?? DEFAULTS.DATABASE_URL);
-const db = new Database(path);
-const { applied } = applyMigrations(db);
-db.close();
-console.log(applied.length === 0 ? `${path}: up to date` : `${path}: applied ${applied.join(", ")}`);
+try {
+  const { where, applied } = await migrateDatabase(process.env.DATABASE_URL ?? DEFAULTS.DATABASE_URL);
+  console.log(applied.length === 0 ? `${where}: up to date` : `${where}: applied ${applied.join(", ")}`);
+} catch (error) {
+  console.error(error instanceof DatabaseOpenError ? error.message : String(error));
+  process.exitCode = 1;
+}

@@ -24,12 +24,28 @@ export function conversationKey(c: Conversation): string {
   return `${c.platform}:${c.id}`;
 }
 
-/** The user row of a platform user, created on first sight. */
+/**
+ * The user row of a platform user, created on first sight. The update changes
+ * nothing, but without one Prisma reads, then inserts, and of two first requests at
+ * once (two processes) one fails on the unique key; with it, Prisma uses the
+ * database's own upsert (INSERT ... ON CONFLICT), which cannot race.
+ */
 export function upsertUser(db: Pick<Db, "user">, actor: Actor) {
   return db.user.upsert({
     where: { platform_externalId: { platform: actor.platform, externalId: actor.id } },
     create: { platform: actor.platform, externalId: actor.id, displayName: actor.name },
-    update: {},
+    update: { platform: actor.platform },
+    select: { id: true },
+  });
+}
+
+/** The workspace row of a Discord server, Telegram chat or the terminal, created on first use (race-free, as upsertUser). */
+export function upsertWorkspace(db: Pick<Db, "workspace">, workspace: { platform: string; externalId: string }) {
+  const { platform, externalId } = workspace;
+  return db.workspace.upsert({
+    where: { platform_externalId: { platform, externalId } },
+    create: { platform, externalId, settings: {} },
+    update: { platform },
     select: { id: true },
   });
 }

@@ -25,7 +25,9 @@ import {
 import { t } from "../i18n/messages.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import { ModelError } from "../llm/types.ts";
+import { giveBackCounter } from "../store/counters.ts";
 import type { Db } from "../store/db.ts";
+import { COUNTER_KEYS } from "./counter-keys.ts";
 import type { AudienceResolver } from "./ports/audience.ts";
 import { runData } from "./run-data.ts";
 
@@ -67,11 +69,15 @@ export class IllustrationJob {
     private readonly describer?: SceneDescriber,
   ) {}
 
-  /** The job: draw, store, then post once. Never throws for a model failure: the reader gets a note. */
-  async run(payload: IllustrationJobPayload): Promise<void> {
+  /**
+   * The job: draw, store, then post once. Never throws for a model failure: the reader gets
+   * a note. `attempt` > 1: the queue started this job again after its worker stopped (a
+   * crash, a lost lock), so a picture left `drawing` is this job's own and is taken over.
+   */
+  async run(payload: IllustrationJobPayload, attempt = 1): Promise<void> {
     const { illustrationId } = payload;
     const claimed = await this.db.illustration.updateMany({
-      where: { id: illustrationId, status: "pending" },
+      where: { id: illustrationId, status: attempt > 1 ? { in: ["pending", "drawing"] } : "pending" },
       data: { status: "drawing" },
     });
     const row = await this.db.illustration.findUnique({
@@ -81,6 +87,7 @@ export class IllustrationJob {
         story: {
           select: {
             id: true,
+            workspaceId: true,
             title: true,
             premise: true,
             genre: true,
@@ -145,11 +152,15 @@ export class IllustrationJob {
     } catch (error) {
       const kind = error instanceof ModelError ? error.kind : "internal";
       this.options.log?.(`illustration ${row.id} failed: ${error instanceof Error ? error.message : String(error)}`);
-      await this.db.illustration.update({
-        where: { id: row.id },
-        data: { status: "failed", prompt, error: kind },
-        select: { id: true },
-      });
+      await this.db.$transaction([
+        this.db.illustration.update({
+          where: { id: row.id },
+          data: { status: "failed", prompt, error: kind },
+          select: { id: true },
+        }),
+        // A failed picture does not count against its day's budget.
+        giveBackCounter(this.db, COUNTER_KEYS.images(story.workspaceId, row.createdAt)),
+      ]);
       const audience = await this.audiences(story.conversationId);
       if (audience !== undefined) {
         const reason = t(
@@ -169,7 +180,20 @@ export class IllustrationJob {
    * After a crash or restart: rows left pending or drawing are drawn again; drawn but
    * unposted ones are posted. Returns how many.
    */
-  async recover(): Promise<number> {
+  async recover(options: { shared?: boolean } = {}): Promise<number> {
+    if (options.shared === true) {
+      // Other workers may be drawing right now: a picture left `drawing` belongs to its job,
+      // which the queue hands to another worker if its own stopped. Only pictures whose job
+      // may never have been queued are queued again, under their first key (a no-op when
+      // that job exists).
+      const rows = await this.db.illustration.findMany({ where: { status: "pending" }, select: { id: true } });
+      await enqueueIllustrations(
+        this.queue,
+        rows.map((r) => r.id),
+      );
+      return rows.length;
+    }
+    // One process, restarted: whatever was drawing was this process's, and is drawn again.
     await this.db.illustration.updateMany({ where: { status: "drawing" }, data: { status: "pending" } });
     const rows = await this.db.illustration.findMany({
       where: { OR: [{ status: "pending" }, { status: "done", messageRef: "" }] },

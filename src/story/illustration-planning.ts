@@ -9,7 +9,9 @@
 import { randomUUID } from "node:crypto";
 import { artStyleFor, clip, VISUAL_LIMITS, type VisualCharacter } from "../art/visual-bible.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
+import { ensureCounter, readCounter, takeCounter, takeUpTo } from "../store/counters.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
+import { COUNTER_KEYS, dayCountExpiry, startOfDayUtc } from "./counter-keys.ts";
 import { UserFacingError } from "./errors.ts";
 import { type Actor, upsertUser } from "./identity.ts";
 import { enqueueIllustrations } from "./illustration-job.ts";
@@ -22,12 +24,6 @@ export interface IllustrationPlanningOptions {
   available: boolean;
   /** Seconds a reader waits between two /illustrate requests. */
   cooldownSeconds: number;
-}
-
-function startOfDayUtc(now = new Date()): Date {
-  const since = new Date(now);
-  since.setUTCHours(0, 0, 0, 0);
-  return since;
 }
 
 export class IllustrationPlanning implements IllustrationPlanner {
@@ -48,6 +44,8 @@ export class IllustrationPlanning implements IllustrationPlanner {
    * The rows to create with a chapter being saved: the agent's proposals, within the
    * workspace's budgets (per chapter, per day). Chapter 1 always gets one (its first
    * proposal, else its opening), budgets allowing. Empty when illustrations are off.
+   * The day's budget is taken here, before the chapter's transaction creates the rows:
+   * a save that then fails costs the day a picture, and never adds one too many.
    */
   async planForChapter(input: ChapterPictures): Promise<PlannedIllustration[]> {
     if (!this.available) return [];
@@ -57,8 +55,11 @@ export class IllustrationPlanning implements IllustrationPlanner {
     if (proposals.length === 0 && input.number === 1) {
       proposals.push({ scene: openingScene(input.text), characters: [] });
     }
-    const left = Math.min(budget.perChapter, budget.perDay - (await this.drawnToday(input.workspaceId)));
-    return proposals.slice(0, Math.max(0, left)).map((p, i) => ({
+    const wanted = Math.min(budget.perChapter, proposals.length);
+    if (wanted <= 0) return [];
+    const today = await this.imagesToday(input.workspaceId);
+    const taken = await takeUpTo(this.db, today, wanted, budget.perDay);
+    return proposals.slice(0, taken).map((p, i) => ({
       id: randomUUID(),
       storyId: input.storyId,
       chapterId: input.chapterId,
@@ -101,39 +102,51 @@ export class IllustrationPlanning implements IllustrationPlanner {
     if (head.status !== "done") throw new UserFacingError("error.busy");
     const budget = await this.budgetOf(story.workspaceId);
     if (!budget.enabled) throw new UserFacingError("illustrate.off");
-    if ((await this.drawnToday(story.workspaceId)) >= budget.perDay) {
-      throw new UserFacingError("illustrate.dailyLimit", { max: budget.perDay });
-    }
+    // Checked first for a quick answer, then taken in the transaction that creates the
+    // row: two requests at once (two processes even) never both take the last picture.
+    const today = await this.imagesToday(story.workspaceId);
     const user = await upsertUser(this.db, input.actor);
     const cooldownMs = this.options.cooldownSeconds * 1000;
-    if (cooldownMs > 0) {
-      const last = await this.db.illustration.findFirst({
-        where: { requestedById: user.id, source: "request" },
-        orderBy: { createdAt: "desc" },
-        select: { createdAt: true },
-      });
-      const wait = last === null ? 0 : last.createdAt.getTime() + cooldownMs - Date.now();
-      if (wait > 0) throw new UserFacingError("illustrate.cooldown", { seconds: Math.ceil(wait / 1000) });
-    }
+    const cooldown = COUNTER_KEYS.illustrate(user.id);
+    if (cooldownMs > 0) await ensureCounter(this.db, cooldown);
+    const refusal = async (): Promise<UserFacingError | undefined> => {
+      const drawn = await readCounter(this.db, today);
+      if ((drawn?.count ?? 0) >= budget.perDay) {
+        return new UserFacingError("illustrate.dailyLimit", { max: budget.perDay });
+      }
+      const last = cooldownMs > 0 ? await readCounter(this.db, cooldown) : null;
+      const wait = last === null ? 0 : last.takenAt.getTime() + cooldownMs - Date.now();
+      if (wait > 0) return new UserFacingError("illustrate.cooldown", { seconds: Math.ceil(wait / 1000) });
+      return undefined;
+    };
+    const refused = await refusal();
+    if (refused !== undefined) throw refused;
     if (what !== "") await this.moderator?.check(what, story.rating);
     const id = randomUUID();
+    const now = new Date();
     try {
-      await this.db.illustration.create({
-        data: {
-          id,
-          storyId: input.storyId,
-          chapterId: head.id,
-          source: "request",
-          scene: what !== "" ? what : clip(head.summary || openingScene(head.text), VISUAL_LIMITS.scene),
-          characters: [],
-          requestedById: user.id,
-          requestKey: input.requestKey,
-        },
-        select: { id: true },
-      });
+      await this.db.$transaction([
+        takeCounter(this.db, today, { limit: budget.perDay, now }),
+        ...(cooldownMs > 0 ? [takeCounter(this.db, cooldown, { cooldownMs, now })] : []),
+        this.db.illustration.create({
+          data: {
+            id,
+            storyId: input.storyId,
+            chapterId: head.id,
+            source: "request",
+            scene: what !== "" ? what : clip(head.summary || openingScene(head.text), VISUAL_LIMITS.scene),
+            characters: [],
+            requestedById: user.id,
+            requestKey: input.requestKey,
+          },
+          select: { id: true },
+        }),
+      ]);
     } catch (error) {
       // The same request delivered twice: the first one is being drawn.
       if (isPrismaError(error, "P2002")) return;
+      // Another request took the last picture of the day, or started the cooldown, meanwhile.
+      if (isPrismaError(error, "P2025")) throw (await refusal()) ?? error;
       throw error;
     }
     await this.enqueue([id]);
@@ -207,11 +220,21 @@ export class IllustrationPlanning implements IllustrationPlanner {
     return { enabled: s.illustrations, perChapter: s.imagesPerChapter, perDay: s.imagesPerDay };
   }
 
-  /** Pictures asked for in this workspace today (failed ones do not count). */
-  private drawnToday(workspaceId: string): Promise<number> {
-    return this.db.illustration.count({
-      where: { createdAt: { gte: startOfDayUtc() }, status: { not: "failed" }, story: { workspaceId } },
+  /**
+   * The counter of the pictures asked for in this workspace today (failed ones are
+   * given back: src/story/illustration-job.ts). A new one starts from the day's rows.
+   */
+  private async imagesToday(workspaceId: string): Promise<string> {
+    const now = new Date();
+    const key = COUNTER_KEYS.images(workspaceId, now);
+    await ensureCounter(this.db, key, {
+      seed: () =>
+        this.db.illustration.count({
+          where: { createdAt: { gte: startOfDayUtc(now) }, status: { not: "failed" }, story: { workspaceId } },
+        }),
+      expiresAt: dayCountExpiry(now),
     });
+    return key;
   }
 }
 

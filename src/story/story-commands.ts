@@ -7,16 +7,29 @@ import { randomUUID } from "node:crypto";
 import type { Genre } from "../agent/types.ts";
 import { artStyleFor } from "../art/visual-bible.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
-import type { Db } from "../store/db.ts";
+import { ensureCounter, readCounter, takeCounter, tryTakeCounter } from "../store/counters.ts";
+import type { Db, PrismaPromise } from "../store/db.ts";
 import { enqueueChapter, type WriteTicket } from "./chapter-job.ts";
+import { COUNTER_KEYS, dayCountExpiry, startOfDayUtc } from "./counter-keys.ts";
 import { UserFacingError } from "./errors.ts";
-import { type Actor, type Conversation, conversationKey, findUserId, upsertUser } from "./identity.ts";
+import { type Actor, type Conversation, conversationKey, findUserId, upsertUser, upsertWorkspace } from "./identity.ts";
 import { LIMITS } from "./limits.ts";
 import type { Moderator } from "./moderation.ts";
 import type { Preplanner } from "./preplanner.ts";
 import { type ReactionInput, recordReaction } from "./reactions.ts";
 import { loadChain } from "./snapshot.ts";
 import { type HeadChapter, StoryRevisions } from "./story-revisions.ts";
+
+/**
+ * A member's daily chapter quota, where one applies (commands/story-context.ts says
+ * where): taken in the transaction that creates the chapter, so two requests at
+ * once, in two processes even, cannot both take the last one.
+ */
+export interface ChapterQuota {
+  limit: number;
+  /** Where it counts: the quota is per member and workspace. */
+  conversation: Conversation;
+}
 
 export class StoryCommands {
   private readonly revisions: StoryRevisions;
@@ -44,6 +57,7 @@ export class StoryCommands {
     chapterLength?: string;
     /** A moderators' theme: its rules bind the story, its rating and art style become the story's. */
     theme?: { id: string; rating: string; artStyle?: string };
+    quota?: ChapterQuota;
   }): Promise<WriteTicket> {
     const premise = input.premise.trim();
     if (premise === "") throw new UserFacingError("error.emptyScenario");
@@ -53,12 +67,15 @@ export class StoryCommands {
     const { actor, conversation } = input;
     const rating = input.theme?.rating ?? input.rating ?? "general";
     await this.moderator?.check(premise, rating);
+    const quota = await this.quotaCounter(actor, input.quota);
     const created = await this.db.$transaction(async (tx) => {
+      if (quota !== undefined && !(await tryTakeCounter(tx, quota.key, { limit: quota.limit }))) {
+        throw new UserFacingError("error.quota", { quota: quota.limit });
+      }
       const user = await upsertUser(tx, actor);
-      const workspace = await tx.workspace.upsert({
-        where: { platform_externalId: { platform: conversation.platform, externalId: conversation.workspaceId } },
-        create: { platform: conversation.platform, externalId: conversation.workspaceId, settings: {} },
-        update: {},
+      const workspace = await upsertWorkspace(tx, {
+        platform: conversation.platform,
+        externalId: conversation.workspaceId,
       });
       const story = await tx.story.create({
         data: {
@@ -95,8 +112,14 @@ export class StoryCommands {
   }
 
   /** Continue with choice `position` (1-based) of the head chapter. */
-  async choose(storyId: string, revision: number, position: number, by?: Actor): Promise<WriteTicket> {
-    return this.continueWith(storyId, revision, by, async (head) => {
+  async choose(
+    storyId: string,
+    revision: number,
+    position: number,
+    by?: Actor,
+    quota?: ChapterQuota,
+  ): Promise<WriteTicket> {
+    return this.continueWith(storyId, revision, by, quota, async (head) => {
       const choices = head.choices;
       if (choices.length === 0) throw new UserFacingError("error.noChoices");
       const choice = choices[position - 1];
@@ -114,7 +137,7 @@ export class StoryCommands {
     position: number,
     result: { counts: number[]; turnout: number; tieBroken: boolean },
   ): Promise<WriteTicket> {
-    return this.continueWith(storyId, revision, undefined, async (head) => {
+    return this.continueWith(storyId, revision, undefined, undefined, async (head) => {
       const choice = head.choices[position - 1];
       if (choice === undefined) throw new UserFacingError("error.choiceOutOfRange", { input: position, max: 0 });
       return { action: choice.label, reaction: { kind: "vote", data: { position, label: choice.label, ...result } } };
@@ -122,13 +145,13 @@ export class StoryCommands {
   }
 
   /** Continue with the reader's own action. */
-  async act(storyId: string, revision: number, text: string, by?: Actor): Promise<WriteTicket> {
+  async act(storyId: string, revision: number, text: string, by?: Actor, quota?: ChapterQuota): Promise<WriteTicket> {
     const action = text.trim();
     if (action === "") throw new UserFacingError("error.emptyAction");
     if (action.length > LIMITS.action) {
       throw new UserFacingError("error.actionTooLong", { length: action.length, max: LIMITS.action });
     }
-    return this.continueWith(storyId, revision, by, async (head) => {
+    return this.continueWith(storyId, revision, by, quota, async (head) => {
       // Planned the moment it arrives: the plan runs while it is checked and committed.
       await this.preplanner?.planAction(storyId, action);
       try {
@@ -145,14 +168,16 @@ export class StoryCommands {
     storyId: string,
     revision: number,
     by: Actor | undefined,
+    quotaOf: ChapterQuota | undefined,
     decide: (head: HeadChapter) => Promise<{ action: string; reaction: ReactionInput }>,
   ): Promise<WriteTicket> {
     const { head } = await this.revisions.idleHead(storyId, revision);
     if (head.status !== "done") throw new UserFacingError("error.noChoices");
     const { action, reaction } = await decide(head);
     const requestedById = by === undefined ? undefined : (await upsertUser(this.db, by)).id;
+    const quota = await this.quotaCounter(by, quotaOf);
     const chapterId = randomUUID();
-    await this.revisions.commit(storyId, revision, chapterId, [
+    await this.commit(storyId, revision, chapterId, quota, [
       this.db.chapter.create({
         data: {
           id: chapterId,
@@ -174,15 +199,16 @@ export class StoryCommands {
   }
 
   /** Regenerate the head chapter with a direction; the old one stays as a branch. */
-  async rewrite(storyId: string, direction: string, by?: Actor): Promise<WriteTicket> {
+  async rewrite(storyId: string, direction: string, by?: Actor, quotaOf?: ChapterQuota): Promise<WriteTicket> {
     const dir = direction.trim();
     if (dir.length > LIMITS.direction) {
       throw new UserFacingError("error.directionTooLong", { length: dir.length, max: LIMITS.direction });
     }
     const { story, head } = await this.revisions.idleHead(storyId);
     if (head.status !== "done") throw new UserFacingError("error.noChoices");
+    const quota = await this.quotaCounter(by, quotaOf);
     const chapterId = randomUUID();
-    await this.revisions.commit(storyId, story.revision, chapterId, [
+    await this.commit(storyId, story.revision, chapterId, quota, [
       this.db.chapter.create({
         data: {
           id: chapterId,
@@ -272,15 +298,54 @@ export class StoryCommands {
   async requestsToday(actor: Actor, conversation: Conversation): Promise<number> {
     const userId = await findUserId(this.db, actor);
     if (userId === undefined) return 0;
-    const since = new Date();
-    since.setUTCHours(0, 0, 0, 0);
     return this.db.chapter.count({
       where: {
-        createdAt: { gte: since },
+        createdAt: { gte: startOfDayUtc() },
         requestedById: userId,
         story: { workspace: { platform: conversation.platform, externalId: conversation.workspaceId } },
       },
     });
+  }
+
+  /** The quota's counter for today, ready to be taken with the chapter; undefined when no quota applies. */
+  private async quotaCounter(
+    by: Actor | undefined,
+    quota: ChapterQuota | undefined,
+  ): Promise<{ key: string; limit: number } | undefined> {
+    if (by === undefined || quota === undefined || quota.limit <= 0) return undefined;
+    const now = new Date();
+    const key = COUNTER_KEYS.chapters(quota.conversation, by, now);
+    await ensureCounter(this.db, key, {
+      seed: () => this.requestsToday(by, quota.conversation),
+      expiresAt: dayCountExpiry(now),
+    });
+    return { key, limit: quota.limit };
+  }
+
+  /** `StoryRevisions.commit`, taking one from the quota with the writes when one applies. */
+  private async commit(
+    storyId: string,
+    revision: number,
+    headId: string,
+    quota: { key: string; limit: number } | undefined,
+    writes: PrismaPromise<unknown>[],
+  ): Promise<void> {
+    if (quota === undefined) return this.revisions.commit(storyId, revision, headId, writes);
+    try {
+      await this.revisions.commit(storyId, revision, headId, [
+        takeCounter(this.db, quota.key, { limit: quota.limit }),
+        ...writes,
+      ]);
+    } catch (error) {
+      // The quota's take fails the transaction as a stale revision would: tell them apart.
+      if (error instanceof UserFacingError && error.id === "error.stale") {
+        const taken = await readCounter(this.db, quota.key);
+        if (taken !== null && taken.count >= quota.limit) {
+          throw new UserFacingError("error.quota", { quota: quota.limit });
+        }
+      }
+      throw error;
+    }
   }
 
   private enqueue(storyId: string, chapterId: string, number: number, revision: number): Promise<WriteTicket> {

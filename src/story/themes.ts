@@ -6,6 +6,7 @@
 import { z } from "zod";
 import type { Db } from "../store/db.ts";
 import { UserFacingError } from "./errors.ts";
+import { upsertWorkspace } from "./identity.ts";
 
 export const RATINGS = ["general", "teen", "adult"] as const;
 export type Rating = (typeof RATINGS)[number];
@@ -60,12 +61,7 @@ export class ThemeService {
     if ((await this.list(ws)).some((t) => t.name.toLowerCase() === input.name.toLowerCase())) {
       throw new UserFacingError("error.themeExists", { name: input.name });
     }
-    const workspace = await this.db.workspace.upsert({
-      where: { platform_externalId: { platform: ws.platform, externalId: ws.externalId } },
-      create: { platform: ws.platform, externalId: ws.externalId, settings: {} },
-      update: {},
-      select: { id: true },
-    });
+    const workspace = await upsertWorkspace(this.db, ws);
     return view(await this.db.theme.create({ data: { ...input, workspaceId: workspace.id } }));
   }
 

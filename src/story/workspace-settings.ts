@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { Locale } from "../i18n/locale.ts";
 import type { Db } from "../store/db.ts";
 import { UserFacingError } from "./errors.ts";
+import { upsertWorkspace } from "./identity.ts";
 
 export const VOTE_SECONDS_RANGE = { min: 10, max: 86_400 } as const;
 
@@ -59,25 +60,36 @@ export class WorkspaceSettingsStore {
     return resolve(this.defaults, parsed.success ? parsed.data : {});
   }
 
-  /** Change one setting; values are validated here, once, for every platform. */
+  /**
+   * Change one setting; values are validated here, once, for every platform. The
+   * settings are one JSON value: the write is a compare-and-set on their revision, tried
+   * again when another change (another process) got there first, so none is lost.
+   */
   async set(platform: string, externalId: string, patch: WorkspaceSettings): Promise<ResolvedSettings> {
     const checked = SettingsSchema.safeParse(patch);
     if (!checked.success) throw new UserFacingError("error.badSetting");
-    const row = await this.db.workspace.findUnique({
-      where: { platform_externalId: { platform, externalId } },
-      select: { settings: true },
-    });
-    const current = SettingsSchema.safeParse(row?.settings ?? {});
-    const settings = { ...(current.success ? current.data : {}), ...stripUndefined(checked.data) };
-    await this.db.workspace.upsert({
-      where: { platform_externalId: { platform, externalId } },
-      create: { platform, externalId, settings },
-      update: { settings },
-      select: { id: true },
-    });
-    return resolve(this.defaults, settings);
+    const where = { platform_externalId: { platform, externalId } };
+    for (let attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
+      const select = { id: true, settings: true, settingsRevision: true } as const;
+      let row = await this.db.workspace.findUnique({ where, select });
+      if (row === null) {
+        await upsertWorkspace(this.db, { platform, externalId });
+        row = await this.db.workspace.findUniqueOrThrow({ where, select });
+      }
+      const current = SettingsSchema.safeParse(row.settings);
+      const settings = { ...(current.success ? current.data : {}), ...stripUndefined(checked.data) };
+      const { count } = await this.db.workspace.updateMany({
+        where: { id: row.id, settingsRevision: row.settingsRevision },
+        data: { settings, settingsRevision: { increment: 1 } },
+      });
+      if (count === 1) return resolve(this.defaults, settings);
+    }
+    throw new Error(`settings of ${platform}:${externalId}: ${SET_ATTEMPTS} changes at once won over this one`);
   }
 }
+
+/** Compare-and-set tries before giving up (each loses only to a change that succeeded). */
+const SET_ATTEMPTS = 5;
 
 function resolve(defaults: ResolvedSettings, s: WorkspaceSettings): ResolvedSettings {
   return {

@@ -367,7 +367,12 @@ async function loadOutcomes(db: Db, chapterIds: string[], into: Map<string, Chap
     select: {
       id: true,
       reactions: { orderBy: { createdAt: "asc" }, select: { kind: true, data: true } },
-      runs: { where: { task: { in: ["open", "continue", "rewrite"] } }, select: { checks: true } },
+      // The first writing run (insertion order, which PostgreSQL does not keep unasked).
+      runs: {
+        where: { task: { in: ["open", "continue", "rewrite"] } },
+        orderBy: [{ createdAt: "asc" }, { id: "asc" }],
+        select: { checks: true },
+      },
     },
   });
   for (const c of chapters) {
@@ -401,7 +406,11 @@ async function preferencePairs(
       where: { id: r.rewriteOfId },
       select: {
         text: true,
-        runs: { where: { task: { in: ["open", "continue", "rewrite"] }, status: "ok" }, take: 1 },
+        runs: {
+          where: { task: { in: ["open", "continue", "rewrite"] }, status: "ok" },
+          orderBy: [{ createdAt: "asc" }, { id: "asc" }],
+          take: 1,
+        },
       },
     });
     const run = original?.runs[0];

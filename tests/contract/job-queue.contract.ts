@@ -7,10 +7,8 @@
  * Written for real timers and real backends: every test uses fresh job names
  * and keys (a Redis-backed queue keeps state between tests), waits on deferred
  * promises rather than sleeps, and closes its queue afterwards. The factory
- * receives `{ concurrency, retry }`; an implementation that cannot honour
- * concurrency passes `{ honoursConcurrency: false }` and the ordering test is
- * skipped. Two queues a test opens are two processes sharing one backend (the
- * runner gives every test its own namespace).
+ * receives `{ concurrency, retry }`. Two queues a test opens are two processes
+ * sharing one backend (the runner gives every test its own namespace).
  */
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
@@ -24,8 +22,6 @@ import {
 } from "../../src/jobs/job-queue.ts";
 
 export interface JobQueueContractOptions {
-  /** Whether the factory runs at most `concurrency` jobs at once (default true). */
-  honoursConcurrency?: boolean;
   /**
    * What becomes of a job whose handler stopped when close's grace was over:
    * "finish" (in-process: it finished, and a restart resumes its work) or "handBack"
@@ -392,29 +388,26 @@ export function jobQueueContract(name: string, make: JobQueueFactory, contract: 
       await running.finished;
     });
 
-    it.skipIf(contract.honoursConcurrency === false)(
-      "starts jobs in enqueue order, one at a time, with concurrency 1",
-      async () => {
-        const queue = await open({ concurrency: 1 });
-        const job = unique("job");
-        const order: number[] = [];
-        let active = 0;
-        let maxActive = 0;
-        queue.handle<number>(job, async (n) => {
-          active++;
-          maxActive = Math.max(maxActive, active);
-          order.push(n);
-          await new Promise((resolve) => setImmediate(resolve));
-          active--;
-        });
+    it("starts jobs in enqueue order, one at a time, with concurrency 1", async () => {
+      const queue = await open({ concurrency: 1 });
+      const job = unique("job");
+      const order: number[] = [];
+      let active = 0;
+      let maxActive = 0;
+      queue.handle<number>(job, async (n) => {
+        active++;
+        maxActive = Math.max(maxActive, active);
+        order.push(n);
+        await new Promise((resolve) => setImmediate(resolve));
+        active--;
+      });
 
-        const jobs = [];
-        for (let n = 1; n <= 5; n++) jobs.push(await queue.enqueue(job, n, { key: unique("key") }));
-        await Promise.all(jobs.map((j) => j.finished));
+      const jobs = [];
+      for (let n = 1; n <= 5; n++) jobs.push(await queue.enqueue(job, n, { key: unique("key") }));
+      await Promise.all(jobs.map((j) => j.finished));
 
-        expect(order).toEqual([1, 2, 3, 4, 5]);
-        expect(maxActive).toBe(1);
-      },
-    );
+      expect(order).toEqual([1, 2, 3, 4, 5]);
+      expect(maxActive).toBe(1);
+    });
   });
 }

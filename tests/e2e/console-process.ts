@@ -8,13 +8,18 @@ import { join } from "node:path";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
-/** The environment of a terminal session against a model at `baseUrl`, its data under `dir`. */
-export function consoleEnv(baseUrl: string, dir: string, extra: Record<string, string> = {}): Record<string, string> {
+/** The environment of a terminal session against a model at `baseUrl`, its database at `databaseUrl`, its files under `dir`. */
+export function consoleEnv(
+  baseUrl: string,
+  dir: string,
+  databaseUrl: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     OPENAI_BASE_URL: baseUrl,
     OPENAI_API_KEY: "test-key",
     OPENAI_MODEL: "fake-story-model",
-    DATABASE_URL: `file:${join(dir, "inkloom.db")}`,
+    DATABASE_URL: databaseUrl,
     EXPORT_DIR: join(dir, "exports"),
     INKLOOM_LOCALE: "en",
     OPENAI_MAX_RETRIES: "1",

@@ -11,18 +11,23 @@ import { JSON_TEXT_MARKER } from "../../src/agent/prompts.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import type { FakeProfile, FakeRequest } from "../fakes/fake-openai-types.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 import { ConsoleProcess, consoleEnv } from "./console-process.ts";
 
 let dir: string;
+let dbUrl: string;
+const databases = new TestDatabases();
 const running: ConsoleProcess[] = [];
 const servers: FakeOpenAiServer[] = [];
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-profiles-"));
+  dbUrl = await databases.url(dir, "inkloom");
 });
 afterEach(async () => {
   for (const p of running.splice(0)) p.kill();
   for (const s of servers.splice(0)) await s.close();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -33,7 +38,7 @@ async function serve(profile: FakeProfile, responder = storyResponder()): Promis
 }
 
 function launch(server: FakeOpenAiServer, extra: Record<string, string> = {}): ConsoleProcess {
-  const p = new ConsoleProcess(consoleEnv(server.baseUrl, dir, extra));
+  const p = new ConsoleProcess(consoleEnv(server.baseUrl, dir, dbUrl, extra));
   running.push(p);
   return p;
 }

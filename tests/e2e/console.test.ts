@@ -1,18 +1,21 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { unzipSync } from "fflate";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CONTINUE_MARKER } from "../../src/agent/prompts.ts";
 import { TOOL_NAMES } from "../../src/agent/schemas.ts";
+import { openDatabase } from "../../src/store/db.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import type { FakeRequest, Responder } from "../fakes/fake-openai-types.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 import { ConsoleProcess, consoleEnv, runToExit } from "./console-process.ts";
 
 let server: FakeOpenAiServer;
 let dir: string;
+let dbUrl: string;
+const databases = new TestDatabases();
 const running: ConsoleProcess[] = [];
 
 beforeAll(async () => {
@@ -21,18 +24,20 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-e2e-"));
+  dbUrl = await databases.url(dir, "inkloom");
   server.setResponder(storyResponder({ language: "zh" }));
   server.setImageResponder(() => ({ kind: "image" }));
 });
-afterEach(() => {
+afterEach(async () => {
   for (const p of running.splice(0)) p.kill();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
-  return consoleEnv(server.baseUrl, dir, extra);
+  return consoleEnv(server.baseUrl, dir, dbUrl, extra);
 }
 
 function launch(extra?: Record<string, string>): ConsoleProcess {
@@ -299,14 +304,10 @@ describe("terminal play, end to end", () => {
     expect(after[0]?.body.tools).toBeUndefined();
     expect(await p.quit()).toBe(0);
     // The plans of the two choices not taken are kept as unused runs.
-    const db = new Database(join(dir, "inkloom.db"), { readonly: true });
-    const unused = db
-      .prepare(`SELECT count(*) AS n FROM "AgentRun" WHERE status = 'unused' AND task = 'continue'`)
-      .get() as {
-      n: number;
-    };
-    db.close();
-    expect(unused.n).toBeGreaterThanOrEqual(2);
+    const db = await openDatabase(dbUrl);
+    const unused = await db.agentRun.count({ where: { status: "unused", task: "continue" } });
+    await db.$disconnect();
+    expect(unused).toBeGreaterThanOrEqual(2);
   });
 
   it("a 429 and a 500 from the model are retried without the reader noticing", async () => {
@@ -356,7 +357,7 @@ describe("terminal play, end to end", () => {
 
 describe("start-up problems", () => {
   it("with no model endpoint configured, says what to set (with an Ollama example) and exits non-zero", async () => {
-    const { code, stderr } = await runToExit({ DATABASE_URL: `file:${join(dir, "x.db")}` });
+    const { code, stderr } = await runToExit({ DATABASE_URL: dbUrl });
     expect(code).toBe(2);
     expect(stderr).toContain("OPENAI_BASE_URL");
     expect(stderr).toContain("OPENAI_MODEL");
@@ -378,5 +379,14 @@ describe("start-up problems", () => {
     expect(stderr).toContain("Cannot open the database at /etc/hostname/inkloom.db");
     expect(stderr).toContain("DATABASE_URL");
     expect(existsSync("/etc/hostname/inkloom.db")).toBe(false);
+  });
+
+  it("an unreachable PostgreSQL server is reported without its password, and the process exits non-zero", async () => {
+    const { code, stderr } = await runToExit(env({ DATABASE_URL: "postgresql://inkloom:hunter2@127.0.0.1:1/inkloom" }));
+    expect(code).toBe(1);
+    expect(stderr).toContain("Cannot open the database at postgresql://inkloom:***@127.0.0.1:1/inkloom");
+    expect(stderr).toContain("DATABASE_URL");
+    expect(stderr).not.toContain("hunter2");
+    expect(stderr).not.toContain("    at ");
   });
 });

@@ -19,6 +19,7 @@ import {
 } from "../fakes/fake-discord-server.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 import { ballotIn as ballotOf, buttonsOf, type DiscordApp, launchDiscordApp } from "../helpers/discord-app.ts";
 
 let model: FakeOpenAiServer;
@@ -26,6 +27,7 @@ let discord: FakeDiscordServer;
 let proxy: DiscordProxy | undefined;
 let dir: string;
 let running: DiscordApp[] = [];
+const databases = new TestDatabases();
 const logs: string[] = [];
 
 async function fake(options: FakeDiscordOptions = {}) {
@@ -36,7 +38,7 @@ async function fake(options: FakeDiscordOptions = {}) {
 
 async function launch(extra: Record<string, string> = {}) {
   // The starter closes the vote; the window never does.
-  const app = await launchDiscordApp({ model, discord }, join(dir, "dc.db"), (m) => logs.push(m), {
+  const app = await launchDiscordApp({ model, discord }, await databases.url(dir, "dcs"), (m) => logs.push(m), {
     VOTE_SECONDS: "3600",
     ...extra,
   });
@@ -61,6 +63,7 @@ afterEach(async () => {
   proxy = undefined;
   await discord.close();
   await model.close();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 

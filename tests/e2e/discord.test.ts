@@ -6,6 +6,7 @@ import { registerCommands } from "../../adapters/discord/register.ts";
 import { FakeDiscordServer, type FakeMessage } from "../fakes/fake-discord-server.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 import {
   type Button,
   ballotIn as ballotOf,
@@ -18,11 +19,13 @@ import { expectExportsHoldPicture } from "../helpers/exports.ts";
 let model: FakeOpenAiServer;
 let discord: FakeDiscordServer;
 let dir: string;
+let dbUrl: string;
+const databases = new TestDatabases();
 let running: DiscordApp[] = [];
 const logs: string[] = [];
 
 async function launch(extra: Record<string, string> = {}) {
-  const instance = await launchDiscordApp({ model, discord }, join(dir, "dc.db"), (m) => logs.push(m), extra);
+  const instance = await launchDiscordApp({ model, discord }, dbUrl, (m) => logs.push(m), extra);
   running.push(instance);
   return instance;
 }
@@ -35,6 +38,7 @@ async function shutdown(instance: DiscordApp) {
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-dc-"));
+  dbUrl = await databases.url(dir, "dc");
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
   discord = await FakeDiscordServer.start();
   logs.length = 0;
@@ -44,6 +48,7 @@ afterEach(async () => {
   for (const r of [...running]) await shutdown(r);
   await discord.close();
   await model.close();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 

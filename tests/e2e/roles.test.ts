@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeTelegramServer } from "../fakes/fake-telegram-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { freePort, useTestRedis } from "../helpers/redis.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -29,17 +30,21 @@ let dir: string;
 let model: FakeOpenAiServer;
 let tg: FakeTelegramServer;
 let roles: Role[] = [];
+let database: TestDatabase;
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-roles-"));
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
   tg = await FakeTelegramServer.start({ privacyMode: true });
+  // SQLite, or a fresh PostgreSQL database in the PostgreSQL pass (npm run test:postgres).
+  database = await createTestDatabase(dir, "roles");
 });
 
 afterEach(async () => {
   for (const role of roles) if (role.child.exitCode === null) role.child.kill("SIGKILL");
   await Promise.all(roles.map((r) => r.exited));
   roles = [];
+  await database.drop();
   await tg.close();
   await model.close();
   rmSync(dir, { recursive: true, force: true });
@@ -54,7 +59,7 @@ async function launch(name: string, script: string): Promise<Role> {
       OPENAI_BASE_URL: model.baseUrl,
       OPENAI_MODEL: "fake",
       OPENAI_MAX_RETRIES: "0",
-      DATABASE_URL: `file:${join(dir, "roles.db")}`,
+      DATABASE_URL: database.url,
       TELEGRAM_BOT_TOKEN: tg.token,
       TELEGRAM_API_ROOT: tg.apiRoot,
       INKLOOM_LOCALE: "en",
@@ -112,10 +117,13 @@ describe("a front and two workers in separate processes (REDIS_URL)", { timeout:
     expect(model.chatRequests()).toHaveLength(0);
     expect(tg.messages(chat.id).filter((m) => (m.text ?? "").startsWith("Chapter 1"))).toHaveLength(0);
     const workers = [await launch("worker 1", "src/app/worker.ts"), await launch("worker 2", "src/app/worker.ts")];
-    const offer = await tg.waitFor(
-      () => tg.messages(chat.id).find((m) => JSON.stringify(m.reply_markup ?? {}).includes('"p|')),
-      60_000,
-    );
+    const offer = await tg
+      .waitFor(() => tg.messages(chat.id).find((m) => JSON.stringify(m.reply_markup ?? {}).includes('"p|')), 60_000)
+      .catch((error: unknown) => {
+        throw new Error(
+          `${String(error)}\n${JSON.stringify(tg.messages(chat.id).map((m) => m.text))}\n${roles.map((r) => `--- ${r.name}\n${r.output()}`).join("\n")}`,
+        );
+      });
     expect(offer).toBeDefined();
     const chapters = tg.messages(chat.id).filter((m) => (m.text ?? "").startsWith("Chapter 1"));
     expect(chapters).toHaveLength(1);

@@ -166,6 +166,19 @@ describe("Telegram behind several fronts", { timeout: 60_000 }, () => {
     expect(logs.filter((l) => l.includes("failed"))).toEqual([]);
   });
 
+  it("hears on one front the answer to a question another front asked (sessions in Redis)", async () => {
+    const [a, b] = [await front(), await front()];
+    const reader = tg.user({ first_name: "Lu" });
+    const chat = tg.chat("private", { user: reader });
+    expect(await a.post(update(chat, reader, "/start horror"), SECRET)).toBe(200);
+    await tg.waitFor(() => texts(chat.id).some((t) => (t ?? "").includes("Reply to this message with your scenario")));
+    // The scenario reaches the other front: it knows the question, and the genre asked with it.
+    expect(await b.post(update(chat, reader, "a diver finds a door on the seabed"), SECRET)).toBe(200);
+    await tg.waitFor(() => texts(chat.id).some((t) => (t ?? "").startsWith("Chapter 1")), 20_000);
+    const story = await b.engine.db.story.findFirstOrThrow();
+    expect(story).toMatchObject({ genre: "horror", premise: "a diver finds a door on the seabed" });
+  });
+
   it("handles one chat's updates in order across two fronts, though the first front is slower", async () => {
     const [a, b] = [await front({ slowMs: 800 }), await front()];
     const reader = tg.user({ first_name: "Kit" });

@@ -10,11 +10,14 @@ import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeTelegramServer } from "../fakes/fake-telegram-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 import { expectExportsHoldPicture } from "../helpers/exports.ts";
 
 let model: FakeOpenAiServer;
 let tg: FakeTelegramServer;
 let dir: string;
+let dbUrl: string;
+const databases = new TestDatabases();
 let running: { engine: Engine; bot: TelegramAdapter }[] = [];
 const logs: string[] = [];
 
@@ -24,7 +27,7 @@ async function launch(extra: Record<string, string> = {}): Promise<{ engine: Eng
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",
-    DATABASE_URL: `file:${join(dir, "tg.db")}`,
+    DATABASE_URL: dbUrl,
     TELEGRAM_BOT_TOKEN: tg.token,
     TELEGRAM_API_ROOT: tg.apiRoot,
     INKLOOM_LOCALE: "en",
@@ -47,6 +50,7 @@ async function shutdown(instance: { engine: Engine; bot: TelegramAdapter }) {
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-tg-"));
+  dbUrl = await databases.url(dir, "tg");
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
   tg = await FakeTelegramServer.start({ privacyMode: true });
   logs.length = 0;
@@ -56,6 +60,7 @@ afterEach(async () => {
   for (const r of [...running]) await shutdown(r);
   await tg.close();
   await model.close();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 

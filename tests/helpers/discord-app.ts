@@ -13,7 +13,8 @@ export interface DiscordApp {
 /** Engine and adapter configured from the environment `npm start` would see, logged in. The caller stops both. */
 export async function launchDiscordApp(
   fakes: { model: FakeOpenAiServer; discord: FakeDiscordServer },
-  databaseFile: string,
+  /** DATABASE_URL of the test's database (tests/helpers/database.ts). */
+  databaseUrl: string,
   log: (message: string) => void,
   extra: Record<string, string> = {},
 ): Promise<DiscordApp> {
@@ -22,7 +23,7 @@ export async function launchDiscordApp(
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",
-    DATABASE_URL: `file:${databaseFile}`,
+    DATABASE_URL: databaseUrl,
     DISCORD_TOKEN: discord.token,
     DISCORD_APPLICATION_ID: discord.applicationId,
     DISCORD_API_ROOT: discord.apiRoot,

@@ -17,11 +17,13 @@ import { LIMITS } from "../../src/story/limits.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 
 const PLATFORMS = ["console", "telegram", "discord"] as const;
 type Platform = (typeof PLATFORMS)[number];
 
 let dir: string;
+const databases = new TestDatabases();
 let model: FakeOpenAiServer;
 let engine: Engine;
 const logs: string[] = [];
@@ -33,7 +35,7 @@ beforeEach(async () => {
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",
-    DATABASE_URL: `file:${join(dir, "actions.db")}`,
+    DATABASE_URL: await databases.url(dir, "actions"),
   });
   engine = await createEngine(config, (m) => logs.push(m));
   logs.length = 0;
@@ -42,6 +44,7 @@ beforeEach(async () => {
 afterEach(async () => {
   await engine?.close();
   await model.close();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 

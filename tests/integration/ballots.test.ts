@@ -22,6 +22,7 @@ import { StoryCommands } from "../../src/story/story-commands.ts";
 import { StoryQueries } from "../../src/story/story-queries.ts";
 import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 const starter: Actor = { platform: "telegram", id: "100", name: "Ann" };
 const bea: Actor = { platform: "telegram", id: "101", name: "Bea" };
@@ -29,6 +30,7 @@ const cal: Actor = { platform: "telegram", id: "102", name: "Cal" };
 const conversation = { platform: "telegram", workspaceId: "-500", id: "-500" };
 
 let dir: string;
+let database: TestDatabase;
 let db: Db;
 let queue: InProcessJobQueue;
 let agent: FakeStoryAgent;
@@ -68,7 +70,8 @@ function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false, liv
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-ballot-"));
-  db = await openDatabase(`file:${join(dir, "test.db")}`);
+  database = await createTestDatabase(dir);
+  db = await openDatabase(database.url);
   queue = new InProcessJobQueue();
   agent = new FakeStoryAgent();
   surface = new FakeSurface({ limits: { maxMessageLength: 4096, minEditIntervalMs: 0 } });
@@ -80,6 +83,7 @@ beforeEach(async () => {
 afterEach(async () => {
   await queue.close();
   await db.$disconnect();
+  await database.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -173,6 +177,7 @@ describe("ballots in a voting conversation", () => {
     await ballots.vote(storyId, revision, 3, bea);
     await until(async () => (await db.ballot.findFirstOrThrow()).status === "closed");
     await until(async () => (await queries.state(storyId)).head?.number === 2);
+    await until(async () => agent.inputs.length === 2);
     expect(agent.inputs.at(-1)?.action).toBe("Wait 1");
   });
 
@@ -299,6 +304,8 @@ describe("ballots in a voting conversation", () => {
     expect(await db.ballot.count({ where: { status: "open" } })).toBe(1);
     await ballots.vote(storyId, next, 3, cal);
     await until(async () => (await queries.state(storyId)).head?.number === 3);
+    // The head moves when chapter 3 is created; its writing starts a moment later.
+    await until(async () => agent.inputs.length === 3);
     expect(agent.inputs.at(-1)?.action).toMatch(/^(Go north|Wait) 2$/);
   });
 

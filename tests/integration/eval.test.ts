@@ -28,6 +28,7 @@ import { FakeOpenAiServer, withLatency } from "../fakes/fake-openai-server.ts";
 import type { FakeRequest, Responder } from "../fakes/fake-openai-types.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 import { runTrainingCli } from "../helpers/run-cli.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
@@ -48,6 +49,7 @@ function withBiasedJudge(inner: Responder = storyResponder()): Responder {
 }
 
 let dir: string;
+const databases = new TestDatabases();
 let dbUrl: string;
 let cases: HeldoutCase[];
 const servers: FakeOpenAiServer[] = [];
@@ -89,7 +91,7 @@ function options(
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-eval-"));
-  dbUrl = `file:${join(dir, "eval.db")}`;
+  dbUrl = await databases.url(dir, "eval");
   const model = await FakeOpenAiServer.start({ responder: storyResponder() });
   const config = loadConfig({
     OPENAI_BASE_URL: model.baseUrl,
@@ -124,7 +126,8 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-afterAll(() => {
+afterAll(async () => {
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -363,7 +366,7 @@ describe("train:eval", { timeout: 60_000 }, () => {
     expect(badRate.code).toBe(2);
     expect(badRate.stderr).toContain("--noisy-tools must be a rate from 0 to 1");
 
-    const empty = await cli(["--a", "big", "--b", "small", "--database", `file:${join(dir, "empty.db")}`], env);
+    const empty = await cli(["--a", "big", "--b", "small", "--database", await databases.url(dir, "empty")], env);
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain("run npm run train:heldout first");
   });

@@ -15,12 +15,14 @@ import {
   register,
 } from "../../src/training/finetune.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
+import { TestDatabases } from "../helpers/database.ts";
 import { type CliResult, runTrainingCli } from "../helpers/run-cli.ts";
 
 const BASE_MODEL = "gpt-4.1-mini-2025-04-14";
 
 let server: FakeOpenAiServer;
 let dir: string;
+const databases = new TestDatabases();
 let dbUrl: string;
 let db: Db | undefined;
 let trainPath: string;
@@ -39,7 +41,7 @@ function example(user: string, assistant: string): string {
 beforeEach(async () => {
   server = await FakeOpenAiServer.start();
   dir = mkdtempSync(join(tmpdir(), "inkloom-finetune-"));
-  dbUrl = `file:${join(dir, "test.db")}`;
+  dbUrl = await databases.url(dir);
   trainPath = join(dir, "train.jsonl");
   validationPath = join(dir, "validation.jsonl");
   writeFileSync(
@@ -54,6 +56,7 @@ afterEach(async () => {
   await db?.$disconnect();
   db = undefined;
   await server.close();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -19,12 +19,15 @@ import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import type { FakeRequest } from "../fakes/fake-openai-types.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
 const PNG = [0x89, 0x50, 0x4e, 0x47];
 
 let dir: string;
+let dbUrl: string;
+const databases = new TestDatabases();
 let model: FakeOpenAiServer;
 let engine: Engine;
 let surface: FakeSurface;
@@ -35,7 +38,7 @@ async function launch(env: Record<string, string> = {}) {
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",
-    DATABASE_URL: `file:${join(dir, "ill.db")}`,
+    DATABASE_URL: dbUrl,
     IMAGE_MODEL: "fake-image",
     IMAGE_DIR: join(dir, "images"),
     IMAGE_TIMEOUT_MS: "2000",
@@ -48,6 +51,7 @@ async function launch(env: Record<string, string> = {}) {
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-ill-"));
+  dbUrl = await databases.url(dir, "ill");
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
   surface = new FakeSurface({ limits: { maxMessageLength: 4000, minEditIntervalMs: 0 } });
   logs.length = 0;
@@ -56,6 +60,7 @@ beforeEach(async () => {
 afterEach(async () => {
   await engine?.close();
   await model.close();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -268,6 +273,27 @@ describe("illustrations", { timeout: 60_000 }, () => {
     await engine.queue.onIdle();
     expect(surface.images).toHaveLength(3);
     expect(await engine.illustrationJob.recover()).toBe(0);
+  });
+
+  it("next to live workers, recovery leaves a picture being drawn to its job, which a restarted job takes over", async () => {
+    await launch();
+    const storyId = await start();
+    const row = await engine.db.illustration.findFirstOrThrow({ where: { storyId } });
+    const posted = surface.images.length;
+    const drawn = model.imageRequests().length;
+    // Another worker is drawing it: shared recovery does not touch it, a first delivery neither.
+    await engine.db.illustration.update({ where: { id: row.id }, data: { status: "drawing", messageRef: "" } });
+    expect(await engine.illustrationJob.recover({ shared: true })).toBe(0);
+    await engine.illustrationJob.run({ illustrationId: row.id });
+    await engine.queue.onIdle();
+    expect(model.imageRequests()).toHaveLength(drawn);
+    expect((await engine.db.illustration.findUniqueOrThrow({ where: { id: row.id } })).status).toBe("drawing");
+    // Its worker died: the queue starts the job again (attempt 2), which draws and posts it once.
+    await engine.illustrationJob.run({ illustrationId: row.id }, 2);
+    expect(model.imageRequests()).toHaveLength(drawn + 1);
+    expect(surface.images).toHaveLength(posted + 1);
+    await engine.illustrationJob.run({ illustrationId: row.id }, 3);
+    expect(surface.images).toHaveLength(posted + 1);
   });
 
   it("nothing is drawn without IMAGE_MODEL, and /illustrate says why", async () => {

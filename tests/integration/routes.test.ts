@@ -11,19 +11,21 @@ import { freezeHeldout, heldoutStoryIds, loadHeldout } from "../../src/training/
 import { formatRoute, parseRouteSpec, RouteStore } from "../../src/training/routes.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 import { runTrainingCli } from "../helpers/run-cli.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
 
 let dir: string;
+const databases = new TestDatabases();
 let dbUrl: string;
 let model: FakeOpenAiServer;
 let engine: Engine | undefined;
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-routes-"));
-  dbUrl = `file:${join(dir, "r.db")}`;
+  dbUrl = await databases.url(dir, "r");
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
 });
 
@@ -31,6 +33,7 @@ afterEach(async () => {
   await engine?.close();
   engine = undefined;
   await model.close();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -156,7 +159,7 @@ describe("held-out states", { timeout: 60_000 }, () => {
     const listed = await cli("heldout.ts", ["--list", "--database", dbUrl]);
     expect(listed.stdout).toMatch(/(open|continue) chapter \d of story \S+/);
     expect((await cli("heldout.ts", ["--count", "x"])).code).toBe(2);
-    const empty = await cli("heldout.ts", ["--database", `file:${join(dir, "empty.db")}`]);
+    const empty = await cli("heldout.ts", ["--database", await databases.url(dir, "empty")]);
     expect(empty.stdout).toContain("No story has a finished chapter yet: play some stories first.");
   });
 });

@@ -21,12 +21,14 @@ import { StoryCommands } from "../../src/story/story-commands.ts";
 import { StoryQueries } from "../../src/story/story-queries.ts";
 import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { chapterLeftWriting } from "../helpers/interrupted-chapter.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
 
 let dir: string;
+let database: TestDatabase;
 let db: Db;
 let queue: InProcessJobQueue;
 let agent: FakeStoryAgent;
@@ -39,7 +41,8 @@ let queuedRepairs: string[];
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-story-"));
-  db = await openDatabase(`file:${join(dir, "test.db")}`);
+  database = await createTestDatabase(dir);
+  db = await openDatabase(database.url);
   queue = new InProcessJobQueue({ concurrency: 2 });
   agent = new FakeStoryAgent();
   surface = new FakeSurface({ limits: { maxMessageLength: 2000, minEditIntervalMs: 0 } });
@@ -69,6 +72,7 @@ beforeEach(async () => {
 afterEach(async () => {
   await queue.close();
   await db.$disconnect();
+  await database.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -16,6 +16,7 @@ import { validateJsonl } from "../../src/training/jsonl-format.ts";
 import { SCORE, scoreRun } from "../../src/training/score.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
+import { TestDatabases } from "../helpers/database.ts";
 import { runTrainingCli } from "../helpers/run-cli.ts";
 
 const ann = { platform: "discord", id: "123456789012345678", name: "Annabelle" };
@@ -23,6 +24,7 @@ const bob = { platform: "telegram", id: "987654321", name: "Bartholomew" };
 const where = { platform: "discord", workspaceId: "555555555555555555", id: "444444444444444444" };
 
 let dir: string;
+const databases = new TestDatabases();
 let dbUrl: string;
 let model: FakeOpenAiServer;
 const marks: { undone: string; heldout: string; rewriteDirection: string } = {
@@ -59,7 +61,7 @@ async function play(engine: Engine, premise: string, actions: string[], by = ann
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-export-"));
-  dbUrl = `file:${join(dir, "runs.db")}`;
+  dbUrl = await databases.url(dir, "runs");
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
   for (const method of ["react", "cot", "reflexion"]) {
     const engine = await engineWith(method);
@@ -92,6 +94,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await model.close();
+  await databases.dropAll();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -202,7 +205,7 @@ describe("train:export", { timeout: 60_000 }, () => {
 
   it("splits by story when there are enough stories, by example when not", async () => {
     expect((await exported()).card.split).toBe("story");
-    const one = `file:${join(dir, "one.db")}`;
+    const one = await databases.url(dir, "one");
     const engine = await createEngine(
       loadConfig({ OPENAI_BASE_URL: model.baseUrl, OPENAI_MODEL: "fake", OPENAI_MAX_RETRIES: "0", DATABASE_URL: one }),
       () => {},

@@ -48,12 +48,20 @@ describe("loadConfig", () => {
       OPENAI_MODEL: "m",
       OPENAI_MAX_RETRIES: "-1",
       METHOD_OPEN: "tree",
-      DATABASE_URL: "postgres://x",
+      DATABASE_URL: "mysql://x",
       INKLOOM_LOCALE: "fr",
     });
     expect(found).toHaveLength(5);
     for (const name of ["OPENAI_BASE_URL", "OPENAI_MAX_RETRIES", "METHOD_OPEN", "DATABASE_URL", "INKLOOM_LOCALE"]) {
       expect(found.some((p) => p.startsWith(name))).toBe(true);
+    }
+  });
+
+  it("takes a SQLite file or a PostgreSQL database as DATABASE_URL", () => {
+    const base = { OPENAI_API_KEY: "k" };
+    expect(loadConfig(base).databaseUrl).toBe("file:./data/inkloom.db");
+    for (const url of ["file:/var/lib/inkloom.db", "postgresql://bot:pw@db:5432/inkloom", "postgres://db/inkloom"]) {
+      expect(loadConfig({ ...base, DATABASE_URL: url }).databaseUrl).toBe(url);
     }
   });
 
