@@ -6,6 +6,7 @@
 import { t } from "../src/i18n/messages.ts";
 import { UserFacingError } from "../src/story/errors.ts";
 import { LIMITS } from "../src/story/limits.ts";
+import { REVISION } from "./play.ts";
 import { storyHere } from "./story-context.ts";
 import { defineCommand } from "./types.ts";
 
@@ -16,13 +17,6 @@ const STORY = {
   required: true,
   maxLength: 40,
   description: { en: "Story id", zh: "故事编号" },
-} as const;
-const REVISION = {
-  name: "revision",
-  type: "integer",
-  required: true,
-  min: 0,
-  description: { en: "Story revision", zh: "故事版本" },
 } as const;
 
 /** One member's vote on an open ballot (a later vote replaces theirs). */

@@ -6,7 +6,7 @@ import { defineCommand } from "./types.ts";
  * The story revision the reader saw when choosing (buttons carry it), so a
  * stale or doubled pick is refused instead of writing twice.
  */
-const REVISION = {
+export const REVISION = {
   name: "revision",
   type: "integer",
   required: true,

@@ -1,54 +1,31 @@
-/**
- * `npm start`: loads configuration, opens the database, and runs the Telegram
- * bot (TELEGRAM_BOT_TOKEN) and/or the Discord bot (DISCORD_TOKEN), or else the terminal
- * session on standard input/output. Operator messages go to standard error; the story to
- * standard output.
- *
- * Without REDIS_URL everything runs in this process. With REDIS_URL the bots' process is
- * only the platform front: it turns events into jobs, and `npm run worker` processes
- * (src/app/worker.ts) run them. Terminal play stays in one process (its chapters stream
- * to this terminal), on BullMQ.
- */
-import { existsSync } from "node:fs";
 import { ConsoleAdapter } from "../../adapters/console/console-adapter.ts";
 import { ConsoleSurface } from "../../adapters/console/console-surface.ts";
 import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { telegramRedisPrefix } from "../../adapters/telegram/redis-budget.ts";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
-import { JobQueueUnavailableError } from "../jobs/job-queue.ts";
-import { DatabaseOpenError } from "../store/db.ts";
-import { ConfigError, loadConfig } from "./config.ts";
 import type { ReadinessCheck } from "./health.ts";
-import { connectRedis, databaseCheck, logQueueMetrics, redisCheck, startHealth, stopSignal } from "./runtime.ts";
-import { createEngine, type ProcessRole } from "./wiring.ts";
+import {
+  connectRedis,
+  databaseCheck,
+  loadProcessConfig,
+  logQueueMetrics,
+  openEngine,
+  redisCheck,
+  startHealth,
+  stopSignal,
+} from "./runtime.ts";
+import type { ProcessRole } from "./wiring.ts";
 
 const log = (message: string) => process.stderr.write(`[inkloom] ${message}\n`);
 
 async function main(): Promise<number> {
-  if (existsSync(".env")) process.loadEnvFile(".env");
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const config = loadProcessConfig();
+  if ("exit" in config) return config.exit;
   const hasBots = config.telegram !== undefined || config.discord !== undefined;
   // With REDIS_URL the bots' process is the front only; workers write the chapters.
   const role: ProcessRole = config.redis !== undefined && hasBots ? "front" : "all";
-  let engine: Awaited<ReturnType<typeof createEngine>>;
-  try {
-    engine = await createEngine(config, log, { role });
-  } catch (error) {
-    if (error instanceof DatabaseOpenError || error instanceof JobQueueUnavailableError) {
-      process.stderr.write(`${error.message}\n`);
-      return 1;
-    }
-    throw error;
-  }
+  const engine = await openEngine(config, log, role);
+  if ("exit" in engine) return engine.exit;
   const bots: Bot[] = [];
   // REDIS_URL: this process shares the bots' limits (and Telegram's updates) with the others.
   const redis = config.redis === undefined ? undefined : connectRedis(config.redis.url, log);

@@ -3,13 +3,46 @@
  * worker`): the Redis connection for shared state, the health server, the queue metrics
  * logged every minute, and waiting for a stop signal.
  */
+
+import { existsSync } from "node:fs";
 import { Redis } from "ioredis";
 import type { JobQueue, QueueMetrics } from "../jobs/job-queue.ts";
+import { JobQueueUnavailableError } from "../jobs/job-queue.ts";
 import type { Db } from "../store/db.ts";
-import type { Config } from "./config.ts";
+import { DatabaseOpenError } from "../store/db.ts";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { type HealthServer, type ReadinessCheck, startHealthServer } from "./health.ts";
+import { createEngine, type Engine, type ProcessRole } from "./wiring.ts";
 
 export type Log = (message: string) => void;
+
+/** A process that cannot start: the status it exits with (its reason is on standard error). */
+export interface ExitStatus {
+  exit: number;
+}
+
+/** The configuration from `.env` and the environment; exit status 2 with the reason when it is wrong. */
+export function loadProcessConfig(): Config | ExitStatus {
+  if (existsSync(".env")) process.loadEnvFile(".env");
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return { exit: 2 };
+  }
+}
+
+/** The engine in this role; exit status 1 with the reason when its database or queue cannot be opened. */
+export async function openEngine(config: Config, log: Log, role: ProcessRole): Promise<Engine | ExitStatus> {
+  try {
+    return await createEngine(config, log, { role });
+  } catch (error) {
+    if (!(error instanceof DatabaseOpenError) && !(error instanceof JobQueueUnavailableError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return { exit: 1 };
+  }
+}
 
 /** How often the queue metrics are logged. */
 export const METRICS_INTERVAL_MS = 60_000;

@@ -1,55 +1,32 @@
-/**
- * `npm run worker` (needs REDIS_URL): runs jobs with no platform gateway. It writes
- * chapters, draws pictures and closes ballots, and streams into Telegram and Discord
- * through their REST APIs alone, with surfaces built from each story's conversation key.
- * Start any number, on any number of machines; WORKER_CONCURRENCY chapters each.
- *
- * SIGTERM: the worker stops taking jobs, lets running chapters finish within
- * SHUTDOWN_GRACE_SECONDS, then hands the rest back (another worker continues them in the
- * messages they had shown).
- */
-import { existsSync } from "node:fs";
 import { REST } from "discord.js";
 import { Telegram } from "telegraf";
 import { discordAudiences } from "../../adapters/discord/surfaces.ts";
 import { telegramRedisPrefix } from "../../adapters/telegram/redis-budget.ts";
 import { telegramAudiences, telegramOutboxFor } from "../../adapters/telegram/surfaces.ts";
-import { JobQueueUnavailableError } from "../jobs/job-queue.ts";
-import { DatabaseOpenError } from "../store/db.ts";
-import { ConfigError, loadConfig } from "./config.ts";
-import { connectRedis, databaseCheck, logQueueMetrics, redisCheck, startHealth, stopSignal } from "./runtime.ts";
-import { createEngine } from "./wiring.ts";
+import {
+  connectRedis,
+  databaseCheck,
+  loadProcessConfig,
+  logQueueMetrics,
+  openEngine,
+  redisCheck,
+  startHealth,
+  stopSignal,
+} from "./runtime.ts";
 
 const log = (message: string) => process.stderr.write(`[inkloom worker] ${message}\n`);
 
 async function main(): Promise<number> {
-  if (existsSync(".env")) process.loadEnvFile(".env");
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const config = loadProcessConfig();
+  if ("exit" in config) return config.exit;
   if (config.redis === undefined) {
     process.stderr.write(
       "npm run worker needs REDIS_URL (the queue it takes jobs from). Without it, npm start runs everything in one process.\n",
     );
     return 2;
   }
-  let engine: Awaited<ReturnType<typeof createEngine>>;
-  try {
-    engine = await createEngine(config, log, { role: "worker" });
-  } catch (error) {
-    if (error instanceof DatabaseOpenError || error instanceof JobQueueUnavailableError) {
-      process.stderr.write(`${error.message}\n`);
-      return 1;
-    }
-    throw error;
-  }
+  const engine = await openEngine(config, log, "worker");
+  if ("exit" in engine) return engine.exit;
   const redis = connectRedis(config.redis.url, log);
   // Where stories are shown, reached over the platforms' REST APIs alone.
   const outbox =
