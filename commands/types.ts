@@ -154,3 +154,15 @@ export function defineCommand<const S extends CommandSpec>(
 ): Command<S> {
   return { spec, run };
 }
+
+/** The services a command reaches, the same in every process that handles reader actions. */
+export type CommandServices = Pick<
+  CommandContext,
+  "stories" | "ballots" | "ratings" | "queries" | "books" | "settings" | "themes" | "illustrations"
+>;
+
+/** The command services out of anything holding them (an engine, an adapter's deps). */
+export function commandServices(from: CommandServices): CommandServices {
+  const { stories, ballots, ratings, queries, books, settings, themes, illustrations } = from;
+  return { stories, ballots, ratings, queries, books, settings, themes, illustrations };
+}

@@ -11,6 +11,7 @@
  * presses are answered in their callback, and the channels stories live in are looked up
  * over REST once per process.
  */
+
 import {
   ActionRowBuilder,
   type AutocompleteInteraction,
@@ -37,6 +38,7 @@ import { branchElsewhere } from "../../commands/branch.ts";
 import { describeError, isReported } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
 import type { CommandContext, Session } from "../../commands/types.ts";
+import { commandServices } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
@@ -467,14 +469,7 @@ export class DiscordAdapter {
       locale,
       surface: this.surfaceIn(channel.id, locale),
       session,
-      stories: this.deps.stories,
-      ballots: this.deps.ballots,
-      ratings: this.deps.ratings,
-      queries: this.deps.queries,
-      books: this.deps.books,
-      settings: this.deps.settings,
-      themes: this.deps.themes,
-      illustrations: this.deps.illustrations,
+      ...commandServices(this.deps),
       requestId: interaction.id,
       ageRestricted: isAgeRestricted(channel),
       commandLabel: (name) =>

@@ -5,12 +5,13 @@
  * at once (telegraf waits for each batch of updates): the work for a chat runs
  * on that chat's own chain, in order, and chapters are written by jobs.
  */
+
 import { type Context, Telegraf } from "telegraf";
 import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types";
 import { handleAction, type ReaderAction } from "../../commands/actions.ts";
 import { COMMANDS } from "../../commands/index.ts";
 import { MemorySessionStore, type SessionStore } from "../../commands/session-store.ts";
-import { availableOn, type CommandContext } from "../../commands/types.ts";
+import { availableOn, type CommandContext, commandServices } from "../../commands/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Actor, Conversation } from "../../src/story/identity.ts";
@@ -290,14 +291,7 @@ export class TelegramAdapter {
       locale,
       surface: this.surface(chat.id, locale),
       session,
-      stories: this.deps.stories,
-      ballots: this.deps.ballots,
-      ratings: this.deps.ratings,
-      queries: this.deps.queries,
-      books: this.deps.books,
-      settings: this.deps.settings,
-      themes: this.deps.themes,
-      illustrations: this.deps.illustrations,
+      ...commandServices(this.deps),
       ...(requestId === undefined ? {} : { requestId }),
       // Telegram has no age-restricted chats: adult themes stay off.
       ageRestricted: false,

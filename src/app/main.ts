@@ -3,6 +3,7 @@ import { ConsoleSurface } from "../../adapters/console/console-surface.ts";
 import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
 import { telegramRedisPrefix } from "../../adapters/telegram/redis-budget.ts";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
+import { commandServices } from "../../commands/types.ts";
 import type { ReadinessCheck } from "./health.ts";
 import {
   connectRedis,
@@ -86,14 +87,7 @@ async function main(): Promise<number> {
       moderator: true,
       conversation,
       locale: config.locale,
-      stories: engine.stories,
-      ballots: engine.ballots,
-      ratings: engine.ratings,
-      queries: engine.queries,
-      books: engine.books,
-      settings: engine.settings,
-      themes: engine.themes,
-      illustrations: engine.illustrations,
+      ...commandServices(engine),
       // The terminal's reader decides for themselves.
       ageRestricted: true,
     },

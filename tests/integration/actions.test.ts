@@ -4,12 +4,14 @@
  * actions; the end-to-end tests cover the decoding). Real wiring, real SQLite, the real
  * openai SDK against the fake model, a FakeSurface per conversation.
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type ActionResult, handleAction, type ReaderAction } from "../../commands/actions.ts";
 import type { CommandContext, Session } from "../../commands/types.ts";
+import { commandServices } from "../../commands/types.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { t } from "../../src/i18n/messages.ts";
@@ -89,14 +91,7 @@ class Room {
       locale: "en",
       surface: this.surface,
       session: this.session,
-      stories: engine.stories,
-      ballots: engine.ballots,
-      ratings: engine.ratings,
-      queries: engine.queries,
-      books: engine.books,
-      settings: engine.settings,
-      themes: engine.themes,
-      illustrations: engine.illustrations,
+      ...commandServices(engine),
       ageRestricted: false,
     };
   }

@@ -6,6 +6,7 @@
  * a new connection. Runs in the PostgreSQL pass (`npm run test:postgres`) only:
  * vitest.config.ts leaves `*.postgres.test.ts` out of the SQLite one.
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { dispatch } from "../../commands/dispatch.ts";
 import { choose } from "../../commands/play.ts";
 import type { Command, CommandContext, CommandSpec } from "../../commands/types.ts";
+import { commandServices } from "../../commands/types.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
@@ -103,14 +105,7 @@ function context(storyId: string): CommandContext {
     locale: "en",
     surface,
     session: { storyId },
-    stories: engine.stories,
-    ballots: engine.ballots,
-    ratings: engine.ratings,
-    queries: engine.queries,
-    books: engine.books,
-    settings: engine.settings,
-    themes: engine.themes,
-    illustrations: engine.illustrations,
+    ...commandServices(engine),
     ageRestricted: false,
   };
 }

@@ -2,6 +2,7 @@
  * Illustrations end to end inside the engine: real wiring (createEngine), real SQLite,
  * the real openai SDK against the fake's images API, a FakeSurface as the conversation.
  */
+
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import { dispatch } from "../../commands/dispatch.ts";
 import { exportStory } from "../../commands/export.ts";
 import { illustrate } from "../../commands/illustrate.ts";
 import type { Command, CommandContext, CommandSpec } from "../../commands/types.ts";
+import { commandServices } from "../../commands/types.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { bookToEpub, bookToMarkdownZip } from "../../src/story/book.ts";
@@ -91,14 +93,7 @@ function context(storyId: string, requestId: string, moderator = true): CommandC
     locale: "en",
     surface,
     session: { storyId },
-    stories: engine.stories,
-    ballots: engine.ballots,
-    ratings: engine.ratings,
-    queries: engine.queries,
-    books: engine.books,
-    settings: engine.settings,
-    themes: engine.themes,
-    illustrations: engine.illustrations,
+    ...commandServices(engine),
     requestId,
     ageRestricted: false,
   };
