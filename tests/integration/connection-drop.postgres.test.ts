@@ -85,9 +85,23 @@ async function cutWhileInserting(table: string): Promise<void> {
     if (Date.now() > deadline) throw new Error(`no insert into ${table} came`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  await admin.query(
-    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+  const { rows: cut } = await admin.query(
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
   );
+  const pids = cut.map((r: { pid: number }) => r.pid);
+  await admin.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [pids]);
+  // pg_terminate_backend only signals: wait until every one of them has exited, so that
+  // the pool has seen its idle connections close before the test's own reads (a
+  // connection cut idle fails the next query sent on it, which is not what is tested).
+  while (Date.now() < deadline + 10_000) {
+    const { rows: left } = await admin.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+      [pids],
+    );
+    if (left[0].n === 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, 50));
 }
 
 async function startStory(): Promise<{ storyId: string; revision: number }> {
