@@ -261,7 +261,7 @@ const TIMER_CONCURRENCY = 16;
  * pictures the image endpoint, ballot closes next to nothing. Each lane has its own
  * concurrency, so a burst of pictures or ballots never holds a chapter back.
  */
-function jobLanes(workerConcurrency: number): Record<string, BullMqLane> {
+export function jobLanes(workerConcurrency: number): Record<string, BullMqLane> {
   return {
     chapters: { jobs: [CHAPTER_JOB, REPAIR_JOB], concurrency: workerConcurrency },
     pictures: { jobs: [ILLUSTRATION_JOB], concurrency: PICTURE_CONCURRENCY },

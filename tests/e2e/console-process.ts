@@ -5,6 +5,7 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { join } from "node:path";
+import { queueEnv } from "../helpers/topology.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -24,6 +25,8 @@ export function consoleEnv(
     INKLOOM_LOCALE: "en",
     OPENAI_MAX_RETRIES: "1",
     OPENAI_TIMEOUT_MS: "5000",
+    // BullMQ in the PostgreSQL pass: the terminal runs its jobs itself (it has no workers).
+    ...queueEnv(dir),
     ...extra,
   };
 }

@@ -20,7 +20,14 @@ import {
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
 import { TestDatabases } from "../helpers/database.ts";
-import { ballotIn as ballotOf, buttonsOf, type DiscordApp, launchDiscordApp } from "../helpers/discord-app.ts";
+import {
+  ballotIn as ballotOf,
+  buttonsOf,
+  type DiscordApp,
+  launchDiscordApp,
+  stopDiscordApp,
+} from "../helpers/discord-app.ts";
+import { queueEnv } from "../helpers/topology.ts";
 
 let model: FakeOpenAiServer;
 let discord: FakeDiscordServer;
@@ -40,6 +47,7 @@ async function launch(extra: Record<string, string> = {}) {
   // The starter closes the vote; the window never does.
   const app = await launchDiscordApp({ model, discord }, await databases.url(dir, "dcs"), (m) => logs.push(m), {
     VOTE_SECONDS: "3600",
+    ...queueEnv(),
     ...extra,
   });
   running.push(app);
@@ -54,10 +62,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  for (const { bot, engine } of running) {
-    await bot.stop();
-    await engine.close();
-  }
+  for (const app of running) await stopDiscordApp(app);
   running = [];
   await proxy?.close();
   proxy = undefined;

@@ -13,8 +13,10 @@ import {
   buttonsOf,
   type DiscordApp,
   launchDiscordApp,
+  stopDiscordApp,
 } from "../helpers/discord-app.ts";
 import { expectExportsHoldPicture } from "../helpers/exports.ts";
+import { queueEnv } from "../helpers/topology.ts";
 
 let model: FakeOpenAiServer;
 let discord: FakeDiscordServer;
@@ -23,16 +25,17 @@ let dbUrl: string;
 const databases = new TestDatabases();
 let running: DiscordApp[] = [];
 const logs: string[] = [];
+/** This test's queue (BullMQ under a fresh prefix in the PostgreSQL pass): every launch shares it. */
+let queue: Record<string, string>;
 
 async function launch(extra: Record<string, string> = {}) {
-  const instance = await launchDiscordApp({ model, discord }, dbUrl, (m) => logs.push(m), extra);
+  const instance = await launchDiscordApp({ model, discord }, dbUrl, (m) => logs.push(m), { ...queue, ...extra });
   running.push(instance);
   return instance;
 }
 
 async function shutdown(instance: DiscordApp) {
-  await instance.bot.stop();
-  await instance.engine.close();
+  await stopDiscordApp(instance);
   running = running.filter((r) => r !== instance);
 }
 
@@ -42,6 +45,7 @@ beforeEach(async () => {
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
   discord = await FakeDiscordServer.start();
   logs.length = 0;
+  queue = queueEnv();
 });
 
 afterEach(async () => {

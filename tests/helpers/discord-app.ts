@@ -4,13 +4,20 @@ import { loadConfig } from "../../src/app/config.ts";
 import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import type { FakeDiscordServer, FakeMessage } from "../fakes/fake-discord-server.ts";
 import type { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
+import { startTestWorkers, type TestWorkers } from "./topology.ts";
 
 export interface DiscordApp {
   engine: Engine;
   bot: DiscordAdapter;
+  /** The `npm run worker` processes beside it when `extra` holds REDIS_URL (none otherwise). */
+  workers: TestWorkers;
 }
 
-/** Engine and adapter configured from the environment `npm start` would see, logged in. The caller stops both. */
+/**
+ * Engine and adapter configured from the environment `npm start` would see, logged in.
+ * With REDIS_URL in `extra` (tests/helpers/topology.ts queueEnv), it is the front only and
+ * two worker processes write the chapters. The caller stops all three (stopDiscordApp).
+ */
 export async function launchDiscordApp(
   fakes: { model: FakeOpenAiServer; discord: FakeDiscordServer },
   /** DATABASE_URL of the test's database (tests/helpers/database.ts). */
@@ -19,7 +26,7 @@ export async function launchDiscordApp(
   extra: Record<string, string> = {},
 ): Promise<DiscordApp> {
   const { model, discord } = fakes;
-  const config = loadConfig({
+  const env = {
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",
@@ -29,17 +36,27 @@ export async function launchDiscordApp(
     DISCORD_API_ROOT: discord.apiRoot,
     INKLOOM_LOCALE: "en",
     ...extra,
-  });
-  const engine = await createEngine(config, log);
+  };
+  const config = loadConfig(env);
+  const workers = await startTestWorkers(env, 2, log);
+  const engine = await createEngine(config, log, { role: config.redis === undefined ? "all" : "front" });
   if (config.discord === undefined) throw new Error("discord not configured");
   const bot = new DiscordAdapter(config.discord, { ...engine, log });
   try {
     await bot.start();
   } catch (error) {
     await engine.close();
+    await workers.stop();
     throw error;
   }
-  return { engine, bot };
+  return { engine, bot, workers };
+}
+
+/** Stop what launchDiscordApp started: the gateway first, then the engine and the workers. */
+export async function stopDiscordApp(app: DiscordApp): Promise<void> {
+  await app.bot.stop();
+  await app.engine.close();
+  await app.workers.stop();
 }
 
 export type Button = { custom_id?: string; label?: string };

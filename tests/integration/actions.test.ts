@@ -20,6 +20,7 @@ import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
 import { TestDatabases } from "../helpers/database.ts";
+import { queueEnv } from "../helpers/topology.ts";
 
 const PLATFORMS = ["console", "telegram", "discord"] as const;
 type Platform = (typeof PLATFORMS)[number];
@@ -34,6 +35,7 @@ beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-actions-"));
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
   const config = loadConfig({
+    ...queueEnv(),
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",

@@ -22,6 +22,7 @@ import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
 import { TestDatabases } from "../helpers/database.ts";
+import { queueEnv } from "../helpers/topology.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
@@ -41,7 +42,13 @@ beforeEach(async () => {
   dbUrl = await databases.url(dir, "drop");
   model = await FakeOpenAiServer.start({ responder: storyResponder() });
   engine = await createEngine(
-    loadConfig({ OPENAI_BASE_URL: model.baseUrl, OPENAI_MODEL: "fake", OPENAI_MAX_RETRIES: "0", DATABASE_URL: dbUrl }),
+    loadConfig({
+      ...queueEnv(),
+      OPENAI_BASE_URL: model.baseUrl,
+      OPENAI_MODEL: "fake",
+      OPENAI_MAX_RETRIES: "0",
+      DATABASE_URL: dbUrl,
+    }),
     (m) => logs.push(m),
   );
   surface = new FakeSurface({ limits: { maxMessageLength: 4000, minEditIntervalMs: 0 } });

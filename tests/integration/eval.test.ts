@@ -30,6 +30,7 @@ import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
 import { TestDatabases } from "../helpers/database.ts";
 import { runTrainingCli } from "../helpers/run-cli.ts";
+import { queueEnv } from "../helpers/topology.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const METHODS: Record<WritingTask, "cot" | "react" | "reflexion"> = {
@@ -94,6 +95,7 @@ beforeAll(async () => {
   dbUrl = await databases.url(dir, "eval");
   const model = await FakeOpenAiServer.start({ responder: storyResponder() });
   const config = loadConfig({
+    ...queueEnv(),
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",

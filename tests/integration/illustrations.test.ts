@@ -22,6 +22,7 @@ import type { FakeRequest } from "../fakes/fake-openai-types.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
 import { TestDatabases } from "../helpers/database.ts";
+import { queueEnv } from "../helpers/topology.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
@@ -37,6 +38,7 @@ const logs: string[] = [];
 
 async function launch(env: Record<string, string> = {}) {
   const config = loadConfig({
+    ...queueEnv(),
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",

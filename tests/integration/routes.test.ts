@@ -13,6 +13,7 @@ import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
 import { TestDatabases } from "../helpers/database.ts";
 import { runTrainingCli } from "../helpers/run-cli.ts";
+import { queueEnv } from "../helpers/topology.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
@@ -39,6 +40,7 @@ afterEach(async () => {
 
 function config(extra: Record<string, string> = {}) {
   return loadConfig({
+    ...queueEnv(),
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "big",
     OPENAI_MAX_RETRIES: "0",

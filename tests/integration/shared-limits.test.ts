@@ -19,6 +19,7 @@ import { type Actor, upsertUser } from "../../src/story/identity.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
 import { TestDatabases, testDatabaseKind } from "../helpers/database.ts";
+import { queueEnv } from "../helpers/topology.ts";
 
 const owner: Actor = { platform: "discord", id: "1", name: "Owner" };
 const member = (i: number): Actor => ({ platform: "discord", id: `m${i}`, name: `Member ${i}` });
@@ -33,6 +34,7 @@ let engines: Engine[] = [];
 /** Two engines on the same database (two processes); on SQLite the same one twice. */
 async function launch(env: Record<string, string> = {}): Promise<[Engine, Engine]> {
   const config = loadConfig({
+    ...queueEnv(),
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",

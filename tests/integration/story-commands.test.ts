@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { showState } from "../../commands/show-state.ts";
 import type { CommandContext } from "../../commands/types.ts";
 import { ImageStore } from "../../src/art/image-store.ts";
-import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
+import type { JobQueue } from "../../src/jobs/job-queue.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
 import { bookToMarkdown } from "../../src/story/book.ts";
 import { BookAssembler } from "../../src/story/book-assembler.ts";
@@ -23,6 +23,7 @@ import { FakeStoryAgent } from "../fakes/fake-story-agent.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { chapterLeftWriting } from "../helpers/interrupted-chapter.ts";
+import { createTestQueue } from "../helpers/topology.ts";
 
 const actor = { platform: "console", id: "u1", name: "Reader" };
 const conversation = { platform: "console", workspaceId: "local", id: "c1" };
@@ -30,7 +31,7 @@ const conversation = { platform: "console", workspaceId: "local", id: "c1" };
 let dir: string;
 let database: TestDatabase;
 let db: Db;
-let queue: InProcessJobQueue;
+let queue: JobQueue;
 let agent: FakeStoryAgent;
 let surface: FakeSurface;
 let stories: StoryCommands;
@@ -43,7 +44,7 @@ beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "inkloom-story-"));
   database = await createTestDatabase(dir);
   db = await openDatabase(database.url);
-  queue = new InProcessJobQueue({ concurrency: 2 });
+  queue = await createTestQueue({ concurrency: 2 });
   agent = new FakeStoryAgent();
   surface = new FakeSurface({ limits: { maxMessageLength: 2000, minEditIntervalMs: 0 } });
   stories = new StoryCommands(db, queue);
@@ -368,12 +369,12 @@ describe("story commands and queries with real SQLite", () => {
 });
 
 describe("planning ahead (PREPLAN)", () => {
-  let planQueue: InProcessJobQueue;
+  let planQueue: JobQueue;
   let planned: StoryCommands;
   let preplanner: Preplanner;
 
-  beforeEach(() => {
-    planQueue = new InProcessJobQueue({ concurrency: 2 });
+  beforeEach(async () => {
+    planQueue = await createTestQueue({ concurrency: 2 });
     preplanner = new Preplanner(db, agent, { method: "react", concurrency: 2 });
     const moderator = {
       check: async (text: string) => {
@@ -503,7 +504,7 @@ describe("saving a chapter", () => {
       },
     });
     const logs: string[] = [];
-    const flakyQueue = new InProcessJobQueue({ concurrency: 1 });
+    const flakyQueue = await createTestQueue({ concurrency: 1 });
     const flakyStories = new StoryCommands(db, flakyQueue);
     const audiences = () => ({ surface, locale: "en" as const });
     const flakyWriter = new ChapterWriter(
@@ -532,7 +533,7 @@ describe("saving a chapter", () => {
 
 describe("shutting down", () => {
   it("a chapter stopped when the queue's grace is over stays resumable, and the next start completes it", async () => {
-    const first = new InProcessJobQueue({ concurrency: 1 });
+    const first = await createTestQueue({ concurrency: 1 });
     const firstStories = new StoryCommands(db, first);
     const audiences = () => ({ surface, locale: "en" as const });
     const writerOf = (log?: (m: string) => void) =>
@@ -562,7 +563,7 @@ describe("shutting down", () => {
     expect(surface.calls.filter((c) => c.kind === "failed")).toEqual([]);
 
     // The next start.
-    const second = new InProcessJobQueue({ concurrency: 1 });
+    const second = await createTestQueue({ concurrency: 1 });
     const resuming = writerOf();
     second.handle<ChapterJobPayload>(CHAPTER_JOB, (p, job) => resuming.run(p, job.signal));
     expect(await new ChapterRecovery(db, second).resumeInterrupted()).toBe(1);

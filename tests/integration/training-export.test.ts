@@ -18,6 +18,7 @@ import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
 import { TestDatabases } from "../helpers/database.ts";
 import { runTrainingCli } from "../helpers/run-cli.ts";
+import { queueEnv } from "../helpers/topology.ts";
 
 const ann = { platform: "discord", id: "123456789012345678", name: "Annabelle" };
 const bob = { platform: "telegram", id: "987654321", name: "Bartholomew" };
@@ -36,6 +37,7 @@ const marks: { undone: string; heldout: string; rewriteDirection: string } = {
 async function engineWith(method: string): Promise<Engine> {
   return createEngine(
     loadConfig({
+      ...queueEnv(),
       OPENAI_BASE_URL: model.baseUrl,
       OPENAI_MODEL: "fake",
       OPENAI_MAX_RETRIES: "0",
@@ -207,7 +209,13 @@ describe("train:export", { timeout: 60_000 }, () => {
     expect((await exported()).card.split).toBe("story");
     const one = await databases.url(dir, "one");
     const engine = await createEngine(
-      loadConfig({ OPENAI_BASE_URL: model.baseUrl, OPENAI_MODEL: "fake", OPENAI_MAX_RETRIES: "0", DATABASE_URL: one }),
+      loadConfig({
+        ...queueEnv(),
+        OPENAI_BASE_URL: model.baseUrl,
+        OPENAI_MODEL: "fake",
+        OPENAI_MAX_RETRIES: "0",
+        DATABASE_URL: one,
+      }),
       () => {},
     );
     await play(engine, "A single story", ["1", "2", "1", "2"]);
