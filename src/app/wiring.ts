@@ -17,10 +17,10 @@ import { loadStrategyBook } from "../store/strategy-store.ts";
 import { AudienceRegistry } from "../story/audience-registry.ts";
 import { BALLOT_CLOSE_JOB, type BallotClosePayload, BallotService } from "../story/ballot-service.ts";
 import { BookAssembler } from "../story/book-assembler.ts";
-import { CHAPTER_JOB, type ChapterJobPayload } from "../story/chapter-job.ts";
+import { CHAPTER_JOB } from "../story/chapter-job.ts";
 import { ChapterRecovery } from "../story/chapter-recovery.ts";
 import { PartsRepairer, REPAIR_JOB, type RepairJobPayload } from "../story/chapter-repair.ts";
-import { ChapterWriter } from "../story/chapter-writer.ts";
+import { ChapterWriter, handleChapterJobs } from "../story/chapter-writer.ts";
 import { ChoicePresenter } from "../story/choice-presenter.ts";
 import { ILLUSTRATION_JOB, IllustrationJob, type IllustrationJobPayload } from "../story/illustration-job.ts";
 import { IllustrationPlanning } from "../story/illustration-planning.ts";
@@ -112,7 +112,7 @@ export async function createEngine(
   });
   const queue: JobQueue =
     config.redis === undefined
-      ? new InProcessJobQueue({ concurrency: config.jobConcurrency })
+      ? new InProcessJobQueue({ concurrency: config.jobConcurrency, log })
       : // Loaded only when configured: BullMQ takes half a second to import.
         await (await import("../jobs/bullmq-queue.ts")).BullMqJobQueue.open({
           url: config.redis.url,
@@ -200,10 +200,7 @@ export async function createEngine(
   );
   const recovery = new ChapterRecovery(db, queue);
   // A database briefly unreachable is retried with backoff; every job finds its own work done or half-done.
-  queue.handle<ChapterJobPayload>(
-    CHAPTER_JOB,
-    retryOn(isTransientDbError, (payload, job) => writer.run(payload, job.signal, job.attempt)),
-  );
+  handleChapterJobs(queue, writer, (handler) => retryOn(isTransientDbError, handler));
   queue.handle<IllustrationJobPayload>(
     ILLUSTRATION_JOB,
     retryOn(isTransientDbError, (payload, job) => illustrationJob.run(payload, job.attempt)),

@@ -17,6 +17,12 @@
  *   dies, the lock lapses after `lockDurationMs` and the next stalled check (every
  *   `stalledIntervalMs`, run by any worker of the lane) puts the job back in `wait`
  *   for another worker: at worst lock + interval after the death.
+ * - Failing for good: a job whose handler threw a non-transient error, whose retries
+ *   ran out, or that stalled more than `maxStalledCount` times (BullMQ 6 marks it in
+ *   the stalled check and the next worker to take it fails it without running it) is
+ *   moved to failed by one worker, whose `failed` event calls the name's `failed` hook
+ *   there: once, in one process (a retry also emits `failed`; only a job moved to
+ *   failed has `finishedOn`).
  * - Shutdown: `close({ graceMs })` closes the workers (they take no new job and
  *   wait for running ones); once the grace is over the running jobs' signals are
  *   aborted, and a job whose handler stopped is handed back to `wait` (first in line)
@@ -32,6 +38,7 @@ import {
   dueInMs,
   type EnqueuedJob,
   type EnqueueOptions,
+  type HandlerOptions,
   isTransientJobError,
   type JobContext,
   type JobHandler,
@@ -204,6 +211,9 @@ export class BullMqJobQueue implements JobQueue {
   private readonly lanes = new Map<string, Lane>();
   private readonly laneOfJob = new Map<string, Lane>();
   private readonly handlers = new Map<string, JobHandler<unknown>>();
+  private readonly failureHooks = new Map<string, NonNullable<HandlerOptions<unknown>["failed"]>>();
+  /** `failed` hooks running: close waits for them. */
+  private readonly reporting = new Set<Promise<void>>();
   private readonly watchers = new Map<string, Watcher>();
   private readonly lastWarning = new Map<string, number>();
   private closing: Promise<void> | undefined;
@@ -250,9 +260,12 @@ export class BullMqJobQueue implements JobQueue {
     }
   }
 
-  handle<P>(name: string, handler: JobHandler<P>): void {
+  handle<P>(name: string, handler: JobHandler<P>, options: HandlerOptions<P> = {}): void {
     if (this.handlers.has(name)) throw new Error(`A handler for job "${name}" is already registered`);
     this.handlers.set(name, handler as JobHandler<unknown>);
+    if (options.failed !== undefined) {
+      this.failureHooks.set(name, options.failed as NonNullable<HandlerOptions<unknown>["failed"]>);
+    }
     if (this.role === "worker" && this.closing === undefined) this.startWorker(this.laneFor(name));
   }
 
@@ -351,6 +364,12 @@ export class BullMqJobQueue implements JobQueue {
       },
     });
     worker.on("error", (error: unknown) => this.warn(`worker ${lane.name}`, error));
+    worker.on("failed", (job, error) => {
+      // Emitted for a retry too; a job moved to failed has finishedOn.
+      if (job === undefined || job.finishedOn === undefined) return;
+      const reported = this.reportFailure(job, error).finally(() => this.reporting.delete(reported));
+      this.reporting.add(reported);
+    });
     // The lock is gone (another worker has the job, or will): stop rather than write twice.
     worker.on("lockRenewalFailed", (ids) => {
       for (const id of ids) worker.cancelJob(id, "lock lost: the job was handed to another worker");
@@ -372,6 +391,17 @@ export class BullMqJobQueue implements JobQueue {
       if (!context.signal.aborted) throw error instanceof Error ? error : new Error(String(error));
     }
     if (context.signal.aborted) await this.handBack(job, token);
+  }
+
+  /** The job failed for good in this process's worker: its name's `failed` hook runs here. */
+  private async reportFailure(job: Job<Envelope>, error: Error): Promise<void> {
+    const failed = this.failureHooks.get(job.name);
+    if (failed === undefined) return;
+    try {
+      await failed(job.data.payload, { key: job.data.key, error });
+    } catch (hookError) {
+      this.log(`job ${job.data.key}: its failure was not handled: ${message(hookError)}`);
+    }
   }
 
   /** A job stopped by its abort signal goes back to `wait`, first in line, for any worker. */
@@ -462,6 +492,7 @@ export class BullMqJobQueue implements JobQueue {
     await stopWithin(Promise.all(workers.map((worker) => worker.close())), options.graceMs, () => {
       for (const worker of workers) worker.cancelAllJobs("shutdown: grace over");
     });
+    await Promise.all(this.reporting);
     // A last look for jobs someone waits on: their final event may still be on its way.
     await Promise.all(
       [...this.watchers.values()].map(async ({ lane, id }) => {

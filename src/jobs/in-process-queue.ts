@@ -12,6 +12,8 @@
  *   backoff, up to `retry.attempts` starts. Any other error settles `finished` with
  *   `{ ok: false }` at once: a chapter job must never write twice, and only its
  *   handler knows which steps already happened and when another try is safe.
+ * - A job that failed for good (not a transient error, or its retries spent) goes to
+ *   its name's `failed` hook before `finished` settles; onIdle waits for the hook too.
  * - `close()` stops taking jobs, lets running ones finish (within `graceMs`, after
  *   which their signals are aborted), and settles jobs that never started (queued,
  *   scheduled or waiting for a retry) with `{ ok: false, error: JobQueueClosedError }`:
@@ -22,6 +24,7 @@ import {
   dueInMs,
   type EnqueuedJob,
   type EnqueueOptions,
+  type HandlerOptions,
   isTransientJobError,
   type JobHandler,
   type JobOutcome,
@@ -43,6 +46,8 @@ export interface InProcessJobQueueOptions {
   retain?: number;
   /** How a `TransientJobError` is retried (default RETRY_POLICY_DEFAULTS). */
   retry?: RetryPolicy;
+  /** Operator log (a `failed` hook that threw). */
+  log?: (message: string) => void;
 }
 
 interface Job {
@@ -65,6 +70,8 @@ export class InProcessJobQueue implements JobQueue {
   private readonly retain: number;
   private readonly retry: RetryPolicy;
   private readonly handlers = new Map<string, JobHandler<unknown>>();
+  private readonly failureHooks = new Map<string, NonNullable<HandlerOptions<unknown>["failed"]>>();
+  private readonly log: (message: string) => void;
   /** Scheduled, queued, running and remembered finished jobs by key. */
   private readonly jobs = new Map<string, Job>();
   /** Finished keys, oldest first (insertion order). */
@@ -84,6 +91,7 @@ export class InProcessJobQueue implements JobQueue {
     this.concurrency = options.concurrency ?? 4;
     this.retain = options.retain ?? 10_000;
     this.retry = options.retry ?? RETRY_POLICY_DEFAULTS;
+    this.log = options.log ?? (() => {});
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new RangeError(`concurrency must be an integer >= 1, got ${this.concurrency}`);
     }
@@ -95,9 +103,12 @@ export class InProcessJobQueue implements JobQueue {
     }
   }
 
-  handle<P>(name: string, handler: JobHandler<P>): void {
+  handle<P>(name: string, handler: JobHandler<P>, options: HandlerOptions<P> = {}): void {
     if (this.handlers.has(name)) throw new Error(`A handler for job "${name}" is already registered`);
     this.handlers.set(name, handler as JobHandler<unknown>);
+    if (options.failed !== undefined) {
+      this.failureHooks.set(name, options.failed as NonNullable<HandlerOptions<unknown>["failed"]>);
+    }
   }
 
   async enqueue<P>(name: string, payload: P, options: EnqueueOptions): Promise<EnqueuedJob> {
@@ -212,15 +223,19 @@ export class InProcessJobQueue implements JobQueue {
       outcome = { ok: false, error };
     }
     this.active.delete(job);
-    this.running--;
     if (!outcome.ok && this.retries(job, outcome.error)) {
       this.retrying.add(job);
       job.timer = setTimeout(() => this.due(job, this.retrying), jobRetryDelayMs(this.retry, job.attempt - 1));
     } else {
-      if (!outcome.ok) this.failed++;
+      if (!outcome.ok) {
+        this.failed++;
+        // Still counted as running: onIdle and close wait for the hook.
+        if (this.givenUp(job, outcome.error)) await this.reportFailure(job, outcome.error);
+      }
       this.remember(job.key);
       job.settle(outcome);
     }
+    this.running--;
     this.pump();
     this.notifyIfIdle();
   }
@@ -228,6 +243,23 @@ export class InProcessJobQueue implements JobQueue {
   private retries(job: Job, error: unknown): boolean {
     return (
       isTransientJobError(error) && job.attempt < this.retry.attempts && !this.closed && !job.controller.signal.aborted
+    );
+  }
+
+  /** Failed for good: not stopped by close, and no retry was left to it (close keeping a retry away is not giving up). */
+  private givenUp(job: Job, error: unknown): boolean {
+    return !job.controller.signal.aborted && (!isTransientJobError(error) || job.attempt >= this.retry.attempts);
+  }
+
+  private async reportFailure(job: Job, error: unknown): Promise<void> {
+    const failed = this.failureHooks.get(job.name);
+    if (failed === undefined) return;
+    const failure = {
+      key: job.key,
+      error: error instanceof Error ? error : new Error(String(error)),
+    };
+    await failed(job.payload, failure).catch((e: unknown) =>
+      this.log(`job ${job.key}: its failure was not handled: ${e instanceof Error ? e.message : String(e)}`),
     );
   }
 

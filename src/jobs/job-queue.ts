@@ -50,6 +50,27 @@ export interface JobContext {
 
 export type JobHandler<P> = (payload: P, job: JobContext) => Promise<void>;
 
+/** A job the queue gave up on: it will not run again under its key. */
+export interface JobFailure {
+  key: string;
+  /** The last error: the handler's, or the queue's reason (BullMQ: "job stalled more than allowable limit"). */
+  error: Error;
+}
+
+export interface HandlerOptions<P> {
+  /**
+   * Called when a job of this name failed for good: its handler threw an error that is
+   * not transient, its retries ran out, or (BullMQ) it stalled more than
+   * `maxStalledCount` times, its handler not called again. At most once per job, in one
+   * process (the one that moved the job to failed; in-process, before `finished`
+   * settles). Not called for a job that close() stopped or kept from a retry: that job
+   * is resumed later. Its errors are logged and go no further. Work the handler left
+   * half-done (a chapter left `writing`) is settled here, conditionally: the handler may
+   * have settled it itself, and a process that died first never calls it.
+   */
+  failed?: (payload: P, failure: JobFailure) => Promise<void>;
+}
+
 export interface CloseOptions {
   /** How long running jobs may go on before their signals are aborted (default: no limit). */
   graceMs?: number;
@@ -71,8 +92,8 @@ export interface QueueMetrics {
 }
 
 export interface JobQueue {
-  /** Register the handler for a job name. One handler per name. */
-  handle<P>(name: string, handler: JobHandler<P>): void;
+  /** Register the handler for a job name, and what to do when one fails for good. One handler per name. */
+  handle<P>(name: string, handler: JobHandler<P>, options?: HandlerOptions<P>): void;
   /** Enqueue a job; see `EnqueueOptions.key` for idempotency. */
   enqueue<P>(name: string, payload: P, options: EnqueueOptions): Promise<EnqueuedJob>;
   /**

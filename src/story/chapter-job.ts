@@ -9,6 +9,12 @@ export const CHAPTER_JOB = "chapter";
 
 export interface ChapterJobPayload {
   chapterId: string;
+  /**
+   * The story's revision the job was queued at (the `r<revision>` of its key). Nothing
+   * changes a story while its head chapter is busy, so the chapter is this job's only
+   * while its story is still at this revision. Absent in jobs queued by older versions.
+   */
+  revision?: number;
   /** Queued by start-up recovery: the chapter may be left `writing` by a process that died. */
   resume?: boolean;
 }
@@ -38,7 +44,7 @@ export async function enqueueChapter(
   const { storyId, chapterId, number, revision } = chapter;
   const job = await queue.enqueue<ChapterJobPayload>(
     CHAPTER_JOB,
-    { chapterId, ...(chapter.resume === true ? { resume: true } : {}) },
+    { chapterId, revision, ...(chapter.resume === true ? { resume: true } : {}) },
     { key: `chapter:${chapterId}:r${revision}` },
   );
   return { storyId, chapterId, number, job };

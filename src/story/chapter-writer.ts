@@ -16,10 +16,11 @@ import type {
 } from "../agent/types.ts";
 import { Prisma } from "../generated/prisma/client.ts";
 import { t } from "../i18n/messages.ts";
+import type { JobHandler, JobQueue } from "../jobs/job-queue.ts";
 import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
-import { BUSY, type ChapterJobPayload } from "./chapter-job.ts";
+import { BUSY, CHAPTER_JOB, type ChapterJobPayload } from "./chapter-job.ts";
 import { saveChapter } from "./chapter-save.ts";
 import type { ChoicePresenter } from "./choice-presenter.ts";
 import type { AudienceResolver } from "./ports/audience.ts";
@@ -83,20 +84,57 @@ export class ChapterWriter {
       // Whatever broke (database, surface, a bug), the chapter must not stay "writing":
       // mark it failed so the reader can retry, and say so.
       this.options.log?.(`chapter ${chapterId} crashed: ${error instanceof Error ? error.message : String(error)}`);
-      await this.db.chapter
-        .updateMany({
-          where: { id: chapterId, status: "writing" },
-          data: { status: "failed", error: "internal", progress: Prisma.DbNull },
-        })
-        .catch((e: unknown) => this.options.log?.(`chapter ${chapterId}: not marked failed: ${String(e)}`));
-      const audience = (await this.audiences(chapter.story.conversationId)) ?? SILENT_AUDIENCE;
-      await audience.surface
-        .failed(t(audience.locale, "chapter.failed", { reason: t(audience.locale, "error.internal") }), {
-          storyId: chapter.story.id,
-        })
-        .catch((e: unknown) => this.options.log?.(`chapter ${chapterId}: failure not shown: ${String(e)}`));
+      await this.markFailed(chapter, { status: "writing" });
       throw error;
     }
+  }
+
+  /**
+   * The `failed` hook of the chapter job: the queue gave the job up for good (its
+   * worker died more often than the stalled check allows, or its retries ran out; the
+   * handler may not have run at all). The chapter is marked failed and its readers
+   * offered a retry only while it is still this job's: `pending` or `writing`, its story
+   * still at the job's revision. A chapter that was saved, or already failed and said
+   * so, is left alone: nothing is told twice.
+   */
+  async abandon(payload: ChapterJobPayload, reason: string): Promise<void> {
+    const chapter = await this.db.chapter.findUnique({
+      where: { id: payload.chapterId },
+      select: { id: true, story: { select: { id: true, conversationId: true } } },
+    });
+    if (chapter === null) return;
+    const marked = await this.markFailed(chapter, {
+      status: { in: [...BUSY] },
+      ...(payload.revision === undefined ? {} : { story: { revision: payload.revision } }),
+    });
+    if (marked) this.options.log?.(`chapter ${chapter.id} failed: its job was given up (${reason})`);
+  }
+
+  /**
+   * Mark a chapter failed (`internal`) where `where` still holds, and only when this call
+   * did, tell its readers, with a retry. A chapter that is not marked (saved meanwhile,
+   * already failed, or the database unreachable) is never shown as failed: its retry
+   * would be refused.
+   */
+  private async markFailed(
+    chapter: { id: string; story: { id: string; conversationId: string } },
+    where: Prisma.ChapterWhereInput,
+  ): Promise<boolean> {
+    const { id } = chapter;
+    const { count } = await this.db.chapter
+      .updateMany({ where: { ...where, id }, data: { status: "failed", error: "internal", progress: Prisma.DbNull } })
+      .catch((e: unknown) => {
+        this.options.log?.(`chapter ${id}: not marked failed: ${String(e)}`);
+        return { count: 0 };
+      });
+    if (count === 0) return false;
+    const audience = (await this.audiences(chapter.story.conversationId)) ?? SILENT_AUDIENCE;
+    await audience.surface
+      .failed(t(audience.locale, "chapter.failed", { reason: t(audience.locale, "error.internal") }), {
+        storyId: chapter.story.id,
+      })
+      .catch((e: unknown) => this.options.log?.(`chapter ${id}: failure not shown: ${String(e)}`));
+    return true;
   }
 
   private async write(chapter: ClaimedChapter, signal?: AbortSignal): Promise<void> {
@@ -318,6 +356,23 @@ export class ChapterWriter {
       this.db.agentRun.createMany({ data: [runData(storyId, null, run)] }),
     ]);
   }
+}
+
+/**
+ * Run chapter jobs on `queue` with `writer`: `run` (through `wrap`: the wiring adds
+ * retries of a database briefly unreachable), and `abandon` when the queue gives a job
+ * up for good, so its chapter never stays busy.
+ */
+export function handleChapterJobs(
+  queue: JobQueue,
+  writer: ChapterWriter,
+  wrap: (handler: JobHandler<ChapterJobPayload>) => JobHandler<ChapterJobPayload> = (handler) => handler,
+): void {
+  queue.handle<ChapterJobPayload>(
+    CHAPTER_JOB,
+    wrap((payload, job) => writer.run(payload, job.signal, job.attempt)),
+    { failed: (payload, failure) => writer.abandon(payload, failure.error.message) },
+  );
 }
 
 type ClaimedChapter = Prisma.ChapterGetPayload<{ include: { story: { include: typeof CANON } } }>;

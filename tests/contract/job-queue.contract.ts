@@ -166,6 +166,76 @@ export function jobQueueContract(name: string, make: JobQueueFactory, contract: 
       expect(runs).toBe(1);
     });
 
+    it("calls the failed hook once, with the payload, key and error, for a job that fails; never for one that succeeds", async () => {
+      const queue = await open();
+      const job = unique("job");
+      const failures: unknown[] = [];
+      queue.handle<string>(
+        job,
+        async (payload) => {
+          if (payload === "bad") throw new Error("model endpoint down");
+        },
+        {
+          failed: async (payload, { key, error }) => {
+            failures.push({ payload, key, message: error.message });
+          },
+        },
+      );
+      const key = unique("key");
+      const bad = await queue.enqueue(job, "bad", { key });
+      const good = await queue.enqueue(job, "good", { key: unique("key") });
+      await Promise.all([bad.finished, good.finished]);
+      // A shared queue calls the hook beside `finished`: close waits for it.
+      await queue.close();
+      expect(failures).toEqual([{ payload: "bad", key, message: "model endpoint down" }]);
+    });
+
+    it("calls the failed hook after the last try of a transient failure, not after each retry", async () => {
+      const queue = await open({ retry: QUICK_RETRY });
+      const job = unique("job");
+      let runs = 0;
+      const failures: unknown[] = [];
+      queue.handle(
+        job,
+        async () => {
+          runs++;
+          throw new TransientJobError(`database unreachable (${runs})`);
+        },
+        {
+          failed: async (_payload, { error }) => {
+            failures.push({ message: error.message, runs });
+          },
+        },
+      );
+      await (await queue.enqueue(job, {}, { key: unique("key") })).finished;
+      await queue.close();
+      expect(failures).toEqual([{ message: "database unreachable (3)", runs: 3 }]);
+    });
+
+    it("does not call the failed hook for a job that close() stopped: it is resumed later", async () => {
+      const queue = await open();
+      const job = unique("job");
+      const started = deferred();
+      const failures: unknown[] = [];
+      queue.handle(
+        job,
+        async (_payload, { signal }) => {
+          started.resolve();
+          await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+          throw new Error("stopped mid-way");
+        },
+        {
+          failed: async (_payload, { error }) => {
+            failures.push(error.message);
+          },
+        },
+      );
+      await queue.enqueue(job, {}, { key: unique("key") });
+      await started.promise;
+      await queue.close({ graceMs: 20 });
+      expect(failures).toEqual([]);
+    });
+
     it("rejects a job name without a handler, naming it", async () => {
       const queue = await open();
       const job = unique("unregistered");

@@ -10,8 +10,9 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BullMqJobQueue, type BullMqJobQueueOptions } from "../../src/jobs/bullmq-queue.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
-import { CHAPTER_JOB, type ChapterJobPayload, enqueueChapter } from "../../src/story/chapter-job.ts";
-import { ChapterWriter } from "../../src/story/chapter-writer.ts";
+import { CHAPTER_JOB, enqueueChapter } from "../../src/story/chapter-job.ts";
+import { ChapterRecovery } from "../../src/story/chapter-recovery.ts";
+import { ChapterWriter, handleChapterJobs } from "../../src/story/chapter-writer.ts";
 import { ChoicePresenter } from "../../src/story/choice-presenter.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import { StoryCommands } from "../../src/story/story-commands.ts";
@@ -61,7 +62,7 @@ async function startProcess(options: Partial<BullMqJobQueueOptions> = {}): Promi
     { methods: { open: "cot", continue: "react", rewrite: "reflexion" }, recentChapters: 2, log: (m) => logs.push(m) },
     new ChoicePresenter(db, audiences),
   );
-  queue.handle<ChapterJobPayload>(CHAPTER_JOB, (payload, job) => writer.run(payload, job.signal, job.attempt));
+  handleChapterJobs(queue, writer);
   return { queue, stories: new StoryCommands(db, queue), logs };
 }
 
@@ -143,6 +144,89 @@ describe("chapters on BullMQ across processes", () => {
       worker.kill();
     }
     await interrupted.expectContinuedInPlace(agent);
+  });
+
+  it("a chapter whose workers die more often than maxStalledCount allows is marked failed once, readers get a retry, and the retry writes it", async () => {
+    const first = await startProcess();
+    const storyId = await startStory(first);
+    await first.queue.close();
+    const { revision } = await queries.state(storyId);
+    const { chapterId } = await chapterLeftWriting(db, surface, storyId, "I wait");
+    const workerOptions = {
+      url: redis.url,
+      prefix: redis.prefix,
+      job: CHAPTER_JOB,
+      lockMs: LOCK_MS,
+      stalledMs: STALLED_MS,
+    };
+    const key = `chapter:${chapterId}:r${revision}`;
+    const dying = [startWorkerProcess(workerOptions)];
+    try {
+      await dying[0]?.printed("ready");
+      const front = await startProcess({ role: "producer" });
+      const ticket = await enqueueChapter(front.queue, { storyId, chapterId, number: 2, revision });
+      await dying[0]?.printed(`started ${key} 1`);
+      dying[0]?.kill();
+      // The next worker takes the chapter over (stall 1 of 1 allowed), and dies too.
+      dying.push(startWorkerProcess(workerOptions));
+      await dying[1]?.printed(`started ${key} 2`);
+      dying[1]?.kill();
+
+      const rescuer = await startProcess({ maxStalledCount: 1 });
+      const outcome = await ticket.job.finished;
+      expect(outcome.ok ? "" : String(outcome.error)).toContain("job stalled more than allowable limit");
+      await until(async () => (await queries.state(storyId)).head?.status === "failed");
+      await rescuer.queue.close();
+      expect(rescuer.logs.some((l) => l.includes("its job was given up (job stalled more than allowable limit)"))).toBe(
+        true,
+      );
+    } finally {
+      for (const worker of dying) worker.kill();
+    }
+    const failed = await db.chapter.findUniqueOrThrow({ where: { id: chapterId } });
+    expect(failed).toMatchObject({ status: "failed", error: "internal", progress: null });
+    expect(agent.inputs).toHaveLength(1);
+    const told = surface.calls.filter((c) => c.kind === "failed");
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatchObject({ storyId, text: expect.stringContaining("Something went wrong on our side") });
+
+    // The story is no longer stuck: Retry writes the chapter.
+    const writer = await startProcess();
+    const retried = await writer.stories.retry(storyId);
+    await expect(retried.job.finished).resolves.toEqual({ ok: true });
+    expect((await queries.state(storyId)).head).toMatchObject({ id: chapterId, status: "done" });
+  });
+
+  it("start-up recovery beside a live worker steals nothing: the chapter it holds keeps its one job", async () => {
+    const first = await startProcess();
+    const storyId = await startStory(first);
+    await first.queue.close();
+    const { revision } = await queries.state(storyId);
+    const { chapterId } = await chapterLeftWriting(db, surface, storyId, "I wait");
+    const worker = startWorkerProcess({
+      url: redis.url,
+      prefix: redis.prefix,
+      job: CHAPTER_JOB,
+      lockMs: LOCK_MS,
+      stalledMs: STALLED_MS,
+    });
+    try {
+      await worker.printed("ready");
+      const front = await startProcess({ role: "producer" });
+      await enqueueChapter(front.queue, { storyId, chapterId, number: 2, revision });
+      await worker.printed(`started chapter:${chapterId}:r${revision} 1`);
+
+      // Another worker starts while the first one writes, and recovers what it finds busy.
+      const starting = await startProcess();
+      expect(await new ChapterRecovery(db, starting.queue).resumeInterrupted()).toBe(0);
+      // Long enough for a lapsed lock to be noticed (lock + two checks): the live worker keeps it.
+      await new Promise((r) => setTimeout(r, LOCK_MS + 2 * STALLED_MS + 500));
+      expect(agent.inputs).toHaveLength(1);
+      expect((await db.chapter.findUniqueOrThrow({ where: { id: chapterId } })).status).toBe("writing");
+      expect(surface.calls.filter((c) => c.kind === "failed")).toEqual([]);
+    } finally {
+      worker.kill();
+    }
   });
 
   it("one chapter at a time per story: a second request from another process is refused while one is written", async () => {

@@ -168,6 +168,52 @@ describe("BullMqJobQueue", () => {
     }
   });
 
+  it("a job that stalls more often than maxStalledCount fails for good: the worker that fails it calls the failed hook once, without the handler", async () => {
+    const lockMs = 1000;
+    const stalledMs = 500;
+    const worker = startWorkerProcess({ url: redis.url, prefix: redis.prefix, job: "chapter", lockMs, stalledMs });
+    try {
+      await worker.printed("ready");
+      const producer = await open({ role: "producer" });
+      producer.handle("chapter", async () => {});
+      const enqueued = await producer.enqueue("chapter", { chapterId: "c7" }, { key: "chapter:c7:r1" });
+      await worker.printed("started chapter:c7:r1 1");
+      worker.kill();
+
+      // No stall allowed here: the first one is one too many.
+      const rescuer = await open({ lockDurationMs: lockMs, stalledIntervalMs: stalledMs, maxStalledCount: 0 });
+      const runs: unknown[] = [];
+      const failures: unknown[] = [];
+      const reported = deferred();
+      rescuer.handle(
+        "chapter",
+        async (payload) => {
+          runs.push(payload);
+        },
+        {
+          failed: async (payload, { key, error }) => {
+            failures.push({ payload, key, message: error.message });
+            reported.resolve();
+          },
+        },
+      );
+      const outcome = await enqueued.finished;
+      expect(outcome.ok ? "" : String(outcome.error)).toContain("job stalled more than allowable limit");
+      await reported.promise;
+      await rescuer.close();
+      expect(runs).toEqual([]);
+      expect(failures).toEqual([
+        {
+          payload: { chapterId: "c7" },
+          key: "chapter:c7:r1",
+          message: "job stalled more than allowable limit",
+        },
+      ]);
+    } finally {
+      worker.kill();
+    }
+  });
+
   it("a worker that finds its job's lock gone stops the job rather than write on; the job runs again", async () => {
     const logs: string[] = [];
     const queue = await open({ lockDurationMs: 1000, stalledIntervalMs: 500, log: (m) => logs.push(m) });

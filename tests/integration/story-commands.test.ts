@@ -5,14 +5,15 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { showState } from "../../commands/show-state.ts";
 import type { CommandContext } from "../../commands/types.ts";
 import { ImageStore } from "../../src/art/image-store.ts";
-import type { JobQueue } from "../../src/jobs/job-queue.ts";
-import { type Db, openDatabase } from "../../src/store/db.ts";
+import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
+import { type JobQueue, retryOn } from "../../src/jobs/job-queue.ts";
+import { type Db, isTransientDbError, openDatabase } from "../../src/store/db.ts";
 import { bookToMarkdown } from "../../src/story/book.ts";
 import { BookAssembler } from "../../src/story/book-assembler.ts";
 import { CHAPTER_JOB, type ChapterJobPayload } from "../../src/story/chapter-job.ts";
 import { ChapterRecovery } from "../../src/story/chapter-recovery.ts";
 import { PartsRepairer } from "../../src/story/chapter-repair.ts";
-import { ChapterWriter } from "../../src/story/chapter-writer.ts";
+import { ChapterWriter, handleChapterJobs } from "../../src/story/chapter-writer.ts";
 import { ChoicePresenter } from "../../src/story/choice-presenter.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
 import type { Audience } from "../../src/story/ports/audience.ts";
@@ -67,7 +68,7 @@ beforeEach(async () => {
     },
     presenter,
   );
-  queue.handle<ChapterJobPayload>(CHAPTER_JOB, (p) => writer.run(p));
+  handleChapterJobs(queue, writer);
 });
 
 afterEach(async () => {
@@ -280,6 +281,8 @@ describe("story commands and queries with real SQLite", () => {
     const state = await queries.state(storyId);
     expect(state.head?.status).toBe("failed");
     expect(surface.notices.at(-1)).toContain("Something went wrong on our side");
+    // Told once: the job's failed hook finds the chapter failed already.
+    expect(surface.callsOf("failed")).toHaveLength(1);
     await (await stories.retry(storyId)).job.finished;
     expect((await queries.state(storyId)).head?.status).toBe("done");
   });
@@ -528,6 +531,89 @@ describe("saving a chapter", () => {
     } finally {
       await flakyQueue.close();
     }
+  });
+});
+
+describe("a chapter job given up for good", () => {
+  it("retries spent (the database unreachable at every claim): the chapter is marked failed, not left pending, and Retry writes it", async () => {
+    let unreachable = true;
+    const claims: unknown[] = [];
+    // The claim (-> writing) fails as a database that does not answer would; everything else works.
+    const chapters = new Proxy(db.chapter, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== "update") return value;
+        return (args: { data?: { status?: string } }) => {
+          if (unreachable && args.data?.status === "writing") {
+            claims.push(args);
+            return Promise.reject(new Error("SQLITE_BUSY: database is locked"));
+          }
+          return (value as (a: unknown) => unknown).call(target, args);
+        };
+      },
+    });
+    const flaky = new Proxy(db, {
+      get: (target, prop, receiver) => (prop === "chapter" ? chapters : Reflect.get(target, prop, receiver)),
+    });
+    const logs: string[] = [];
+    const flakyQueue = new InProcessJobQueue({ concurrency: 1, retry: { attempts: 2, baseMs: 10, capMs: 20 } });
+    const flakyStories = new StoryCommands(db, flakyQueue);
+    const audiences = () => ({ surface, locale: "en" as const });
+    const flakyWriter = new ChapterWriter(
+      flaky,
+      agent,
+      audiences,
+      {
+        methods: { open: "cot", continue: "react", rewrite: "reflexion" },
+        recentChapters: 2,
+        log: (m) => logs.push(m),
+      },
+      new ChoicePresenter(db, audiences),
+    );
+    handleChapterJobs(flakyQueue, flakyWriter, (handler) => retryOn(isTransientDbError, handler));
+    try {
+      const ticket = await flakyStories.start({ actor, conversation, premise: "A lighthouse", genre: "none" });
+      const outcome = await ticket.job.finished;
+      expect(outcome.ok ? "" : String(outcome.error)).toContain("database is locked");
+      expect(claims).toHaveLength(2);
+      expect(await db.chapter.findUniqueOrThrow({ where: { id: ticket.chapterId } })).toMatchObject({
+        status: "failed",
+        error: "internal",
+      });
+      expect(surface.callsOf("failed")).toEqual([
+        expect.objectContaining({ storyId: ticket.storyId, text: expect.stringContaining("/retry") }),
+      ]);
+      expect(logs.some((l) => l.includes("its job was given up (SQLITE_BUSY: database is locked)"))).toBe(true);
+
+      unreachable = false;
+      await expect((await flakyStories.retry(ticket.storyId)).job.finished).resolves.toEqual({ ok: true });
+      expect((await queries.state(ticket.storyId)).head).toMatchObject({ id: ticket.chapterId, status: "done" });
+    } finally {
+      await flakyQueue.close();
+    }
+  });
+
+  it("the failed hook leaves alone a chapter that was saved, and one its story has moved past; it tells readers once", async () => {
+    const storyId = await startStory();
+    const done = await queries.state(storyId);
+    await writer.abandon({ chapterId: done.head?.id ?? "", revision: done.revision }, "stalled");
+    expect((await queries.state(storyId)).head?.status).toBe("done");
+
+    const { chapterId } = await chapterLeftWriting(db, surface, storyId, "I wait");
+    const { revision } = await db.story.findUniqueOrThrow({ where: { id: storyId } });
+    // A job queued at an earlier revision does not own the chapter written now.
+    await writer.abandon({ chapterId, revision: revision - 1 }, "stalled");
+    expect((await db.chapter.findUniqueOrThrow({ where: { id: chapterId } })).status).toBe("writing");
+    expect(surface.callsOf("failed")).toEqual([]);
+
+    await writer.abandon({ chapterId, revision }, "stalled");
+    await writer.abandon({ chapterId, revision }, "stalled");
+    expect(await db.chapter.findUniqueOrThrow({ where: { id: chapterId } })).toMatchObject({
+      status: "failed",
+      error: "internal",
+      progress: null,
+    });
+    expect(surface.callsOf("failed")).toHaveLength(1);
   });
 });
 
