@@ -3,61 +3,36 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
 import { CONTINUE_MARKER } from "../../src/agent/prompts.ts";
-import { loadConfig } from "../../src/app/config.ts";
-import { createEngine, type Engine } from "../../src/app/wiring.ts";
+import type { Engine } from "../../src/app/wiring.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeTelegramServer } from "../fakes/fake-telegram-server.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
 import { TestDatabases } from "../helpers/database.ts";
 import { expectExportsHoldPicture } from "../helpers/exports.ts";
-import { queueEnv, startTestWorkers, type TestWorkers } from "../helpers/topology.ts";
+import { launchTelegramApp, stopTelegramApp, type TelegramApp } from "../helpers/telegram-app.ts";
+import { queueEnv } from "../helpers/topology.ts";
 
 let model: FakeOpenAiServer;
 let tg: FakeTelegramServer;
 let dir: string;
 let dbUrl: string;
 const databases = new TestDatabases();
-type Instance = { engine: Engine; bot: TelegramAdapter; workers: TestWorkers };
-let running: Instance[] = [];
+let running: TelegramApp[] = [];
 const logs: string[] = [];
 /** This test's queue (BullMQ under a fresh prefix in the PostgreSQL pass): every launch shares it. */
 let queue: Record<string, string>;
 
-/**
- * The bot as `npm start` runs it. In the PostgreSQL pass it is the front only, and two
- * `npm run worker` processes write the chapters (their log lines join `logs`).
- */
-async function launch(extra: Record<string, string> = {}): Promise<Instance> {
-  const env = {
-    ...extra,
-    ...queue,
-    OPENAI_BASE_URL: model.baseUrl,
-    OPENAI_MODEL: "fake",
-    OPENAI_MAX_RETRIES: "0",
-    DATABASE_URL: dbUrl,
-    TELEGRAM_BOT_TOKEN: tg.token,
-    TELEGRAM_API_ROOT: tg.apiRoot,
-    INKLOOM_LOCALE: "en",
-  };
-  const config = loadConfig(env);
-  const log = (m: string) => logs.push(m);
-  const workers = await startTestWorkers(env, 2, log);
-  const engine = await createEngine(config, log, { role: config.redis === undefined ? "all" : "front" });
-  if (config.telegram === undefined) throw new Error("telegram not configured");
-  const bot = new TelegramAdapter(config.telegram, { ...engine, log });
-  await bot.start();
-  const instance = { engine, bot, workers };
-  running.push(instance);
-  return instance;
+/** The bot as `npm start` runs it (in the PostgreSQL pass: a front, and two workers whose log lines join `logs`). */
+async function launch(extra: Record<string, string> = {}): Promise<TelegramApp> {
+  const app = await launchTelegramApp({ model, tg }, dbUrl, (m) => logs.push(m), { ...queue, ...extra });
+  running.push(app);
+  return app;
 }
 
-async function shutdown(instance: Instance) {
-  await instance.bot.stop();
-  await instance.engine.close();
-  await instance.workers.stop();
-  running = running.filter((r) => r !== instance);
+async function shutdown(app: TelegramApp) {
+  await stopTelegramApp(app);
+  running = running.filter((r) => r !== app);
 }
 
 beforeEach(async () => {
