@@ -380,6 +380,9 @@ export class BullMqJobQueue implements JobQueue {
   private async process(job: Job<Envelope>, token: string | undefined, signal: AbortSignal | undefined): Promise<void> {
     const handler = this.handlers.get(job.name);
     if (handler === undefined) throw new Error(`No handler registered for job "${job.name}" in this process`);
+    // A fetch already under way when close() began can still deliver a job (one handed
+    // back a moment ago, say): it must not start here, where no grace will stop it.
+    if (this.closing !== undefined) await this.handBack(job, token);
     const context: JobContext = {
       key: job.data.key,
       attempt: Math.max(1, job.attemptsStarted),
