@@ -72,8 +72,11 @@ export interface SharedBudget {
 }
 
 export type SharedTake =
-  /** Call now; `settle` once the call has finished (its place then counts from that moment). */
-  | { readonly granted: true; settle(): Promise<void> }
+  /**
+   * Call now; `settle` once the call has finished (its place then counts from that moment).
+   * `full`: this took the bot's last place free now, so another call would wait.
+   */
+  | { readonly granted: true; readonly full?: boolean; settle(): Promise<void> }
   /** Ask again in `waitMs`: the chat's limits ("chat") or the whole bot's ("bot") are spent. */
   | { readonly granted: false; readonly waitMs: number; readonly scope: "chat" | "bot" };
 
@@ -145,6 +148,14 @@ export class TelegramOutbox {
   private globalHeldUntil = 0;
   /** Calls started and not yet settled: they count against the bot's budget until they settle. */
   private inFlight = 0;
+  /**
+   * The shared budget said the bot's second is full (a refusal for the bot, or a grant of its
+   * last place): until a grant leaves room, one call at a time asks, so the processes that wait
+   * do not all ask at once for the one place that frees.
+   */
+  private botFull = false;
+  /** Calls asking the shared budget for a place now. */
+  private taking = 0;
 
   private readonly chats = new Map<string, Chat>();
   private readonly ready = new MinHeap<Chat>((a, b) => a.eligibleAt - b.eligibleAt || a.seq - b.seq);
@@ -359,6 +370,7 @@ export class TelegramOutbox {
     for (;;) {
       const chat = this.ready.peek();
       if (!chat || chat.eligibleAt > now || this.globalFreeAt(now) > now) break;
+      if (this.botFull && this.taking > 0) break;
       this.ready.pop();
       chat.waiting = false;
       this.skipNoOpEdits(chat);
@@ -374,7 +386,8 @@ export class TelegramOutbox {
     clearTimeout(this.timer);
     this.timer = undefined;
     const next = this.ready.peek();
-    if (next) {
+    // While one call asks a full bot's budget, its answer pumps again.
+    if (next && !(this.botFull && this.taking > 0)) {
       const at = Math.max(next.eligibleAt, this.globalFreeAt(now));
       if (Number.isFinite(at)) this.timer = setTimeout(() => this.pump(), at - now);
     }
@@ -401,12 +414,18 @@ export class TelegramOutbox {
   private async run(chat: Chat, job: Job): Promise<void> {
     let settle: (() => Promise<void>) | undefined;
     if (this.shared) {
+      this.taking++;
       const taken = await this.shared.take(chat.id, chat.kind);
+      this.taking--;
+      const wasFull = this.botFull;
+      this.botFull = taken.granted ? taken.full === true : taken.scope === "bot" || this.botFull;
       if (!taken.granted) {
         this.heldBack(chat, job, taken);
         return;
       }
       settle = () => taken.settle();
+      // One asked at a time while the bot's second was full; with room again, the others may ask.
+      if (wasFull && !this.botFull) this.pump();
     }
     try {
       // A microtask later, so a `call` that synchronously sends again cannot re-enter `pump`.
@@ -447,8 +466,9 @@ export class TelegramOutbox {
       chat.heldUntil = Math.max(chat.heldUntil, now + wait.waitMs);
       if (chat.queue.length > 0) this.enlist(chat, now);
     } else {
-      // The whole bot waits; the chat keeps its place in line.
-      this.globalHeldUntil = Math.max(this.globalHeldUntil, now + wait.waitMs);
+      // The whole bot waits, until the earliest place promised to one of its calls; the chat keeps its place in line.
+      const until = now + wait.waitMs;
+      this.globalHeldUntil = this.globalHeldUntil > now ? Math.min(this.globalHeldUntil, until) : until;
       if (chat.queue.length > 0) this.enlist(chat, now, eligibleAt);
     }
     this.pump();

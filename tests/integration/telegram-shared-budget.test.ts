@@ -212,21 +212,104 @@ describe("the shared limiter's other budgets", { timeout: 60_000 }, () => {
   });
 });
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Counts the Redis commands that touch this test's keys, those run inside the budget's
+ * scripts included (as the bench's `INFO commandstats` counts them), and the scripts run.
+ */
+async function countCommands() {
+  const monitor = await redis.monitor();
+  const counts = { commands: 0, scripts: 0 };
+  monitor.on("monitor", (_time: string, args: string[]) => {
+    if (!args.some((arg) => arg.startsWith(prefix))) return;
+    counts.commands++;
+    if (/^eval(sha)?$/i.test(args[0] ?? "")) counts.scripts++;
+  });
+  return { counts, stop: () => monitor.disconnect() };
+}
+
+describe("a sender waiting for the shared budget", { timeout: 60_000 }, () => {
+  it("asks Redis a bounded number of times per call, however long the call ahead is in flight", async () => {
+    const budget = { perChatIntervalMs: 700 };
+    const outboxes = [await process_(budget), await process_(budget)].map((p) => p.outbox);
+    const monitor = await countCommands();
+    // Each call is in flight for 600 ms: a waiter polling every 50 ms would ask ~12 times.
+    const slow = async () => {
+      await sleep(600);
+      return "sent";
+    };
+    await Promise.all(outboxes.flatMap((outbox) => [outbox.send(7, "private", slow), outbox.send(7, "private", slow)]));
+    monitor.stop();
+
+    // Per call: its granted take and its settle, and about two refused takes (the least wait, then the rest).
+    expect(monitor.counts.scripts).toBeLessThanOrEqual(4 * 5);
+    expect(monitor.counts.commands).toBeLessThanOrEqual(4 * 60);
+  });
+
+  it("with the bot's second full, processes take turns instead of all asking for each place that frees", async () => {
+    const budget = { globalPerSecond: 4 };
+    const [a, b, c] = [await process_(budget), await process_(budget), await process_(budget)];
+    const monitor = await countCommands();
+    // Each process to chats of its own, so only the bot's limit holds them back.
+    const chats = Array.from({ length: 24 }, () => tg.chat("private"));
+    await Promise.all(chats.map((chat, i) => [a, b, c][i % 3]?.send(chat.id, "hello")));
+    monitor.stop();
+
+    const times = accepted();
+    expect(times).toHaveLength(24);
+    expectAtMostPerWindow(times, 4, 1_000);
+    expect(tg.rateLimited).toBe(0);
+    // 24 calls in ~6 s. Per call: its take and settle, and on average one or two refused takes
+    // (up to three when the machine is busy and waiters come late). Asking all at once: ~8 per call.
+    expect(monitor.counts.scripts).toBeLessThanOrEqual(24 * 5.5);
+  });
+});
+
 describe("RedisTelegramBudget", { timeout: 30_000 }, () => {
   it("holds a chat while another process's call is in flight, then for the interval after it settled", async () => {
-    const budget = () => new RedisTelegramBudget(redis, { prefix, pollMs: 40 });
+    const budget = () => new RedisTelegramBudget(redis, { prefix, perChatIntervalMs: 800 });
     const [a, b] = [budget(), budget()];
     const taken = await a.take(7, "private");
     expect(taken.granted).toBe(true);
 
+    // The call in flight ends now or later and then holds the chat for the interval: the
+    // least wait is the interval, so the waiter sleeps that long instead of polling.
     const inFlight = await b.take(7, "private");
-    expect(inFlight).toEqual({ granted: false, waitMs: 40, scope: "chat" });
+    expect(inFlight).toEqual({ granted: false, waitMs: 800, scope: "chat" });
     expect((await b.take(8, "private")).granted).toBe(true);
 
     if (taken.granted) await taken.settle();
     const after = await b.take(7, "private");
     expect(after.granted).toBe(false);
-    if (!after.granted) expect(after.waitMs).toBeGreaterThan(900);
+    if (!after.granted) expect(after.waitMs).toBeGreaterThan(700);
+  });
+
+  it("promises the waiters of a full bot second its places in turn, and keeps a due place from newcomers", async () => {
+    const budget = () => new RedisTelegramBudget(redis, { prefix, globalPerSecond: 2 });
+    const [a, b, c, d] = [budget(), budget(), budget(), budget()];
+    for (const chat of [1, 2]) {
+      const taken = await a.take(chat, "private");
+      if (taken.granted) await taken.settle();
+      await sleep(150);
+    }
+
+    // Told different times: the first place to free, then the second; not both the first.
+    const first = await b.take(3, "private");
+    const second = await c.take(4, "private");
+    expect([first.granted, second.granted]).toEqual([false, false]);
+    if (first.granted || second.granted) return;
+    expect([first.scope, second.scope]).toEqual(["bot", "bot"]);
+    expect(first.waitMs).toBeGreaterThan(550);
+    expect(second.waitMs - first.waitMs).toBeGreaterThan(100);
+
+    // At B's time its place is free, but kept for B: D, who was promised nothing, waits.
+    await sleep(first.waitMs + 5);
+    const newcomer = await d.take(5, "private");
+    expect(newcomer).toMatchObject({ granted: false, scope: "bot" });
+    expect(await b.take(3, "private")).toMatchObject({ granted: true, full: true });
+    await sleep(second.waitMs - first.waitMs);
+    expect(await c.take(4, "private")).toMatchObject({ granted: true, full: true });
   });
 
   it("releases the place of a call whose process died (never settled) when its lease ends", async () => {

@@ -451,6 +451,43 @@ describe("with a shared budget (other processes of the bot)", () => {
     expect(events).toEqual(["take 9 @0", "pause 9 2000 @0", "settle 9 @0", "take 9 @2000", "settle 9 @2000"]);
   });
 
+  it("while the bot's shared second is full, asks one call at a time; once a grant leaves room, all at once", async () => {
+    // Four refusals for the bot, then a grant of the last free place, then grants with room.
+    const answers: ({ waitMs: number } | { full: boolean })[] = [
+      { waitMs: 100 },
+      { waitMs: 100 },
+      { waitMs: 100 },
+      { waitMs: 100 },
+      { full: true },
+      { full: false },
+    ];
+    let asking = 0;
+    const askingWhenAsked: number[] = [];
+    const budget: SharedBudget = {
+      async take() {
+        askingWhenAsked.push(++asking);
+        const answer = answers.shift() ?? { full: false };
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        asking--;
+        if ("waitMs" in answer) return { granted: false, waitMs: answer.waitMs, scope: "bot" };
+        return { granted: true, full: answer.full, settle: async () => {} };
+      },
+      async pause() {},
+    };
+    const outbox = new TelegramOutbox({ shared: budget });
+    const rec = recorder();
+    const sends = ["a", "b", "c", "d"].map((chat) => outbox.send(chat, "private", rec.call(chat, 0)));
+
+    await vi.advanceTimersByTimeAsync(1_000);
+
+    expect(await Promise.all(sends)).toEqual(["a#0", "b#0", "c#0", "d#0"]);
+    // Four ask at once and are refused; then one asks (granted the last place), then one
+    // (granted with room to spare), then the remaining two together.
+    expect(askingWhenAsked).toEqual([1, 2, 3, 4, 1, 1, 1, 2]);
+    // Refused at 10 until 110; each answer takes 10 ms.
+    expect(rec.times()).toEqual([120, 130, 140, 140]);
+  });
+
   it("an edit held back by the budget is replaced by a newer edit of the same message", async () => {
     const { budget } = scriptedBudget({ a: [{ waitMs: 300, scope: "chat" }] });
     const outbox = new TelegramOutbox({ shared: budget });
