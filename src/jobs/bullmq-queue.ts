@@ -211,6 +211,8 @@ export class BullMqJobQueue implements JobQueue {
   private readonly lanes = new Map<string, Lane>();
   private readonly laneOfJob = new Map<string, Lane>();
   private readonly handlers = new Map<string, JobHandler<unknown>>();
+  /** Set when close()'s grace ran out and running jobs were aborted: a job fetched since is handed back. */
+  private graceOver = false;
   private readonly failureHooks = new Map<string, NonNullable<HandlerOptions<unknown>["failed"]>>();
   /** `failed` hooks running: close waits for them. */
   private readonly reporting = new Set<Promise<void>>();
@@ -380,9 +382,10 @@ export class BullMqJobQueue implements JobQueue {
   private async process(job: Job<Envelope>, token: string | undefined, signal: AbortSignal | undefined): Promise<void> {
     const handler = this.handlers.get(job.name);
     if (handler === undefined) throw new Error(`No handler registered for job "${job.name}" in this process`);
-    // A fetch already under way when close() began can still deliver a job (one handed
-    // back a moment ago, say): it must not start here, where no grace will stop it.
-    if (this.closing !== undefined) await this.handBack(job, token);
+    // A fetch under way when the grace ran out can still deliver a job (one just handed
+    // back, say): it must not start here, where nothing would stop it and close() would
+    // wait for it forever. (A job started before is tracked, so the grace's end aborts it.)
+    if (this.graceOver) await this.handBack(job, token);
     const context: JobContext = {
       key: job.data.key,
       attempt: Math.max(1, job.attemptsStarted),
@@ -493,6 +496,7 @@ export class BullMqJobQueue implements JobQueue {
   private async shutdown(options: CloseOptions): Promise<void> {
     const workers = [...this.lanes.values()].flatMap((lane) => (lane.worker === undefined ? [] : [lane.worker]));
     await stopWithin(Promise.all(workers.map((worker) => worker.close())), options.graceMs, () => {
+      this.graceOver = true;
       for (const worker of workers) worker.cancelAllJobs("shutdown: grace over");
     });
     await Promise.all(this.reporting);
