@@ -60,11 +60,6 @@ export class ChatAdmins {
     return check;
   }
 
-  /** Forget what is kept for a chat (an admin was added or removed: a chat_member update). */
-  forget(chatId: number): void {
-    for (const key of this.kept.keys()) if (key.startsWith(`${chatId}:`)) this.kept.delete(key);
-  }
-
   private async ask(chatId: number, userId: number, key: string): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
