@@ -11,6 +11,7 @@
  * is pressed, so a button pressed tomorrow still names its story and revision.
  *
  *   g <genre>                  a genre at /start
+ *   t <themeId>                a theme at /start (checked against the chat's themes when pressed)
  *   p <storyId> <rev> <pos>    pick a choice (one reader decides)
  *   v <storyId> <rev> <pos>    vote for a choice
  *   x <storyId> <rev>          close the vote
@@ -24,6 +25,7 @@ import { GENRES, type Genre } from "../src/agent/types.ts";
 
 export type ButtonAction =
   | { kind: "genre"; genre: Genre }
+  | { kind: "theme"; themeId: string }
   | { kind: "pick"; storyId: string; revision: number; position: number }
   | { kind: "vote"; storyId: string; revision: number; position: number }
   | { kind: "close"; storyId: string; revision: number }
@@ -51,7 +53,7 @@ export const TELEGRAM_CALLBACK_FORMAT = {
   name: "callback data",
   separator: "|",
   max: { bytes: 64 },
-  kinds: ["genre", "pick", "vote", "close", "suggest", "retry", "rate"],
+  kinds: ["genre", "theme", "pick", "vote", "close", "suggest", "retry", "rate"],
 } as const satisfies ActionFormat;
 
 export const DISCORD_CUSTOM_ID_FORMAT = {
@@ -69,6 +71,7 @@ const NUMBER = /^(0|[1-9]\d{0,8})$/;
 
 const TAG = {
   genre: "g",
+  theme: "t",
   pick: "p",
   vote: "v",
   close: "x",
@@ -92,6 +95,7 @@ export function encodeAction(action: ButtonAction, format: ActionFormat): string
   if (!format.kinds.includes(action.kind)) throw new RangeError(`${action.kind} has no ${format.name}`);
   const parts: (string | number)[] = format.prefix === undefined ? [] : [format.prefix];
   if (action.kind === "genre") parts.push(TAG.genre, action.genre);
+  else if (action.kind === "theme") parts.push(TAG.theme, checkId(action.themeId));
   else if (action.kind === "rate") parts.push(action.value === 1 ? TAG.up : TAG.down, checkId(action.chapterId));
   else parts.push(TAG[action.kind], checkId(action.storyId));
   if ("revision" in action) parts.push(checkNumber(action.revision));
@@ -127,6 +131,7 @@ function decodeFields([tag, id = "", a, b, ...extra]: string[]): ButtonAction | 
     return genre === undefined || a !== undefined ? undefined : { kind: "genre", genre };
   }
   if (!ID.test(id)) return undefined;
+  if (tag === TAG.theme) return a === undefined ? { kind: "theme", themeId: id } : undefined;
   const n = (v: string | undefined) => (v !== undefined && NUMBER.test(v) ? Number(v) : undefined);
   const revision = n(a);
   const position = n(b);

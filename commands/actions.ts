@@ -10,7 +10,7 @@
  */
 import { GENRES } from "../src/agent/types.ts";
 import { type MessageId, t } from "../src/i18n/messages.ts";
-import { genreRows } from "../src/render/offer-layout.ts";
+import { genreRows, themeRows } from "../src/render/offer-layout.ts";
 import type { MessageRef, OfferRedraw, Prompt } from "../src/render/surface.ts";
 import { LIMITS } from "../src/story/limits.ts";
 import type { ButtonAction } from "./action-codec.ts";
@@ -19,7 +19,7 @@ import { findCommand } from "./index.ts";
 import { closeVote, rate, suggest, vote } from "./offer-actions.ts";
 import { act, choose } from "./play.ts";
 import { retry } from "./retry.ts";
-import { answerGenreQuestion, parseGenre, start } from "./start.ts";
+import { answerGenreQuestion, parseGenre, start, themesOffered } from "./start.ts";
 import { actorKey, hydrate, storyHere } from "./story-context.ts";
 import { argsFromText } from "./text-args.ts";
 import type { Command, CommandContext, CommandOutcome, CommandSpec, Question } from "./types.ts";
@@ -109,11 +109,14 @@ async function onText(
   }
   const ask = session.ask;
   if (ask?.field === "genre" && action.addressed) {
-    // Typed instead of pressing a genre button: a genre, or the scenario itself.
-    const answer = answerGenreQuestion(text);
+    // Typed instead of pressing a button: a genre, a theme offered here, or the scenario itself.
+    const answer = answerGenreQuestion(text, await themesOffered(ctx));
     if ("badNumber" in answer) {
-      await ctx.surface.notice(t(locale, "start.badGenre", { input: text, max: GENRES.length }));
+      await ctx.surface.notice(t(locale, "start.badGenre", { input: text, max: answer.max }));
       return { kind: "failed" };
+    }
+    if ("theme" in answer) {
+      return follow(ctx, { kind: "ask", question: { field: "scenario", genre: "none", theme: answer.theme.name } });
     }
     return run(start, answer, ctx, log);
   }
@@ -122,7 +125,12 @@ async function onText(
       await ctx.surface.notice(t(locale, "error.emptyScenario"));
       return { kind: "failed" };
     }
-    return run(start, { genre: ask.genre, scenario: text }, ctx, log);
+    return run(
+      start,
+      { genre: ask.genre, scenario: text, ...(ask.theme === undefined ? {} : { theme: ask.theme }) },
+      ctx,
+      log,
+    );
   }
   if (!action.addressed || text === "") return { kind: "done" };
   if (action.text.length > LIMITS.scenario) {
@@ -151,6 +159,15 @@ async function onPress(
     case "genre":
       if (ctx.session.ask?.field !== "genre") return refused(ctx, "error.stalePick");
       return { outcome: await follow(ctx, { kind: "ask", question: { field: "scenario", genre: action.genre } }) };
+    case "theme": {
+      if (ctx.session.ask?.field !== "genre") return refused(ctx, "error.stalePick");
+      // Checked against the themes offered here now: removed since, or another chat's, it is stale.
+      const theme = (await themesOffered(ctx)).find((th) => th.id === action.themeId);
+      if (theme === undefined) return refused(ctx, "error.stalePick");
+      return {
+        outcome: await follow(ctx, { kind: "ask", question: { field: "scenario", genre: "none", theme: theme.name } }),
+      };
+    }
     case "rate":
       return runPrivately(rate, { chapter: action.chapterId, value: action.value }, ctx, log);
     case "vote":
@@ -260,7 +277,7 @@ async function follow(ctx: CommandContext, outcome: CommandOutcome): Promise<Com
     return outcome;
   }
   const { question } = outcome;
-  const prompt = promptFor(ctx, question);
+  const prompt = promptFor(ctx, question, question.field === "genre" ? await themesOffered(ctx) : []);
   let ref: MessageRef | undefined;
   if (ctx.surface.ask !== undefined) ref = await ctx.surface.ask(prompt);
   else await ctx.surface.notice(prompt.text);
@@ -283,23 +300,32 @@ function remember(ctx: CommandContext, promptId: string, ballot: { storyId: stri
 }
 
 /** A question in the surface's way of answering: buttons or a typed list, a reply or a line. */
-function promptFor(ctx: CommandContext, question: Question): Prompt {
+function promptFor(ctx: CommandContext, question: Question, themes: readonly { id: string; name: string }[]): Prompt {
   const { locale } = ctx;
   const ways = ctx.surface.answers ?? { buttons: false, replies: false };
   switch (question.field) {
-    case "genre":
-      if (ways.buttons) return { text: t(locale, "start.genreButtons"), rows: genreRows(locale), reply: false };
+    case "genre": {
+      if (ways.buttons) {
+        const text = t(locale, themes.length === 0 ? "start.genreButtons" : "start.genreOrThemeButtons");
+        return { text, rows: [...genreRows(locale), ...themeRows(themes, locale)], reply: false };
+      }
+      const list = GENRES.map((g, i) => `${i + 1}) ${t(locale, `genre.${g}`)}`).join("  ");
+      const themeList = themes.map((th, i) => `${GENRES.length + i + 1}) ${th.name}`).join("  ");
       return {
-        text: t(locale, "start.askGenre", {
-          list: GENRES.map((g, i) => `${i + 1}) ${t(locale, `genre.${g}`)}`).join("  "),
-        }),
+        text:
+          themes.length === 0
+            ? t(locale, "start.askGenre", { list })
+            : t(locale, "start.askGenreOrTheme", { list, themes: themeList }),
         rows: [],
         reply: false,
       };
-    case "scenario":
-      return ways.replies
-        ? { text: t(locale, "start.scenarioReply"), rows: [], reply: true }
-        : { text: t(locale, "start.askScenario"), rows: [], reply: false };
+    }
+    case "scenario": {
+      const text = ways.replies ? t(locale, "start.scenarioReply") : t(locale, "start.askScenario");
+      const themed =
+        question.theme === undefined ? text : `${t(locale, "start.themePicked", { name: question.theme })} ${text}`;
+      return { text: themed, rows: [], reply: ways.replies };
+    }
     case "suggestion":
       return { text: t(locale, "vote.suggestPrompt", { max: LIMITS.writeIn }), rows: [], reply: true };
   }

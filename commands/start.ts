@@ -2,9 +2,9 @@ import { GENRES, type Genre } from "../src/agent/types.ts";
 import { t } from "../src/i18n/messages.ts";
 import { UserFacingError } from "../src/story/errors.ts";
 import { LIMITS } from "../src/story/limits.ts";
-import { THEME_LIMITS } from "../src/story/themes.ts";
+import { THEME_LIMITS, type ThemeView } from "../src/story/themes.ts";
 import { withinQuota } from "./story-context.ts";
-import { defineCommand } from "./types.ts";
+import { type CommandContext, defineCommand } from "./types.ts";
 
 export const start = defineCommand(
   {
@@ -30,7 +30,7 @@ export const start = defineCommand(
         type: "string",
         required: false,
         maxLength: THEME_LIMITS.name,
-        description: { en: "One of this server's themes", zh: "本服务器的主题之一" },
+        description: { en: "One of the themes offered here", zh: "这里提供的主题之一" },
       },
     ],
   } as const,
@@ -42,10 +42,7 @@ export const start = defineCommand(
     }
     let theme: { id: string; rating: string; artStyle: string } | undefined;
     if (args.theme !== undefined) {
-      const found = await ctx.themes.find(
-        { platform: ctx.conversation.platform, externalId: ctx.conversation.workspaceId },
-        args.theme,
-      );
+      const found = await ctx.themes.find(workspaceOf(ctx), args.theme, themeScope(ctx));
       if (found.rating === "adult" && !ctx.ageRestricted)
         throw new UserFacingError("error.adultTheme", { name: found.name });
       theme = { id: found.id, rating: found.rating, artStyle: found.artStyle };
@@ -67,6 +64,22 @@ export const start = defineCommand(
   },
 );
 
+/** The workspace a conversation belongs to (a Discord server, a Telegram chat). */
+export function workspaceOf(ctx: CommandContext): { platform: string; externalId: string } {
+  return { platform: ctx.conversation.platform, externalId: ctx.conversation.workspaceId };
+}
+
+/** Private conversations are offered the owner's catalogue too. */
+export function themeScope(ctx: CommandContext): { catalogue: boolean } {
+  return { catalogue: ctx.privateChat === true };
+}
+
+/** The themes /start offers here: the workspace's own, the catalogue in private, none adult where that cannot start. */
+export async function themesOffered(ctx: CommandContext): Promise<ThemeView[]> {
+  const themes = await ctx.themes.offered(workspaceOf(ctx), themeScope(ctx));
+  return themes.filter((theme) => theme.rating !== "adult" || ctx.ageRestricted);
+}
+
 /** A genre from its name (either language), its number in GENRES, or "" for none. */
 export function parseGenre(input: string | undefined): Genre | undefined {
   if (input === undefined) return undefined;
@@ -78,17 +91,28 @@ export function parseGenre(input: string | undefined): Genre | undefined {
 }
 
 /** What a line typed at the genre question means. */
-export type GenreAnswer = { genre: Genre } | { genre: "none"; scenario: string } | { badNumber: string };
+export type GenreAnswer =
+  | { genre: Genre }
+  | { theme: ThemeView }
+  | { genre: "none"; scenario: string }
+  | { badNumber: string; max: number };
 
 /**
  * A line typed at /start's genre question, the same on every platform: a genre (its name,
- * its number, or nothing for none) picks it; a number that is no genre is refused; anything
- * else is the scenario itself, with no genre (the reader skipped the question).
+ * its number, or nothing for none) picks it; a theme offered here (its name, or its number,
+ * counted on after the genres) picks it; another number is refused; anything else is the
+ * scenario itself, with no genre (the reader skipped the question).
  */
-export function answerGenreQuestion(line: string): GenreAnswer {
+export function answerGenreQuestion(line: string, themes: readonly ThemeView[] = []): GenreAnswer {
   const text = line.trim();
   const genre = parseGenre(text);
   if (genre !== undefined) return { genre };
-  if (/^\d+$/.test(text)) return { badNumber: text };
+  const max = GENRES.length + themes.length;
+  if (/^\d+$/.test(text)) {
+    const theme = themes[Number(text) - GENRES.length - 1];
+    return theme === undefined ? { badNumber: text, max } : { theme };
+  }
+  const theme = themes.find((th) => th.name.toLowerCase() === text.toLowerCase());
+  if (theme !== undefined) return { theme };
   return { genre: "none", scenario: text };
 }

@@ -1,17 +1,22 @@
 import { t } from "../src/i18n/messages.ts";
 import { UserFacingError } from "../src/story/errors.ts";
 import { RATINGS, THEME_LIMITS } from "../src/story/themes.ts";
+import { workspaceOf } from "./start.ts";
 import { defineCommand } from "./types.ts";
 
 export const THEME_ACTIONS = ["add", "edit", "remove", "list"] as const;
 
-/** Moderators manage the server's themes; anyone may list them. */
+/**
+ * Moderators manage the workspace's themes (a Discord server's: Manage Server; a Telegram
+ * group's: its admins; a private chat's or the terminal's: the reader); anyone may list them.
+ * Typed: `/theme add name:Noir rating:teen rules:no gore`, `/theme remove Noir`.
+ */
 export const theme = defineCommand(
   {
     name: "theme",
-    description: { en: "Manage this server's story themes", zh: "管理本服务器的故事主题" },
-    example: "/theme add name:Noir rating:teen",
-    platforms: ["discord"],
+    description: { en: "Manage the story themes of this server or chat", zh: "管理本服务器或群聊的故事主题" },
+    example: "/theme add name:Noir rating:teen rules:no gore",
+    keyedText: true,
     options: [
       {
         name: "action",
@@ -56,8 +61,9 @@ export const theme = defineCommand(
     ],
   } as const,
   async (ctx, args) => {
-    const ws = { platform: ctx.conversation.platform, externalId: ctx.conversation.workspaceId };
-    if (args.action === "list") {
+    const ws = workspaceOf(ctx);
+    const action = args.action.toLowerCase();
+    if (action === "list") {
       const themes = await ctx.themes.list(ws);
       const lines = themes.map((th) =>
         t(ctx.locale, "theme.item", { name: th.name, rating: th.rating, description: th.description || "—" }),
@@ -65,8 +71,10 @@ export const theme = defineCommand(
       await ctx.surface.notice(lines.length === 0 ? t(ctx.locale, "theme.none") : lines.join("\n"));
       return { kind: "done" };
     }
-    if (!(THEME_ACTIONS as readonly string[]).includes(args.action)) throw new UserFacingError("error.badSetting");
-    if (!ctx.moderator) throw new UserFacingError("error.notModerator");
+    if (!(THEME_ACTIONS as readonly string[]).includes(action)) {
+      throw new UserFacingError("error.themeAction", { input: args.action.slice(0, 20), example: theme.spec.example });
+    }
+    if (!ctx.moderator) throw new UserFacingError("error.notThemeModerator");
     if (args.name === undefined) {
       throw new UserFacingError("error.missingArgument", {
         name: "theme",
@@ -80,13 +88,13 @@ export const theme = defineCommand(
       ...(args.rating === undefined ? {} : { rating: args.rating as "general" }),
       ...(args.art_style === undefined ? {} : { artStyle: args.art_style }),
     };
-    if (args.action === "remove") {
+    if (action === "remove") {
       await ctx.themes.remove(ws, args.name);
       await ctx.surface.notice(t(ctx.locale, "theme.removed", { name: args.name }));
       return { kind: "done" };
     }
     const saved =
-      args.action === "add"
+      action === "add"
         ? await ctx.themes.add(ws, { name: args.name, ...fields })
         : await ctx.themes.edit(ws, args.name, fields);
     await ctx.surface.notice(t(ctx.locale, "theme.saved", { name: saved.name }));

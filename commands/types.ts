@@ -49,6 +49,12 @@ export interface CommandSpec {
    * Otherwise the whole text goes to the first option.
    */
   readonly splitText?: boolean;
+  /**
+   * Typed as text: the first word goes to the first option, then `option:value` pairs fill
+   * the others ("/theme add name:Noir rating:teen rules:no gore"); text before any pair
+   * goes to the second option ("/theme remove Noir").
+   */
+  readonly keyedText?: boolean;
 }
 
 export type Platform = "console" | "telegram" | "discord";
@@ -68,7 +74,8 @@ export type ArgsOf<S extends CommandSpec> = {
 /** A question the core asked and waits to be answered (/start's genre and scenario, a suggestion). */
 export type Question =
   | { field: "genre" }
-  | { field: "scenario"; genre: Genre }
+  /** `theme`: the theme picked instead of a genre (its name), its rules then bind the story. */
+  | { field: "scenario"; genre: Genre; theme?: string }
   | { field: "suggestion"; storyId: string; revision: number };
 
 /** A question asked in a conversation: who asked for it, and the message asking it (replies answer it). */
@@ -109,6 +116,11 @@ export interface CommandContext {
   ratings: ChapterRatings;
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
+  /**
+   * A one-on-one conversation (a Telegram private chat, the terminal): /start offers the
+   * owner's theme catalogue (THEMES_FILE) besides this conversation's own themes.
+   */
+  privateChat?: boolean;
   /** The conversation is age-restricted (a Discord channel marked NSFW): adult themes may start here. */
   ageRestricted: boolean;
   /** How the platform spells a command (Discord groups story commands under `/story`); default `/name`. */

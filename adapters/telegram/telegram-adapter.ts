@@ -18,6 +18,7 @@ import type { Actor, Conversation } from "../../src/story/identity.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { RedisSessionStore } from "../shared/redis-session-store.ts";
 import { type CallbackAction, decodeCallback } from "./callback-data.ts";
+import { ChatAdmins } from "./chat-admins.ts";
 import type { TelegramOutbox } from "./outbox.ts";
 import { telegramRedisPrefix } from "./redis-budget.ts";
 import { type TelegramShared, telegramAudiences, telegramOutboxFor, telegramSurfaceFor } from "./surfaces.ts";
@@ -42,8 +43,6 @@ interface GateState {
 
 export type TelegramDeps = BotDeps;
 
-const ADMIN_CACHE_MS = 60_000;
-
 export class TelegramAdapter {
   readonly bot: Telegraf;
   private readonly outbox: TelegramOutbox;
@@ -52,7 +51,8 @@ export class TelegramAdapter {
   /** Each chat's session (the core reads and writes it). */
   private readonly sessions: SessionStore;
   private readonly chains = new Map<number, Promise<void>>();
-  private readonly admins = new Map<string, { admin: boolean; at: number }>();
+  /** Chat administrators: a group's moderators. */
+  private readonly admins: ChatAdmins;
   /** Rating presses being answered (they run outside the chats' queues). */
   private readonly presses = new Set<Promise<void>>();
 
@@ -62,6 +62,7 @@ export class TelegramAdapter {
   ) {
     this.bot = new Telegraf(options.token, { telegram: { apiRoot: options.apiRoot } });
     this.outbox = telegramOutboxFor(options.token, deps.log, options.shared);
+    this.admins = new ChatAdmins(this.bot.telegram, deps.log);
     const shared = options.shared;
     // Fronts sharing the bot share sessions: a question one asked, another hears answered.
     this.sessions =
@@ -286,7 +287,9 @@ export class TelegramAdapter {
     const session = await this.sessions.load(String(chat.id));
     return {
       actor: actorOf(from),
-      moderator: chat.type === "private" || (await this.isAdmin(chat.id, from.id)),
+      // A private chat's reader moderates it; a group's moderators are its admins.
+      moderator: chat.type === "private" || (await this.admins.isAdmin(chat.id, from.id)),
+      privateChat: chat.type === "private",
       conversation,
       locale,
       surface: this.surface(chat.id, locale),
@@ -301,20 +304,6 @@ export class TelegramAdapter {
   /** A chat's surface: built from its id, the Telegram client and the outbox alone. */
   private surface(chatId: number, locale: Locale): TelegramSurface {
     return telegramSurfaceFor(this.bot.telegram, this.outbox, `telegram:${chatId}`, locale, this.deps.log);
-  }
-
-  private async isAdmin(chatId: number, userId: number): Promise<boolean> {
-    const key = `${chatId}:${userId}`;
-    const cached = this.admins.get(key);
-    if (cached !== undefined && Date.now() - cached.at < ADMIN_CACHE_MS) return cached.admin;
-    const member = await this.bot.telegram.getChatMember(chatId, userId).catch((e: unknown) => {
-      // Not an admin as far as we can tell: the action is refused, and the cause logged.
-      this.deps.log(`telegram: admin check failed for chat ${chatId}: ${String(e)}`);
-      return undefined;
-    });
-    const admin = member?.status === "creator" || member?.status === "administrator";
-    this.admins.set(key, { admin, at: Date.now() });
-    return admin;
   }
 }
 

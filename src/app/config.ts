@@ -2,11 +2,13 @@
  * Configuration: parsed once at boot from the environment, validated with zod.
  * A missing or bad variable fails fast with a message naming the variable.
  */
+import { readFileSync, statSync } from "node:fs";
 import { z } from "zod";
 import { METHODS, type Method, type WritingTask } from "../agent/types.ts";
 import { LOCALES, type Locale } from "../i18n/locale.ts";
 import { STRUCTURED_STRATEGIES, type StructuredStrategy } from "../llm/structured-strategy.ts";
 import { type ModelRoute, TASKS, type Task } from "../llm/types.ts";
+import { type CatalogueTheme, parseCatalogue } from "../story/themes.ts";
 
 export const DEFAULTS = {
   DATABASE_URL: "file:./data/inkloom.db",
@@ -160,6 +162,7 @@ const EnvSchema = z.object({
     (v) => v === undefined || v === "auto" || (STRUCTURED_STRATEGIES as readonly string[]).includes(v),
     { message: `STRUCTURED_OUTPUT must be auto or one of: ${STRUCTURED_STRATEGIES.join(", ")}` },
   ),
+  THEMES_FILE: optionalText,
   LANG: optionalText,
 });
 
@@ -231,6 +234,8 @@ export interface Config {
     /** Gateway shards (SHARD_COUNT, SHARD_IDS): Discord's recommendation, or a count and this process's ids. */
     shards: "auto" | { count: number; ids?: number[] };
   };
+  /** The owner's theme catalogue (THEMES_FILE): offered at /start in private conversations. */
+  themeCatalogue: CatalogueTheme[];
   /** Set when TELEGRAM_BOT_TOKEN is: the Telegram bot runs. */
   telegram?: {
     token: string;
@@ -305,6 +310,34 @@ export function loadDiscordProxyConfig(env: Record<string, string | undefined>):
   };
 }
 
+/** THEMES_FILE is at most this big: a catalogue is a few dozen short themes. */
+const THEMES_FILE_MAX_BYTES = 256 * 1024;
+
+/** The theme catalogue THEMES_FILE names, checked. Throws `ConfigError` naming the file and each problem. */
+export function loadThemeCatalogue(path: string | undefined): CatalogueTheme[] {
+  if (path === undefined) return [];
+  const fail = (...problems: string[]) =>
+    new ConfigError(problems.map((p) => `THEMES_FILE ${path}: ${p} (see examples/themes.json)`));
+  let text: string;
+  try {
+    if (statSync(path).size > THEMES_FILE_MAX_BYTES) throw fail(`the file is over ${THEMES_FILE_MAX_BYTES / 1024} KB`);
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw fail(code === "ENOENT" ? "no such file" : `cannot be read (${code ?? String(error)})`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw fail(`not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const result = parseCatalogue(data);
+  if ("problems" in result) throw fail(...result.problems);
+  return result.themes;
+}
+
 /** Parse and validate the environment. Throws `ConfigError` naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = EnvSchema.safeParse(env);
@@ -355,6 +388,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }),
   ) as Record<Task, ModelRoute>;
   if (routeProblems.length > 0) throw new ConfigError(routeProblems);
+  const themeCatalogue = loadThemeCatalogue(e.THEMES_FILE);
   const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
   const lang = (e.LANG ?? "").toLowerCase();
   return {
@@ -414,6 +448,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     imagesPerChapter: num(e.IMAGES_PER_CHAPTER, DEFAULTS.IMAGES_PER_CHAPTER),
     imagesPerDay: num(e.IMAGES_PER_DAY, DEFAULTS.IMAGES_PER_DAY),
     illustrateCooldownSeconds: num(e.ILLUSTRATE_COOLDOWN_SECONDS, DEFAULTS.ILLUSTRATE_COOLDOWN_SECONDS),
+    themeCatalogue,
     ...(e.DISCORD_TOKEN === undefined || e.DISCORD_APPLICATION_ID === undefined
       ? {}
       : {

@@ -90,6 +90,8 @@ async function main(): Promise<number> {
       ...commandServices(engine),
       // The terminal's reader decides for themselves.
       ageRestricted: true,
+      // One reader: the owner's theme catalogue is offered at /start.
+      privateChat: true,
     },
     log,
   );

@@ -225,7 +225,7 @@ export async function createEngine(
     books: new BookAssembler(db, imageStore),
     ballots,
     settings,
-    themes: new ThemeService(db),
+    themes: new ThemeService(db, config.themeCatalogue),
     illustrations,
     illustrationJob,
     audiences,

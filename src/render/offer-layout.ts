@@ -77,6 +77,17 @@ export function genreRows(locale: Locale): OfferButton[][] {
   ]);
 }
 
+/** One button per theme a reader may pick at /start, after the genres. */
+export function themeRows(themes: readonly { id: string; name: string }[], locale: Locale): OfferButton[][] {
+  return themes.map((theme) => [
+    {
+      action: { kind: "theme", themeId: theme.id },
+      label: t(locale, "start.themeButton", { name: theme.name }),
+      tone: "choice",
+    },
+  ]);
+}
+
 /** 👍 and 👎 on the finished chapter an offer ends (none without a chapter): they stay after the choice. */
 export function ratingRow(offer: Pick<ChoiceOffer, "chapterId">): OfferButton[] {
   const { chapterId } = offer;

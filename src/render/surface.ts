@@ -70,7 +70,8 @@ export type OfferAction =
   | { kind: "pick" | "vote"; storyId: string; revision: number; position: number }
   | { kind: "suggest" | "close"; storyId: string; revision: number }
   | { kind: "rate"; chapterId: string; value: 1 | -1 }
-  | { kind: "genre"; genre: Genre };
+  | { kind: "genre"; genre: Genre }
+  | { kind: "theme"; themeId: string };
 
 export interface OfferButton {
   action: OfferAction;

@@ -297,6 +297,8 @@ interface ChatState {
   nextMessageId: number;
   messages: Map<number, StoredMessage>;
   admins: number[];
+  /** The group's creator (status `creator`), if set. */
+  owner?: number;
   blocked: boolean;
   left: boolean;
   drafts: DraftRecord[];
@@ -473,6 +475,16 @@ export class FakeTelegramServer {
   /** Administrators of a chat (getChatMember / getChatAdministrators); include `server.bot.id` to make the bot admin. */
   setAdmins(chatId: number, userIds: number[]): void {
     this.#state(chatId).admins = [...userIds];
+  }
+
+  /**
+   * The group's creator: getChatMember answers `creator` for them, and getChatAdministrators
+   * lists them first, as the Bot API does.
+   */
+  setOwner(chatId: number, userId: number): void {
+    const state = this.#state(chatId);
+    if (state.chat.type === "private") throw new Error("a private chat has no owner");
+    state.owner = userId;
   }
 
   /** Later calls to this chat fail with 403 (blocked by the user; kicked, for groups). */
@@ -828,7 +840,8 @@ export class FakeTelegramServer {
       getChatAdministrators: (p) => {
         const state = this.#target(p);
         if (state.chat.type === "private") throw bad("there are no administrators in the private chat");
-        return state.admins.map((id) => this.#member(state, id));
+        const ids = state.owner === undefined ? state.admins : [state.owner, ...state.admins];
+        return [...new Set(ids)].map((id) => this.#member(state, id));
       },
       getChatMemberCount: (p) => {
         const state = this.#target(p);
@@ -1232,6 +1245,7 @@ export class FakeTelegramServer {
   #member(state: ChatState, userId: number): Record<string, unknown> {
     const user = userId === this.bot.id ? this.bot : this.#users.get(userId);
     if (!user) throw bad("user not found");
+    if (state.owner === userId) return { status: "creator", user, is_anonymous: false };
     if (state.admins.includes(userId)) {
       return {
         status: "administrator",
@@ -1249,6 +1263,7 @@ export class FakeTelegramServer {
         can_edit_stories: false,
         can_delete_stories: false,
         can_pin_messages: true,
+        ...(state.chat.type === "supergroup" ? { can_manage_topics: true } : {}),
       };
     }
     return { status: "member", user };

@@ -103,7 +103,7 @@ describe("the /start genre question, typed", () => {
     expect(answerGenreQuestion("horror")).toEqual({ genre: "horror" });
     expect(answerGenreQuestion(" 2 ")).toEqual({ genre: "angst" });
     expect(answerGenreQuestion("")).toEqual({ genre: "none" });
-    expect(answerGenreQuestion("9")).toEqual({ badNumber: "9" });
+    expect(answerGenreQuestion("9")).toEqual({ badNumber: "9", max: 7 });
     expect(answerGenreQuestion("a ghost detective in Shanghai")).toEqual({
       genre: "none",
       scenario: "a ghost detective in Shanghai",
