@@ -15,6 +15,7 @@ import { availableOn, type CommandContext, commandServices } from "../../command
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Actor, Conversation } from "../../src/story/identity.ts";
+import { REMIX_PAYLOAD_PREFIX } from "../../src/story/sharing.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { RedisSessionStore } from "../shared/redis-session-store.ts";
 import { type CallbackAction, decodeCallback } from "./callback-data.ts";
@@ -284,6 +285,7 @@ export class TelegramAdapter {
     const settings = await this.deps.settings.get("telegram", String(chat.id));
     const locale: Locale = settings.locale;
     const session = await this.sessions.load(String(chat.id));
+    const username = this.bot.botInfo?.username;
     return {
       actor: actorOf(from),
       moderator: chat.type === "private" || (await this.isAdmin(chat.id, from.id)),
@@ -295,6 +297,7 @@ export class TelegramAdapter {
       ...(requestId === undefined ? {} : { requestId }),
       // Telegram has no age-restricted chats: adult themes stay off.
       ageRestricted: false,
+      ...(username === undefined ? {} : { shareOffer: { link: (code: string) => remixLink(username, code) } }),
     };
   }
 
@@ -316,6 +319,11 @@ export class TelegramAdapter {
     this.admins.set(key, { admin, at: Date.now() });
     return admin;
   }
+}
+
+/** The deep link that starts a remix of a shared story in a private chat with the bot. */
+export function remixLink(botUsername: string, code: string): string {
+  return `https://t.me/${botUsername}?start=${REMIX_PAYLOAD_PREFIX}${code}`;
 }
 
 function conversationOf(chat: Chat): Conversation {

@@ -70,7 +70,9 @@ export type OfferAction =
   | { kind: "pick" | "vote"; storyId: string; revision: number; position: number }
   | { kind: "suggest" | "close"; storyId: string; revision: number }
   | { kind: "rate"; chapterId: string; value: 1 | -1 }
-  | { kind: "genre"; genre: Genre };
+  | { kind: "genre"; genre: Genre }
+  /** Make my version of a shared story (drawn where the platform's buttons carry it: Discord). */
+  | { kind: "remix"; code: string };
 
 export interface OfferButton {
   action: OfferAction;
