@@ -157,7 +157,8 @@ const en = {
   "share.notStarter": "Only the story's starter can share it or stop sharing it.",
   "share.off": "Sharing is turned off here. {moderatorRole} can turn it on with {settingsSet} sharing on.",
   "share.originOff": "The server that story belongs to has turned sharing off: it cannot be remixed.",
-  "share.unknownCode": "No shared story has that code (a code replaced by a newer one no longer works). Check it, or ask the story's starter for the current one.",
+  "share.unknownCode":
+    "No shared story has that code (a code replaced by a newer one no longer works). Check it, or ask the story's starter for the current one.",
   "share.revokedCode": "That code was revoked by the story's starter: the story is no longer shared.",
   "share.adultRemix": "That story is for adults: it can only be remixed in an age-restricted channel.",
   "share.chapterRange": "The shared story's current branch has chapters 1 to {max}; {input} is not one of them.",
@@ -341,7 +342,8 @@ const zh: Record<MessageId, string> = {
   "share.notStarter": "只有故事的发起人可以分享或停止分享它。",
   "share.off": "这里已关闭分享。{moderatorRole}可以用 {settingsSet} sharing on 重新开启。",
   "share.originOff": "那个故事所在的服务器已关闭分享，无法改编。",
-  "share.unknownCode": "没有故事使用这个分享码（被新分享码取代的旧码不再有效）。请检查，或向故事的发起人索取当前的分享码。",
+  "share.unknownCode":
+    "没有故事使用这个分享码（被新分享码取代的旧码不再有效）。请检查，或向故事的发起人索取当前的分享码。",
   "share.revokedCode": "这个分享码已被故事的发起人撤销：这个故事不再分享。",
   "share.adultRemix": "那是成人故事：只能在年龄限制的频道中改编。",
   "share.chapterRange": "被分享的故事当前分支有第 1 到 {max} 章，没有第 {input} 章。",

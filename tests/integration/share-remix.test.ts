@@ -154,7 +154,8 @@ describe("/share", () => {
     const room = new Room("discord", "guild-a", "thread-a");
     await storyIn(room);
     const code = await shareIn(room);
-    await engine.settings.set("discord", "guild-a", { sharing: false });
+    await room.command("settings", "sharing off", "mod", true);
+    expect((await engine.settings.get("discord", "guild-a")).sharing).toBe(false);
     expect((await room.command("share")).outcome.kind).toBe("failed");
     expect(room.said).toContain("Sharing is turned off here");
 
