@@ -87,12 +87,15 @@ export async function shareStory(db: Db, storyId: string, by: Actor): Promise<st
   const story = await starterStory(db, storyId, by);
   if (story.shareCode !== null && story.shareRevokedAt === null) return story.shareCode;
   const code = newShareCode();
-  await db.story.update({
-    where: { id: storyId },
+  // A compare-and-set on the code seen: of two /share at once, one code wins and both answer it.
+  const { count } = await db.story.updateMany({
+    where: { id: storyId, shareCode: story.shareCode, shareRevokedAt: story.shareRevokedAt },
     data: { shareCode: code, shareRevokedAt: null },
-    select: { id: true },
   });
-  return code;
+  if (count === 1) return code;
+  const now = await starterStory(db, storyId, by);
+  if (now.shareCode === null || now.shareRevokedAt !== null) throw new UserFacingError("error.stale");
+  return now.shareCode;
 }
 
 /** Revoke the story's code (its starter only): the code then answers that it was revoked. */

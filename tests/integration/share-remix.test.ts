@@ -355,3 +355,14 @@ describe("/remix", () => {
     expect(bookToMarkdown(book)).toContain(`/remix ${code}`);
   });
 });
+
+describe("/share at once", () => {
+  it("twice at the same moment gives one code, answered to both", async () => {
+    const room = new Room("console", "local", "local");
+    const storyId = await storyIn(room);
+    const actor = { platform: "console", id: "starter", name: "starter" };
+    const codes = await Promise.all([engine.stories.share(storyId, actor), engine.stories.share(storyId, actor)]);
+    expect(codes[0]).toBe(codes[1]);
+    expect((await engine.db.story.findUniqueOrThrow({ where: { id: storyId } })).shareCode).toBe(codes[0]);
+  });
+});
