@@ -20,6 +20,7 @@
  *   r <storyId>                retry a failed chapter
  *   u <chapterId>              thumbs up on a finished chapter
  *   d <chapterId>              thumbs down on it
+ *   k <code>                   make my version of a shared story (its share code)
  */
 import { GENRES, type Genre } from "../src/agent/types.ts";
 
@@ -32,7 +33,8 @@ export type ButtonAction =
   | { kind: "suggest"; storyId: string; revision: number }
   | { kind: "suggestion"; storyId: string; revision: number }
   | { kind: "retry"; storyId: string }
-  | { kind: "rate"; chapterId: string; value: 1 | -1 };
+  | { kind: "rate"; chapterId: string; value: 1 | -1 }
+  | { kind: "remix"; code: string };
 
 export type ButtonActionKind = ButtonAction["kind"];
 
@@ -53,7 +55,7 @@ export const TELEGRAM_CALLBACK_FORMAT = {
   name: "callback data",
   separator: "|",
   max: { bytes: 64 },
-  kinds: ["genre", "theme", "pick", "vote", "close", "suggest", "retry", "rate"],
+  kinds: ["genre", "theme", "pick", "vote", "close", "suggest", "retry", "rate", "remix"],
 } as const satisfies ActionFormat;
 
 export const DISCORD_CUSTOM_ID_FORMAT = {
@@ -61,7 +63,7 @@ export const DISCORD_CUSTOM_ID_FORMAT = {
   prefix: "ink",
   separator: ":",
   max: { chars: 100 },
-  kinds: ["pick", "vote", "close", "suggest", "suggestion", "retry", "rate"],
+  kinds: ["pick", "vote", "close", "suggest", "suggestion", "retry", "rate", "remix"],
 } as const satisfies ActionFormat;
 
 /** Story and chapter ids (cuid, uuid): what fits every platform's limit with room to spare. */
@@ -80,6 +82,7 @@ const TAG = {
   retry: "r",
   up: "u",
   down: "d",
+  remix: "k",
 } as const;
 
 function length(data: string, format: ActionFormat): number {
@@ -97,6 +100,7 @@ export function encodeAction(action: ButtonAction, format: ActionFormat): string
   if (action.kind === "genre") parts.push(TAG.genre, action.genre);
   else if (action.kind === "theme") parts.push(TAG.theme, checkId(action.themeId));
   else if (action.kind === "rate") parts.push(action.value === 1 ? TAG.up : TAG.down, checkId(action.chapterId));
+  else if (action.kind === "remix") parts.push(TAG.remix, checkId(action.code));
   else parts.push(TAG[action.kind], checkId(action.storyId));
   if ("revision" in action) parts.push(checkNumber(action.revision));
   if ("position" in action) parts.push(checkNumber(action.position));
@@ -138,6 +142,8 @@ function decodeFields([tag, id = "", a, b, ...extra]: string[]): ButtonAction | 
   switch (tag) {
     case TAG.retry:
       return a === undefined ? { kind: "retry", storyId: id } : undefined;
+    case TAG.remix:
+      return a === undefined ? { kind: "remix", code: id } : undefined;
     case TAG.up:
     case TAG.down:
       return a === undefined ? { kind: "rate", chapterId: id, value: tag === TAG.up ? 1 : -1 } : undefined;

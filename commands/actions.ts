@@ -13,12 +13,14 @@ import { type MessageId, t } from "../src/i18n/messages.ts";
 import { genreRows, themeRows } from "../src/render/offer-layout.ts";
 import type { MessageRef, OfferRedraw, Prompt } from "../src/render/surface.ts";
 import { LIMITS } from "../src/story/limits.ts";
+import { REMIX_PAYLOAD_PREFIX } from "../src/story/sharing.ts";
 import type { ButtonAction } from "./action-codec.ts";
 import { describeError, dispatch, isReported } from "./dispatch.ts";
 import { findCommand } from "./index.ts";
 import { closeVote, rate, suggest, vote } from "./offer-actions.ts";
 import { act, choose } from "./play.ts";
 import { retry } from "./retry.ts";
+import { remix } from "./share.ts";
 import { answerGenreQuestion, parseGenre, start, themesOffered } from "./start.ts";
 import { actorKey, hydrate, storyHere } from "./story-context.ts";
 import { argsFromText } from "./text-args.ts";
@@ -86,6 +88,16 @@ async function onCommand(
     return { kind: "done" };
   }
   let raw = action.raw ?? argsFromText(command.spec, action.text ?? "");
+  if (
+    command === (start as unknown) &&
+    action.raw === undefined &&
+    typeof raw.scenario === "string" &&
+    raw.scenario.startsWith(REMIX_PAYLOAD_PREFIX) &&
+    !raw.scenario.includes(" ")
+  ) {
+    // A remix deep link (t.me/bot?start=remix-<code>): make the reader's version here.
+    return run(remix, { code: raw.scenario }, ctx, log);
+  }
   if (command === (start as unknown) && action.raw === undefined && typeof raw.scenario === "string") {
     // One word naming a genre (a deep link, t.me/bot?start=horror) picks it; anything else is the scenario.
     const genre = parseGenre(raw.scenario);
@@ -187,6 +199,9 @@ async function onPress(
         ctx,
         log,
       );
+    case "remix":
+      // Started here: an adapter that opens a new conversation for it passes that one's context.
+      return { outcome: await run(remix, { code: action.code }, ctx, log) };
     case "pick":
     case "retry":
       break;

@@ -12,6 +12,7 @@ import { recap } from "./recap.ts";
 import { retry } from "./retry.ts";
 import { rewrite } from "./rewrite.ts";
 import { settings } from "./settings.ts";
+import { remix, share } from "./share.ts";
 import { start } from "./start.ts";
 import { stories } from "./stories.ts";
 import { theme } from "./theme.ts";
@@ -33,6 +34,8 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   exportStory,
   illustrate,
   character,
+  share,
+  remix,
   settings,
   theme,
   help,

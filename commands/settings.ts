@@ -20,8 +20,8 @@ export const settings = defineCommand(
         required: false,
         maxLength: 200,
         description: {
-          en: "language en|zh, illustrations on|off, images-per-chapter <n>, images-per-day <n>, votes <seconds>",
-          zh: "language en|zh、illustrations on|off、images-per-chapter <数>、images-per-day <数>、votes <秒>",
+          en: "language en|zh, illustrations on|off, images-per-chapter <n>, images-per-day <n>, votes <seconds>, sharing on|off",
+          zh: "language en|zh、illustrations on|off、images-per-chapter <数>、images-per-day <数>、votes <秒>、sharing on|off",
         },
       },
     ],
@@ -43,6 +43,7 @@ export const settings = defineCommand(
           imagesPerChapter: s.imagesPerChapter,
           imagesPerDay: s.imagesPerDay,
           voteSeconds: s.voteSeconds,
+          sharing: s.sharing ? "on" : "off",
           rating: s.rating,
           length: s.chapterLength,
           quota: s.dailyQuota === 0 ? "none" : s.dailyQuota,
@@ -68,6 +69,7 @@ export function parseChange(text: string): WorkspaceSettings {
   if (key === "images-per-day" && /^\d{1,5}$/.test(value)) return { imagesPerDay: Number(value) };
   if (key === "length" && (value === "short" || value === "medium" || value === "long"))
     return { chapterLength: value };
+  if (key === "sharing" && (value === "on" || value === "off")) return { sharing: value === "on" };
   if (key === "quota" && /^\d{1,4}$/.test(value)) return { dailyQuota: Number(value) };
   if (key === "rating" && (value === "general" || value === "teen" || value === "adult")) return { rating: value };
   if (key === "channels") {

@@ -1,5 +1,6 @@
 import { t } from "../src/i18n/messages.ts";
 import { UserFacingError } from "../src/story/errors.ts";
+import { remixCreditText } from "../src/story/sharing.ts";
 import { showState } from "./show-state.ts";
 import { defineCommand } from "./types.ts";
 
@@ -27,14 +28,17 @@ export const stories = defineCommand(
       return { kind: "done" };
     }
     if (args.number === undefined) {
-      const lines = list.map((s, i) =>
-        t(ctx.locale, "stories.item", {
+      const lines = list.map((s, i) => {
+        const item = t(ctx.locale, "stories.item", {
           index: i + 1,
           title: s.title || t(ctx.locale, "untitled"),
           chapter: s.chapter,
           updated: s.updatedAt.toISOString().slice(0, 16).replace("T", " "),
-        }),
-      );
+        });
+        return s.remixOf === undefined
+          ? item
+          : t(ctx.locale, "stories.remixOf", { item, credit: remixCreditText(ctx.locale, s.remixOf) });
+      });
       await ctx.surface.notice([...lines, t(ctx.locale, "stories.hint")].join("\n"));
       return { kind: "done" };
     }

@@ -123,6 +123,12 @@ export interface CommandContext {
   privateChat?: boolean;
   /** The conversation is age-restricted (a Discord channel marked NSFW): adult themes may start here. */
   ageRestricted: boolean;
+  /**
+   * What the platform offers with a share code besides the code itself: a deep link that
+   * starts the remix (Telegram's t.me/<bot>?start=remix-<code>), a "Make my version"
+   * button (Discord). Absent: the code alone (the terminal).
+   */
+  shareOffer?: { link?: (code: string) => string; button?: boolean };
   /** How the platform spells a command (Discord groups story commands under `/story`); default `/name`. */
   commandLabel?: (name: string) => string;
   /** Illustrations: /illustrate and the visual bible (/character). */

@@ -11,7 +11,7 @@ import { t } from "../../src/i18n/messages.ts";
 import { RATINGS } from "../../src/story/themes.ts";
 
 /** The commands a story thread offers under `/story`. */
-export const STORY_SUBCOMMANDS = ["undo", "rewrite", "branch", "recap", "export", "retry", "end"] as const;
+export const STORY_SUBCOMMANDS = ["undo", "rewrite", "branch", "recap", "export", "retry", "end", "share"] as const;
 
 /** Chinese names (Discord allows any lower-case letters in names). */
 const ZH_NAMES: Record<string, string> = {
@@ -47,6 +47,10 @@ const ZH_NAMES: Record<string, string> = {
   character: "角色",
   what: "内容",
   appearance: "外貌",
+  share: "分享",
+  remix: "改编",
+  code: "分享码",
+  mode: "模式",
 };
 
 const STRING = 3;
@@ -96,6 +100,7 @@ export const CONFIG_KEYS = [
   "length",
   "quota",
   "channels",
+  "sharing",
 ] as const;
 
 /** Manage Server: the default for moderator commands (Discord lets servers override it; handlers check again). */
@@ -212,6 +217,7 @@ export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
     },
     topLevel("illustrate"),
     topLevel("character"),
+    topLevel("remix"),
     { ...names("help"), ...describe(spec("help").description) },
   ];
 }

@@ -164,12 +164,15 @@ export class DiscordAdapter {
       const sub = interaction.options.getSubcommand(false);
       const raw: Record<string, unknown> = {};
       for (const o of interaction.options.data[0]?.options ?? []) raw[o.name] = o.value;
+      if (interaction.commandName === "remix") for (const o of interaction.options.data) raw[o.name] = o.value;
       if (interaction.commandName === "story" && sub !== null) {
         await this.storyCommand(interaction, sub);
       } else if (interaction.commandName === "theme" && sub !== null) {
         await this.run(interaction, "theme", { ...raw, action: sub });
       } else if (interaction.commandName === "config") {
         await this.run(interaction, "settings", sub === "set" ? { change: `${raw.key} ${raw.value}` } : {});
+      } else if (interaction.commandName === "remix") {
+        await this.remixIntoThread(interaction, raw);
       } else if (interaction.commandName === "help") {
         await this.run(interaction, "help", {});
       } else if (interaction.commandName === "illustrate" || interaction.commandName === "character") {
@@ -198,6 +201,12 @@ export class DiscordAdapter {
     }
     if (interaction.isButton()) {
       const action = decodeCustomId(interaction.customId);
+      if (action?.kind === "remix") {
+        // "Make my version": the presser's own story, in a new thread.
+        await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+        await this.remixIntoThread(interaction, { code: action.code });
+        return;
+      }
       if (action?.kind === "suggest") {
         // The question is a modal, which must be the first answer: it is checked when submitted.
         await interaction.showModal(
@@ -432,6 +441,48 @@ export class DiscordAdapter {
     await interaction.editReply(t(locale, "discord.done"));
   }
 
+  /**
+   * `/remix` or a "Make my version" press: the remix begins in a new public thread of the
+   * text channel (a thread's parent), where the reader reads it; a refused remix leaves no
+   * thread behind.
+   */
+  private async remixIntoThread(interaction: RepliableInteraction, raw: Record<string, unknown>): Promise<void> {
+    const locale = this.localeOf(interaction);
+    const here = interaction.channel;
+    const parent = here?.isThread() === true ? here.parent : here;
+    if (parent === null || parent === undefined || parent.type !== ChannelType.GuildText) {
+      await interaction.editReply(t(locale, "discord.startHere"));
+      return;
+    }
+    const refusal = await this.channelRefusal(interaction, parent.id);
+    if (refusal !== undefined) {
+      await interaction.editReply(refusal);
+      return;
+    }
+    let thread: DiscordStoryChannel;
+    try {
+      thread = await parent.threads.create({
+        name: t(locale, "share.button").slice(0, THREAD_NAME_MAX),
+        type: ChannelType.PublicThread,
+        autoArchiveDuration: 1440,
+      });
+    } catch (error) {
+      await interaction.editReply(describeError(this.threadError(error, parent.id), locale, "discord"));
+      return;
+    }
+    const ctx = await this.context(interaction, thread);
+    const { outcome } = await handleAction(
+      { kind: "command", name: "remix", raw, addressed: true },
+      ctx,
+      this.deps.log,
+    );
+    if (outcome.kind === "failed") {
+      await thread.delete().catch((e: unknown) => this.deps.log(`discord: empty thread not deleted: ${String(e)}`));
+      return;
+    }
+    await interaction.editReply(t(locale, "discord.remixed", { thread: `<#${thread.id}>` }));
+  }
+
   private async run(interaction: RepliableInteraction, name: string, raw: Record<string, unknown>): Promise<void> {
     const command = findCommand(name, "discord");
     const channel = interaction.channel;
@@ -481,6 +532,7 @@ export class DiscordAdapter {
       replyPrivately: async (text) => {
         await interaction.editReply(text);
       },
+      shareOffer: { button: true },
       ...overrides,
     };
   }
@@ -507,10 +559,13 @@ export class DiscordAdapter {
   }
 
   /** Why stories may not start in this channel (the server limited them to some channels). */
-  private async channelRefusal(interaction: RepliableInteraction): Promise<string | undefined> {
+  private async channelRefusal(
+    interaction: RepliableInteraction,
+    channelId = interaction.channelId,
+  ): Promise<string | undefined> {
     const settings = await this.deps.settings.get("discord", interaction.guildId ?? "dm");
     const allowed = settings.allowedChannels;
-    if (allowed.length === 0 || (interaction.channelId !== null && allowed.includes(interaction.channelId))) {
+    if (allowed.length === 0 || (channelId !== null && allowed.includes(channelId))) {
       return undefined;
     }
     return t(this.localeOf(interaction), "error.channelNotAllowed", {

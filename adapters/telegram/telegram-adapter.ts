@@ -15,6 +15,7 @@ import { availableOn, type CommandContext, commandServices } from "../../command
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Actor, Conversation } from "../../src/story/identity.ts";
+import { REMIX_PAYLOAD_PREFIX } from "../../src/story/sharing.ts";
 import type { BotDeps } from "../bot-deps.ts";
 import { RedisSessionStore } from "../shared/redis-session-store.ts";
 import { type CallbackAction, decodeCallback } from "./callback-data.ts";
@@ -285,6 +286,7 @@ export class TelegramAdapter {
     const settings = await this.deps.settings.get("telegram", String(chat.id));
     const locale: Locale = settings.locale;
     const session = await this.sessions.load(String(chat.id));
+    const username = this.bot.botInfo?.username;
     return {
       actor: actorOf(from),
       // A private chat's reader moderates it; a group's moderators are its admins.
@@ -298,6 +300,7 @@ export class TelegramAdapter {
       ...(requestId === undefined ? {} : { requestId }),
       // Telegram has no age-restricted chats: adult themes stay off.
       ageRestricted: false,
+      ...(username === undefined ? {} : { shareOffer: { link: (code: string) => remixLink(username, code) } }),
     };
   }
 
@@ -305,6 +308,11 @@ export class TelegramAdapter {
   private surface(chatId: number, locale: Locale): TelegramSurface {
     return telegramSurfaceFor(this.bot.telegram, this.outbox, `telegram:${chatId}`, locale, this.deps.log);
   }
+}
+
+/** The deep link that starts a remix of a shared story in a private chat with the bot. */
+export function remixLink(botUsername: string, code: string): string {
+  return `https://t.me/${botUsername}?start=${REMIX_PAYLOAD_PREFIX}${code}`;
 }
 
 function conversationOf(chat: Chat): Conversation {

@@ -142,6 +142,21 @@ export interface WritingContext {
   replacing?: ChapterSnapshot;
 }
 
+/**
+ * An opening whose story already has a cast and a world (a remix of a shared story): the
+ * plan keeps them, each character with the looks fixed for its pictures.
+ */
+function givenCanon(story: StorySnapshot): string[] {
+  const { characters, places, facts } = story.bible;
+  if (characters.length === 0 && places.length === 0 && facts.length === 0) return [];
+  return [
+    "The story's cast and world are already set: keep them in your plan (same names, same looks).",
+    ...characters.map((c) => `- ${c.name}${c.role ? ` (${c.role})` : ""}${c.appearance ? `: ${c.appearance}` : ""}`),
+    ...places.map((p) => `- Place: ${p.name}${p.description ? `: ${p.description}` : ""}`),
+    ...facts.map((f) => `- Fact: ${f}`),
+  ];
+}
+
 /** The context lines shared by every first user message of a writing run. */
 function contextBlock(ctx: WritingContext): string {
   const lines =
@@ -150,6 +165,7 @@ function contextBlock(ctx: WritingContext): string {
           `Scenario: ${ctx.story.premise}`,
           ...(ctx.story.genre !== "none" ? [`Genre: ${ctx.story.genre}`] : []),
           ...themeLines(ctx.story),
+          ...givenCanon(ctx.story),
         ]
       : storyHeader(ctx.story);
   if (ctx.memory.trim() !== "") lines.push("", ctx.memory, "");

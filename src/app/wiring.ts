@@ -154,6 +154,7 @@ export async function createEngine(
     chapterLength: "medium",
     dailyQuota: 0,
     allowedChannels: [],
+    sharing: true,
   });
   const images =
     hooks.images ??

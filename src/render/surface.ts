@@ -71,7 +71,9 @@ export type OfferAction =
   | { kind: "suggest" | "close"; storyId: string; revision: number }
   | { kind: "rate"; chapterId: string; value: 1 | -1 }
   | { kind: "genre"; genre: Genre }
-  | { kind: "theme"; themeId: string };
+  | { kind: "theme"; themeId: string }
+  /** Make my version of a shared story (drawn where the platform's buttons carry it: Discord). */
+  | { kind: "remix"; code: string };
 
 export interface OfferButton {
   action: OfferAction;

@@ -8,6 +8,7 @@ import { t } from "../i18n/messages.ts";
 import type { Db } from "../store/db.ts";
 import type { Book, BookImage } from "./book.ts";
 import { UserFacingError } from "./errors.ts";
+import { remixCredit, remixCreditText } from "./sharing.ts";
 import { loadChain, loadStoryWithCanon } from "./snapshot.ts";
 import { requireStory } from "./story-queries.ts";
 
@@ -34,12 +35,25 @@ export class BookAssembler {
     if (canon === null) throw new UserFacingError("error.noStory");
     const images = await this.imagesOf(chain.map((c) => c.id));
     const usedNames = new Set<string>();
+    const credit = await remixCredit(this.db, storyId);
     return {
       id: story.id,
       title: story.title,
       premise: story.premise,
       language: story.language,
       cast: canon.characters.map((c) => ({ name: c.name, role: c.role, appearance: c.appearance })),
+      ...(credit === undefined
+        ? {}
+        : {
+            credit:
+              credit.code === null
+                ? remixCreditText(locale, credit)
+                : t(locale, "remix.creditCode", {
+                    credit: remixCreditText(locale, credit),
+                    remix: "/remix",
+                    code: credit.code,
+                  }),
+          }),
       artStyle: story.artStyle,
       modified: story.updatedAt,
       chapters: chain.map((c) => ({

@@ -46,6 +46,8 @@ export interface Book {
   /** BCP-47, e.g. "en", "zh"; "" -> "en". */
   language: string;
   cast: { name: string; role: string; appearance: string }[];
+  /** A remix's credit to the story it remixes (/remix); absent otherwise. */
+  credit?: string;
   /** "" when none. */
   artStyle: string;
   chapters: BookChapter[];
@@ -55,7 +57,7 @@ export interface Book {
 }
 
 /** What the Markdown needs of a book. */
-export type BookText = Pick<Book, "title" | "premise" | "cast" | "artStyle" | "chapters" | "labels">;
+export type BookText = Pick<Book, "title" | "premise" | "cast" | "artStyle" | "chapters" | "labels" | "credit">;
 
 const IMAGE_TYPES: ReadonlySet<string> = new Set(["image/png", "image/jpeg", "image/webp", "image/gif"]);
 
@@ -73,6 +75,7 @@ export function bookToMarkdown(book: BookText, imageDir = "images"): string {
     `> ${book.premise.replace(/\n/g, "\n> ")}`,
     "",
   ];
+  if (book.credit !== undefined) lines.push(`*${mdInline(oneLine(book.credit))}*`, "");
   if (book.cast.length > 0) {
     lines.push(`## ${book.labels.cast}`, "");
     for (const c of book.cast) {
@@ -266,6 +269,7 @@ ${items.map((s) => `    ${s}`).join("\n")}
 function titleBody(book: Book, title: string, illustrated: boolean): string {
   const parts = [`<section epub:type="titlepage">`, `<h1>${escapeXml(title)}</h1>`];
   for (const p of paragraphs(book.premise)) parts.push(`<p class="premise">${p}</p>`);
+  if (book.credit !== undefined) parts.push(`<p class="premise">${escapeXml(oneLine(book.credit))}</p>`);
   if (book.cast.length > 0) {
     parts.push(`<h2>${escapeXml(book.labels.cast)}</h2>`, "<ul>");
     for (const c of book.cast) {

@@ -17,6 +17,15 @@ import { LIMITS } from "./limits.ts";
 import type { Moderator } from "./moderation.ts";
 import type { Preplanner } from "./preplanner.ts";
 import { type ReactionInput, recordReaction } from "./reactions.ts";
+import {
+  type CreatedRemix,
+  createRemix,
+  findShared,
+  type RemixTarget,
+  type SharedStory,
+  shareStory,
+  unshareStory,
+} from "./sharing.ts";
 import { loadChain } from "./snapshot.ts";
 import { type HeadChapter, StoryRevisions } from "./story-revisions.ts";
 
@@ -283,6 +292,38 @@ export class StoryCommands {
       }),
     ]);
     return this.enqueue(storyId, head.id, head.number, story.revision + 1);
+  }
+
+  /** Share the story (its starter only): its code, the same until revoked. */
+  share(storyId: string, by: Actor): Promise<string> {
+    return shareStory(this.db, storyId, by);
+  }
+
+  /** Revoke the story's share code (its starter only). */
+  unshare(storyId: string, by: Actor): Promise<void> {
+    return unshareStory(this.db, storyId, by);
+  }
+
+  /** The story a share code names (refused when unknown or revoked). */
+  findShared(code: string): Promise<SharedStory> {
+    return findShared(this.db, code);
+  }
+
+  /**
+   * Start a remix of `original` for `target` (src/story/sharing.ts): with `upTo`, its
+   * chapters up to that one are copied and nothing is written; else its opening is
+   * enqueued, taking one from the quota like /start.
+   */
+  async remix(
+    original: SharedStory,
+    target: RemixTarget,
+    upTo?: number,
+    quotaOf?: ChapterQuota,
+  ): Promise<CreatedRemix & { ticket?: WriteTicket }> {
+    const quota = upTo === undefined ? await this.quotaCounter(target.actor, quotaOf) : undefined;
+    const created = await createRemix(this.db, original, target, upTo, quota);
+    if (created.pendingChapterId === undefined) return created;
+    return { ...created, ticket: await this.enqueue(created.storyId, created.pendingChapterId, 1, 1) };
   }
 
   /** Show the story in another conversation from now on (a Discord branch opens a new thread). */

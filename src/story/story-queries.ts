@@ -22,6 +22,8 @@ export interface StoryListItem {
   title: string;
   chapter: number;
   updatedAt: Date;
+  /** The story it remixes (/remix): its title, and the chapter its chapters were taken up to. */
+  remixOf?: { title: string; chapter: number | null };
 }
 
 /** The story row, or the reader-facing "no story" error. */
@@ -109,13 +111,21 @@ export class StoryQueries {
       where: { conversationId: conversationKey(conversation), status: "active" },
       orderBy: { updatedAt: "desc" },
       take: 25,
-      select: { id: true, title: true, updatedAt: true, head: { select: { number: true } } },
+      select: {
+        id: true,
+        title: true,
+        updatedAt: true,
+        head: { select: { number: true } },
+        remixOfChapter: true,
+        remixOf: { select: { title: true } },
+      },
     });
     return stories.map((s) => ({
       storyId: s.id,
       title: s.title,
       chapter: s.head?.number ?? 0,
       updatedAt: s.updatedAt,
+      ...(s.remixOf === null ? {} : { remixOf: { title: s.remixOf.title, chapter: s.remixOfChapter } }),
     }));
   }
 

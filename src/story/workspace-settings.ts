@@ -24,6 +24,8 @@ const SettingsSchema = z.object({
   dailyQuota: z.number().int().min(0).max(1000).optional(),
   /** Content rating of stories started without a theme. */
   rating: z.enum(["general", "teen", "adult"]).optional(),
+  /** Whether stories here may be shared and remixed (/share, /remix). */
+  sharing: z.boolean().optional(),
   /** Channels where stories may start (Discord channel ids); empty or absent: anywhere. */
   allowedChannels: z
     .array(z.string().regex(/^\d{1,25}$/))
@@ -43,6 +45,7 @@ export interface ResolvedSettings {
   chapterLength: "short" | "medium" | "long";
   dailyQuota: number;
   allowedChannels: string[];
+  sharing: boolean;
 }
 
 export class WorkspaceSettingsStore {
@@ -102,6 +105,7 @@ function resolve(defaults: ResolvedSettings, s: WorkspaceSettings): ResolvedSett
     chapterLength: s.chapterLength ?? defaults.chapterLength,
     dailyQuota: s.dailyQuota ?? defaults.dailyQuota,
     allowedChannels: s.allowedChannels ?? defaults.allowedChannels,
+    sharing: s.sharing ?? defaults.sharing,
   };
 }
 

@@ -135,6 +135,7 @@ describe("Discord", { timeout: 120_000 }, () => {
       "config",
       "illustrate",
       "character",
+      "remix",
       "help",
     ]);
     expect(commands.find((c) => c.name === "character")?.options?.map((o) => o.name)).toEqual(["name", "appearance"]);
@@ -146,6 +147,7 @@ describe("Discord", { timeout: 120_000 }, () => {
       "export",
       "retry",
       "end",
+      "share",
     ]);
     expect(commands[0]?.name_localizations?.["zh-CN"]).toBe("开始");
   });
