@@ -19,6 +19,8 @@
  *   r <storyId>                retry a failed chapter
  *   u <chapterId>              thumbs up on a finished chapter
  *   d <chapterId>              thumbs down on it
+ *   tu <runId>                 thumbs up on a character's /talk reply
+ *   td <runId>                 thumbs down on it
  */
 import { GENRES, type Genre } from "../src/agent/types.ts";
 
@@ -30,7 +32,8 @@ export type ButtonAction =
   | { kind: "suggest"; storyId: string; revision: number }
   | { kind: "suggestion"; storyId: string; revision: number }
   | { kind: "retry"; storyId: string }
-  | { kind: "rate"; chapterId: string; value: 1 | -1 };
+  | { kind: "rate"; chapterId: string; value: 1 | -1 }
+  | { kind: "rate-talk"; runId: string; value: 1 | -1 };
 
 export type ButtonActionKind = ButtonAction["kind"];
 
@@ -51,7 +54,7 @@ export const TELEGRAM_CALLBACK_FORMAT = {
   name: "callback data",
   separator: "|",
   max: { bytes: 64 },
-  kinds: ["genre", "pick", "vote", "close", "suggest", "retry", "rate"],
+  kinds: ["genre", "pick", "vote", "close", "suggest", "retry", "rate", "rate-talk"],
 } as const satisfies ActionFormat;
 
 export const DISCORD_CUSTOM_ID_FORMAT = {
@@ -59,7 +62,7 @@ export const DISCORD_CUSTOM_ID_FORMAT = {
   prefix: "ink",
   separator: ":",
   max: { chars: 100 },
-  kinds: ["pick", "vote", "close", "suggest", "suggestion", "retry", "rate"],
+  kinds: ["pick", "vote", "close", "suggest", "suggestion", "retry", "rate", "rate-talk"],
 } as const satisfies ActionFormat;
 
 /** Story and chapter ids (cuid, uuid): what fits every platform's limit with room to spare. */
@@ -77,6 +80,8 @@ const TAG = {
   retry: "r",
   up: "u",
   down: "d",
+  talkUp: "tu",
+  talkDown: "td",
 } as const;
 
 function length(data: string, format: ActionFormat): number {
@@ -93,6 +98,8 @@ export function encodeAction(action: ButtonAction, format: ActionFormat): string
   const parts: (string | number)[] = format.prefix === undefined ? [] : [format.prefix];
   if (action.kind === "genre") parts.push(TAG.genre, action.genre);
   else if (action.kind === "rate") parts.push(action.value === 1 ? TAG.up : TAG.down, checkId(action.chapterId));
+  else if (action.kind === "rate-talk")
+    parts.push(action.value === 1 ? TAG.talkUp : TAG.talkDown, checkId(action.runId));
   else parts.push(TAG[action.kind], checkId(action.storyId));
   if ("revision" in action) parts.push(checkNumber(action.revision));
   if ("position" in action) parts.push(checkNumber(action.position));
@@ -136,6 +143,9 @@ function decodeFields([tag, id = "", a, b, ...extra]: string[]): ButtonAction | 
     case TAG.up:
     case TAG.down:
       return a === undefined ? { kind: "rate", chapterId: id, value: tag === TAG.up ? 1 : -1 } : undefined;
+    case TAG.talkUp:
+    case TAG.talkDown:
+      return a === undefined ? { kind: "rate-talk", runId: id, value: tag === TAG.talkUp ? 1 : -1 } : undefined;
     case TAG.close:
     case TAG.suggest:
     case TAG.suggestion: {

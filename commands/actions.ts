@@ -21,6 +21,7 @@ import { act, choose } from "./play.ts";
 import { retry } from "./retry.ts";
 import { answerGenreQuestion, parseGenre, start } from "./start.ts";
 import { actorKey, hydrate, storyHere } from "./story-context.ts";
+import { rateTalk } from "./talk.ts";
 import { argsFromText } from "./text-args.ts";
 import type { Command, CommandContext, CommandOutcome, CommandSpec, Question } from "./types.ts";
 
@@ -153,6 +154,8 @@ async function onPress(
       return { outcome: await follow(ctx, { kind: "ask", question: { field: "scenario", genre: action.genre } }) };
     case "rate":
       return runPrivately(rate, { chapter: action.chapterId, value: action.value }, ctx, log);
+    case "rate-talk":
+      return runPrivately(rateTalk, { run: action.runId, value: action.value }, ctx, log);
     case "vote":
       return runPrivately(
         vote,

@@ -14,6 +14,7 @@ import { rewrite } from "./rewrite.ts";
 import { settings } from "./settings.ts";
 import { start } from "./start.ts";
 import { stories } from "./stories.ts";
+import { rateTalk, talk } from "./talk.ts";
 import { theme } from "./theme.ts";
 import { availableOn, type Command, type CommandSpec } from "./types.ts";
 import { undo } from "./undo.ts";
@@ -33,6 +34,7 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   exportStory,
   illustrate,
   character,
+  talk,
   settings,
   theme,
   help,
@@ -43,6 +45,7 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   suggest,
   closeVote,
   rate,
+  rateTalk,
 ] as unknown as readonly Command<CommandSpec>[];
 
 /** The command by name, if it is offered on this platform. */

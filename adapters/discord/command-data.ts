@@ -47,6 +47,8 @@ const ZH_NAMES: Record<string, string> = {
   character: "角色",
   what: "内容",
   appearance: "外貌",
+  talk: "对话",
+  message: "消息",
 };
 
 const STRING = 3;
@@ -212,6 +214,7 @@ export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
     },
     topLevel("illustrate"),
     topLevel("character"),
+    topLevel("talk"),
     { ...names("help"), ...describe(spec("help").description) },
   ];
 }

@@ -70,6 +70,8 @@ export type OfferAction =
   | { kind: "pick" | "vote"; storyId: string; revision: number; position: number }
   | { kind: "suggest" | "close"; storyId: string; revision: number }
   | { kind: "rate"; chapterId: string; value: 1 | -1 }
+  /** 👍/👎 on a character's /talk reply (its agent run). */
+  | { kind: "rate-talk"; runId: string; value: 1 | -1 }
   | { kind: "genre"; genre: Genre };
 
 export interface OfferButton {
