@@ -88,14 +88,16 @@ export class TalkService {
 
     const renderer = new StreamRenderer(input.surface);
     await input.surface.typing?.().catch(() => undefined);
-    renderer.push(`${character.name}: `);
+    // The speaker's name leads the reply's first text: a reply that never came shows nothing.
+    let lead = `${character.name}: `;
     const talk = this.agent.talk(
       { story: snapshot, character, lore: loreAbout(story.lore, character.name), message },
       input.signal,
     );
     for await (const event of talk) {
       if (event.type === "text") {
-        renderer.push(event.delta);
+        renderer.push(`${lead}${event.delta}`);
+        lead = "";
         continue;
       }
       const runId = randomUUID();

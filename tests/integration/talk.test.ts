@@ -178,6 +178,24 @@ describe("/talk", () => {
     ]);
   });
 
+  it("a reply the model fails is reported, kept as a failed run, and costs no cooldown", async () => {
+    // No plans ahead: the failure is meant for the talk request.
+    await open({ TALK_COOLDOWN_SECONDS: "300", PREPLAN: "off" });
+    const room = new Room();
+    const storyId = await room.startStory();
+    model.enqueue({ kind: "error", status: 400, message: "bad request" });
+    await room.talk("Mara: are you there?");
+    expect(room.surface.notices.at(-1)).toBe(t("en", "model.bad_request"));
+    expect((await talkRuns(storyId)).map((r) => r.status)).toEqual(["failed"]);
+    expect(room.surface.prompts.some((p) => p.text.startsWith("How was"))).toBe(false);
+    // The cooldown was given back: the reader may ask again at once.
+    await room.talk("Mara: are you there now?");
+    expect(room.surface.texts().filter((x) => x.startsWith("Mara Quill: "))).toEqual([
+      expect.stringContaining('You ask "are you there now?"'),
+    ]);
+    expect((await talkRuns(storyId)).map((r) => r.status)).toEqual(["failed", "ok"]);
+  });
+
   it("records 👍/👎 on a reply as its own outcome, not the chapter's", async () => {
     await open();
     const room = new Room();
