@@ -7,7 +7,7 @@
  * 👍/👎 on the reply are `talk-rating` reactions, the run's outcome.
  */
 import { randomUUID } from "node:crypto";
-import type { BibleCharacter, StoryAgent } from "../agent/types.ts";
+import type { BibleCharacter, StoryAgent, StorySnapshot } from "../agent/types.ts";
 import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";
 import type { Surface } from "../render/surface.ts";
@@ -86,15 +86,39 @@ export class TalkService {
     const user = await upsertUser(this.db, input.actor);
     const release = await this.takeCooldown(user.id);
 
-    const renderer = new StreamRenderer(input.surface);
-    await input.surface.typing?.().catch(() => undefined);
+    try {
+      return await this.reply(
+        story.id,
+        at.id,
+        user.id,
+        { ...input, message },
+        character,
+        loreAbout(story.lore, character.name),
+        snapshot,
+      );
+    } catch (error) {
+      // A reply that did not arrive whole costs no cooldown.
+      await release();
+      throw error;
+    }
+  }
+
+  /** Stream the reply and record it: the run and the exchange, in one transaction. */
+  private async reply(
+    storyId: string,
+    chapterId: string,
+    userId: string,
+    input: { message: string; surface: Surface; signal?: AbortSignal },
+    character: BibleCharacter,
+    lore: { keys: string[]; content: string }[],
+    story: StorySnapshot,
+  ): Promise<TalkReply> {
+    const { message, surface } = input;
+    const renderer = new StreamRenderer(surface);
+    await surface.typing?.().catch((error: unknown) => this.options.log?.(`talk: typing failed: ${String(error)}`));
     // The speaker's name leads the reply's first text: a reply that never came shows nothing.
     let lead = `${character.name}: `;
-    const talk = this.agent.talk(
-      { story: snapshot, character, lore: loreAbout(story.lore, character.name), message },
-      input.signal,
-    );
-    for await (const event of talk) {
+    for await (const event of this.agent.talk({ story, character, lore, message }, input.signal)) {
       if (event.type === "text") {
         renderer.push(`${lead}${event.delta}`);
         lead = "";
@@ -103,20 +127,24 @@ export class TalkService {
       const runId = randomUUID();
       if (event.type === "failed") {
         await renderer.abort("(…)");
-        // A reply that never came costs no cooldown; the failed run is kept, as every run is.
-        await release();
-        await this.db.agentRun.create({ data: { id: runId, ...runData(story.id, at.id, event.run) } });
+        // The failed run is kept, as every run is.
+        await this.db.agentRun.create({
+          data: { id: runId, ...runData(storyId, chapterId, event.run) },
+          select: { id: true },
+        });
         throw event.error;
       }
       await renderer.finish();
-      const exchange = { runId, userId: user.id, character: character.name, message, reply: event.reply };
+      const exchange = { runId, userId, character: character.name, message, reply: event.reply };
       await this.db.$transaction([
-        this.db.agentRun.create({ data: { id: runId, ...runData(story.id, at.id, event.run) }, select: { id: true } }),
-        recordReaction(this.db, at.id, { kind: "talk", data: exchange }),
+        this.db.agentRun.create({
+          data: { id: runId, ...runData(storyId, chapterId, event.run) },
+          select: { id: true },
+        }),
+        recordReaction(this.db, chapterId, { kind: "talk", data: exchange }),
       ]);
       return { runId, character: character.name, reply: event.reply };
     }
-    await release();
     throw new ModelError("cut", "the reply ended without a result");
   }
 
