@@ -6,6 +6,7 @@ import type { IllustrationPlanning } from "../src/story/illustration-planning.ts
 import type { ChapterRatings } from "../src/story/ratings.ts";
 import type { StoryCommands } from "../src/story/story-commands.ts";
 import type { StoryQueries } from "../src/story/story-queries.ts";
+import type { TalkService } from "../src/story/talk.ts";
 import type { ThemeService } from "../src/story/themes.ts";
 import type { WorkspaceSettingsStore } from "../src/story/workspace-settings.ts";
 
@@ -18,6 +19,7 @@ export interface BotDeps {
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
   illustrations: IllustrationPlanning;
+  talks: TalkService;
   /** The adapter registers how its conversations are shown. */
   audiences: AudienceRegistry;
   /** Operator messages (never secrets). */

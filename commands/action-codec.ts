@@ -21,6 +21,8 @@
  *   u <chapterId>              thumbs up on a finished chapter
  *   d <chapterId>              thumbs down on it
  *   k <code>                   make my version of a shared story (its share code)
+ *   tu <runId>                 thumbs up on a character's /talk reply
+ *   td <runId>                 thumbs down on it
  */
 import { GENRES, type Genre } from "../src/agent/types.ts";
 
@@ -34,7 +36,8 @@ export type ButtonAction =
   | { kind: "suggestion"; storyId: string; revision: number }
   | { kind: "retry"; storyId: string }
   | { kind: "rate"; chapterId: string; value: 1 | -1 }
-  | { kind: "remix"; code: string };
+  | { kind: "remix"; code: string }
+  | { kind: "rate-talk"; runId: string; value: 1 | -1 };
 
 export type ButtonActionKind = ButtonAction["kind"];
 
@@ -55,7 +58,7 @@ export const TELEGRAM_CALLBACK_FORMAT = {
   name: "callback data",
   separator: "|",
   max: { bytes: 64 },
-  kinds: ["genre", "theme", "pick", "vote", "close", "suggest", "retry", "rate", "remix"],
+  kinds: ["genre", "theme", "pick", "vote", "close", "suggest", "retry", "rate", "remix", "rate-talk"],
 } as const satisfies ActionFormat;
 
 export const DISCORD_CUSTOM_ID_FORMAT = {
@@ -63,7 +66,7 @@ export const DISCORD_CUSTOM_ID_FORMAT = {
   prefix: "ink",
   separator: ":",
   max: { chars: 100 },
-  kinds: ["pick", "vote", "close", "suggest", "suggestion", "retry", "rate", "remix"],
+  kinds: ["pick", "vote", "close", "suggest", "suggestion", "retry", "rate", "remix", "rate-talk"],
 } as const satisfies ActionFormat;
 
 /** Story and chapter ids (cuid, uuid): what fits every platform's limit with room to spare. */
@@ -83,6 +86,8 @@ const TAG = {
   up: "u",
   down: "d",
   remix: "k",
+  talkUp: "tu",
+  talkDown: "td",
 } as const;
 
 function length(data: string, format: ActionFormat): number {
@@ -101,6 +106,8 @@ export function encodeAction(action: ButtonAction, format: ActionFormat): string
   else if (action.kind === "theme") parts.push(TAG.theme, checkId(action.themeId));
   else if (action.kind === "rate") parts.push(action.value === 1 ? TAG.up : TAG.down, checkId(action.chapterId));
   else if (action.kind === "remix") parts.push(TAG.remix, checkId(action.code));
+  else if (action.kind === "rate-talk")
+    parts.push(action.value === 1 ? TAG.talkUp : TAG.talkDown, checkId(action.runId));
   else parts.push(TAG[action.kind], checkId(action.storyId));
   if ("revision" in action) parts.push(checkNumber(action.revision));
   if ("position" in action) parts.push(checkNumber(action.position));
@@ -147,6 +154,9 @@ function decodeFields([tag, id = "", a, b, ...extra]: string[]): ButtonAction | 
     case TAG.up:
     case TAG.down:
       return a === undefined ? { kind: "rate", chapterId: id, value: tag === TAG.up ? 1 : -1 } : undefined;
+    case TAG.talkUp:
+    case TAG.talkDown:
+      return a === undefined ? { kind: "rate-talk", runId: id, value: tag === TAG.talkUp ? 1 : -1 } : undefined;
     case TAG.close:
     case TAG.suggest:
     case TAG.suggestion: {

@@ -23,6 +23,7 @@ import { retry } from "./retry.ts";
 import { remix } from "./share.ts";
 import { answerGenreQuestion, parseGenre, start, themesOffered } from "./start.ts";
 import { actorKey, hydrate, storyHere } from "./story-context.ts";
+import { rateTalk } from "./talk.ts";
 import { argsFromText } from "./text-args.ts";
 import type { Command, CommandContext, CommandOutcome, CommandSpec, Question } from "./types.ts";
 
@@ -182,6 +183,8 @@ async function onPress(
     }
     case "rate":
       return runPrivately(rate, { chapter: action.chapterId, value: action.value }, ctx, log);
+    case "rate-talk":
+      return runPrivately(rateTalk, { run: action.runId, value: action.value }, ctx, log);
     case "vote":
       return runPrivately(
         vote,

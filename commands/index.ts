@@ -15,6 +15,7 @@ import { settings } from "./settings.ts";
 import { remix, share } from "./share.ts";
 import { start } from "./start.ts";
 import { stories } from "./stories.ts";
+import { rateTalk, talk } from "./talk.ts";
 import { theme } from "./theme.ts";
 import { availableOn, type Command, type CommandSpec } from "./types.ts";
 import { undo } from "./undo.ts";
@@ -36,6 +37,7 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   character,
   share,
   remix,
+  talk,
   settings,
   theme,
   help,
@@ -46,6 +48,7 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   suggest,
   closeVote,
   rate,
+  rateTalk,
 ] as unknown as readonly Command<CommandSpec>[];
 
 /** The command by name, if it is offered on this platform. */

@@ -15,7 +15,8 @@ export function argsFromText(spec: CommandSpec, rest: string): Record<string, un
   if (first === undefined || text === "") return {};
   if (spec.keyedText === true) return keyedArgs(spec, text);
   if (spec.splitText !== true || second === undefined) return { [first.name]: text };
-  const colon = text.indexOf(":");
+  // A colon, or a full-width one (typed in Chinese).
+  const colon = text.search(/[:：]/u);
   const space = text.search(/\s/);
   const cut = colon > 0 ? colon : space;
   if (cut <= 0) return { [first.name]: text };

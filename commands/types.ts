@@ -14,6 +14,7 @@ import type { IllustrationPlanning } from "../src/story/illustration-planning.ts
 import type { ChapterRatings } from "../src/story/ratings.ts";
 import type { StoryCommands } from "../src/story/story-commands.ts";
 import type { StoryQueries } from "../src/story/story-queries.ts";
+import type { TalkService } from "../src/story/talk.ts";
 import type { ThemeService } from "../src/story/themes.ts";
 import type { WorkspaceSettingsStore } from "../src/story/workspace-settings.ts";
 
@@ -114,6 +115,8 @@ export interface CommandContext {
   ballots: BallotService;
   /** Readers' 👍/👎 on chapters. */
   ratings: ChapterRatings;
+  /** /talk: a character answers a reader, outside the story. */
+  talks: TalkService;
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
   /**
@@ -176,11 +179,11 @@ export function defineCommand<const S extends CommandSpec>(
 /** The services a command reaches, the same in every process that handles reader actions. */
 export type CommandServices = Pick<
   CommandContext,
-  "stories" | "ballots" | "ratings" | "queries" | "books" | "settings" | "themes" | "illustrations"
+  "stories" | "ballots" | "ratings" | "queries" | "books" | "settings" | "themes" | "illustrations" | "talks"
 >;
 
 /** The command services out of anything holding them (an engine, an adapter's deps). */
 export function commandServices(from: CommandServices): CommandServices {
-  const { stories, ballots, ratings, queries, books, settings, themes, illustrations } = from;
-  return { stories, ballots, ratings, queries, books, settings, themes, illustrations };
+  const { stories, ballots, ratings, queries, books, settings, themes, illustrations, talks } = from;
+  return { stories, ballots, ratings, queries, books, settings, themes, illustrations, talks };
 }

@@ -51,6 +51,8 @@ const ZH_NAMES: Record<string, string> = {
   remix: "改编",
   code: "分享码",
   mode: "模式",
+  talk: "对话",
+  message: "消息",
 };
 
 const STRING = 3;
@@ -218,6 +220,7 @@ export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
     topLevel("illustrate"),
     topLevel("character"),
     topLevel("remix"),
+    topLevel("talk"),
     { ...names("help"), ...describe(spec("help").description) },
   ];
 }

@@ -87,7 +87,7 @@ export class TelegramAdapter {
       const query = ctx.callbackQuery;
       const action = decodeCallback("data" in query ? query.data : undefined);
       // A rating touches no chat state: it is answered at once, not after the chat's queue.
-      if (action?.kind === "rate") this.track(this.onCallback(query, chat, action));
+      if (action?.kind === "rate" || action?.kind === "rate-talk") this.track(this.onCallback(query, chat, action));
       else this.enqueue(ctx, () => this.onCallback(query, chat, action));
       return undefined;
     });

@@ -11,12 +11,15 @@
  *   revision after a failed critique).
  * - Context lines the responder reads: `Scenario: ...`, `Reader's action: ...`,
  *   `Rewrite direction: ...`, `Chapter number: N`, `Language: xx`.
+ * - A talk run's system prompt starts `Inkloom: talk`; its user message carries
+ *   `Character: <name>` and `Reader says: <message>`. A continue chapter after a reader's
+ *   /talk carries `TALK_MARKER` and the exchange, marked as not canon.
  *
  * A prompted route gets the rules and one short exemplar of its method; a fine-tuned
  * route (FireAct) gets a short fixed zero-shot system prompt: no exemplars and no tool
  * descriptions beyond the tool specs.
  */
-import type { ChapterSnapshot, Method, StorySnapshot, WritingTask } from "./types.ts";
+import type { ChapterSnapshot, Method, StorySnapshot, TalkExchange, TalkInput, WritingTask } from "./types.ts";
 
 export const PROMPT_VERSION = 2;
 
@@ -140,6 +143,21 @@ export interface WritingContext {
   action?: string;
   direction?: string;
   replacing?: ChapterSnapshot;
+  talk?: TalkExchange;
+}
+
+/** Heads the reader's latest /talk exchange in a continue chapter's prompt. */
+export const TALK_MARKER = "Reader's conversation with a character before this action";
+
+/** The exchange, marked: not canon, only what the reader may cite in their action. */
+function talkLines(talk: TalkExchange): string[] {
+  return [
+    "",
+    `## ${TALK_MARKER} (not canon)`,
+    "It happened outside the story. Nothing in it is true in the story unless the reader's action builds on it; use it only as far as the action cites it.",
+    `Reader to ${talk.character}: ${talk.message}`,
+    `${talk.character}: ${talk.reply}`,
+  ];
 }
 
 /**
@@ -170,6 +188,7 @@ function contextBlock(ctx: WritingContext): string {
       : storyHeader(ctx.story);
   if (ctx.memory.trim() !== "") lines.push("", ctx.memory, "");
   lines.push(`Chapter number: ${ctx.chapterNumber}`);
+  if (ctx.talk) lines.push(...talkLines(ctx.talk), "");
   if (ctx.action) lines.push(`Reader's action: ${ctx.action}`);
   if (ctx.direction) lines.push(`Rewrite direction: ${ctx.direction}`);
   if (ctx.replacing) {
@@ -377,6 +396,46 @@ export function illustrateUserMessage(input: {
   return lines.join("\n");
 }
 
+// ----- talk -----
+
+/** Longest in-character reply kept, in characters (about 200 words). */
+export const TALK_REPLY_MAX_CHARS = 1500;
+
+export function talkPrompt(fineTuned: boolean): { content: string; version: string } {
+  const version = promptVersion("talk", fineTuned);
+  if (fineTuned) return { content: "Inkloom: talk\nAnswer the reader in character.", version };
+  return {
+    content: [
+      "Inkloom: talk",
+      "You are a character of an interactive story, talking with one of its readers between chapters.",
+      "Answer in character: your voice, your knowledge, your feelings as of the latest chapter. Stay true to the story bible and to what has happened; never invent events as if they were canon and never reveal what you could not know or the story's hidden plans.",
+      "Answer in the story's language, in the first person, 1-3 short paragraphs (under 150 words). Spoken words and small gestures only: no narration of other characters, no choices, no notes to the reader.",
+      "If the reader asks for something the story's content rating or theme rules forbid, decline in character.",
+      "Example: Reader says: Do you trust the ferryman? -> *She turns the ring on her finger.* Trust him? I trust the river more, and the river has drowned better men than me.",
+    ].join("\n"),
+    version,
+  };
+}
+
+export function talkUserMessage(input: TalkInput, memory: string): string {
+  const { story, character } = input;
+  const lines = [...storyHeader(story)];
+  if (memory.trim() !== "") lines.push("", memory);
+  if (input.lore.length > 0) {
+    lines.push("", `## Lore about ${character.name}`, ...input.lore.map((l) => `- ${l.keys.join(", ")}: ${l.content}`));
+  }
+  const notes = character.notes ? ` Notes: ${character.notes}` : "";
+  lines.push(
+    "",
+    `Character: ${character.name}`,
+    `Role: ${character.role}. Appearance: ${character.appearance}.${notes}`,
+    `Reader says: ${input.message}`,
+    "",
+    `Answer as ${character.name}${story.language ? ` in ${languageName(story.language)}` : " in the story's language"}.`,
+  );
+  return lines.join("\n");
+}
+
 /**
  * The short fixed system prompt a fine-tuned route gets for a recorded run's task: what
  * training examples carry instead of the prompted (few-shot) one. Undefined for a task
@@ -396,6 +455,8 @@ export function zeroShotPrompt(task: string, method: Method): string | undefined
       return summarizePrompt(true).content;
     case "illustrate":
       return illustratePrompt(true).content;
+    case "talk":
+      return talkPrompt(true).content;
     default:
       return undefined;
   }

@@ -61,6 +61,9 @@ import {
   stepMessage,
   summarizePrompt,
   summarizeUserMessage,
+  TALK_REPLY_MAX_CHARS,
+  talkPrompt,
+  talkUserMessage,
   type WritingContext,
   writingSystemPrompt,
 } from "./prompts.ts";
@@ -97,6 +100,8 @@ import type {
   StoryEvent,
   StorySnapshot,
   SummarizeInput,
+  TalkEvent,
+  TalkInput,
   WriteOptions,
 } from "./types.ts";
 
@@ -122,6 +127,7 @@ const MAX_TOKENS = {
   check: 800,
   summarize: 900,
   describe: 250,
+  talk: 500,
   choices: 600,
 } as const;
 
@@ -648,6 +654,7 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     if (input.action !== undefined) ctx.action = input.action;
     if (input.direction !== undefined) ctx.direction = input.direction;
     if (input.replacing !== undefined) ctx.replacing = input.replacing;
+    if (input.talk !== undefined && task === "continue") ctx.talk = input.talk;
     const prepared: Prepared = {
       input,
       run,
@@ -916,6 +923,60 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
         const error = toModelError(err, signal);
         run.fail(error);
         throw error;
+      }
+    },
+
+    async *talk(input: TalkInput, signal?: AbortSignal): AsyncGenerator<TalkEvent> {
+      const route = model.route("talk");
+      const prompt = talkPrompt(route.fineTuned);
+      // One direct answer: CoT's format, like a summary.
+      const run = new Run("talk", "cot", route, prompt.version, []);
+      const query = `${input.character.name} ${input.message}`;
+      const { sections } = buildMemory(input.story, { recentChapters, query });
+      // What the character may know: the canon and the story so far, never the hidden arc.
+      const memory = [
+        ["Story bible", sections.bible],
+        ["Story so far", sections.summary],
+        ["Chapters since the summary", sections.outline],
+        ["Earlier passages recalled", sections.recalled],
+        ["Latest chapters, verbatim", sections.recent],
+      ]
+        .filter(([, body]) => (body ?? "").trim() !== "")
+        .map(([heading, body]) => `## ${heading}\n${body}`)
+        .join("\n\n");
+      run.push({ role: "system", content: prompt.content });
+      run.push({ role: "user", content: talkUserMessage(input, memory) });
+      let reply = "";
+      try {
+        let done: ChatResult | undefined;
+        const req = request(run.messages, "talk", { maxTokens: MAX_TOKENS.talk }, { signal });
+        for await (const event of model.stream(req)) {
+          if (event.type !== "text") {
+            done = event;
+            continue;
+          }
+          // A reply is short: what goes past the cap is neither shown nor kept.
+          const room = TALK_REPLY_MAX_CHARS - reply.length;
+          const delta = event.delta.slice(0, Math.max(0, room));
+          if (delta === "") continue;
+          reply += delta;
+          yield { type: "text", delta };
+        }
+        if (done === undefined) throw new ModelError("cut", "the stream ended without a finish");
+        run.addUsage(done.usage);
+        if (reply === "" && (done.message.content ?? "") !== "") {
+          reply = (done.message.content ?? "").slice(0, TALK_REPLY_MAX_CHARS);
+          yield { type: "text", delta: reply };
+        }
+        if (reply.trim() === "") throw new ModelError("bad_output", "the model wrote an empty reply");
+        run.push({ role: "assistant", content: reply });
+        run.record.checks = { finishedInFormat: true };
+        run.finish();
+        yield { type: "done", reply: reply.trim(), run: run.record };
+      } catch (err) {
+        const error = toModelError(err, signal);
+        run.fail(error);
+        yield { type: "failed", error, run: run.record };
       }
     },
 

@@ -91,7 +91,35 @@ export interface AgentInput {
    * remain; for an opening, the story plan it was written from.
    */
   resume?: { prose: string; complete: boolean; story?: PlannedStory };
+  /**
+   * continue: the requesting reader's latest /talk exchange with a character, right before
+   * this action. Not canon; the reader may cite it, and the prompt marks it as such.
+   */
+  talk?: TalkExchange;
 }
+
+/** One /talk exchange: what a reader said to a character and the in-character reply. */
+export interface TalkExchange {
+  character: string;
+  message: string;
+  reply: string;
+}
+
+/** What the agent needs to answer a reader in a character's voice (`StoryAgent.talk`). */
+export interface TalkInput {
+  story: StorySnapshot;
+  character: BibleCharacter;
+  /** The lore entries about this character (their keys name it). */
+  lore: { keys: string[]; content: string }[];
+  /** What the reader says to the character. */
+  message: string;
+}
+
+/** What `StoryAgent.talk` yields: the reply as it streams, then one `done` or `failed`. */
+export type TalkEvent =
+  | { type: "text"; delta: string }
+  | { type: "done"; reply: string; run: RunRecord }
+  | { type: "failed"; error: ModelError; run: RunRecord };
 
 /** What an opening's plan_story call decided (saved with the chapter). */
 export interface PlannedStory {
@@ -110,7 +138,7 @@ export interface ChoiceDraft {
 
 /** One recorded agent run (a FireAct trajectory). */
 export interface RunRecord {
-  task: "open" | "continue" | "rewrite" | "choices" | "summarize" | "check" | "illustrate";
+  task: "open" | "continue" | "rewrite" | "choices" | "summarize" | "check" | "illustrate" | "talk";
   method: Method;
   model: string;
   baseUrl: string;
@@ -243,4 +271,9 @@ export interface StoryAgent {
    * prompt's scene line). Throws `ModelError`; the caller may fall back to the scene.
    */
   describeScene(input: DescribeSceneInput, signal?: AbortSignal): Promise<{ description: string; run: RunRecord }>;
+  /**
+   * The `talk` task: a character of the story answers a reader, in character and in the
+   * story's language, streamed. Never throws: failures end the stream with `failed`.
+   */
+  talk(input: TalkInput, signal?: AbortSignal): AsyncIterable<TalkEvent>;
 }

@@ -33,6 +33,7 @@ export const DEFAULTS = {
   IMAGES_PER_CHAPTER: 1,
   IMAGES_PER_DAY: 30,
   ILLUSTRATE_COOLDOWN_SECONDS: 60,
+  TALK_COOLDOWN_SECONDS: 20,
   TELEGRAM_API_ROOT: "https://api.telegram.org",
   TELEGRAM_WEBHOOK_PORT: 8443,
   DISCORD_API_ROOT: "https://discord.com/api",
@@ -87,6 +88,7 @@ const EnvSchema = z.object({
   MODEL_CHECK: optionalText,
   MODERATION_MODEL: optionalText,
   MODEL_ILLUSTRATE: optionalText,
+  MODEL_TALK: optionalText,
   METHOD_OPEN: method("METHOD_OPEN"),
   METHOD_CONTINUE: method("METHOD_CONTINUE"),
   METHOD_REWRITE: method("METHOD_REWRITE"),
@@ -143,6 +145,7 @@ const EnvSchema = z.object({
   IMAGES_PER_CHAPTER: int("IMAGES_PER_CHAPTER", 0, 4),
   IMAGES_PER_DAY: int("IMAGES_PER_DAY", 0, 10_000),
   ILLUSTRATE_COOLDOWN_SECONDS: int("ILLUSTRATE_COOLDOWN_SECONDS", 0, 86_400),
+  TALK_COOLDOWN_SECONDS: int("TALK_COOLDOWN_SECONDS", 0, 86_400),
   JOB_CONCURRENCY: int("JOB_CONCURRENCY", 1, 1000),
   REDIS_URL: optionalText.refine((v) => v === undefined || /^rediss?:\/\/[^\s]+$/.test(v), {
     message: "REDIS_URL must be a redis:// or rediss:// URL, for example redis://localhost:6379",
@@ -223,6 +226,8 @@ export interface Config {
   imagesPerDay: number;
   /** Seconds a reader waits between two /illustrate requests. */
   illustrateCooldownSeconds: number;
+  /** Seconds a reader waits between two /talk messages. */
+  talkCooldownSeconds: number;
   /** Set when DISCORD_TOKEN and DISCORD_APPLICATION_ID are: the Discord bot runs. */
   discord?: {
     token: string;
@@ -369,6 +374,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     check: e.MODEL_CHECK,
     moderate: e.MODERATION_MODEL,
     illustrate: e.MODEL_ILLUSTRATE,
+    talk: e.MODEL_TALK,
   };
   const routeProblems: string[] = [];
   const models = Object.fromEntries(
@@ -449,6 +455,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     imagesPerDay: num(e.IMAGES_PER_DAY, DEFAULTS.IMAGES_PER_DAY),
     illustrateCooldownSeconds: num(e.ILLUSTRATE_COOLDOWN_SECONDS, DEFAULTS.ILLUSTRATE_COOLDOWN_SECONDS),
     themeCatalogue,
+    talkCooldownSeconds: num(e.TALK_COOLDOWN_SECONDS, DEFAULTS.TALK_COOLDOWN_SECONDS),
     ...(e.DISCORD_TOKEN === undefined || e.DISCORD_APPLICATION_ID === undefined
       ? {}
       : {

@@ -29,6 +29,7 @@ import { Preplanner } from "../story/preplanner.ts";
 import { ChapterRatings } from "../story/ratings.ts";
 import { StoryCommands } from "../story/story-commands.ts";
 import { StoryQueries } from "../story/story-queries.ts";
+import { TalkService } from "../story/talk.ts";
 import { ThemeService } from "../story/themes.ts";
 import { WorkspaceSettingsStore } from "../story/workspace-settings.ts";
 import { RouteStore } from "../training/routes.ts";
@@ -45,6 +46,8 @@ export interface Engine {
   queries: StoryQueries;
   /** Readers' 👍 / 👎 on chapters. */
   ratings: ChapterRatings;
+  /** /talk: a character answers a reader, outside the story. */
+  talks: TalkService;
   /** A story's current branch as a book, for exports. */
   books: BookAssembler;
   ballots: BallotService;
@@ -223,6 +226,7 @@ export async function createEngine(
     stories,
     queries,
     ratings: new ChapterRatings(db),
+    talks: new TalkService(db, agent, { cooldownSeconds: config.talkCooldownSeconds, log }, moderator),
     books: new BookAssembler(db, imageStore),
     ballots,
     settings,

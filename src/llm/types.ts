@@ -14,6 +14,7 @@ export const TASKS = [
   "check",
   "moderate",
   "illustrate",
+  "talk",
 ] as const;
 export type Task = (typeof TASKS)[number];
 

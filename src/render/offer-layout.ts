@@ -98,6 +98,14 @@ export function ratingRow(offer: Pick<ChoiceOffer, "chapterId">): OfferButton[] 
   ];
 }
 
+/** 👍 and 👎 under a character's /talk reply (the run that wrote it). */
+export function talkRatingRow(runId: string): OfferButton[] {
+  return [
+    { action: { kind: "rate-talk", runId, value: 1 }, label: RATING_UP, tone: "rating" },
+    { action: { kind: "rate-talk", runId, value: -1 }, label: RATING_DOWN, tone: "rating" },
+  ];
+}
+
 /**
  * The text an offer shows once decided: the decision, then every choice marked, with counts.
  * A vote's decision is its announcement (the winner and its votes, or the tie chance broke),

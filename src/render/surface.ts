@@ -73,7 +73,9 @@ export type OfferAction =
   | { kind: "genre"; genre: Genre }
   | { kind: "theme"; themeId: string }
   /** Make my version of a shared story (drawn where the platform's buttons carry it: Discord). */
-  | { kind: "remix"; code: string };
+  | { kind: "remix"; code: string }
+  /** 👍/👎 on a character's /talk reply (its agent run). */
+  | { kind: "rate-talk"; runId: string; value: 1 | -1 };
 
 export interface OfferButton {
   action: OfferAction;

@@ -26,4 +26,6 @@ export const COUNTER_KEYS = {
   images: (workspaceId: string, at: Date) => `images:${workspaceId}:${day(at)}`,
   /** A reader's /illustrate requests: its `takenAt` is the last one (the cooldown). */
   illustrate: (userId: string) => `illustrate:${userId}`,
+  /** A reader's /talk messages: its `takenAt` is the last one (the cooldown). */
+  talk: (userId: string) => `talk:${userId}`,
 } as const;

@@ -8,4 +8,8 @@ export const LIMITS = {
   direction: 300,
   /** An action written into a ballot: it becomes a button label. */
   writeIn: 80,
+  /** What a reader says to a character with /talk. */
+  talk: 500,
+  /** A character's name in /talk. */
+  characterName: 80,
 } as const satisfies Record<string, number>;

@@ -6,7 +6,12 @@
 import type { Db } from "../store/db.ts";
 
 export interface ReactionInput {
-  kind: "choice" | "vote" | "action" | "undo" | "rewrite" | "branch" | "rating";
+  /**
+   * `talk`: a reader's /talk exchange after this chapter (`{ runId, userId, character,
+   * message, reply }`); `talk-rating`: a reader's 👍/👎 on one (`{ runId, userId, value }`),
+   * the outcome of that talk run, not of the chapter.
+   */
+  kind: "choice" | "vote" | "action" | "undo" | "rewrite" | "branch" | "rating" | "talk" | "talk-rating";
   data: Record<string, unknown>;
 }
 

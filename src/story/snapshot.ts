@@ -13,6 +13,7 @@ import type {
   WritingTask,
 } from "../agent/types.ts";
 import type { Db } from "../store/db.ts";
+import { latestTalk } from "./talk-exchanges.ts";
 
 export interface ChainChapter extends ChapterSnapshot {
   id: string;
@@ -147,7 +148,8 @@ export type WritingInput = Omit<AgentInput, "method">;
 
 /**
  * The input a chapter is written from: the snapshot of its branch up to its parent,
- * the reader's action or direction, and for a rewrite the chapter it replaces. Used by
+ * the reader's action or direction, for a rewrite the chapter it replaces, and for a
+ * reader's continue their latest /talk exchange after the parent chapter. Used by
  * the chapter job, and to freeze held-out states for evaluation.
  */
 export async function writingInputFor(
@@ -160,17 +162,24 @@ export async function writingInputFor(
     action: string;
     direction: string;
     rewriteOfId: string | null;
+    /** The reader who asked for the chapter (their /talk exchange may be cited). */
+    requestedById?: string | null;
   },
 ): Promise<{ chain: ChainChapter[]; input: WritingInput }> {
   const chain = await loadChain(db, story.id, chapter.parentId);
   const replaced =
     chapter.rewriteOfId === null ? null : await db.chapter.findUnique({ where: { id: chapter.rewriteOfId } });
+  const talk =
+    chapter.task === "continue" && chapter.parentId !== null && typeof chapter.requestedById === "string"
+      ? await latestTalk(db, chapter.parentId, chapter.requestedById)
+      : undefined;
   const input: WritingInput = {
     task: chapter.task as WritingTask,
     story: buildSnapshot(story, chain),
     chapterNumber: chapter.number,
     ...(chapter.action === "" ? {} : { action: chapter.action }),
     ...(chapter.direction === "" ? {} : { direction: chapter.direction }),
+    ...(talk === undefined ? {} : { talk }),
     ...(replaced === null
       ? {}
       : {

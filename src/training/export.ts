@@ -17,6 +17,7 @@ import { createHash } from "node:crypto";
 import { zeroShotPrompt } from "../agent/prompts.ts";
 import type { Method } from "../agent/types.ts";
 import type { Db } from "../store/db.ts";
+import { talkRatingsOf } from "../story/talk-exchanges.ts";
 import { heldoutStoryIds } from "./heldout.ts";
 import {
   type AssistantMessage,
@@ -246,9 +247,10 @@ export async function exportTrainingData(db: Db, options: ExportOptions = {}): P
         left.heldout++;
         continue;
       }
+      const chapter = run.chapterId === null ? undefined : outcomes.get(run.chapterId);
       const score = scoreRun(
         { status: run.status, checks: (run.checks ?? {}) as { finishedInFormat?: boolean; continuityOk?: boolean } },
-        run.chapterId === null ? undefined : outcomes.get(run.chapterId),
+        run.task === "talk" ? talkOutcome(chapter, run.id) : chapter,
       );
       const bucket = scores.find((b) => score.value >= b.from && (score.value < b.to || b.to === 1));
       if (bucket !== undefined) bucket.runs++;
@@ -357,6 +359,14 @@ export async function exportTrainingData(db: Db, options: ExportOptions = {}): P
       scores,
     },
   };
+}
+
+/**
+ * A /talk reply's outcome: the readers' 👍/👎 on it alone (not what happened to the chapter
+ * it followed, which the reply did not write).
+ */
+function talkOutcome(chapter: ChapterOutcome | undefined, runId: string): ChapterOutcome {
+  return { reactions: talkRatingsOf(chapter?.reactions ?? [], runId) };
 }
 
 async function loadOutcomes(db: Db, chapterIds: string[], into: Map<string, ChapterOutcome>): Promise<void> {

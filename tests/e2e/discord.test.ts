@@ -136,6 +136,7 @@ describe("Discord", { timeout: 120_000 }, () => {
       "illustrate",
       "character",
       "remix",
+      "talk",
       "help",
     ]);
     expect(commands.find((c) => c.name === "character")?.options?.map((o) => o.name)).toEqual(["name", "appearance"]);

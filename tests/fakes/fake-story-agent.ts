@@ -14,6 +14,8 @@ import type {
   StoryEvent,
   StorySnapshot,
   SummarizeInput,
+  TalkEvent,
+  TalkInput,
   WriteOptions,
 } from "../../src/agent/types.ts";
 import { ModelError, type ModelErrorKind } from "../../src/llm/types.ts";
@@ -202,6 +204,15 @@ export class FakeStoryAgent implements StoryAgent {
 
   async describeScene(input: DescribeSceneInput): Promise<{ description: string; run: RunRecord }> {
     return { description: `A picture of ${input.scene}`, run: run("illustrate") };
+  }
+
+  readonly talkInputs: TalkInput[] = [];
+
+  async *talk(input: TalkInput): AsyncGenerator<TalkEvent> {
+    this.talkInputs.push(input);
+    const reply = `${input.character.name} answers: "${input.message}"`;
+    yield { type: "text", delta: reply };
+    yield { type: "done", reply, run: { ...run("talk"), checks: { finishedInFormat: true } } };
   }
 
   /** How long a summary takes (a model call is not instant). */

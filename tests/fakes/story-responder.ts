@@ -18,6 +18,9 @@
  * - `tools` offered with `tool_choice` auto (ReAct): `recall` with a keyword of the
  *   reader's action on the first turn; `begin_writing` once a tool result came back.
  * - System prompt first line `Inkloom: summarize` -> a short summary.
+ * - System prompt first line `Inkloom: talk` -> the character's in-character reply, streamed
+ *   in 16-character chunks, quoting `Reader says: ` and naming `Character: ` (in Chinese when
+ *   the story is), so tests can assert the reader's words reached the reply.
  * - Otherwise the first line of the last user message, `Step: <step>`:
  *   `thought` -> a short plan; `draft` -> full prose (non-streamed); `write` / `revise`
  *   -> 2-4 paragraphs streamed in 16-character chunks; `continue` (CONTINUE_MARKER) -> the
@@ -380,6 +383,14 @@ export function storyResponder(options: { language?: "en" | "zh" } = {}): Respon
         kind: "text",
         text: zh ? `摘要：故事推进到了新的章节${range}。` : `Summary: the story moved through chapters ${range}.`,
       };
+    }
+    if (text(messages[0]).split("\n")[0] === "Inkloom: talk") {
+      const who = lastLine(messages, "Character:") ?? "";
+      const said = lastLine(messages, "Reader says:") ?? "";
+      const reply = zh
+        ? `（${who}想了想。）你问“${said}”？我只能说，雨停之前，什么都别相信。`
+        : `*${who} considers you for a moment.* You ask "${said}"? All I can tell you is this: trust nothing until the rain stops.`;
+      return { kind: "text", text: reply, chunkSize: 16 };
     }
     const lastUser = messages.findLastIndex((m) => m.role === "user");
     const step = text(messages[lastUser]).split("\n")[0] ?? "";
