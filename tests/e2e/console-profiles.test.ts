@@ -49,55 +49,59 @@ const wants = (r: FakeRequest, name: string) =>
   r.body?.response_format?.json_schema?.name === name ||
   JSON.stringify(r.body?.messages ?? []).includes(`${JSON_TEXT_MARKER}${name}`);
 
-describe.each(["openai", "ollama", "vllm"] as const)("terminal story against the %s profile", (profile) => {
-  it("start, choice, typed action, undo, rewrite and export all work; no chapter is lost", async () => {
-    const server = await serve(profile);
-    const p = launch(server);
-    await p.ready();
-    const ch1 = await p.say("/start a lighthouse keeper finds a letter from the future");
-    expect(ch1).toContain("Chapter 1");
-    expect(ch1).toContain("Pick 1-");
-    const ch2 = await p.say("2");
-    expect(ch2).toContain("Chapter 2");
-    expect(ch2).toContain("Pick 1-");
-    const ch3 = await p.say("I read the letter aloud");
-    expect(ch3).toContain("Chapter 3");
-    expect(ch3).toContain("I read the letter aloud");
-    expect(await p.say("/undo")).toContain("Went back to chapter 2");
-    const rewritten = await p.say("/rewrite make the ending happier");
-    expect(rewritten).toContain("make the ending happier");
-    expect(rewritten).toContain("Pick 1-");
-    const exported = await p.say("/export");
-    const path = /Exported the current branch to (.+\.md)/.exec(exported)?.[1];
-    expect(readFileSync(path ?? "", "utf8")).toContain("make the ending happier");
-    expect(await p.quit()).toBe(0);
+describe.each(["openai", "ollama", "vllm"] as const)(
+  "terminal story against the %s profile",
+  { timeout: 90_000 },
+  (profile) => {
+    it("start, choice, typed action, undo, rewrite and export all work; no chapter is lost", async () => {
+      const server = await serve(profile);
+      const p = launch(server);
+      await p.ready();
+      const ch1 = await p.say("/start a lighthouse keeper finds a letter from the future");
+      expect(ch1).toContain("Chapter 1");
+      expect(ch1).toContain("Pick 1-");
+      const ch2 = await p.say("2");
+      expect(ch2).toContain("Chapter 2");
+      expect(ch2).toContain("Pick 1-");
+      const ch3 = await p.say("I read the letter aloud");
+      expect(ch3).toContain("Chapter 3");
+      expect(ch3).toContain("I read the letter aloud");
+      expect(await p.say("/undo")).toContain("Went back to chapter 2");
+      const rewritten = await p.say("/rewrite make the ending happier");
+      expect(rewritten).toContain("make the ending happier");
+      expect(rewritten).toContain("Pick 1-");
+      const exported = await p.say("/export");
+      const path = /Exported the current branch to (.+\.md)/.exec(exported)?.[1];
+      expect(readFileSync(path ?? "", "utf8")).toContain("make the ending happier");
+      expect(await p.quit()).toBe(0);
 
-    // Nothing failed, nothing was kept without its parts, nothing was rejected.
-    expect(p.stdout).not.toContain("could not be finished");
-    expect(p.stderr).not.toMatch(/failed: |bad_request|Invalid schema/);
-    const chats = server.chatRequests();
-    // Every structured answer the story needed got through.
-    expect(chats.some((r) => wants(r, "plan_story"))).toBe(true);
-    expect(chats.some((r) => wants(r, "submit_chapter"))).toBe(true);
-    if (profile === "ollama") {
-      // Forced calls came back as text at first; the route learned json_schema and kept it.
-      expect(server.droppedForcedCalls).toBeGreaterThan(0);
-      expect(p.stderr).toContain("json_schema from now on");
-      expect(chats.filter(forcedTool).length).toBeLessThanOrEqual(server.droppedForcedCalls);
-      // A restart does not learn it again: no forced call is sent at all.
-      server.resetStats();
-      const again = launch(server);
-      await again.ready();
-      await again.say("/stories 1");
-      expect(await again.say("1")).toContain("Pick 1-");
-      expect(server.chatRequests().filter(forcedTool)).toEqual([]);
-      expect(server.droppedForcedCalls).toBe(0);
-    } else {
-      expect(server.droppedForcedCalls).toBe(0);
-      expect(p.stderr).not.toContain("from now on");
-    }
-  });
-});
+      // Nothing failed, nothing was kept without its parts, nothing was rejected.
+      expect(p.stdout).not.toContain("could not be finished");
+      expect(p.stderr).not.toMatch(/failed: |bad_request|Invalid schema/);
+      const chats = server.chatRequests();
+      // Every structured answer the story needed got through.
+      expect(chats.some((r) => wants(r, "plan_story"))).toBe(true);
+      expect(chats.some((r) => wants(r, "submit_chapter"))).toBe(true);
+      if (profile === "ollama") {
+        // Forced calls came back as text at first; the route learned json_schema and kept it.
+        expect(server.droppedForcedCalls).toBeGreaterThan(0);
+        expect(p.stderr).toContain("json_schema from now on");
+        expect(chats.filter(forcedTool).length).toBeLessThanOrEqual(server.droppedForcedCalls);
+        // A restart does not learn it again: no forced call is sent at all.
+        server.resetStats();
+        const again = launch(server);
+        await again.ready();
+        await again.say("/stories 1");
+        expect(await again.say("1")).toContain("Pick 1-");
+        expect(server.chatRequests().filter(forcedTool)).toEqual([]);
+        expect(server.droppedForcedCalls).toBe(0);
+      } else {
+        expect(server.droppedForcedCalls).toBe(0);
+        expect(p.stderr).not.toContain("from now on");
+      }
+    });
+  },
+);
 
 describe("a failed structured step after the prose", () => {
   it("keeps the chapter: its prose is saved and the reader can go on", async () => {

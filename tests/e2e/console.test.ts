@@ -64,7 +64,7 @@ const isProse = (req: FakeRequest) =>
   req.path === "/chat/completions" && req.body.stream === true && !Array.isArray(req.body.tools);
 const forces = (name: string) => (req: FakeRequest) => req.body?.tool_choice?.function?.name === name;
 
-describe("terminal play, end to end", () => {
+describe("terminal play, end to end", { timeout: 90_000 }, () => {
   it("illustrates: the saved picture's path follows the chapter text; /export writes a zip and an EPUB with it", async () => {
     const images = join(dir, "images");
     const p = launch({ IMAGE_MODEL: "fake-image", IMAGE_DIR: images });

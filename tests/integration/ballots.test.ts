@@ -44,6 +44,9 @@ let draws: number[];
 /** Actions the ballots asked to plan ahead (write-ins). */
 let plannedAhead: string[];
 
+/** The live-count interval of the test that times it. */
+const INTERVAL = 1000;
+
 function setup(windowSeconds: number, closeWhenPreviousVotersReturn = false, liveCountIntervalMs?: number) {
   const audience: Audience = { surface, locale: "en", voting: { windowSeconds, closeWhenPreviousVotersReturn } };
   ballots = new BallotService(db, queue, stories, () => audience, {
@@ -200,7 +203,8 @@ describe("ballots in a voting conversation", () => {
   });
 
   it("live counts are drawn in one trailing edit per interval, never twice the same, never over the result", async () => {
-    setup(60, false, 200);
+    // An interval long enough for a few votes on a busy machine; the waits below outlast it.
+    setup(60, false, INTERVAL);
     const { storyId, revision } = await startStory();
     const updates = () => surface.callsOf("updateChoices");
     await ballots.vote(storyId, revision, 1, starter);
@@ -209,7 +213,7 @@ describe("ballots in a voting conversation", () => {
     // Three votes, no edit yet: one trailing edit shows all of them.
     expect(updates()).toHaveLength(0);
     await until(async () => updates().length === 1);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, INTERVAL + 300));
     expect(updates()).toHaveLength(1);
     const shown = updates()[0];
     expect(shown?.kind === "updateChoices" && shown.offer.counts).toEqual([1, 2, 0]);
@@ -220,7 +224,7 @@ describe("ballots in a voting conversation", () => {
     expect(drawn.redraw?.ref.id).toBe(
       (surface.callsOf("offerChoices").at(-1) as { ref?: { id: string } } | undefined)?.ref?.id,
     );
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, INTERVAL + 300));
     expect(updates()).toHaveLength(1);
 
     // Another vote without the caller drawing it: edited again, with the latest counts.
@@ -235,7 +239,7 @@ describe("ballots in a voting conversation", () => {
     expect(closed.redraw?.result?.chosen).toBe(1);
     expect(closed.redraw?.offer.counts).toEqual([2, 0, 1]);
     await closed.ticket.job.finished;
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, INTERVAL + 300));
     // The vote just before the close never got its trailing edit: the result is what shows.
     expect(updates()).toHaveLength(2);
     expect(surface.callsOf("closeChoices")).toHaveLength(0);
