@@ -11,7 +11,17 @@ import { t } from "../../src/i18n/messages.ts";
 import { RATINGS } from "../../src/story/themes.ts";
 
 /** The commands a story thread offers under `/story`. */
-export const STORY_SUBCOMMANDS = ["undo", "rewrite", "branch", "recap", "export", "retry", "end"] as const;
+export const STORY_SUBCOMMANDS = [
+  "undo",
+  "rewrite",
+  "branch",
+  "recap",
+  "note",
+  "status",
+  "export",
+  "retry",
+  "end",
+] as const;
 
 /** Chinese names (Discord allows any lower-case letters in names). */
 const ZH_NAMES: Record<string, string> = {
@@ -47,6 +57,8 @@ const ZH_NAMES: Record<string, string> = {
   character: "角色",
   what: "内容",
   appearance: "外貌",
+  note: "作者注",
+  status: "状态",
 };
 
 const STRING = 3;

@@ -8,4 +8,6 @@ export const LIMITS = {
   direction: 300,
   /** An action written into a ballot: it becomes a button label. */
   writeIn: 80,
+  /** An author's note (/note): a standing direction in every writing prompt. */
+  authorNote: 300,
 } as const satisfies Record<string, number>;

@@ -2,6 +2,8 @@
  * Loads what the agent may read about a story: the head branch (walked up the
  * chapter tree from a chapter), the bible and the lore, as a `StorySnapshot`.
  */
+
+import { parseState } from "../agent/story-state.ts";
 import type {
   AgentInput,
   Arc,
@@ -10,6 +12,7 @@ import type {
   ChapterSnapshot,
   Genre,
   StorySnapshot,
+  StoryState,
   WritingTask,
 } from "../agent/types.ts";
 import type { Db } from "../store/db.ts";
@@ -21,6 +24,8 @@ export interface ChainChapter extends ChapterSnapshot {
   rollingSummary: string;
   facts: string[];
   arc: Arc | null;
+  /** The story state after this chapter, when its parts set it. */
+  state?: StoryState;
 }
 
 const EMPTY_ARC: Arc = { beats: [], openThreads: [] };
@@ -33,6 +38,15 @@ export function parseArc(v: unknown): Arc | null {
   if (v === null || typeof v !== "object") return null;
   const o = v as Record<string, unknown>;
   return { beats: asStringArray(o.beats), openThreads: asStringArray(o.openThreads) };
+}
+
+function withState(state: StoryState | undefined): { state?: StoryState } {
+  return state === undefined ? {} : { state };
+}
+
+/** The story state after the last done chapter of `chain` that has one. */
+export function stateOf(chain: ChainChapter[]): StoryState | undefined {
+  return chain.findLast((c) => c.status === "done" && c.state !== undefined)?.state;
 }
 
 /** Chapters from chapter 1 to `fromId` (inclusive), oldest first. */
@@ -52,6 +66,7 @@ export async function loadChain(db: Db, storyId: string, fromId: string | null):
       rollingSummary: true,
       bibleUpdates: true,
       arc: true,
+      state: true,
     },
   });
   const byId = new Map(rows.map((r) => [r.id, r]));
@@ -71,6 +86,7 @@ export async function loadChain(db: Db, storyId: string, fromId: string | null):
       rollingSummary: r.rollingSummary,
       facts: asStringArray((r.bibleUpdates as { facts?: unknown } | null)?.facts),
       arc: parseArc(r.arc),
+      ...withState(parseState(r.state)),
     });
     id = r.parentId;
   }
@@ -120,6 +136,7 @@ export function buildSnapshot(story: StoryWithCanon, chain: ChainChapter[]): Sto
     summary,
     summaryUpTo,
     chapters: done.map(({ number, title, text, summary: s, action }) => ({ number, title, text, summary: s, action })),
+    ...withState(stateOf(chain)),
     rating: story.rating,
     chapterLength: story.chapterLength,
     ...(story.theme === null
@@ -160,6 +177,8 @@ export async function writingInputFor(
     action: string;
     direction: string;
     rewriteOfId: string | null;
+    /** The note the chapter inherited when it was asked for (Chapter.authorNote). */
+    authorNote?: string;
   },
 ): Promise<{ chain: ChainChapter[]; input: WritingInput }> {
   const chain = await loadChain(db, story.id, chapter.parentId);
@@ -171,6 +190,7 @@ export async function writingInputFor(
     chapterNumber: chapter.number,
     ...(chapter.action === "" ? {} : { action: chapter.action }),
     ...(chapter.direction === "" ? {} : { direction: chapter.direction }),
+    ...(chapter.authorNote === undefined || chapter.authorNote.trim() === "" ? {} : { authorNote: chapter.authorNote }),
     ...(replaced === null
       ? {}
       : {

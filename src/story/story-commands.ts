@@ -186,6 +186,7 @@ export class StoryCommands {
           number: head.number + 1,
           task: "continue",
           action,
+          authorNote: head.authorNote,
           ...(requestedById === undefined ? {} : { requestedById }),
           requestKey: `${storyId}:r${revision}`,
           bibleUpdates: {},
@@ -219,6 +220,9 @@ export class StoryCommands {
           action: head.action,
           direction: dir,
           rewriteOfId: head.id,
+          // The note in effect at the chapter rewritten, not at its parent: a note set just
+          // before a rewrite shapes it.
+          authorNote: head.authorNote,
           ...(by === undefined ? {} : { requestedById: (await upsertUser(this.db, by)).id }),
           requestKey: `${storyId}:r${story.revision}`,
           bibleUpdates: {},
@@ -283,6 +287,32 @@ export class StoryCommands {
       }),
     ]);
     return this.enqueue(storyId, head.id, head.number, story.revision + 1);
+  }
+
+  /**
+   * Set the author's note (/note) on the story's head chapter, "" to clear it. Chapters
+   * asked for from there inherit it, so it is branch-local: undo and branch land on a
+   * chapter with the note it had. Checked by the moderator like a reader's action. Not a
+   * story revision (offered choices stay valid); the write is guarded by the chapter still
+   * being the head.
+   */
+  async setNote(storyId: string, note: string): Promise<void> {
+    const text = note.replace(/\s+/g, " ").trim();
+    if (text.length > LIMITS.authorNote) {
+      throw new UserFacingError("note.tooLong", { length: text.length, max: LIMITS.authorNote });
+    }
+    const story = await this.db.story.findUnique({
+      where: { id: storyId },
+      select: { headChapterId: true, status: true, rating: true },
+    });
+    if (story?.headChapterId == null) throw new UserFacingError("error.noStory");
+    if (story.status === "ended") throw new UserFacingError("error.storyEnded");
+    if (text !== "") await this.moderator?.check(text, story.rating);
+    const { count } = await this.db.chapter.updateMany({
+      where: { id: story.headChapterId, headOf: { is: { id: storyId } } },
+      data: { authorNote: text },
+    });
+    if (count === 0) throw new UserFacingError("error.stale");
   }
 
   /** Show the story in another conversation from now on (a Discord branch opens a new thread). */
