@@ -115,6 +115,7 @@ export class FakeStoryAgent implements StoryAgent {
         summary: `Repaired summary of chapter ${input.chapterNumber}`,
         choices: [{ label: "Late choice", direction: "late" }],
         bibleUpdates: { characters: [], facts: [`repaired fact ${input.chapterNumber}`] },
+        state: { relationships: [], milestones: [`repaired milestone ${input.chapterNumber}`], arcProgress: 50 },
       },
       runs: [run("choices")],
     };
@@ -189,6 +190,7 @@ export class FakeStoryAgent implements StoryAgent {
       result.summary = "";
       result.choices = [];
       result.bibleUpdates = { characters: [], facts: [] };
+      delete result.state;
       result.needsRepair = true;
     }
     if (result.story)

@@ -5,8 +5,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { note } from "../../commands/note.ts";
 import { status } from "../../commands/status.ts";
 import type { CommandContext } from "../../commands/types.ts";
+import { Prisma } from "../../src/generated/prisma/client.ts";
 import type { JobQueue } from "../../src/jobs/job-queue.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
+import { PartsRepairer } from "../../src/story/chapter-repair.ts";
 import { ChapterWriter, handleChapterJobs } from "../../src/story/chapter-writer.ts";
 import { ChoicePresenter } from "../../src/story/choice-presenter.ts";
 import { UserFacingError } from "../../src/story/errors.ts";
@@ -210,6 +212,21 @@ describe("story state: branch-local, from each chapter's parts", () => {
     expect(now?.relationships[0]?.standing).toBe("standing after chapter 2: darker");
   });
 
+  it("a chapter kept without its parts has no state of its own until its repair merges one", async () => {
+    const storyId = await startStory();
+    agent.failPartsNext();
+    const { revision } = await queries.state(storyId);
+    const ticket = await stories.choose(storyId, revision, 1);
+    await ticket.job.finished;
+    // The branch's state is still chapter 1's.
+    expect((await queries.status(storyId)).state?.milestones).toEqual(["milestone 1"]);
+    await new PartsRepairer(db, agent, queue, { method: "react", baseMs: 1 }).run({ chapterId: ticket.chapterId });
+    const repaired = (await queries.status(storyId)).state;
+    expect(repaired?.milestones).toEqual(["milestone 1", "repaired milestone 2"]);
+    expect(repaired?.relationships.map((r) => r.name)).toEqual(["Mei"]);
+    expect(repaired?.arcProgress).toBe(50);
+  });
+
   it("/status: text bars, and a PNG chart only where pictures show in the chat", async () => {
     const storyId = await startStory();
     await choose(storyId);
@@ -236,7 +253,7 @@ describe("story state: branch-local, from each chapter's parts", () => {
 
   it("/status before any state says so", async () => {
     const storyId = await startStory();
-    await db.chapter.updateMany({ where: { storyId }, data: { state: null as never } });
+    await db.chapter.updateMany({ where: { storyId }, data: { state: Prisma.DbNull } });
     await status.run(context(storyId), {});
     expect(surface.notices.at(-1)).toBe("No story state yet: it builds up as chapters are written.");
     expect(surface.images).toHaveLength(0);
