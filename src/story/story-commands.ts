@@ -194,6 +194,7 @@ export class StoryCommands {
         },
         select: { id: true },
       }),
+      this.noteUnchanged(head),
       recordReaction(this.db, head.id, reaction),
     ]);
     return { ...(await this.enqueue(storyId, chapterId, head.number + 1, revision + 1)), action };
@@ -230,6 +231,7 @@ export class StoryCommands {
         },
         select: { id: true },
       }),
+      this.noteUnchanged(head),
       recordReaction(this.db, head.id, { kind: "rewrite", data: { direction: dir, rewriteId: chapterId } }),
     ]);
     return this.enqueue(storyId, chapterId, head.number, story.revision + 1);
@@ -308,11 +310,19 @@ export class StoryCommands {
     if (story?.headChapterId == null) throw new UserFacingError("error.noStory");
     if (story.status === "ended") throw new UserFacingError("error.storyEnded");
     if (text !== "") await this.moderator?.check(text, story.rating);
-    const { count } = await this.db.chapter.updateMany({
-      where: { id: story.headChapterId, headOf: { is: { id: storyId } } },
-      data: { authorNote: text },
-    });
-    if (count === 0) throw new UserFacingError("error.stale");
+    // The head may move meanwhile (a choice, an undo): the note goes on the new head.
+    let headId: string | null = story.headChapterId;
+    for (let attempt = 0; attempt < 3 && headId !== null; attempt++) {
+      const { count } = await this.db.chapter.updateMany({
+        where: { id: headId, headOf: { is: { id: storyId } } },
+        data: { authorNote: text },
+      });
+      if (count > 0) return;
+      headId =
+        (await this.db.story.findUnique({ where: { id: storyId }, select: { headChapterId: true } }))?.headChapterId ??
+        null;
+    }
+    throw new UserFacingError("error.stale");
   }
 
   /** Show the story in another conversation from now on (a Discord branch opens a new thread). */
@@ -376,6 +386,19 @@ export class StoryCommands {
       }
       throw error;
     }
+  }
+
+  /**
+   * A write that fails (P2025, so the whole commit is stale) when the head's author's note
+   * changed since it was read: the new chapter copies the note it read, and a /note that
+   * came in between must not be lost.
+   */
+  private noteUnchanged(head: HeadChapter): PrismaPromise<unknown> {
+    return this.db.chapter.update({
+      where: { id: head.id, authorNote: head.authorNote },
+      data: { authorNote: head.authorNote },
+      select: { id: true },
+    });
   }
 
   private enqueue(storyId: string, chapterId: string, number: number, revision: number): Promise<WriteTicket> {

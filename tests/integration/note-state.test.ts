@@ -143,6 +143,23 @@ describe("author's note: stored on the branch", () => {
     expect(agent.inputs.at(-1)).toMatchObject({ task: "rewrite", authorNote: "make it rain" });
   });
 
+  it("a note set while an action is being committed is not lost: the action is refused as stale", async () => {
+    const storyId = await startStory();
+    // The moderator check runs between reading the head and committing the new chapter.
+    const racing = new StoryCommands(db, queue, {
+      check: async () => {
+        await stories.setNote(storyId, "set in between");
+      },
+    });
+    const { revision } = await queries.state(storyId);
+    await expectUserError(racing.act(storyId, revision, "I open the door"), "error.stale");
+    expect(await queries.note(storyId)).toBe("set in between");
+    expect((await queries.state(storyId)).head?.number).toBe(1);
+    // Asked again, the chapter carries the note.
+    await (await stories.act(storyId, revision, "I open the door")).job.finished;
+    expect(agent.inputs.at(-1)?.authorNote).toBe("set in between");
+  });
+
   it("refuses a note too long, or in a shared chat from a reader who did not start the story; nothing changes", async () => {
     const storyId = await startStory();
     await stories.setNote(storyId, "keep it short");
