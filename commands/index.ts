@@ -5,6 +5,7 @@ import { end } from "./end.ts";
 import { exportStory } from "./export.ts";
 import { makeHelp } from "./help.ts";
 import { illustrate } from "./illustrate.ts";
+import { note } from "./note.ts";
 import { closeVote, rate, suggest, vote } from "./offer-actions.ts";
 import { act, choose } from "./play.ts";
 import { quit } from "./quit.ts";
@@ -14,6 +15,7 @@ import { rewrite } from "./rewrite.ts";
 import { settings } from "./settings.ts";
 import { remix, share } from "./share.ts";
 import { start } from "./start.ts";
+import { status } from "./status.ts";
 import { stories } from "./stories.ts";
 import { rateTalk, talk } from "./talk.ts";
 import { theme } from "./theme.ts";
@@ -32,6 +34,8 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   retry,
   end,
   recap,
+  note,
+  status,
   exportStory,
   illustrate,
   character,

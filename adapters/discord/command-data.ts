@@ -11,7 +11,18 @@ import { t } from "../../src/i18n/messages.ts";
 import { RATINGS } from "../../src/story/themes.ts";
 
 /** The commands a story thread offers under `/story`. */
-export const STORY_SUBCOMMANDS = ["undo", "rewrite", "branch", "recap", "export", "retry", "end", "share"] as const;
+export const STORY_SUBCOMMANDS = [
+  "undo",
+  "rewrite",
+  "branch",
+  "recap",
+  "note",
+  "status",
+  "export",
+  "retry",
+  "end",
+  "share",
+] as const;
 
 /** Chinese names (Discord allows any lower-case letters in names). */
 const ZH_NAMES: Record<string, string> = {
@@ -53,6 +64,8 @@ const ZH_NAMES: Record<string, string> = {
   mode: "模式",
   talk: "对话",
   message: "消息",
+  note: "作者注",
+  status: "状态",
 };
 
 const STRING = 3;

@@ -97,6 +97,7 @@ export class DiscordSurface implements Surface {
   readonly limits = DISCORD_LIMITS;
   /** Buttons answer; typed answers come in modals (the bot does not read thread messages). */
   readonly answers = { buttons: true, replies: false };
+  readonly showsImages = true;
   private unarchiving: Promise<void> | undefined;
   /** Unarchives done so far: a write that failed before the latest one finished just tries again. */
   private unarchived = 0;

@@ -91,6 +91,7 @@ const DRAFT = "draft:";
 export class TelegramSurface implements Surface {
   readonly limits = TELEGRAM_LIMITS;
   readonly answers = { buttons: true, replies: true };
+  readonly showsImages = true;
   /** A private chat (positive id) or a group or channel (negative id). */
   readonly kind: ChatKind;
 

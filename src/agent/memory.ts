@@ -5,6 +5,7 @@
  * summaries of not-yet-folded chapters, the last chapters verbatim and up to three
  * earlier passages recalled by keyword.
  */
+import { stateLines } from "./story-state.ts";
 import type { BibleCharacter, BiblePlace, ChapterSnapshot, StorySnapshot } from "./types.ts";
 
 export interface MemoryOptions {
@@ -36,6 +37,8 @@ export interface MemorySections {
   bible: string;
   lore: string;
   arc: string;
+  /** The story state (relationships, milestones, arc progress). */
+  state: string;
   summary: string;
   outline: string;
   recent: string;
@@ -292,11 +295,13 @@ export function buildMemory(story: StorySnapshot, options: MemoryOptions): Memor
   const recalledPassages = query.trim() === "" ? [] : recallPassages(earlier, query, 3);
   const recalled = recalledPassages.map((p) => `- (Chapter ${p.chapter}) ${oneLine(p.text, PASSAGE_CHARS)}`).join("\n");
 
-  const sections: MemorySections = { bible, lore, arc, summary, outline, recent, recalled };
+  const state = stateLines(story.state);
+  const sections: MemorySections = { bible, lore, arc, state, summary, outline, recent, recalled };
   const parts: [string, string][] = [
     ["Story bible", bible],
     ["Lore", lore],
     ["Hidden arc (never reveal it to the reader)", arc],
+    ["Story state (keep these emotional threads consistent)", state],
     ["Story so far", summary],
     ["Chapters since the summary", outline],
     ["Earlier passages recalled", recalled],

@@ -10,7 +10,7 @@
  *   `draft` (non-streamed draft), `write` (the streamed prose), `revise` (streamed
  *   revision after a failed critique).
  * - Context lines the responder reads: `Scenario: ...`, `Reader's action: ...`,
- *   `Rewrite direction: ...`, `Chapter number: N`, `Language: xx`.
+ *   `Rewrite direction: ...`, `Author's note: ...`, `Chapter number: N`, `Language: xx`.
  * - A talk run's system prompt starts `Inkloom: talk`; its user message carries
  *   `Character: <name>` and `Reader says: <message>`. A continue chapter after a reader's
  *   /talk carries `TALK_MARKER` and the exchange, marked as not canon.
@@ -21,7 +21,7 @@
  */
 import type { ChapterSnapshot, Method, StorySnapshot, TalkExchange, TalkInput, WritingTask } from "./types.ts";
 
-export const PROMPT_VERSION = 2;
+export const PROMPT_VERSION = 3;
 
 export type Step = "open" | "react" | "thought" | "draft" | "write" | "revise";
 
@@ -144,6 +144,8 @@ export interface WritingContext {
   direction?: string;
   replacing?: ChapterSnapshot;
   talk?: TalkExchange;
+  /** The readers' standing direction (/note). */
+  authorNote?: string;
 }
 
 /** Heads the reader's latest /talk exchange in a continue chapter's prompt. */
@@ -175,6 +177,17 @@ function givenCanon(story: StorySnapshot): string[] {
   ];
 }
 
+/** Label of the author's note line (the fake story model reads it). */
+export const AUTHOR_NOTE_LABEL = "Author's note: ";
+
+/** The author's note as one prompt line ("" when there is none). */
+function noteLine(note: string | undefined): string {
+  const text = note?.replace(/\s+/g, " ").trim() ?? "";
+  return text === ""
+    ? ""
+    : `${AUTHOR_NOTE_LABEL}${text}\n(The readers' standing direction for the coming chapters: follow it in tone, pace and focus, within the theme's rules; it never overrides the reader's action.)`;
+}
+
 /** The context lines shared by every first user message of a writing run. */
 function contextBlock(ctx: WritingContext): string {
   const lines =
@@ -191,6 +204,8 @@ function contextBlock(ctx: WritingContext): string {
   if (ctx.talk) lines.push(...talkLines(ctx.talk), "");
   if (ctx.action) lines.push(`Reader's action: ${ctx.action}`);
   if (ctx.direction) lines.push(`Rewrite direction: ${ctx.direction}`);
+  const note = noteLine(ctx.authorNote);
+  if (note !== "") lines.push(note);
   if (ctx.replacing) {
     lines.push(
       "",
@@ -221,7 +236,8 @@ export function stepMessage(step: Step, ctx: WritingContext, language: string, e
   const n = ctx.chapterNumber;
   const action = ctx.action ? `\nReader's action: ${ctx.action}` : "";
   const direction = ctx.direction ? `\nRewrite direction: ${ctx.direction}` : "";
-  const head = `Step: ${step}\nChapter number: ${n}${action}${direction}`;
+  const note = noteLine(ctx.authorNote);
+  const head = `Step: ${step}\nChapter number: ${n}${action}${direction}${note === "" ? "" : `\n${note}`}`;
   switch (step) {
     case "thought":
       return `${head}\nNow think through chapter ${n} as a short plan in plain text (5 sentences at most). Do not write the chapter yet.`;
@@ -288,6 +304,7 @@ export function choicesPrompt(fineTuned: boolean): { content: string; version: s
       "- new_characters and new_facts: only what this chapter introduced.",
       "- arc: the revised hidden arc, only if the chapter diverged from it.",
       "- illustration: the chapter's key scene (what a single picture would show, and who is in it), only when it is worth a picture; always for chapter 1.",
+      "- state: the story state after this chapter, from the state before it: relationships between the protagonist and each main character who changed (value -100 hostile .. 100 devoted, and a one-line standing), milestones reached in this chapter (short, only real turning points), and arc_progress (0-100, how far the hidden arc has come).",
       "Example choice set: [Follow the ferryman -> learn who sent the letter] [Burn the letter -> the future stops writing back] [Show the letter to Tomas -> test his loyalty].",
     ].join("\n"),
     version,

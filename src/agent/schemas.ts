@@ -44,6 +44,22 @@ export const illustrateArgsSchema = z.object({
 });
 export type IllustrateArgs = z.infer<typeof illustrateArgsSchema>;
 
+/** What a chapter changed in the story state (merged into the branch's state by the story code). */
+export const stateUpdateSchema = z.object({
+  relationships: z
+    .array(
+      z.object({
+        name: z.string().trim().min(1).max(80),
+        value: z.number().int().min(-100).max(100),
+        standing: z.string().trim().min(1).max(160),
+      }),
+    )
+    .max(8),
+  milestones: z.array(z.string().trim().min(1).max(160)).max(4),
+  arc_progress: z.number().int().min(0).max(100),
+});
+export type StateUpdateParts = z.infer<typeof stateUpdateSchema>;
+
 export const submitChapterSchema = z
   .object({
     chapter_title: z.string().trim().min(1).max(120),
@@ -54,6 +70,8 @@ export const submitChapterSchema = z
     arc: arcSchema.optional(),
     /** The chapter's key scene, when it is worth an illustration. */
     illustration: illustrateArgsSchema.optional(),
+    /** The story state this chapter changed: relationships, milestones, the arc's progress. */
+    state: stateUpdateSchema.optional(),
   })
   .superRefine((value, ctx) => {
     const labels = value.choices.map((c) => c.label.toLowerCase());
@@ -118,7 +136,7 @@ export const planStoryTool = tool(
 );
 export const submitChapterTool = tool(
   TOOL_NAMES.submitChapter,
-  "Submit the structured parts of the chapter just written: title, summary, 2-4 choices that lead to different places, new characters and facts, the revised arc if it changed, and the key scene to illustrate if one is worth a picture.",
+  "Submit the structured parts of the chapter just written: title, summary, 2-4 choices that lead to different places, new characters and facts, the revised arc if it changed, the key scene to illustrate if one is worth a picture, and the story state after it (relationships with the main characters, milestones reached, arc progress).",
   submitChapterSchema,
 );
 export const recallTool = tool(

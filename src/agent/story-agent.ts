@@ -303,6 +303,13 @@ function partsOf(parts: SubmitChapter): ChapterParts {
     },
   };
   if (parts.arc) out.arc = toArc(parts.arc);
+  if (parts.state) {
+    out.state = {
+      relationships: parts.state.relationships,
+      milestones: parts.state.milestones,
+      arcProgress: parts.state.arc_progress,
+    };
+  }
   return out;
 }
 
@@ -500,7 +507,10 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     call: CallOptions,
   ): Promise<SubmitChapter> {
     const memory = buildMemory(story, { recentChapters: Math.min(1, recentChapters) });
-    const arc = memory.sections.arc ? `## Hidden arc\n${memory.sections.arc}` : "";
+    const arc = [
+      ...(memory.sections.arc ? [`## Hidden arc\n${memory.sections.arc}`] : []),
+      ...(memory.sections.state ? [`## Story state before this chapter\n${memory.sections.state}`] : []),
+    ].join("\n\n");
     return choicesRun(
       runs,
       method,
@@ -655,6 +665,7 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     if (input.direction !== undefined) ctx.direction = input.direction;
     if (input.replacing !== undefined) ctx.replacing = input.replacing;
     if (input.talk !== undefined && task === "continue") ctx.talk = input.talk;
+    if (input.authorNote !== undefined && input.authorNote.trim() !== "") ctx.authorNote = input.authorNote;
     const prepared: Prepared = {
       input,
       run,
@@ -852,6 +863,7 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     };
     if (prepared.planStory) result.story = prepared.planStory;
     if (parts.arc) result.arc = parts.arc;
+    if ("state" in parts && parts.state !== undefined) result.state = parts.state;
     if ("repair" in parts && parts.repair === true) result.needsRepair = true;
     yield { type: "done", result };
   }

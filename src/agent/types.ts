@@ -39,6 +39,36 @@ export interface Arc {
   openThreads: string[];
 }
 
+/** Where the protagonist stands with one main character (story state). */
+export interface Relationship {
+  name: string;
+  /** -100 (enemies) .. 100 (devoted). */
+  value: number;
+  /** One line: how things stand between them now. */
+  standing: string;
+}
+
+/**
+ * The story state after a chapter (branch-local, like the summary): relationships with the
+ * main characters, milestones reached, and how far the hidden arc has come.
+ */
+export interface StoryState {
+  relationships: Relationship[];
+  /** Milestones reached, oldest first. */
+  milestones: string[];
+  /** 0..100: the arc's progress. */
+  arcProgress: number;
+}
+
+/** What one chapter's structured parts say changed (merged into the branch's state). */
+export interface StateUpdate {
+  /** Relationships that changed, with their new value and standing. */
+  relationships: Relationship[];
+  /** Milestones reached in this chapter. */
+  milestones: string[];
+  arcProgress: number;
+}
+
 export interface ChapterSnapshot {
   number: number;
   title: string;
@@ -69,6 +99,8 @@ export interface StorySnapshot {
   rating?: string;
   /** The moderators' theme the story was started with: its rules bind every chapter. */
   theme?: { name: string; description: string; rules: string; rating: string };
+  /** The story state after the branch's last chapter (absent until a chapter set it). */
+  state?: StoryState;
 }
 
 export type WritingTask = "open" | "continue" | "rewrite";
@@ -85,6 +117,8 @@ export interface AgentInput {
   direction?: string;
   /** rewrite: the chapter being replaced (not part of `story.chapters`). */
   replacing?: ChapterSnapshot;
+  /** The readers' author's note (/note): a standing direction for this chapter. */
+  authorNote?: string;
   /**
    * A chapter interrupted by a restart: the prose already shown, continued rather than
    * written again; `complete` when the prose was finished and only its structured parts
@@ -169,6 +203,8 @@ export interface ChapterResult {
   bibleUpdates: { characters: BibleCharacter[]; facts: string[] };
   /** Revised arc, when the agent revised it. */
   arc?: Arc;
+  /** What this chapter changed in the story state. */
+  state?: StateUpdate;
   continuity: { ok: boolean; issues: string[] };
   /** Key scenes the agent asked to illustrate (its illustrate tool, or submit_chapter's illustration). */
   illustrations: IllustrationProposal[];
@@ -188,6 +224,7 @@ export interface ChapterParts {
   choices: ChoiceDraft[];
   bibleUpdates: { characters: BibleCharacter[]; facts: string[] };
   arc?: Arc;
+  state?: StateUpdate;
 }
 
 export interface IllustrationProposal {

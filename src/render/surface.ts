@@ -105,6 +105,12 @@ export interface Surface {
   readonly limits: SurfaceLimits;
   /** How readers answer questions here (absent: typed, as in the terminal). */
   readonly answers?: AnswerWays;
+  /**
+   * Pictures show in the conversation itself (Telegram, Discord). Absent: they are saved
+   * as files (the terminal), so a picture that only repeats text (the /status chart) is
+   * left out.
+   */
+  readonly showsImages?: boolean;
   /** Post a new message with this text; resolves once the platform accepted it. */
   post(text: string): Promise<MessageRef>;
   /** Replace the text of a message this surface posted. */

@@ -5,12 +5,13 @@
  * and fills them in. The choices the readers were offered stay as they are.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { mergeState } from "../agent/story-state.ts";
 import type { Method, StoryAgent } from "../agent/types.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import { retryDelayMs } from "../llm/retry.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
 import { runData } from "./run-data.ts";
-import { buildSnapshot, loadChain, loadStoryWithCanon } from "./snapshot.ts";
+import { buildSnapshot, loadChain, loadStoryWithCanon, stateOf } from "./snapshot.ts";
 
 export const REPAIR_JOB = "chapter-repair";
 
@@ -85,6 +86,7 @@ export class PartsRepairer {
             summary: parts.summary,
             bibleUpdates: { facts: parts.bibleUpdates.facts },
             ...(parts.arc === undefined ? {} : { arc: { beats: parts.arc.beats, openThreads: parts.arc.openThreads } }),
+            ...(parts.state === undefined ? {} : { state: mergeState(stateOf(chain), parts.state) as object }),
             needsRepair: false,
           },
           select: { id: true },

@@ -3,7 +3,7 @@
  * choices, the characters met for the first time, the story's bible and arc (after
  * an opening), the agent runs, and the pictures planned with it. Tried twice.
  */
-import type { ChapterResult } from "../agent/types.ts";
+import type { ChapterResult, StoryState } from "../agent/types.ts";
 import { Prisma } from "../generated/prisma/client.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
 import type { PlannedIllustration } from "./ports/illustration-planner.ts";
@@ -20,6 +20,8 @@ export interface FinishedChapter {
   messageRefs: string[];
   /** Illustration rows planned with the chapter (src/story/ports/illustration-planner.ts). */
   pictures: PlannedIllustration[];
+  /** The story state after the chapter (its parts' update merged into its branch's), when they set one. */
+  state?: StoryState;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface FinishedChapter {
  * makes this throw P2025 (not retried). `retrying` hears of a first failure.
  */
 export async function saveChapter(db: Db, chapter: FinishedChapter, retrying: (error: unknown) => void): Promise<void> {
-  const { chapterId, story, result: done, messageRefs, pictures } = chapter;
+  const { chapterId, story, result: done, messageRefs, pictures, state } = chapter;
   // Appearance is fixed at first mention (illustrations depend on it staying the same),
   // so only characters the story does not know yet are added.
   const known = new Set(story.characters.map((c) => c.name));
@@ -47,6 +49,7 @@ export async function saveChapter(db: Db, chapter: FinishedChapter, retrying: (e
           summary: done.summary,
           bibleUpdates: { facts: done.bibleUpdates.facts },
           ...(done.arc === undefined ? {} : { arc: { beats: done.arc.beats, openThreads: done.arc.openThreads } }),
+          ...(state === undefined ? {} : { state: state as object }),
           messageRefs,
           progress: Prisma.DbNull,
           needsRepair: done.needsRepair === true,

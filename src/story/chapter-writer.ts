@@ -5,6 +5,7 @@
  * on failure it is marked failed and the reader is offered a retry.
  */
 import { chaptersToFold } from "../agent/memory.ts";
+import { mergeState } from "../agent/story-state.ts";
 import type {
   AgentInput,
   ChapterResult,
@@ -279,7 +280,14 @@ export class ChapterWriter {
     try {
       await saveChapter(
         this.db,
-        { chapterId, story, result: done, messageRefs: rendered.map((m) => m.ref.id), pictures },
+        {
+          chapterId,
+          story,
+          result: done,
+          messageRefs: rendered.map((m) => m.ref.id),
+          pictures,
+          ...(done.state === undefined ? {} : { state: mergeState(snapshot.state, done.state) }),
+        },
         (error) => this.options.log?.(`chapter ${chapterId}: saving failed once, trying again: ${String(error)}`),
       );
     } catch (error) {

@@ -12,4 +12,6 @@ export const LIMITS = {
   talk: 500,
   /** A character's name in /talk. */
   characterName: 80,
+  /** An author's note (/note): a standing direction in every writing prompt. */
+  authorNote: 300,
 } as const satisfies Record<string, number>;

@@ -79,6 +79,7 @@ export class Preplanner {
         id: true,
         number: true,
         status: true,
+        authorNote: true,
         choices: { orderBy: { position: "asc" }, select: { label: true } },
       },
     });
@@ -110,7 +111,10 @@ export class Preplanner {
     const story = await loadStoryWithCanon(this.db, storyId);
     const headId = story?.headChapterId;
     if (story == null || headId == null) return;
-    const head = await this.db.chapter.findUnique({ where: { id: headId }, select: { id: true, number: true } });
+    const head = await this.db.chapter.findUnique({
+      where: { id: headId },
+      select: { id: true, number: true, authorNote: true },
+    });
     if (head == null || this.#plans.get(storyId)?.has(action) === true) return;
     await this.start(story, head, action);
   }
@@ -169,8 +173,14 @@ export class Preplanner {
   }
 
   /** The input the continue chapter after `head` with `action` would be written from. */
-  private async inputFor(story: StoryWithCanon, head: { id: string; number: number }, action: string) {
+  private async inputFor(
+    story: StoryWithCanon,
+    head: { id: string; number: number; authorNote: string },
+    action: string,
+  ) {
     const { input } = await writingInputFor(this.db, story, {
+      // The chapter inherits the head's author's note.
+      authorNote: head.authorNote,
       parentId: head.id,
       number: head.number + 1,
       task: "continue",
@@ -181,7 +191,11 @@ export class Preplanner {
     return { ...input, method: this.options.method } satisfies AgentInput;
   }
 
-  private async start(story: StoryWithCanon, head: { id: string; number: number }, action: string): Promise<void> {
+  private async start(
+    story: StoryWithCanon,
+    head: { id: string; number: number; authorNote: string },
+    action: string,
+  ): Promise<void> {
     const input = await this.inputFor(story, head, action);
     // Closing: no new plan (close() waits for this call, then cancels what exists).
     if (this.#closed) return;

@@ -2,6 +2,8 @@
  * Loads what the agent may read about a story: the head branch (walked up the
  * chapter tree from a chapter), the bible and the lore, as a `StorySnapshot`.
  */
+
+import { parseState } from "../agent/story-state.ts";
 import type {
   AgentInput,
   Arc,
@@ -10,6 +12,7 @@ import type {
   ChapterSnapshot,
   Genre,
   StorySnapshot,
+  StoryState,
   WritingTask,
 } from "../agent/types.ts";
 import type { Db } from "../store/db.ts";
@@ -22,6 +25,8 @@ export interface ChainChapter extends ChapterSnapshot {
   rollingSummary: string;
   facts: string[];
   arc: Arc | null;
+  /** The story state after this chapter, when its parts set it. */
+  state?: StoryState;
 }
 
 const EMPTY_ARC: Arc = { beats: [], openThreads: [] };
@@ -34,6 +39,15 @@ export function parseArc(v: unknown): Arc | null {
   if (v === null || typeof v !== "object") return null;
   const o = v as Record<string, unknown>;
   return { beats: asStringArray(o.beats), openThreads: asStringArray(o.openThreads) };
+}
+
+function withState(state: StoryState | undefined): { state?: StoryState } {
+  return state === undefined ? {} : { state };
+}
+
+/** The story state after the last done chapter of `chain` that has one. */
+export function stateOf(chain: ChainChapter[]): StoryState | undefined {
+  return chain.findLast((c) => c.status === "done" && c.state !== undefined)?.state;
 }
 
 /** Chapters from chapter 1 to `fromId` (inclusive), oldest first. */
@@ -53,6 +67,7 @@ export async function loadChain(db: Db, storyId: string, fromId: string | null):
       rollingSummary: true,
       bibleUpdates: true,
       arc: true,
+      state: true,
     },
   });
   const byId = new Map(rows.map((r) => [r.id, r]));
@@ -72,6 +87,7 @@ export async function loadChain(db: Db, storyId: string, fromId: string | null):
       rollingSummary: r.rollingSummary,
       facts: asStringArray((r.bibleUpdates as { facts?: unknown } | null)?.facts),
       arc: parseArc(r.arc),
+      ...withState(parseState(r.state)),
     });
     id = r.parentId;
   }
@@ -121,6 +137,7 @@ export function buildSnapshot(story: StoryWithCanon, chain: ChainChapter[]): Sto
     summary,
     summaryUpTo,
     chapters: done.map(({ number, title, text, summary: s, action }) => ({ number, title, text, summary: s, action })),
+    ...withState(stateOf(chain)),
     rating: story.rating,
     chapterLength: story.chapterLength,
     ...(story.theme === null
@@ -164,6 +181,8 @@ export async function writingInputFor(
     rewriteOfId: string | null;
     /** The reader who asked for the chapter (their /talk exchange may be cited). */
     requestedById?: string | null;
+    /** The note the chapter inherited when it was asked for (Chapter.authorNote). */
+    authorNote?: string;
   },
 ): Promise<{ chain: ChainChapter[]; input: WritingInput }> {
   const chain = await loadChain(db, story.id, chapter.parentId);
@@ -180,6 +199,7 @@ export async function writingInputFor(
     ...(chapter.action === "" ? {} : { action: chapter.action }),
     ...(chapter.direction === "" ? {} : { direction: chapter.direction }),
     ...(talk === undefined ? {} : { talk }),
+    ...(chapter.authorNote === undefined || chapter.authorNote.trim() === "" ? {} : { authorNote: chapter.authorNote }),
     ...(replaced === null
       ? {}
       : {

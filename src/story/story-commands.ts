@@ -195,6 +195,7 @@ export class StoryCommands {
           number: head.number + 1,
           task: "continue",
           action,
+          authorNote: head.authorNote,
           ...(requestedById === undefined ? {} : { requestedById }),
           requestKey: `${storyId}:r${revision}`,
           bibleUpdates: {},
@@ -202,6 +203,7 @@ export class StoryCommands {
         },
         select: { id: true },
       }),
+      this.noteUnchanged(head),
       recordReaction(this.db, head.id, reaction),
     ]);
     return { ...(await this.enqueue(storyId, chapterId, head.number + 1, revision + 1)), action };
@@ -228,6 +230,9 @@ export class StoryCommands {
           action: head.action,
           direction: dir,
           rewriteOfId: head.id,
+          // The note in effect at the chapter rewritten, not at its parent: a note set just
+          // before a rewrite shapes it.
+          authorNote: head.authorNote,
           ...(by === undefined ? {} : { requestedById: (await upsertUser(this.db, by)).id }),
           requestKey: `${storyId}:r${story.revision}`,
           bibleUpdates: {},
@@ -235,6 +240,7 @@ export class StoryCommands {
         },
         select: { id: true },
       }),
+      this.noteUnchanged(head),
       recordReaction(this.db, head.id, { kind: "rewrite", data: { direction: dir, rewriteId: chapterId } }),
     ]);
     return this.enqueue(storyId, chapterId, head.number, story.revision + 1);
@@ -326,6 +332,40 @@ export class StoryCommands {
     return { ...created, ticket: await this.enqueue(created.storyId, created.pendingChapterId, 1, 1) };
   }
 
+  /**
+   * Set the author's note (/note) on the story's head chapter, "" to clear it. Chapters
+   * asked for from there inherit it, so it is branch-local: undo and branch land on a
+   * chapter with the note it had. Checked by the moderator like a reader's action. Not a
+   * story revision (offered choices stay valid); the write is guarded by the chapter still
+   * being the head.
+   */
+  async setNote(storyId: string, note: string): Promise<void> {
+    const text = note.replace(/\s+/g, " ").trim();
+    if (text.length > LIMITS.authorNote) {
+      throw new UserFacingError("note.tooLong", { length: text.length, max: LIMITS.authorNote });
+    }
+    const story = await this.db.story.findUnique({
+      where: { id: storyId },
+      select: { headChapterId: true, status: true, rating: true },
+    });
+    if (story?.headChapterId == null) throw new UserFacingError("error.noStory");
+    if (story.status === "ended") throw new UserFacingError("error.storyEnded");
+    if (text !== "") await this.moderator?.check(text, story.rating);
+    // The head may move meanwhile (a choice, an undo): the note goes on the new head.
+    let headId: string | null = story.headChapterId;
+    for (let attempt = 0; attempt < 3 && headId !== null; attempt++) {
+      const { count } = await this.db.chapter.updateMany({
+        where: { id: headId, headOf: { is: { id: storyId } } },
+        data: { authorNote: text },
+      });
+      if (count > 0) return;
+      headId =
+        (await this.db.story.findUnique({ where: { id: storyId }, select: { headChapterId: true } }))?.headChapterId ??
+        null;
+    }
+    throw new UserFacingError("error.stale");
+  }
+
   /** Show the story in another conversation from now on (a Discord branch opens a new thread). */
   async moveConversation(storyId: string, to: Conversation): Promise<void> {
     await this.db.story.update({
@@ -387,6 +427,19 @@ export class StoryCommands {
       }
       throw error;
     }
+  }
+
+  /**
+   * A write that fails (P2025, so the whole commit is stale) when the head's author's note
+   * changed since it was read: the new chapter copies the note it read, and a /note that
+   * came in between must not be lost.
+   */
+  private noteUnchanged(head: HeadChapter): PrismaPromise<unknown> {
+    return this.db.chapter.update({
+      where: { id: head.id, authorNote: head.authorNote },
+      data: { authorNote: head.authorNote },
+      select: { id: true },
+    });
   }
 
   private enqueue(storyId: string, chapterId: string, number: number, revision: number): Promise<WriteTicket> {

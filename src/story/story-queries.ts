@@ -3,11 +3,13 @@
  * a conversation plays, where a story is played, a conversation's list, a recap. And
  * showing a story's choices again (`offerChoicesAgain`), through the choice presenter.
  */
+
+import type { StoryState as BranchState } from "../agent/types.ts";
 import type { Db } from "../store/db.ts";
 import type { ChoicePresenter } from "./choice-presenter.ts";
 import { UserFacingError } from "./errors.ts";
 import { type Conversation, conversationKey } from "./identity.ts";
-import { loadChain } from "./snapshot.ts";
+import { loadChain, stateOf } from "./snapshot.ts";
 
 export interface StoryState {
   storyId: string;
@@ -137,5 +139,23 @@ export class StoryQueries {
       title: story.title,
       chapters: chain.filter((c) => c.status === "done").map((c) => ({ number: c.number, summary: c.summary })),
     };
+  }
+
+  /** The author's note in effect at the story's head ("" when none). */
+  async note(storyId: string): Promise<string> {
+    const story = await this.db.story.findUnique({
+      where: { id: storyId },
+      select: { head: { select: { authorNote: true } } },
+    });
+    if (story === null) throw new UserFacingError("error.noStory");
+    return story.head?.authorNote ?? "";
+  }
+
+  /** The story state of the current branch (/status): after its last chapter that set one. */
+  async status(storyId: string): Promise<{ title: string; chapter: number; state: BranchState | undefined }> {
+    const story = await requireStory(this.db, storyId);
+    const chain = await loadChain(this.db, storyId, story.headChapterId);
+    const done = chain.filter((c) => c.status === "done");
+    return { title: story.title, chapter: done[done.length - 1]?.number ?? 0, state: stateOf(chain) };
   }
 }

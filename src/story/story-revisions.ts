@@ -14,6 +14,8 @@ export interface HeadChapter {
   number: number;
   status: string;
   action: string;
+  /** The author's note in effect here (a chapter asked for from this head inherits it). */
+  authorNote: string;
   choices: { label: string }[];
   /** The story's content rating (moderation checks a reader's action against it). */
   rating: string;
@@ -44,6 +46,7 @@ export class StoryRevisions {
             number: true,
             status: true,
             action: true,
+            authorNote: true,
             choices: { select: { label: true }, orderBy: { position: "asc" } },
           },
         },

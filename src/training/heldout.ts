@@ -40,6 +40,7 @@ export async function freezeHeldout(
       action: true,
       direction: true,
       rewriteOfId: true,
+      authorNote: true,
     },
   });
   const byStory = new Map<string, (typeof candidates)[number][]>();

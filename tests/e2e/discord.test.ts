@@ -145,6 +145,8 @@ describe("Discord", { timeout: 120_000 }, () => {
       "rewrite",
       "branch",
       "recap",
+      "note",
+      "status",
       "export",
       "retry",
       "end",

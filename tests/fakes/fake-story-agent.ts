@@ -117,6 +117,7 @@ export class FakeStoryAgent implements StoryAgent {
         summary: `Repaired summary of chapter ${input.chapterNumber}`,
         choices: [{ label: "Late choice", direction: "late" }],
         bibleUpdates: { characters: [], facts: [`repaired fact ${input.chapterNumber}`] },
+        state: { relationships: [], milestones: [`repaired milestone ${input.chapterNumber}`], arcProgress: 50 },
       },
       runs: [run("choices")],
     };
@@ -157,6 +158,12 @@ export class FakeStoryAgent implements StoryAgent {
         characters: [{ name: `Extra ${n}`, role: "passer-by", appearance: "grey coat" }],
         facts: [`fact ${n}`],
       },
+      // Mei warms to the reader by 10 a chapter; each chapter reaches a milestone.
+      state: {
+        relationships: [{ name: "Mei", value: 10 * n, standing: `standing after chapter ${n}: ${what}` }],
+        milestones: [`milestone ${n}`],
+        arcProgress: 10 * n,
+      },
       continuity: { ok: true, issues: [] },
       illustrations: n % 2 === 1 ? [{ scene: `Mei in the rain, chapter ${n}`, characters: ["Mei"] }] : [],
       runs: [run(input.task, input), run("choices", input)],
@@ -185,6 +192,7 @@ export class FakeStoryAgent implements StoryAgent {
       result.summary = "";
       result.choices = [];
       result.bibleUpdates = { characters: [], facts: [] };
+      delete result.state;
       result.needsRepair = true;
     }
     if (result.story)

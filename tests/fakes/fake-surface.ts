@@ -68,6 +68,8 @@ export interface FakeSurfaceOptions {
   latencyMs?: number;
   /** Reject an edit that does not change the text (default true, like Telegram). */
   rejectNoOpEdits?: boolean;
+  /** Pictures show in the chat (default true, like Telegram and Discord). */
+  showsImages?: boolean;
 }
 
 /** Error thrown by the fake for platform-like refusals (too long, not modified, unknown message). */
@@ -78,6 +80,7 @@ export class FakeSurfaceError extends Error {
 export class FakeSurface implements Surface {
   readonly limits: SurfaceLimits;
   readonly answers: AnswerWays;
+  readonly showsImages: boolean;
   /** Questions asked, in order. */
   readonly prompts: Prompt[] = [];
   /** Every call in order, failed ones included (they carry `error`). */
@@ -102,6 +105,7 @@ export class FakeSurface implements Surface {
     this.now = options.now ?? Date.now;
     this.latencyMs = options.latencyMs ?? 0;
     this.rejectNoOpEdits = options.rejectNoOpEdits ?? true;
+    this.showsImages = options.showsImages ?? true;
   }
 
   async post(text: string): Promise<MessageRef> {

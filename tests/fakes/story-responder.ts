@@ -9,7 +9,9 @@
  *   `Step:`; repair turns keep it). Answered as `{ kind: "structured", name, value }`, which
  *   the server renders as the request asked (tool call, JSON content or JSON text):
  *   - `plan_story` -> a valid plan; `submit_chapter` -> title, summary and 3 distinct choices
- *     (rotated by chapter number so sets differ); `offer_choices` -> `{ choices }`, the same 3;
+ *     (rotated by chapter number so sets differ), and a story state that moves with the
+ *     chapter number (Elias's relationship +15 a chapter, a milestone per chapter, the arc
+ *     20% further); `offer_choices` -> `{ choices }`, the same 3;
  *   - `continuity_report` -> `{ ok: true, issues: [] }`;
  *   - `moderation_verdict` -> allowed, unless the text mentions "forbidden" (a refusal with a reason);
  *   - `pairwise_verdict` -> the longer of the two chapters wins.
@@ -28,13 +30,14 @@
  *   (or a closing paragraph if that text is not a prefix of it), streamed the same way;
  *   anything else -> short text.
  * - Context lines read from user messages: `Scenario: `, `Reader's action: `,
- *   `Rewrite direction: `, `Chapter number: `.
+ *   `Rewrite direction: `, `Author's note: `, `Chapter number: `.
  * The prose quotes the latest action or rewrite direction and names the chapter number,
- * so tests can assert the reader's input reached the chapter.
+ * and follows an author's note with a line quoting it, so tests can assert the reader's
+ * input reached the chapter.
  */
 
 import { keywords } from "../../src/agent/memory.ts";
-import { CONTINUE_MARKER, JSON_TEXT_MARKER } from "../../src/agent/prompts.ts";
+import { AUTHOR_NOTE_LABEL, CONTINUE_MARKER, JSON_TEXT_MARKER } from "../../src/agent/prompts.ts";
 import {
   CONTINUITY_REPORT_NAME,
   continuityReportSchema,
@@ -242,6 +245,33 @@ interface Chapter {
   new_characters: { name: string; role: string; appearance: string }[];
   new_facts: string[];
   illustration: { scene: string; characters: string[] };
+  state: {
+    relationships: { name: string; value: number; standing: string }[];
+    milestones: string[];
+    arc_progress: number;
+  };
+}
+
+/** The story state chapter `n` leaves: warmer with the stranger each chapter, cooler with the porter. */
+function stateAfter(n: number, zh: boolean): Chapter["state"] {
+  const warmth = Math.min(100, 15 * n);
+  return zh
+    ? {
+        relationships: [
+          { name: "沈默", value: warmth, standing: `第${n}章后，林月开始信任他` },
+          ...(n >= 2 ? [{ name: "门房", value: -10 * n, standing: "他在隐瞒什么" }] : []),
+        ],
+        milestones: [`第${n}章的转折`],
+        arc_progress: Math.min(100, 20 * n),
+      }
+    : {
+        relationships: [
+          { name: "Elias Wren", value: warmth, standing: `after chapter ${n}, Mara begins to trust him` },
+          ...(n >= 2 ? [{ name: "The Porter", value: -10 * n, standing: "he is hiding something" }] : []),
+        ],
+        milestones: [`Turning point of chapter ${n}`],
+        arc_progress: Math.min(100, 20 * n),
+      };
 }
 
 /** Three distinct choices, rotated by chapter number so consecutive sets differ. */
@@ -263,6 +293,7 @@ function chapter(n: number, zh: boolean, action: string | undefined): Chapter {
     choices,
     new_characters: [],
     new_facts: [],
+    state: stateAfter(n, zh),
     illustration: zh
       ? { scene: `林月在雨夜的街灯下停下脚步（第${n}章）。`, characters: [] }
       : {
@@ -272,9 +303,18 @@ function chapter(n: number, zh: boolean, action: string | undefined): Chapter {
   };
 }
 
-function prose(n: number, zh: boolean, action: string | undefined, direction: string | undefined): string {
+function prose(
+  n: number,
+  zh: boolean,
+  action: string | undefined,
+  direction: string | undefined,
+  note?: string,
+): string {
+  const noted =
+    note === undefined ? [] : [zh ? `（遵循作者注：“${note}”）` : `(Following the author's note: "${note}".)`];
   if (zh) {
     return [
+      ...noted,
       `第${n}章。${direction ? `按照“${direction}”的方向，` : ""}${action ? `读者选择了“${action}”。` : "雨夜开始了。"}`,
       "雨水顺着屋檐落下，街灯在水面上碎成一片一片的光。林月停下脚步，听见远处的钟声。",
       "她知道，今晚之后，一切都会不同。",
@@ -286,6 +326,7 @@ function prose(n: number, zh: boolean, action: string | undefined, direction: st
       ? `Chapter ${n}. Because the reader chose "${action}", the night turned.`
       : `Chapter ${n}. The rain began before anyone noticed.`;
   return [
+    ...noted,
     lead,
     "Mara pulled her grey coat tighter and watched the harbour lights tremble on the water. Somewhere behind her a door closed softly.",
     "Elias was waiting under the stopped clock, his spectacles fogged, holding something he did not want to give her.",
@@ -319,6 +360,7 @@ export function storyResponder(options: { language?: "en" | "zh" } = {}): Respon
     const n = Number.parseInt(lastLine(messages, "Chapter number:") ?? "1", 10) || 1;
     const action = lastLine(messages, "Reader's action:");
     const direction = lastLine(messages, "Rewrite direction:");
+    const note = lastLine(messages, AUTHOR_NOTE_LABEL.trim());
     const wanted = wantedStructure(body, messages);
     if (wanted !== undefined) {
       const structured = (value: unknown): FakeReply => ({ kind: "structured", name: wanted.name, value });
@@ -398,7 +440,7 @@ export function storyResponder(options: { language?: "en" | "zh" } = {}): Respon
       case CONTINUE_MARKER: {
         // The partial prose is the assistant turn before the resumption request.
         const partial = text(messages.slice(0, lastUser).findLast((m) => m.role === "assistant"));
-        return { kind: "text", text: remainder(prose(n, zh, action, direction), partial, zh), chunkSize: 16 };
+        return { kind: "text", text: remainder(prose(n, zh, action, direction, note), partial, zh), chunkSize: 16 };
       }
       case "Step: thought":
         return {
@@ -406,10 +448,10 @@ export function storyResponder(options: { language?: "en" | "zh" } = {}): Respon
           text: zh ? `计划：第${n}章写出选择的后果。` : `Plan: chapter ${n} shows what the choice leads to.`,
         };
       case "Step: draft":
-        return { kind: "text", text: prose(n, zh, action, direction) };
+        return { kind: "text", text: prose(n, zh, action, direction, note) };
       case "Step: write":
       case "Step: revise":
-        return { kind: "text", text: prose(n, zh, action, direction), chunkSize: 16 };
+        return { kind: "text", text: prose(n, zh, action, direction, note), chunkSize: 16 };
       default:
         return { kind: "text", text: zh ? "好的。" : "OK." };
     }

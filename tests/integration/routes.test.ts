@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PROMPT_VERSION } from "../../src/agent/prompts.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { openDatabase } from "../../src/store/db.ts";
@@ -100,7 +101,11 @@ describe("model routes", { timeout: 60_000 }, () => {
     const storyId = await play(engine, "A quiet mystery", 1);
     const runs = await engine.db.agentRun.findMany({ where: { storyId }, orderBy: { createdAt: "asc" } });
     const cont = runs.find((r) => r.task === "continue");
-    expect(cont).toMatchObject({ model: "ft:small", fineTuned: true, promptVersion: "continue.react.ft@2" });
+    expect(cont).toMatchObject({
+      model: "ft:small",
+      fineTuned: true,
+      promptVersion: `continue.react.ft@${PROMPT_VERSION}`,
+    });
     expect(runs.find((r) => r.task === "open")).toMatchObject({ model: "big", fineTuned: false });
     // The fine-tuned route was sent the zero-shot prompt: no exemplars.
     const sent = model.requests.filter((r) => r.body?.model === "ft:small");

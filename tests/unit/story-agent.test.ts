@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CONTINUE_MARKER, JSON_TEXT_MARKER } from "../../src/agent/prompts.ts";
+import { CONTINUE_MARKER, JSON_TEXT_MARKER, PROMPT_VERSION } from "../../src/agent/prompts.ts";
 import { createStoryAgent, Seam } from "../../src/agent/story-agent.ts";
 import type { AgentInput, ChapterResult, StoryEvent, StorySnapshot } from "../../src/agent/types.ts";
 import { StrategyMemory } from "../../src/llm/structured-strategy.ts";
@@ -186,7 +186,7 @@ describe("story agent: cot", () => {
       method: "cot",
       model: "big-model",
       baseUrl: "http://fake",
-      promptVersion: "continue.cot@2",
+      promptVersion: `continue.cot@${PROMPT_VERSION}`,
       status: "ok",
       promptTokens: 200,
       completionTokens: 40,
@@ -196,9 +196,9 @@ describe("story agent: cot", () => {
     expect(writing?.costUsd).toBeCloseTo(0.002);
     expect(writing?.messages.map((m) => m.role)).toEqual(["system", "user", "assistant", "user", "assistant"]);
     expect(writing?.messages[4]).toEqual({ role: "assistant", content: PROSE });
-    expect(check?.promptVersion).toBe("check@2");
+    expect(check?.promptVersion).toBe(`check@${PROMPT_VERSION}`);
     expect(check?.checks).toEqual({ finishedInFormat: true, continuityOk: true, issues: [] });
-    expect(choices?.promptVersion).toBe("choices@2");
+    expect(choices?.promptVersion).toBe(`choices@${PROMPT_VERSION}`);
     expect(choices?.tools[0]?.function.name).toBe("submit_chapter");
     const lastChoiceMessage = choices?.messages[choices.messages.length - 1];
     expect(lastChoiceMessage?.role === "assistant" && lastChoiceMessage.tool_calls?.[0]?.function.name).toBe(
@@ -228,7 +228,7 @@ describe("story agent: react", () => {
     expect(toolEvents.map((e) => e.type === "tool" && e.name)).toEqual(["recall", "begin_writing"]);
 
     const writing = done(events).runs[0];
-    expect(writing?.promptVersion).toBe("continue.react@2");
+    expect(writing?.promptVersion).toBe(`continue.react@${PROMPT_VERSION}`);
     expect(writing?.tools.map((t) => t.function.name)).toEqual([
       "recall",
       "lookup",
@@ -344,7 +344,7 @@ describe("story agent: open", () => {
     const result = done(events);
     expect(result.story?.bible.characters[0]?.name).toBe("Ada");
     expect(result.story?.arc.openThreads).toEqual(["who writes?"]);
-    expect(result.runs[0]?.promptVersion).toBe("open.cot@2");
+    expect(result.runs[0]?.promptVersion).toBe(`open.cot@${PROMPT_VERSION}`);
     expect(result.runs[0]?.messages[3]).toMatchObject({ role: "tool", content: "Plan recorded." });
   });
 
@@ -585,7 +585,7 @@ describe("story agent: routes", () => {
     expect(system(tuned)).not.toContain("Example");
     expect(system(tuned)).not.toContain("recall");
     expect(system(tuned).length).toBeLessThan(system(prompted).length / 3);
-    expect(result.runs[0]?.promptVersion).toBe("continue.react.ft@2");
+    expect(result.runs[0]?.promptVersion).toBe(`continue.react.ft@${PROMPT_VERSION}`);
     expect(result.runs[0]?.model).toBe("small");
     // The tools still go as specs.
     expect(tuned.calls[0]?.request.tools?.map((t) => t.function.name)).toContain("recall");
@@ -598,7 +598,7 @@ describe("story agent: summarize", () => {
     const { summary, run } = await createStoryAgent(model).summarize({ story, fold: story.chapters.slice(0, 2) });
     expect(summary.length).toBeLessThanOrEqual(1800);
     expect(run.task).toBe("summarize");
-    expect(run.promptVersion).toBe("summarize@2");
+    expect(run.promptVersion).toBe(`summarize@${PROMPT_VERSION}`);
     const user = model.calls[0]?.request.messages[1]?.content ?? "";
     expect(user).toContain("Chapter 1 (Chapter 1): Letter 1.");
     expect(model.calls[0]?.request.messages[0]?.content).toContain("250 words");
