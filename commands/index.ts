@@ -5,6 +5,7 @@ import { end } from "./end.ts";
 import { exportStory } from "./export.ts";
 import { makeHelp } from "./help.ts";
 import { illustrate } from "./illustrate.ts";
+import { lore } from "./lore.ts";
 import { closeVote, rate, suggest, vote } from "./offer-actions.ts";
 import { act, choose } from "./play.ts";
 import { quit } from "./quit.ts";
@@ -33,6 +34,7 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   exportStory,
   illustrate,
   character,
+  lore,
   settings,
   theme,
   help,

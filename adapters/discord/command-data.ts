@@ -47,6 +47,7 @@ const ZH_NAMES: Record<string, string> = {
   character: "角色",
   what: "内容",
   appearance: "外貌",
+  lore: "设定",
 };
 
 const STRING = 3;
@@ -212,6 +213,7 @@ export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
     },
     topLevel("illustrate"),
     topLevel("character"),
+    topLevel("lore"),
     { ...names("help"), ...describe(spec("help").description) },
   ];
 }

@@ -172,7 +172,7 @@ export class DiscordAdapter {
         await this.run(interaction, "settings", sub === "set" ? { change: `${raw.key} ${raw.value}` } : {});
       } else if (interaction.commandName === "help") {
         await this.run(interaction, "help", {});
-      } else if (interaction.commandName === "illustrate" || interaction.commandName === "character") {
+      } else if (["illustrate", "character", "lore"].includes(interaction.commandName)) {
         const options: Record<string, unknown> = {};
         for (const o of interaction.options.data) options[o.name] = o.value;
         await this.run(interaction, interaction.commandName, options);
