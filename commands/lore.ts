@@ -130,7 +130,7 @@ export const lore = defineCommand(
     let owner = target.owner;
     if ("themeId" in owner) {
       // A theme's lore is the moderators' (their rules, their world).
-      if (changes && !ctx.moderator) throw new UserFacingError("error.notModerator");
+      if (changes && !ctx.moderator) throw new UserFacingError("error.loreThemeModerator");
     } else {
       // In a shared chat only the starter or a moderator changes the story's lore.
       const storyId = changes ? await storyUnderControl(ctx) : currentStory(ctx);
