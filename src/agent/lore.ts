@@ -120,36 +120,52 @@ const WORD_EDGE = "[\\p{L}\\p{N}_]";
 
 /** Milliseconds one `/regex/` key may take on one text before it counts as no match. */
 export const REGEX_TIME_BOX_MS = 25;
+/** Milliseconds all `/regex/` keys may take in one selection (many slow keys must not add up). */
+export const REGEX_SELECTION_MS = 250;
+
+/** Time the regex keys of one selection may still spend (shared by its tests). */
+export class RegexBudget {
+  constructor(public remainingMs = REGEX_SELECTION_MS) {}
+}
 
 const regexScript = new Script("re.test(s)");
 let regexContext: Context | undefined;
 
 /**
  * A regex test that cannot hang the process: run in a VM context with a timeout, which
- * interrupts the regex engine. A time-out counts as no match (tried twice: the watchdog
- * can fire late on a busy machine).
+ * interrupts the regex engine. A time-out counts as no match (tried twice while the
+ * budget lasts: the watchdog can fire early on a busy machine). Every try is charged to
+ * `budget`; once it is spent, regex keys match nothing.
  */
-function timeBoxedTest(re: RegExp, text: string): boolean {
+function timeBoxedTest(re: RegExp, text: string, budget: RegexBudget): boolean {
   regexContext ??= createContext({});
   regexContext.re = re;
   regexContext.s = text;
   for (let attempt = 0; attempt < 2; attempt++) {
+    const timeout = Math.min(REGEX_TIME_BOX_MS, Math.floor(budget.remainingMs));
+    if (timeout < 1) return false;
+    const started = performance.now();
     try {
-      return regexScript.runInContext(regexContext, { timeout: REGEX_TIME_BOX_MS }) === true;
+      return regexScript.runInContext(regexContext, { timeout }) === true;
     } catch {
-      // Timed out: try once more, then give up on this key for this text.
+      // Timed out: once more if the budget allows, then no match.
+    } finally {
+      budget.remainingMs -= performance.now() - started;
     }
   }
   return false;
 }
 
-/** A key as a test of a text; undefined for a key that never matches (empty, or a refused regex). */
-export function keyMatcher(key: string): ((text: string) => boolean) | undefined {
+/**
+ * A key as a test of a text; undefined for a key that never matches (empty, or a refused
+ * regex). Regex keys spend `budget` (a fresh one when none is given).
+ */
+export function keyMatcher(key: string, budget = new RegexBudget()): ((text: string) => boolean) | undefined {
   if (isRegexKey(key)) {
     const pattern = key.slice(1, -1);
     if (regexProblem(pattern) !== undefined) return undefined;
     const re = new RegExp(pattern, "iu");
-    return (text) => timeBoxedTest(re, text);
+    return (text) => timeBoxedTest(re, text, budget);
   }
   const trimmed = key.trim();
   if (trimmed === "") return undefined;
@@ -161,8 +177,8 @@ export function keyMatcher(key: string): ((text: string) => boolean) | undefined
 }
 
 /** Whether one of the entry's keys appears in the text. */
-export function entryMatches(entry: Pick<LoreEntry, "keys">, text: string): boolean {
-  return entry.keys.some((k) => keyMatcher(k)?.(text) === true);
+export function entryMatches(entry: Pick<LoreEntry, "keys">, text: string, budget = new RegexBudget()): boolean {
+  return entry.keys.some((k) => keyMatcher(k, budget)?.(text) === true);
 }
 
 export interface LoreSelectionOptions {
@@ -213,11 +229,13 @@ export function selectLore(
   const leftOut: number[] = [];
   let tokens = 0;
   let scan = texts.join("\n");
+  const budget = new RegexBudget();
   for (let depth = 0; depth <= maxDepth; depth++) {
     const round: number[] = [];
     entries.forEach((entry, index) => {
       if (seen.has(index)) return;
-      if ((depth === 0 && entry.constant === true) || (scan !== "" && entryMatches(entry, scan))) round.push(index);
+      if ((depth === 0 && entry.constant === true) || (scan !== "" && entryMatches(entry, scan, budget)))
+        round.push(index);
     });
     if (round.length === 0) break;
     round.sort((a, b) => rank(entries, a, b));
@@ -251,12 +269,13 @@ export function loreLabel(entry: LoreEntry): string {
 export function searchLore(entries: readonly LoreEntry[], query: string, limit = 3): LoreEntry[] {
   const q = query.trim().toLowerCase();
   if (q === "") return [];
+  const budget = new RegexBudget();
   const scored = entries.map((entry, index) => {
     let s = 0;
     for (const key of entry.keys) {
       const k = key.toLowerCase();
       if (!isRegexKey(key) && k === q) s = Math.max(s, 100);
-      else if (keyMatcher(key)?.(query) === true) s = Math.max(s, 50);
+      else if (keyMatcher(key, budget)?.(query) === true) s = Math.max(s, 50);
       else if (!isRegexKey(key) && k !== "" && k.includes(q)) s = Math.max(s, 40);
     }
     if (s === 0) {

@@ -68,6 +68,17 @@ describe("lore keys", () => {
     expect(entryMatches(slow, "a".repeat(3000))).toBe(false);
     expect(Date.now() - started).toBeLessThan(2000);
   });
+
+  it("many slow regex keys share one time budget per selection, so they cannot add up", () => {
+    const slow = Array.from({ length: 40 }, (_, i) => entry([`/\\w*\\w*\\w*\\w*\\w*\\w*${i}!/`], "never"));
+    const started = Date.now();
+    const picked = selectLore([...slow, entry(["lantern"], "Found.")], [`${"a".repeat(3000)} lantern`], {
+      budgetTokens: 1000,
+    });
+    expect(picked.included).toEqual([40]);
+    // 40 keys x 25 ms x 2 tries would be 2 s; the selection's budget is 250 ms.
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
 });
 
 describe("lore selection", () => {
