@@ -163,6 +163,20 @@ describe("/lore", () => {
     expect(await group.say("/lore add one more: fits now")).toContain("added [one more]");
   });
 
+  it("two adds at once for the last place: exactly one is taken", async () => {
+    const group = new Group();
+    await group.say("/start a lighthouse keeper hears a bell under the sea");
+    const owner = { storyId: group.session.storyId ?? "" };
+    const existing = (await engine.lore.list(owner)).length;
+    for (let i = existing; i < LORE_LIMITS.storyEntries - 1; i++) {
+      await engine.lore.add(owner, { keys: [`k${i}`], content: "x", constant: false, order: 100 });
+    }
+    const entry = (key: string) => ({ keys: [key], content: "y", constant: false, order: 100 });
+    const results = await Promise.allSettled([engine.lore.add(owner, entry("a")), engine.lore.add(owner, entry("b"))]);
+    expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+    expect(await engine.lore.list(owner)).toHaveLength(LORE_LIMITS.storyEntries);
+  });
+
   it("the prompt carries an entry when its key comes up and leaves it out when not; the run records it", async () => {
     const group = new Group();
     await group.say("/start a lighthouse keeper hears a bell under the sea");

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseLoreRequest } from "../../commands/lore.ts";
 import {
+  characterLore,
   entryMatches,
   keyMatcher,
   type LoreEntry,
@@ -135,6 +136,28 @@ describe("lore selection", () => {
     expect(none.sections.lore).not.toContain("Red Lantern");
     const small = buildMemory(story, { recentChapters: 3, query: "the lantern", loreBudgetTokens: 20 });
     expect(small.lore.leftOut.length).toBeGreaterThan(0);
+  });
+
+  it("a bible entry nobody edited is not said twice; an edited one goes in", () => {
+    const mara = { name: "Mara Vell", role: "the medium", appearance: "silver ring, grey coat" };
+    const story: StorySnapshot = {
+      premise: "ghosts",
+      genre: "none",
+      language: "en",
+      title: "T",
+      bible: { characters: [mara], places: [], facts: [] },
+      arc: { beats: [], openThreads: [] },
+      summary: "",
+      summaryUpTo: 0,
+      chapters: [],
+      lore: [characterLore(mara)],
+    };
+    const plain = buildMemory(story, { recentChapters: 3, query: "Ask Mara" });
+    expect(plain.sections.bible).toContain("Mara Vell");
+    expect(plain.sections.lore).toBe("");
+    const edited = { ...characterLore(mara), content: "The medium; she is secretly the ghost's sister." };
+    const memory = buildMemory({ ...story, lore: [edited] }, { recentChapters: 3, query: "Ask Mara" });
+    expect(memory.sections.lore).toContain("secretly the ghost's sister");
   });
 
   it("lookup searches lore by key, by /regex/ key and by the words of its text", () => {
