@@ -1,4 +1,5 @@
 import { t } from "../src/i18n/messages.ts";
+import { splitForLimit } from "../src/render/split.ts";
 import { UserFacingError } from "../src/story/errors.ts";
 import { LORE_LIMITS, type LoreOwner, type LoreView, validateLore } from "../src/story/lore-service.ts";
 import { currentStory, storyUnderControl } from "./story-context.ts";
@@ -56,7 +57,8 @@ function keysAndText(rest: string): { keys: string; text: string } {
 
 function flagsOf(ctx: CommandContext, entry: LoreView): string {
   const marks = [
-    ...(entry.constant ? [t(ctx.locale, "lore.always")] : []),
+    // A constant entry without keys already shows as [*].
+    ...(entry.constant && entry.keys.length > 0 ? [t(ctx.locale, "lore.always")] : []),
     ...(entry.order !== 100 ? [`#${entry.order}`] : []),
   ];
   const source =
@@ -160,7 +162,8 @@ export const lore = defineCommand(
                   )
                   .join("\n"),
               });
-        await ctx.surface.notice(text);
+        // A long list goes in several messages, cut between lines, within the chat's limit.
+        for (const part of splitForLimit(text, ctx.surface.limits.maxMessageLength)) await ctx.surface.notice(part);
         return { kind: "done" };
       }
       case "show": {

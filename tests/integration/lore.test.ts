@@ -82,6 +82,9 @@ class Group {
   }
 }
 
+/** An entry's text long enough that a full list takes more than one message. */
+const FILLER = "The tide keeps a ledger of every name spoken on the pier.";
+
 const isProse = (req: FakeRequest) =>
   req.path === "/chat/completions" && req.body?.stream === true && !Array.isArray(req.body?.tools);
 
@@ -107,7 +110,9 @@ describe("/lore", () => {
     expect(await group.say("/lore add *: Magic always costs a memory.")).toContain(`Lore entry ${bible + 2} added [*]`);
     const list = await group.say("/lore");
     expect(list).toContain(`${bible + 1}. [Red Lantern, lanterns] A secret society that trades in ghosts. #5`);
-    expect(list).toContain(`${bible + 2}. [*] Magic always costs a memory. *`);
+    expect(list).toContain(`${bible + 2}. [*] Magic always costs a memory.`);
+    expect(await group.say("/lore add *, moth: A moth seal.")).toContain("added [moth]");
+    expect(await group.say("/lore")).toContain(`${bible + 3}. [moth] A moth seal. *`);
     expect(await group.say(`/lore ${bible + 1}`)).toContain("A secret society that trades in ghosts.");
 
     await group.say(`/lore edit ${bible + 1} Red Lantern: A society of lamplighters.`);
@@ -115,7 +120,7 @@ describe("/lore", () => {
     expect(await group.say(`/lore remove ${bible + 1}`)).toContain(`Lore entry ${bible + 1} removed [Red Lantern]`);
     expect(await group.say("/lore")).toContain(`${bible + 1}. [*] Magic always costs a memory.`);
     expect(await group.say("/lore remove 99")).toContain(
-      `There is no lore entry 99. /lore lists them (there are ${bible + 1}).`,
+      `There is no lore entry 99. /lore lists them (there are ${bible + 2}).`,
     );
   });
 
@@ -153,12 +158,19 @@ describe("/lore", () => {
     const owner = { storyId: group.session.storyId ?? "" };
     const existing = (await engine.lore.list(owner)).length;
     for (let i = existing; i < LORE_LIMITS.storyEntries; i++) {
-      await engine.lore.add(owner, { keys: [`k${i}`], content: "x", constant: false, order: 100 });
+      await engine.lore.add(owner, { keys: [`k${i}`], content: FILLER, constant: false, order: 100 });
     }
     expect(await group.say("/lore add one more: too many")).toContain(
       `There are already ${LORE_LIMITS.storyEntries} lore entries, the limit.`,
     );
     expect(await engine.lore.list(owner)).toHaveLength(LORE_LIMITS.storyEntries);
+    // A long list is sent in parts within the chat's message limit, every entry in one.
+    const from = group.surface.notices.length;
+    await group.say("/lore");
+    const parts = group.surface.notices.slice(from);
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.every((p) => p.length <= 4000)).toBe(true);
+    expect(parts.join("\n")).toContain(`${LORE_LIMITS.storyEntries}. [k${LORE_LIMITS.storyEntries - 1}] ${FILLER}`);
     await group.say("/lore remove 1");
     expect(await group.say("/lore add one more: fits now")).toContain("added [one more]");
   });
