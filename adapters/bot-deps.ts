@@ -3,6 +3,7 @@ import type { AudienceRegistry } from "../src/story/audience-registry.ts";
 import type { BallotService } from "../src/story/ballot-service.ts";
 import type { BookAssembler } from "../src/story/book-assembler.ts";
 import type { IllustrationPlanning } from "../src/story/illustration-planning.ts";
+import type { LoreService } from "../src/story/lore-service.ts";
 import type { ChapterRatings } from "../src/story/ratings.ts";
 import type { StoryCommands } from "../src/story/story-commands.ts";
 import type { StoryQueries } from "../src/story/story-queries.ts";
@@ -20,6 +21,7 @@ export interface BotDeps {
   themes: ThemeService;
   illustrations: IllustrationPlanning;
   talks: TalkService;
+  lore: LoreService;
   /** The adapter registers how its conversations are shown. */
   audiences: AudienceRegistry;
   /** Operator messages (never secrets). */

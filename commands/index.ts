@@ -5,6 +5,7 @@ import { end } from "./end.ts";
 import { exportStory } from "./export.ts";
 import { makeHelp } from "./help.ts";
 import { illustrate } from "./illustrate.ts";
+import { lore } from "./lore.ts";
 import { note } from "./note.ts";
 import { closeVote, rate, suggest, vote } from "./offer-actions.ts";
 import { act, choose } from "./play.ts";
@@ -42,6 +43,7 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   share,
   remix,
   talk,
+  lore,
   settings,
   theme,
   help,

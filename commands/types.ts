@@ -11,6 +11,7 @@ import type { BookAssembler } from "../src/story/book-assembler.ts";
 import type { WriteTicket } from "../src/story/chapter-job.ts";
 import type { Actor, Conversation } from "../src/story/identity.ts";
 import type { IllustrationPlanning } from "../src/story/illustration-planning.ts";
+import type { LoreService } from "../src/story/lore-service.ts";
 import type { ChapterRatings } from "../src/story/ratings.ts";
 import type { StoryCommands } from "../src/story/story-commands.ts";
 import type { StoryQueries } from "../src/story/story-queries.ts";
@@ -136,6 +137,8 @@ export interface CommandContext {
   commandLabel?: (name: string) => string;
   /** Illustrations: /illustrate and the visual bible (/character). */
   illustrations: IllustrationPlanning;
+  /** Lore (world info) of stories and themes (/lore). */
+  lore: LoreService;
   /** Platform id of the message or interaction carrying the command: a redelivery has the same one. */
   requestId?: string;
   /** Where refusals go when they should not be public (Discord's ephemeral replies); default: the surface. */
@@ -179,11 +182,11 @@ export function defineCommand<const S extends CommandSpec>(
 /** The services a command reaches, the same in every process that handles reader actions. */
 export type CommandServices = Pick<
   CommandContext,
-  "stories" | "ballots" | "ratings" | "queries" | "books" | "settings" | "themes" | "illustrations" | "talks"
+  "stories" | "ballots" | "ratings" | "queries" | "books" | "settings" | "themes" | "illustrations" | "talks" | "lore"
 >;
 
 /** The command services out of anything holding them (an engine, an adapter's deps). */
 export function commandServices(from: CommandServices): CommandServices {
-  const { stories, ballots, ratings, queries, books, settings, themes, illustrations, talks } = from;
-  return { stories, ballots, ratings, queries, books, settings, themes, illustrations, talks };
+  const { stories, ballots, ratings, queries, books, settings, themes, illustrations, talks, lore } = from;
+  return { stories, ballots, ratings, queries, books, settings, themes, illustrations, talks, lore };
 }

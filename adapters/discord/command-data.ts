@@ -66,6 +66,7 @@ const ZH_NAMES: Record<string, string> = {
   message: "消息",
   note: "作者注",
   status: "状态",
+  lore: "设定",
 };
 
 const STRING = 3;
@@ -234,6 +235,7 @@ export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
     topLevel("character"),
     topLevel("remix"),
     topLevel("talk"),
+    topLevel("lore"),
     { ...names("help"), ...describe(spec("help").description) },
   ];
 }

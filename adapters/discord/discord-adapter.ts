@@ -175,7 +175,7 @@ export class DiscordAdapter {
         await this.remixIntoThread(interaction, raw);
       } else if (interaction.commandName === "help") {
         await this.run(interaction, "help", {});
-      } else if (["illustrate", "character", "talk"].includes(interaction.commandName)) {
+      } else if (["illustrate", "character", "talk", "lore"].includes(interaction.commandName)) {
         const options: Record<string, unknown> = {};
         for (const o of interaction.options.data) options[o.name] = o.value;
         await this.run(interaction, interaction.commandName, options);

@@ -5,7 +5,10 @@
  * summaries of not-yet-folded chapters, the last chapters verbatim and up to three
  * earlier passages recalled by keyword.
  */
+
+import { characterLoreText, formatLoreLine, type LoreEntry, loreLabel, selectLore } from "./lore.ts";
 import { stateLines } from "./story-state.ts";
+import { estimateTokens, hasCjk } from "./tokens.ts";
 import type { BibleCharacter, BiblePlace, ChapterSnapshot, StorySnapshot } from "./types.ts";
 
 export interface MemoryOptions {
@@ -25,6 +28,27 @@ export interface MemoryOptions {
   maxChapterChars?: number;
   /** The reader's action or direction; drives recall and relevance. */
   query?: string;
+  /** Tokens the lore entries may take. Default `LORE_DEFAULTS.budgetTokens`. */
+  loreBudgetTokens?: number;
+  /** How deep an added entry's text may trigger others. Default `LORE_DEFAULTS.maxDepth`. */
+  loreDepth?: number;
+}
+
+/** How much lore a prompt takes, and how far entries trigger entries. */
+export const LORE_DEFAULTS = { budgetTokens: 800, maxDepth: 2 } as const;
+
+/** Which lore entries came up for a prompt (the run records it): their keys, by what happened. */
+export interface LoreUse {
+  /** Entries in the prompt. */
+  included: string[];
+  /** Entries that came up but the token budget left out. */
+  leftOut: string[];
+  /** Indexes into `story.lore` of the included entries (the planning step adds to them). */
+  indexes: number[];
+  /** Tokens the included entries take. */
+  tokens: number;
+  /** Indexes no later round may add again: included, left out, or skipped. */
+  considered: number[];
 }
 
 export interface RecalledPassage {
@@ -47,25 +71,16 @@ export interface MemorySections {
 
 export interface Memory {
   text: string;
+  /** The lore selection (what went in, what the budget left out). */
+  lore: LoreUse;
   sections: MemorySections;
   estimatedTokens: number;
   recalled: RecalledPassage[];
 }
 
-const CJK_CHAR = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]/u;
-const CJK_GLOBAL = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]/gu;
 const HAN_RUN = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+/gu;
 
-/** Whether the text contains CJK characters. */
-export function hasCjk(text: string): boolean {
-  return CJK_CHAR.test(text);
-}
-
-/** Rough token count: ~1 token per CJK character, ~4 characters per token otherwise. */
-export function estimateTokens(text: string): number {
-  const cjk = text.match(CJK_GLOBAL)?.length ?? 0;
-  return cjk + Math.ceil((text.length - cjk) / 4);
-}
+export { estimateTokens, hasCjk };
 
 const STOP_WORDS = new Set(
   (
@@ -257,20 +272,14 @@ export function buildMemory(story: StorySnapshot, options: MemoryOptions): Memor
   if (facts.length > 0) bibleLines.push("Canon facts:", ...facts.map((f) => `- ${oneLine(f, 240)}`));
   const bible = bibleLines.join("\n");
 
-  const loreKeys = keywords(query);
-  const lore = story.lore
-    .map((entry, index) => ({
-      entry,
-      index,
-      r: entry.keys.some((k) => k.trim() !== "" && context.toLowerCase().includes(k.toLowerCase()))
-        ? 10 + score(entry.content, loreKeys)
-        : 0,
-    }))
-    .filter((x) => x.r > 0)
-    .sort((a, b) => b.r - a.r || a.index - b.index)
-    .slice(0, 3)
-    .map((x) => `- ${x.entry.keys.join(", ")}: ${oneLine(x.entry.content, 400)}`)
-    .join("\n");
+  // A bible entry nobody edited says what the bible section already says: not twice.
+  const listed = new Set([...characters.map(characterLoreText), ...places.map((p) => p.description.trim())]);
+  const selection = chooseLore(story.lore, [query, ...recentChapters.map((c) => `${c.title}\n${c.text}`)], {
+    budgetTokens: options.loreBudgetTokens ?? LORE_DEFAULTS.budgetTokens,
+    maxDepth: options.loreDepth ?? LORE_DEFAULTS.maxDepth,
+    skip: (entry) => entry.source === "bible" && listed.has(entry.content.trim()),
+  });
+  const lore = selection.indexes.map((i) => formatLoreLine(story.lore[i] as LoreEntry)).join("\n");
 
   const arcLines: string[] = [];
   if (story.arc.beats.length > 0) arcLines.push("Planned beats:", ...story.arc.beats.slice(0, 8).map((b) => `- ${b}`));
@@ -311,5 +320,38 @@ export function buildMemory(story: StorySnapshot, options: MemoryOptions): Memor
     .filter(([, body]) => body.trim() !== "")
     .map(([heading, body]) => `## ${heading}\n${body}`)
     .join("\n\n");
-  return { text, sections, estimatedTokens: estimateTokens(text), recalled: recalledPassages };
+  return { text, sections, estimatedTokens: estimateTokens(text), recalled: recalledPassages, lore: selection };
+}
+
+/**
+ * Lore for a prompt from what came up in `texts` (see `selectLore`), as the run records
+ * it. `already`: entries already in the prompt, and the budget they took.
+ */
+export function chooseLore(
+  entries: readonly LoreEntry[],
+  texts: readonly string[],
+  options: {
+    budgetTokens: number;
+    maxDepth?: number;
+    already?: LoreUse;
+    skip?: (entry: LoreEntry) => boolean;
+  },
+): LoreUse {
+  const exclude = new Set(options.already?.considered ?? []);
+  entries.forEach((entry, index) => {
+    if (options.skip?.(entry) === true) exclude.add(index);
+  });
+  const picked = selectLore(entries, texts, {
+    budgetTokens: options.budgetTokens - (options.already?.tokens ?? 0),
+    ...(options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }),
+    exclude,
+  });
+  const label = (i: number) => loreLabel(entries[i] as LoreEntry);
+  return {
+    included: picked.included.map(label),
+    leftOut: picked.leftOut.map(label),
+    indexes: picked.included,
+    tokens: picked.tokens,
+    considered: [...exclude, ...picked.included, ...picked.leftOut],
+  };
 }

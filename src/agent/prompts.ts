@@ -242,7 +242,7 @@ export function stepMessage(step: Step, ctx: WritingContext, language: string, e
     case "thought":
       return `${head}\nNow think through chapter ${n} as a short plan in plain text (5 sentences at most). Do not write the chapter yet.`;
     case "draft":
-      return `${head}\nWrite a full draft of chapter ${n} in ${lang}, following your plan. Prose only.`;
+      return `${head}${extra ? `\n${extra}` : ""}\nWrite a full draft of chapter ${n} in ${lang}, following your plan. Prose only.`;
     case "write":
       return `${head}${extra ? `\n${extra}` : ""}\nWrite chapter ${n} now in ${lang}, following your plan: about 500-900 words of prose, no headings, no choices.`;
     case "revise":
@@ -250,6 +250,11 @@ export function stepMessage(step: Step, ctx: WritingContext, language: string, e
     default:
       return `${head}\n${extra ?? ""}`;
   }
+}
+
+/** Lore entries the planning step brought up, given with the writing step. */
+export function planLoreNote(lines: string[]): string {
+  return `Lore your plan brings up:\n${lines.join("\n")}`;
 }
 
 /** Tool result sent after a validated plan_story call (keeps the conversation well-formed). */

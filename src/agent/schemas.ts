@@ -146,7 +146,7 @@ export const recallTool = tool(
 );
 export const lookupTool = tool(
   TOOL_NAMES.lookup,
-  "Look up a character, place or lore entry of the story by name.",
+  "Look up a character, place or lore entry of the story by name or keyword (lore: world info the readers wrote).",
   lookupArgsSchema,
 );
 export const checkContinuityTool = tool(

@@ -39,7 +39,8 @@ import {
   type ToolSpec,
   type Usage,
 } from "../llm/types.ts";
-import { buildMemory } from "./memory.ts";
+import { formatLoreLine, type LoreEntry } from "./lore.ts";
+import { buildMemory, chooseLore, LORE_DEFAULTS, type LoreUse } from "./memory.ts";
 import {
   BEGIN_WRITING_ACK,
   checkPrompt,
@@ -53,6 +54,7 @@ import {
   jsonRepairMessage,
   jsonTextRequest,
   PLAN_ACCEPTED,
+  planLoreNote,
   repairMessage,
   SCENE_DESCRIPTION_MAX_CHARS,
   STEP_LIMIT_NOTE,
@@ -118,6 +120,10 @@ export interface StoryAgentOptions {
   maxResumes?: number;
   /** First backoff step before a continuation (default 250 ms; tests make it tiny). */
   resumeBaseMs?: number;
+  /** Tokens a prompt's lore entries may take (default `LORE_DEFAULTS.budgetTokens`). */
+  loreBudgetTokens?: number;
+  /** How deep an added lore entry's text may trigger others (default `LORE_DEFAULTS.maxDepth`). */
+  loreDepth?: number;
 }
 
 const MAX_TOKENS = {
@@ -137,6 +143,18 @@ const MAX_STRUCTURED_CALLS = 5;
 const MAX_TOTAL_RESUMES = 12;
 /** A chapter title taken from the prose's first line is at most this long. */
 const FIRST_LINE_TITLE_MAX = 80;
+
+/** Extra lines of a step message, those given. */
+function joinNotes(...notes: (string | undefined)[]): string | undefined {
+  const given = notes.filter((n): n is string => n !== undefined && n !== "");
+  return given.length === 0 ? undefined : given.join("\n");
+}
+
+/** The run records which lore its prompt carried and what the budget left out. */
+function recordLore(run: Run, lore: LoreUse): void {
+  if (lore.included.length === 0 && lore.leftOut.length === 0) return;
+  run.record.checks = { ...run.record.checks, lore: { included: lore.included, leftOut: lore.leftOut } };
+}
 
 /** One run being recorded: its conversation is the trajectory. */
 class Run {
@@ -329,6 +347,10 @@ interface Prepared {
   events: StoryEvent[];
   /** Marks plans so `write` takes only ours, and only once. */
   used: boolean;
+  /** The lore the prompt carries so far (memory, then what the planning step brought up). */
+  lore?: LoreUse;
+  /** Lore lines the planning step brought up, for the writing step. */
+  planLore?: string;
 }
 
 class PreparedPlan implements ChapterPlan {
@@ -344,6 +366,10 @@ class PreparedPlan implements ChapterPlan {
 export function createStoryAgent(model: ModelClient, options: StoryAgentOptions = {}): StoryAgent {
   const maxSteps = Math.max(1, options.maxSteps ?? 6);
   const recentChapters = Math.max(0, options.recentChapters ?? 3);
+  const loreOptions = {
+    loreBudgetTokens: options.loreBudgetTokens ?? LORE_DEFAULTS.budgetTokens,
+    loreDepth: options.loreDepth ?? LORE_DEFAULTS.maxDepth,
+  };
   const strategies = options.strategies ?? new StrategyMemory();
   const maxResumes = Math.max(0, options.maxResumes ?? 3);
   const resumeBaseMs = options.resumeBaseMs ?? 250;
@@ -655,12 +681,8 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
 
     let story = input.story;
     const query = input.action ?? input.direction ?? "";
-    const ctx: WritingContext = {
-      task,
-      story,
-      chapterNumber: input.chapterNumber,
-      memory: task === "open" ? "" : buildMemory(story, { recentChapters, query }).text,
-    };
+    const memory = task === "open" ? openingLore(story) : buildMemory(story, { recentChapters, query, ...loreOptions });
+    const ctx: WritingContext = { task, story, chapterNumber: input.chapterNumber, memory: memory.text };
     if (input.action !== undefined) ctx.action = input.action;
     if (input.direction !== undefined) ctx.direction = input.direction;
     if (input.replacing !== undefined) ctx.replacing = input.replacing;
@@ -677,7 +699,9 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
       illustrations: [],
       events,
       used: false,
+      lore: memory.lore,
     };
+    recordLore(run, memory.lore);
 
     run.push({ role: "system", content: system.content });
     const say = (step: Step, extra?: string) => say_(prepared, step, extra);
@@ -705,11 +729,13 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     // A chapter resumed after a restart goes straight to its prose.
     if (input.resume !== undefined) return prepared;
 
+    const planning: string[] = [];
     if (method === "cot" || method === "reflexion") {
       yield emit({ type: "status", phase: "planning" });
       say("thought");
       const thought = await complete(run, request(run.messages, task, { maxTokens: MAX_TOKENS.thought }, call));
       run.push({ role: "assistant", content: thought.message.content ?? "" });
+      planning.push(thought.message.content ?? "");
     }
 
     if (method === "react") {
@@ -727,6 +753,7 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
           request(run.messages, task, { tools: REACT_TOOLS, toolChoice: "auto" }, call),
         );
         run.push(result.message);
+        planning.push(result.message.content ?? "");
         const calls = result.message.tool_calls ?? [];
         // No action: the model chose to answer directly (FireAct); its thought is the plan.
         if (calls.length === 0) {
@@ -744,12 +771,50 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
             result: observation,
             ...(outcome.noisy === true ? { noisy: true } : {}),
           });
-          if (outcome.plan !== undefined) prepared.planned = true;
+          if (outcome.plan !== undefined) {
+            prepared.planned = true;
+            planning.push(outcome.plan);
+          }
           if (outcome.illustration !== undefined) prepared.illustrations.push(outcome.illustration);
         }
       }
     }
+    addPlanningLore(prepared, planning);
     return prepared;
+  }
+
+  /** Lore whose keys the planning step brought up, within what the budget has left. */
+  function addPlanningLore(prepared: Prepared, planning: string[]): void {
+    const text = planning.join("\n").trim();
+    if (text === "" || prepared.lore === undefined) return;
+    const { lore } = prepared.story;
+    const more = chooseLore(lore, [text], {
+      budgetTokens: loreOptions.loreBudgetTokens,
+      maxDepth: loreOptions.loreDepth,
+      already: prepared.lore,
+    });
+    if (more.indexes.length === 0 && more.leftOut.length === 0) return;
+    prepared.lore = {
+      included: [...prepared.lore.included, ...more.included],
+      leftOut: [...prepared.lore.leftOut, ...more.leftOut],
+      indexes: [...prepared.lore.indexes, ...more.indexes],
+      tokens: prepared.lore.tokens + more.tokens,
+      considered: more.considered,
+    };
+    recordLore(prepared.run, prepared.lore);
+    if (more.indexes.length > 0) {
+      prepared.planLore = planLoreNote(more.indexes.map((i) => formatLoreLine(lore[i] as LoreEntry)));
+    }
+  }
+
+  /** An opening's lore: constant entries and those its scenario brings up (no chapters yet). */
+  function openingLore(story: StorySnapshot): { text: string; lore: LoreUse } {
+    const lore = chooseLore(story.lore, [story.premise], {
+      budgetTokens: loreOptions.loreBudgetTokens,
+      maxDepth: loreOptions.loreDepth,
+    });
+    const lines = lore.indexes.map((i) => formatLoreLine(story.lore[i] as LoreEntry));
+    return { text: lines.length === 0 ? "" : `## Lore\n${lines.join("\n")}`, lore };
   }
 
   function say_(prepared: Prepared, step: Step, extra?: string): void {
@@ -780,15 +845,15 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
       }
     } else if (method === "react") {
       yield { type: "status", phase: "writing" };
-      say("write", prepared.planned ? undefined : STEP_LIMIT_NOTE);
+      say("write", joinNotes(prepared.planned ? undefined : STEP_LIMIT_NOTE, prepared.planLore));
       prose = yield* streamProse(run, task, input.chapterNumber, call);
     } else if (method === "cot") {
       yield { type: "status", phase: "writing" };
-      say("write");
+      say("write", prepared.planLore);
       prose = yield* streamProse(run, task, input.chapterNumber, call);
     } else {
       yield { type: "status", phase: "drafting" };
-      say("draft");
+      say("draft", prepared.planLore);
       const draft = await complete(run, request(run.messages, task, { maxTokens: MAX_TOKENS.prose }, call));
       const draftText = draft.message.content ?? "";
       if (draftText.trim() === "") throw new ModelError("bad_output", "the model wrote an empty draft");
@@ -845,7 +910,12 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
         },
       ),
     ]);
-    run.record.checks = { finishedInFormat: true, continuityOk: continuity.ok, issues: continuity.issues };
+    run.record.checks = {
+      ...run.record.checks,
+      finishedInFormat: true,
+      continuityOk: continuity.ok,
+      issues: continuity.issues,
+    };
     run.finish();
 
     const illustrations = [...prepared.illustrations];

@@ -4,6 +4,7 @@
  * the model reads next.
  */
 import type { ToolCall, ToolSpec } from "../llm/types.ts";
+import { characterLoreText, loreLabel, searchLore } from "./lore.ts";
 import { chaptersOutsideWindow, recallPassages } from "./memory.ts";
 import {
   beginWritingArgsSchema,
@@ -30,28 +31,37 @@ export function recall(story: StorySnapshot, query: string, recentChapters: numb
   return found.map((p) => `(Chapter ${p.chapter}) ${p.text.replace(/\s+/g, " ").trim()}`).join("\n");
 }
 
-/** A character, place or lore entry by name (exact first, then partial, case-insensitive). */
+/**
+ * A character or place by name (exact first, then partial, case-insensitive), and the lore
+ * entries the name finds: a key equal to it or matching it (`/regex/` keys too), else its
+ * words in an entry's text. A bible entry nobody edited is not said twice.
+ */
 export function lookup(story: StorySnapshot, name: string): string {
   const q = name.trim().toLowerCase();
   const { characters, places } = story.bible;
+  const found: string[] = [];
   const character =
     characters.find((c) => c.name.toLowerCase() === q) ??
     characters.find((c) => c.name.toLowerCase().includes(q) || q.includes(c.name.toLowerCase()));
+  const place =
+    character === undefined
+      ? (places.find((p) => p.name.toLowerCase() === q) ??
+        places.find((p) => p.name.toLowerCase().includes(q) || q.includes(p.name.toLowerCase())))
+      : undefined;
+  const said = new Set<string>();
   if (character) {
     const notes = character.notes ? ` Notes: ${character.notes}` : "";
-    return `Character ${character.name}: ${character.role}. Appearance: ${character.appearance}.${notes}`;
+    found.push(`Character ${character.name}: ${character.role}. Appearance: ${character.appearance}.${notes}`);
+    said.add(characterLoreText(character));
+  } else if (place) {
+    found.push(`Place ${place.name}: ${place.description}`);
+    said.add(place.description.trim());
   }
-  const place =
-    places.find((p) => p.name.toLowerCase() === q) ??
-    places.find((p) => p.name.toLowerCase().includes(q) || q.includes(p.name.toLowerCase()));
-  if (place) return `Place ${place.name}: ${place.description}`;
-  const lore =
-    story.lore.find((l) => l.keys.some((k) => k.toLowerCase() === q)) ??
-    story.lore.find((l) =>
-      l.keys.some((k) => k !== "" && (k.toLowerCase().includes(q) || q.includes(k.toLowerCase()))),
-    );
-  if (lore) return `Lore (${lore.keys.join(", ")}): ${lore.content}`;
-  return `Nothing known about ${name.trim()}.`;
+  for (const entry of searchLore(story.lore, name, 3)) {
+    if (entry.source === "bible" && said.has(entry.content.trim())) continue;
+    found.push(`Lore (${loreLabel(entry)}): ${entry.content}`);
+  }
+  return found.length === 0 ? `Nothing known about ${name.trim()}.` : found.join("\n");
 }
 
 export interface ToolOutcome {

@@ -4,6 +4,7 @@
  * story and yields `StoryEvent`s; the service persists what comes out.
  */
 import type { ChatMessage, ModelError, ToolSpec } from "../llm/types.ts";
+import type { LoreEntry } from "./lore.ts";
 
 /** FireAct methods, chosen per task by configuration and recorded with every run. */
 export const METHODS = ["cot", "react", "reflexion"] as const;
@@ -92,7 +93,8 @@ export interface StorySnapshot {
   summaryUpTo: number;
   /** Chapters of the head branch, oldest first (done chapters only). */
   chapters: ChapterSnapshot[];
-  lore: { keys: string[]; content: string }[];
+  /** Lore entries (world info): see src/agent/lore.ts. */
+  lore: LoreEntry[];
   /** short | medium | long (the workspace's setting when the story started). */
   chapterLength?: string;
   /** Content rating: general, teen or adult (from the theme or the workspace). */
@@ -188,7 +190,13 @@ export interface RunRecord {
   /** `unused`: a speculative plan for a choice the readers did not take. */
   status: "ok" | "failed" | "unused";
   error?: string;
-  checks: { finishedInFormat?: boolean; continuityOk?: boolean; issues?: string[] };
+  checks: {
+    finishedInFormat?: boolean;
+    continuityOk?: boolean;
+    issues?: string[];
+    /** Lore entries (by keys) the prompt carried, and those that came up but the token budget left out. */
+    lore?: { included: string[]; leftOut: string[] };
+  };
 }
 
 export interface ChapterResult {

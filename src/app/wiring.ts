@@ -24,6 +24,7 @@ import { ChapterWriter, handleChapterJobs } from "../story/chapter-writer.ts";
 import { ChoicePresenter } from "../story/choice-presenter.ts";
 import { ILLUSTRATION_JOB, IllustrationJob, type IllustrationJobPayload } from "../story/illustration-job.ts";
 import { IllustrationPlanning } from "../story/illustration-planning.ts";
+import { LoreService } from "../story/lore-service.ts";
 import { ModelModerator } from "../story/moderation.ts";
 import { Preplanner } from "../story/preplanner.ts";
 import { ChapterRatings } from "../story/ratings.ts";
@@ -53,6 +54,8 @@ export interface Engine {
   ballots: BallotService;
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
+  /** Lore (world info) of stories and themes. */
+  lore: LoreService;
   /** Which pictures are drawn: budgets, the agent's proposals, /illustrate, /character. */
   illustrations: IllustrationPlanning;
   /** The picture job: drawing, posting, and recovery after a restart. */
@@ -231,6 +234,7 @@ export async function createEngine(
     ballots,
     settings,
     themes: new ThemeService(db, config.themeCatalogue),
+    lore: new LoreService(db),
     illustrations,
     illustrationJob,
     audiences,

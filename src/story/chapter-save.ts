@@ -6,6 +6,7 @@
 import type { ChapterResult, StoryState } from "../agent/types.ts";
 import { Prisma } from "../generated/prisma/client.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
+import { bibleLoreRows, storyLoreCounter } from "./lore-service.ts";
 import type { PlannedIllustration } from "./ports/illustration-planner.ts";
 import { runData } from "./run-data.ts";
 
@@ -37,6 +38,8 @@ export async function saveChapter(db: Db, chapter: FinishedChapter, retrying: (e
   const fresh = [...(done.story?.bible.characters ?? []), ...done.bibleUpdates.characters].filter(
     (c) => !known.has(c.name) && known.add(c.name),
   );
+  // The bible becomes lore readers can see and edit: new characters, an opening's places.
+  const bibleLore = bibleLoreRows(story.id, fresh, done.story?.bible.places ?? []);
   // Built anew for each try: a batch transaction's queries run once.
   const save = () =>
     db.$transaction([
@@ -64,6 +67,16 @@ export async function saveChapter(db: Db, chapter: FinishedChapter, retrying: (e
         : [
             db.character.createMany({
               data: fresh.map((c) => ({ storyId: story.id, name: c.name, role: c.role, appearance: c.appearance })),
+            }),
+          ]),
+      ...(bibleLore.length === 0
+        ? []
+        : [
+            db.loreEntry.createMany({ data: bibleLore }),
+            // Counted once the story's lore counter exists (it starts from the rows otherwise).
+            db.counter.updateMany({
+              where: { key: storyLoreCounter(story.id) },
+              data: { count: { increment: bibleLore.length } },
             }),
           ]),
       // The story's updatedAt already moved when the reader's request moved its head.

@@ -3,6 +3,7 @@
  * chapter tree from a chapter), the bible and the lore, as a `StorySnapshot`.
  */
 
+import { splitKeys } from "../agent/lore.ts";
 import { parseState } from "../agent/story-state.ts";
 import type {
   AgentInput,
@@ -16,6 +17,7 @@ import type {
   WritingTask,
 } from "../agent/types.ts";
 import type { Db } from "../store/db.ts";
+import { LORE_ORDER } from "./lore-service.ts";
 import { latestTalk } from "./talk-exchanges.ts";
 
 export interface ChainChapter extends ChapterSnapshot {
@@ -98,7 +100,11 @@ export async function loadChain(db: Db, storyId: string, fromId: string | null):
 export type StoryWithCanon = NonNullable<Awaited<ReturnType<typeof loadStoryWithCanon>>>;
 
 /** What a story is loaded with for a snapshot: its characters (oldest first) and lore. */
-export const CANON = { characters: { orderBy: { createdAt: "asc" } }, lore: true, theme: true } as const;
+export const CANON = {
+  characters: { orderBy: { createdAt: "asc" } },
+  lore: { orderBy: LORE_ORDER },
+  theme: true,
+} as const;
 
 /** The story with its characters and lore, in one call. */
 export function loadStoryWithCanon(db: Db, storyId: string) {
@@ -151,11 +157,11 @@ export function buildSnapshot(story: StoryWithCanon, chain: ChainChapter[]): Sto
           },
         }),
     lore: story.lore.map((l) => ({
-      keys: l.keys
-        .split(",")
-        .map((k) => k.trim())
-        .filter(Boolean),
+      keys: splitKeys(l.keys),
       content: l.content,
+      constant: l.constant,
+      order: l.order,
+      source: l.source,
     })),
   };
 }

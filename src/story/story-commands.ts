@@ -14,6 +14,7 @@ import { COUNTER_KEYS, dayCountExpiry, startOfDayUtc } from "./counter-keys.ts";
 import { UserFacingError } from "./errors.ts";
 import { type Actor, type Conversation, conversationKey, findUserId, upsertUser, upsertWorkspace } from "./identity.ts";
 import { LIMITS } from "./limits.ts";
+import { copyThemeLore } from "./lore-service.ts";
 import type { Moderator } from "./moderation.ts";
 import type { Preplanner } from "./preplanner.ts";
 import { type ReactionInput, recordReaction } from "./reactions.ts";
@@ -115,6 +116,7 @@ export class StoryCommands {
         },
       });
       await tx.story.update({ where: { id: story.id }, data: { headChapterId: chapter.id } });
+      if (input.theme !== undefined) await copyThemeLore(tx, input.theme.id, story.id);
       return { storyId: story.id, chapterId: chapter.id };
     });
     return this.enqueue(created.storyId, created.chapterId, 1, 1);

@@ -137,6 +137,7 @@ describe("Discord", { timeout: 120_000 }, () => {
       "character",
       "remix",
       "talk",
+      "lore",
       "help",
     ]);
     expect(commands.find((c) => c.name === "character")?.options?.map((o) => o.name)).toEqual(["name", "appearance"]);
