@@ -3,6 +3,8 @@
  * choices, the characters met for the first time, the story's bible and arc (after
  * an opening), the agent runs, and the pictures planned with it. Tried twice.
  */
+
+import { splitKeys } from "../agent/lore.ts";
 import type { ChapterResult, StoryState } from "../agent/types.ts";
 import { Prisma } from "../generated/prisma/client.ts";
 import { type Db, isPrismaError } from "../store/db.ts";
@@ -15,7 +17,8 @@ const SAVE_RETRY_MS = 250;
 export interface FinishedChapter {
   chapterId: string;
   /** The story, with the characters it already knows. */
-  story: { id: string; characters: { name: string }[] };
+  /** The story with its characters and lore rows (keys comma-separated, as stored). */
+  story: { id: string; characters: { name: string }[]; lore: { keys: string }[] };
   result: ChapterResult;
   /** Ids of the messages the chapter was shown in. */
   messageRefs: string[];
@@ -39,7 +42,11 @@ export async function saveChapter(db: Db, chapter: FinishedChapter, retrying: (e
     (c) => !known.has(c.name) && known.add(c.name),
   );
   // The bible becomes lore readers can see and edit: new characters, an opening's places.
-  const bibleLore = bibleLoreRows(story.id, fresh, done.story?.bible.places ?? []);
+  // A place the story's lore already has an entry for (a remix copied it, a reader wrote
+  // one) is not added again.
+  const keyed = new Set(story.lore.flatMap((entry) => splitKeys(entry.keys).map((k) => k.toLowerCase())));
+  const places = (done.story?.bible.places ?? []).filter((p) => !keyed.has(p.name.trim().toLowerCase()));
+  const bibleLore = bibleLoreRows(story.id, fresh, places);
   // Built anew for each try: a batch transaction's queries run once.
   const save = () =>
     db.$transaction([

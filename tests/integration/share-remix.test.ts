@@ -233,7 +233,14 @@ describe("/remix", () => {
         expect.objectContaining({ name: c.name, appearance: c.appearance, notes: "keeps a diary" }),
       );
     }
-    expect(remix.lore).toEqual([
+    // Every entry comes along: the reader's, and those the agent's bible made (source "bible").
+    const entries = (rows: { keys: string; content: string; source: string; order: number }[]) =>
+      rows
+        .map(({ keys, content, source, order }) => ({ keys, content, source, order }))
+        .sort((a, b) => a.keys.localeCompare(b.keys));
+    const originalLore = await engine.db.loreEntry.findMany({ where: { storyId: originalId } });
+    expect(entries(remix.lore)).toEqual(entries(originalLore));
+    expect(remix.lore.filter((l) => l.source === "reader")).toEqual([
       expect.objectContaining({ keys: "bell, /tide\\w*/", content: "The bell rings only at low tide.", order: 5 }),
     ]);
     expect(remix.chapters).toEqual([expect.objectContaining({ number: 1, status: "done", task: "open" })]);
