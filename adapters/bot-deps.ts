@@ -2,6 +2,7 @@
 import type { AudienceRegistry } from "../src/story/audience-registry.ts";
 import type { BallotService } from "../src/story/ballot-service.ts";
 import type { BookAssembler } from "../src/story/book-assembler.ts";
+import type { CardService } from "../src/story/cards.ts";
 import type { IllustrationPlanning } from "../src/story/illustration-planning.ts";
 import type { ChapterRatings } from "../src/story/ratings.ts";
 import type { StoryCommands } from "../src/story/story-commands.ts";
@@ -18,6 +19,8 @@ export interface BotDeps {
   settings: WorkspaceSettingsStore;
   themes: ThemeService;
   illustrations: IllustrationPlanning;
+  /** Character cards (/card). */
+  cards: CardService;
   /** The adapter registers how its conversations are shown. */
   audiences: AudienceRegistry;
   /** Operator messages (never secrets). */

@@ -1,5 +1,6 @@
 /** Every command, once. Adapters look commands up here. */
 import { branch } from "./branch.ts";
+import { card } from "./card.ts";
 import { character } from "./character.ts";
 import { end } from "./end.ts";
 import { exportStory } from "./export.ts";
@@ -33,6 +34,7 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   exportStory,
   illustrate,
   character,
+  card,
   settings,
   theme,
   help,
