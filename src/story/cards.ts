@@ -86,13 +86,13 @@ export class CardService {
   /** Cut a card's texts to the story's limits; refuses a card without a name. */
   prepare(card: CharacterCard): PreparedCard {
     const cut: CutField[] = [];
-    const fit = (field: string, value: string, max: number) => {
+    const cutTo = (field: string, value: string, max: number) => {
       const clean = value.replace(/\0/g, "").trim();
       if (clean.length <= max) return clean;
       cut.push({ field, length: clean.length, max });
       return clean.slice(0, max).trimEnd();
     };
-    const name = fit("name", card.name.replace(/\s+/g, " "), CARD_LIMITS.name);
+    const name = cutTo("name", card.name.replace(/\s+/g, " "), CARD_LIMITS.name);
     if (name === "") throw new UserFacingError("card.noName");
     let skipped = 0;
     const usable = (card.book?.entries ?? []).filter((e) => {
@@ -104,13 +104,13 @@ export class CardService {
     const lore = usable.slice(0, CARD_LIMITS.loreEntries).map((e, i) => ({
       ...e,
       keys: loreKeys(e),
-      content: fit(`character_book entry ${i + 1}`, e.content, CARD_LIMITS.loreContent),
+      content: cutTo(`character_book entry ${i + 1}`, e.content, CARD_LIMITS.loreContent),
     }));
     return {
       card,
       name,
-      appearance: fit("description", card.description, CARD_LIMITS.appearance),
-      notes: fit("personality", card.personality, CARD_LIMITS.notes),
+      appearance: cutTo("description", card.description, CARD_LIMITS.appearance),
+      notes: cutTo("personality", card.personality, CARD_LIMITS.notes),
       lore,
       cut,
       skipped,
