@@ -83,7 +83,9 @@ describe("/card in the terminal, end to end", () => {
       appearance: "Short black hair, a grey coat, a silver ring on her left hand.",
       notes: "Dry humour, fiercely loyal, afraid of deep water.",
     });
-    expect((mara?.card as { data?: { extensions: unknown } } | undefined)?.data?.extensions).toEqual(v2Card().data.extensions);
+    expect((mara?.card as { data?: { extensions: unknown } } | undefined)?.data?.extensions).toEqual(
+      v2Card().data.extensions,
+    );
     expect(lore.map((l) => [l.keys, l.constant, l.order, l.source])).toEqual([
       ["lighthouse, lamp", false, 5, "card"],
       ["Gull Rock", true, 20, "card"],
