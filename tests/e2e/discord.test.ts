@@ -135,6 +135,7 @@ describe("Discord", { timeout: 120_000 }, () => {
       "config",
       "illustrate",
       "character",
+      "card",
       "help",
     ]);
     expect(commands.find((c) => c.name === "character")?.options?.map((o) => o.name)).toEqual(["name", "appearance"]);
