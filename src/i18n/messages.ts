@@ -140,6 +140,8 @@ const en = {
   "card.tooLarge": "That file is {size} MB; a character card may be at most {max} MB. Nothing was changed.",
   "card.noCard":
     "That PNG carries no character card (no “chara” or “ccv3” text chunk). On Telegram, send the card as a file, not as a photo: photos are re-compressed and lose the card. Nothing was changed.",
+  "card.notPng":
+    "That picture is not a PNG, so it carries no card. On Telegram, send the card as a file, not as a photo: photos are re-compressed as JPEG and lose the card. Nothing was changed.",
   "card.badJson": "That card could not be read: it is not valid JSON. Nothing was changed.",
   "card.unknownSpec":
     "That card's spec is “{spec}”; Inkloom reads chara_card_v2 and chara_card_v3 (and V1 cards). Nothing was changed.",
@@ -324,6 +326,8 @@ const zh: Record<MessageId, string> = {
   "card.tooLarge": "这个文件有 {size} MB；角色卡最大 {max} MB。没有做任何更改。",
   "card.noCard":
     "这张 PNG 里没有角色卡（没有 “chara” 或 “ccv3” 文本块）。在 Telegram 上请以文件而不是图片发送：图片会被重新压缩，角色卡随之丢失。没有做任何更改。",
+  "card.notPng":
+    "这张图片不是 PNG，不含角色卡。在 Telegram 上请以文件而不是图片发送：图片会被重新压缩为 JPEG，角色卡随之丢失。没有做任何更改。",
   "card.badJson": "无法读取这张角色卡：它不是有效的 JSON。没有做任何更改。",
   "card.unknownSpec":
     "这张角色卡的规范是 “{spec}”；Inkloom 读取 chara_card_v2 和 chara_card_v3（以及 V1 卡）。没有做任何更改。",

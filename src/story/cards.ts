@@ -190,12 +190,12 @@ export class CardService {
         },
         select: { id: true },
       });
-      entries[row.id] = entry.rest;
+      entries[row.id] = withoutNul(entry.rest);
     }
     const card: StoredCard = {
       spec: prepared.card.spec,
-      data: prepared.card.data,
-      book: prepared.card.book?.rest ?? null,
+      data: withoutNul(prepared.card.data),
+      book: prepared.card.book === undefined ? null : withoutNul(prepared.card.book.rest),
       entries,
       imported: { appearance: prepared.appearance, notes: prepared.notes },
     };
@@ -342,6 +342,13 @@ function storedCard(value: unknown): StoredCard | undefined {
       notes: typeof value.imported.notes === "string" ? value.imported.notes : "",
     },
   };
+}
+
+/** A card's JSON without NUL characters, which PostgreSQL refuses in text. */
+function withoutNul<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value), (_key, v: unknown) =>
+    typeof v === "string" ? v.replace(/\0/g, "") : v,
+  ) as T;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -45,7 +45,7 @@ export interface CharacterCard {
 }
 
 /** Why a file is not a card we take (the message says it to the reader). */
-export type CardProblem = "tooLarge" | "noCard" | "badJson" | "unknownSpec" | "notCard" | "damaged";
+export type CardProblem = "tooLarge" | "noCard" | "notPng" | "badJson" | "unknownSpec" | "notCard" | "damaged";
 
 function refuse(problem: CardProblem, params: Record<string, string | number> = {}): never {
   throw new UserFacingError(`card.${problem}` satisfies MessageId, params);
@@ -64,7 +64,18 @@ export function readCard(bytes: Uint8Array): CharacterCard {
     if (text === undefined) refuse("noCard");
     return parseCard(Buffer.from(text.trim(), "base64").toString("utf8"));
   }
+  // A JPEG, GIF or WebP (a Telegram photo is re-encoded as JPEG) carries no card.
+  if (isOtherImage(buffer)) refuse("notPng");
   return parseCard(buffer.toString("utf8"));
+}
+
+function isOtherImage(buffer: Buffer): boolean {
+  const head = buffer.subarray(0, 12);
+  return (
+    (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) ||
+    head.subarray(0, 4).toString("latin1") === "GIF8" ||
+    (head.subarray(0, 4).toString("latin1") === "RIFF" && head.subarray(8, 12).toString("latin1") === "WEBP")
+  );
 }
 
 /** A card from its JSON text. */

@@ -63,11 +63,14 @@ function prompts(): string {
   return server.requests.map((r) => JSON.stringify(r.body?.messages ?? "")).join("\n");
 }
 
-describe("/card in the terminal, end to end", () => {
+/** Generous waits: the machine running the suite may be busy (the PostgreSQL pass starts BullMQ too). */
+const SLOW = 60_000;
+
+describe("/card in the terminal, end to end", { timeout: 180_000 }, () => {
   it("a V2 PNG card starts a story, a V3 JSON card joins it, and /card export writes a V3 card back", async () => {
     const p = launch();
-    await p.ready();
-    const started = await p.say(`/card import ${file("mara.png", cardPng(v2Card()))}`);
+    await p.ready(SLOW);
+    const started = await p.say(`/card import ${file("mara.png", cardPng(v2Card()))}`, SLOW);
     expect(started).toContain("Starting a story from Mara Vell's card, with 2 lore entries");
     // The disabled entry of the book is reported as left out.
     expect(started).toContain("1 lore entries of the card were left out");
@@ -138,7 +141,7 @@ describe("/card in the terminal, end to end", () => {
 
   it("refuses a PNG with no card, invalid JSON, an unknown spec, a missing file and an oversized one, changing nothing", async () => {
     const p = launch();
-    await p.ready();
+    await p.ready(SLOW);
     expect(await p.say(`/card import ${file("plain.png", plainPng())}`)).toContain(
       "That PNG carries no character card",
     );

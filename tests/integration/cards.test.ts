@@ -127,6 +127,8 @@ describe("/card import through the core", () => {
     const card = v3Card({
       name: "N".repeat(CARD_LIMITS.name + 5),
       personality: "p".repeat(CARD_LIMITS.notes + 1),
+      // PostgreSQL refuses NUL in text, JSON included: it is dropped.
+      extensions: { note: "a\u0000b" },
       character_book: { entries },
     });
     await act(cardImport(attached(JSON.stringify(card))));
@@ -137,7 +139,9 @@ describe("/card import through the core", () => {
     expect(text).toContain(`3 lore entries of the card were left out`);
     const storyId = session.storyId ?? "";
     const cast = await engine.db.character.findMany({ where: { storyId } });
-    expect(cast.find((c) => c.name.startsWith("NNN"))?.name).toHaveLength(CARD_LIMITS.name);
+    const imported = cast.find((c) => c.name.startsWith("NNN"));
+    expect(imported?.name).toHaveLength(CARD_LIMITS.name);
+    expect((imported?.card as { data?: { extensions?: unknown } } | null)?.data?.extensions).toEqual({ note: "ab" });
     const lore = await engine.db.loreEntry.findMany({ where: { storyId }, orderBy: { order: "asc" } });
     expect(lore).toHaveLength(CARD_LIMITS.loreEntries);
     // A comma inside a key would split it: it becomes a space.

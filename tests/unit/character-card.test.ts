@@ -68,6 +68,10 @@ describe("character cards: reading and writing", () => {
     expect(refusal(() => readCard(new Uint8Array(CARD_MAX_BYTES + 1)))).toBe("card.tooLarge");
   });
 
+  it("refuses a JPEG (a re-compressed photo) as a picture without a card, not as bad JSON", () => {
+    expect(refusal(() => readCard(Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 74, 70, 73, 70])))).toBe("card.notPng");
+  });
+
   it("refuses a PNG whose card chunk fails its CRC", () => {
     const png = cardPng(v2Card());
     const at = png.indexOf("chara\0", 0, "latin1") + 10;
