@@ -2,6 +2,7 @@
 import type { AudienceRegistry } from "../src/story/audience-registry.ts";
 import type { BallotService } from "../src/story/ballot-service.ts";
 import type { BookAssembler } from "../src/story/book-assembler.ts";
+import type { CardService } from "../src/story/cards.ts";
 import type { IllustrationPlanning } from "../src/story/illustration-planning.ts";
 import type { LoreService } from "../src/story/lore-service.ts";
 import type { ChapterRatings } from "../src/story/ratings.ts";
@@ -22,6 +23,8 @@ export interface BotDeps {
   illustrations: IllustrationPlanning;
   talks: TalkService;
   lore: LoreService;
+  /** Character cards (/card). */
+  cards: CardService;
   /** The adapter registers how its conversations are shown. */
   audiences: AudienceRegistry;
   /** Operator messages (never secrets). */

@@ -25,7 +25,7 @@ import { answerGenreQuestion, parseGenre, start, themesOffered } from "./start.t
 import { actorKey, hydrate, storyHere } from "./story-context.ts";
 import { rateTalk } from "./talk.ts";
 import { argsFromText } from "./text-args.ts";
-import type { Command, CommandContext, CommandOutcome, CommandSpec, Question } from "./types.ts";
+import type { Command, CommandContext, CommandOutcome, CommandSpec, IncomingFile, Question } from "./types.ts";
 
 export type ReaderAction =
   /**
@@ -33,7 +33,15 @@ export type ReaderAction =
    * options (`raw`). `addressed`: the bot was spoken to (a private chat, `/name@bot`), so an
    * unknown command is answered rather than ignored.
    */
-  | { kind: "command"; name: string; text?: string; raw?: Record<string, unknown>; addressed: boolean }
+  | {
+      kind: "command";
+      name: string;
+      text?: string;
+      raw?: Record<string, unknown>;
+      addressed: boolean;
+      /** A file sent with the command (a caption's attachment, or the message it replies to). */
+      file?: IncomingFile;
+    }
   /**
    * Typed text. `addressed`: free text plays the story here (a private chat, the terminal);
    * elsewhere it only answers a question. `replyTo`: the message it replies to.
@@ -88,6 +96,7 @@ async function onCommand(
     if (action.addressed) await ctx.surface.notice(t(ctx.locale, "error.unknownCommand", { name: action.name }));
     return { kind: "done" };
   }
+  if (action.file !== undefined) ctx.attachment = action.file;
   let raw = action.raw ?? argsFromText(command.spec, action.text ?? "");
   if (
     command === (start as unknown) &&

@@ -1,5 +1,6 @@
 /** Every command, once. Adapters look commands up here. */
 import { branch } from "./branch.ts";
+import { card } from "./card.ts";
 import { character } from "./character.ts";
 import { end } from "./end.ts";
 import { exportStory } from "./export.ts";
@@ -44,6 +45,7 @@ export const COMMANDS: readonly Command<CommandSpec>[] = [
   remix,
   talk,
   lore,
+  card,
   settings,
   theme,
   help,

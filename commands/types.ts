@@ -8,6 +8,7 @@ import type { Locale } from "../src/i18n/locale.ts";
 import type { OfferRedraw, Surface } from "../src/render/surface.ts";
 import type { BallotService } from "../src/story/ballot-service.ts";
 import type { BookAssembler } from "../src/story/book-assembler.ts";
+import type { CardService } from "../src/story/cards.ts";
 import type { WriteTicket } from "../src/story/chapter-job.ts";
 import type { Actor, Conversation } from "../src/story/identity.ts";
 import type { IllustrationPlanning } from "../src/story/illustration-planning.ts";
@@ -149,6 +150,24 @@ export interface CommandContext {
    * `redraw` instead of editing the message. Absent: the ballot edits the message itself.
    */
   drawsRedraws?: boolean;
+  /** The file sent with the command (an attachment, or one the command's message replies to). */
+  attachment?: IncomingFile;
+  /** The terminal only: a file named by its path (/card import ./mara.png). Chat platforms have none. */
+  openPath?: (path: string) => IncomingFile;
+  /** Character cards: /card import and /card export. */
+  cards: CardService;
+}
+
+/**
+ * A file the reader sent with a command: a Telegram document, a Discord attachment, or in
+ * the terminal a path the reader typed. Nothing is downloaded until `read`.
+ */
+export interface IncomingFile {
+  name: string;
+  /** Its size in bytes, when the platform says so before the download. */
+  size?: number;
+  /** Its bytes, at most `maxBytes + 1` of them: more than `maxBytes` means the file is larger. */
+  read(maxBytes: number): Promise<Uint8Array>;
 }
 
 /** What the adapter should do after a handler returns. */
@@ -182,11 +201,21 @@ export function defineCommand<const S extends CommandSpec>(
 /** The services a command reaches, the same in every process that handles reader actions. */
 export type CommandServices = Pick<
   CommandContext,
-  "stories" | "ballots" | "ratings" | "queries" | "books" | "settings" | "themes" | "illustrations" | "talks" | "lore"
+  | "stories"
+  | "ballots"
+  | "ratings"
+  | "queries"
+  | "books"
+  | "settings"
+  | "themes"
+  | "illustrations"
+  | "talks"
+  | "lore"
+  | "cards"
 >;
 
 /** The command services out of anything holding them (an engine, an adapter's deps). */
 export function commandServices(from: CommandServices): CommandServices {
-  const { stories, ballots, ratings, queries, books, settings, themes, illustrations, talks, lore } = from;
-  return { stories, ballots, ratings, queries, books, settings, themes, illustrations, talks, lore };
+  const { stories, ballots, ratings, queries, books, settings, themes, illustrations, talks, lore, cards } = from;
+  return { stories, ballots, ratings, queries, books, settings, themes, illustrations, talks, lore, cards };
 }

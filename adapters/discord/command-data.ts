@@ -67,11 +67,15 @@ const ZH_NAMES: Record<string, string> = {
   note: "作者注",
   status: "状态",
   lore: "设定",
+  card: "角色卡",
+  import: "导入",
+  file: "文件",
 };
 
 const STRING = 3;
 const INTEGER = 4;
 const SUB_COMMAND = 1;
+const ATTACHMENT = 11;
 
 function spec(name: string): CommandSpec {
   const command = findCommand(name, "discord");
@@ -162,6 +166,44 @@ function themeCommand() {
   };
 }
 
+/** `/card import file:<attachment>` and `/card export name:<character>`, from the card command's spec. */
+function cardCommand() {
+  const s = spec("card");
+  const target = s.options.find((o) => o.name === "target");
+  if (target === undefined) throw new Error("card has no option target");
+  return {
+    ...names("card"),
+    ...describe(s.description),
+    contexts: [0],
+    options: [
+      {
+        ...names("import"),
+        ...describe({ en: "Import a character card (JSON or PNG)", zh: "导入角色卡（JSON 或 PNG）" }),
+        type: SUB_COMMAND,
+        options: [
+          {
+            ...names("file"),
+            ...describe({ en: "The card: a .json or .png file", zh: "角色卡：.json 或 .png 文件" }),
+            type: ATTACHMENT,
+            required: true,
+          },
+        ],
+      },
+      {
+        ...names("export"),
+        ...describe({ en: "Export a character as a V3 card", zh: "把角色导出为 V3 角色卡" }),
+        type: SUB_COMMAND,
+        options: [
+          {
+            ...option({ ...target, name: "name", required: true, maxLength: 80 }),
+            ...describe({ en: "The character", zh: "角色" }),
+          },
+        ],
+      },
+    ],
+  };
+}
+
 export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
   const start = spec("start");
   return [
@@ -236,6 +278,7 @@ export function discordCommands(): RESTPutAPIApplicationCommandsJSONBody {
     topLevel("remix"),
     topLevel("talk"),
     topLevel("lore"),
+    cardCommand(),
     { ...names("help"), ...describe(spec("help").description) },
   ];
 }

@@ -37,7 +37,7 @@ import { type ActionResult, handleAction } from "../../commands/actions.ts";
 import { branchElsewhere } from "../../commands/branch.ts";
 import { describeError, isReported } from "../../commands/dispatch.ts";
 import { findCommand } from "../../commands/index.ts";
-import type { CommandContext, Session } from "../../commands/types.ts";
+import type { CommandContext, IncomingFile, Session } from "../../commands/types.ts";
 import { commandServices } from "../../commands/types.ts";
 import { GENRES, type Genre } from "../../src/agent/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
@@ -45,6 +45,7 @@ import { t } from "../../src/i18n/messages.ts";
 import type { Actor, Conversation } from "../../src/story/identity.ts";
 import { LIMITS } from "../../src/story/limits.ts";
 import type { BotDeps } from "../bot-deps.ts";
+import { readAtMost } from "../shared/download.ts";
 import { STORY_SUBCOMMANDS } from "./command-data.ts";
 import { type CustomIdAction, decodeCustomId, SUGGESTION_INPUT_ID } from "./custom-id.ts";
 import { type DiscordSurface, suggestionModal } from "./discord-surface.ts";
@@ -175,6 +176,23 @@ export class DiscordAdapter {
         await this.remixIntoThread(interaction, raw);
       } else if (interaction.commandName === "help") {
         await this.run(interaction, "help", {});
+      } else if (interaction.commandName === "card" && sub !== null) {
+        const attachment = sub === "import" ? interaction.options.getAttachment("file") : null;
+        const file: IncomingFile | undefined =
+          attachment === null
+            ? undefined
+            : {
+                name: attachment.name,
+                size: attachment.size,
+                read: (maxBytes) => readAtMost(attachment.url, maxBytes),
+              };
+        const cardRaw = { action: sub, ...(sub === "export" ? { target: raw.name } : {}) };
+        // Stories live in threads: a card imported in a channel starts its story in a new thread.
+        if (file !== undefined && interaction.channel?.type === ChannelType.GuildText) {
+          await this.startFromCard(interaction, file);
+        } else {
+          await this.run(interaction, "card", cardRaw, file);
+        }
       } else if (["illustrate", "character", "talk", "lore"].includes(interaction.commandName)) {
         const options: Record<string, unknown> = {};
         for (const o of interaction.options.data) options[o.name] = o.value;
@@ -328,6 +346,40 @@ export class DiscordAdapter {
   }
 
   /** /start's modal was submitted: open a public thread and begin the story in it. */
+  /** `/card import` in a channel: the card's story in a thread of its own (removed again if refused). */
+  private async startFromCard(interaction: RepliableInteraction, file: IncomingFile): Promise<void> {
+    const locale = this.localeOf(interaction);
+    const refusal = await this.channelRefusal(interaction);
+    if (refusal !== undefined) {
+      await interaction.editReply(refusal);
+      return;
+    }
+    const channel = interaction.channel;
+    if (channel === null || channel.type !== ChannelType.GuildText) return;
+    let thread: DiscordStoryChannel;
+    try {
+      thread = await channel.threads.create({
+        name: (file.name.replace(/\.[^.]*$/, "") || "card").slice(0, THREAD_NAME_MAX),
+        type: ChannelType.PublicThread,
+        autoArchiveDuration: 1440,
+      });
+    } catch (error) {
+      await interaction.editReply(describeError(this.threadError(error, channel.id), locale, "discord"));
+      return;
+    }
+    const ctx = await this.context(interaction, thread);
+    const { outcome } = await handleAction(
+      { kind: "command", name: "card", raw: { action: "import" }, addressed: true, file },
+      ctx,
+      this.deps.log,
+    );
+    if (outcome.kind === "failed") {
+      await thread.delete().catch((e: unknown) => this.deps.log(`discord: empty thread not deleted: ${String(e)}`));
+      return;
+    }
+    await interaction.editReply(t(locale, "discord.started", { thread: `<#${thread.id}>` }));
+  }
+
   private async startStory(
     interaction: RepliableInteraction & { fields: { getTextInputValue(id: string): string } },
     genre: Genre,
@@ -483,7 +535,12 @@ export class DiscordAdapter {
     await interaction.editReply(t(locale, "discord.remixed", { thread: `<#${thread.id}>` }));
   }
 
-  private async run(interaction: RepliableInteraction, name: string, raw: Record<string, unknown>): Promise<void> {
+  private async run(
+    interaction: RepliableInteraction,
+    name: string,
+    raw: Record<string, unknown>,
+    file?: IncomingFile,
+  ): Promise<void> {
     const command = findCommand(name, "discord");
     const channel = interaction.channel;
     if (command === undefined || channel === null || !("send" in channel)) {
@@ -491,7 +548,11 @@ export class DiscordAdapter {
       return;
     }
     const ctx = await this.context(interaction, channel as DiscordStoryChannel);
-    const { outcome } = await handleAction({ kind: "command", name, raw, addressed: true }, ctx, this.deps.log);
+    const { outcome } = await handleAction(
+      { kind: "command", name, raw, addressed: true, ...(file === undefined ? {} : { file }) },
+      ctx,
+      this.deps.log,
+    );
     if (outcome.kind !== "failed") await interaction.editReply(t(ctx.locale, "discord.done"));
   }
 

@@ -11,12 +11,13 @@ import type { CallbackQuery, Chat, Message, Update, User } from "telegraf/types"
 import { handleAction, type ReaderAction } from "../../commands/actions.ts";
 import { COMMANDS } from "../../commands/index.ts";
 import { MemorySessionStore, type SessionStore } from "../../commands/session-store.ts";
-import { availableOn, type CommandContext, commandServices } from "../../commands/types.ts";
+import { availableOn, type CommandContext, commandServices, type IncomingFile } from "../../commands/types.ts";
 import type { Locale } from "../../src/i18n/locale.ts";
 import { t } from "../../src/i18n/messages.ts";
 import type { Actor, Conversation } from "../../src/story/identity.ts";
 import { REMIX_PAYLOAD_PREFIX } from "../../src/story/sharing.ts";
 import type { BotDeps } from "../bot-deps.ts";
+import { readAtMost } from "../shared/download.ts";
 import { RedisSessionStore } from "../shared/redis-session-store.ts";
 import { type CallbackAction, decodeCallback } from "./callback-data.ts";
 import { ChatAdmins } from "./chat-admins.ts";
@@ -212,7 +213,9 @@ export class TelegramAdapter {
     if (from === undefined || from.is_bot) return;
     const ctx = await this.context(chat, from, `${chat.id}:${message.message_id}`);
     const private_ = chat.type === "private";
-    const text = "text" in message ? message.text : undefined;
+    // A document or photo captioned with a command (/card import) is that command, with the file.
+    const caption = "caption" in message ? message.caption : undefined;
+    const text = "text" in message ? message.text : caption?.startsWith("/") ? caption : undefined;
     if (text === undefined) {
       // Stickers, photos, voice: only text moves a story.
       if (private_) await ctx.surface.notice(t(ctx.locale, "error.onlyText"));
@@ -221,8 +224,40 @@ export class TelegramAdapter {
     const replyTo = "reply_to_message" in message ? message.reply_to_message?.message_id : undefined;
     const action = this.decodeText(text, private_, replyTo);
     if (action === undefined) return;
+    if (action.kind === "command") {
+      const reply = "reply_to_message" in message ? message.reply_to_message : undefined;
+      const file = this.fileOf(message) ?? (reply === undefined ? undefined : this.fileOf(reply));
+      if (file !== undefined) action.file = file;
+    }
     await handleAction(action, ctx, this.deps.log);
     await this.sessions.save(String(chat.id), ctx.session);
+  }
+
+  /**
+   * The document (or the largest size of a photo) a message carries, downloaded only when
+   * the command reads it: getFile, then the file URL, cut off past the size asked for.
+   */
+  private fileOf(message: Message): IncomingFile | undefined {
+    const document = "document" in message ? message.document : undefined;
+    const photo = "photo" in message ? message.photo.at(-1) : undefined;
+    const found =
+      document !== undefined
+        ? { id: document.file_id, name: document.file_name ?? "document", size: document.file_size }
+        : photo !== undefined
+          ? { id: photo.file_id, name: "photo.jpg", size: photo.file_size }
+          : undefined;
+    if (found === undefined) return undefined;
+    const telegram = this.bot.telegram;
+    return {
+      name: found.name,
+      ...(found.size === undefined ? {} : { size: found.size }),
+      async read(maxBytes) {
+        const link = await telegram.getFileLink(found.id);
+        if (link.protocol !== "http:" && link.protocol !== "https:")
+          throw new Error(`telegram file at ${link.protocol}`);
+        return readAtMost(link, maxBytes);
+      },
+    };
   }
 
   /** A message as a reader action: a command (ours only, in groups), or text. */

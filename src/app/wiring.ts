@@ -17,6 +17,7 @@ import { loadStrategyBook } from "../store/strategy-store.ts";
 import { AudienceRegistry } from "../story/audience-registry.ts";
 import { BALLOT_CLOSE_JOB, type BallotClosePayload, BallotService } from "../story/ballot-service.ts";
 import { BookAssembler } from "../story/book-assembler.ts";
+import { CardService } from "../story/cards.ts";
 import { CHAPTER_JOB } from "../story/chapter-job.ts";
 import { ChapterRecovery } from "../story/chapter-recovery.ts";
 import { PartsRepairer, REPAIR_JOB, type RepairJobPayload } from "../story/chapter-repair.ts";
@@ -58,6 +59,8 @@ export interface Engine {
   lore: LoreService;
   /** Which pictures are drawn: budgets, the agent's proposals, /illustrate, /character. */
   illustrations: IllustrationPlanning;
+  /** Character cards in and out of stories (/card). */
+  cards: CardService;
   /** The picture job: drawing, posting, and recovery after a restart. */
   illustrationJob: IllustrationJob;
   /** Where each conversation's chapters are shown (adapters register here). */
@@ -236,6 +239,7 @@ export async function createEngine(
     themes: new ThemeService(db, config.themeCatalogue),
     lore: new LoreService(db),
     illustrations,
+    cards: new CardService(db, moderator),
     illustrationJob,
     audiences,
     ...(preplanner === undefined ? {} : { preplanner }),

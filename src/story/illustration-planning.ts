@@ -244,7 +244,8 @@ function openingScene(text: string): string {
   return clip(first.replace(/\s+/g, " "), VISUAL_LIMITS.scene);
 }
 
-function findCharacter<T extends { name: string }>(cast: T[], name: string): T | undefined {
+/** A cast member by name: exact (case-insensitive), else the one partial match. */
+export function findCharacter<T extends { name: string }>(cast: T[], name: string): T | undefined {
   const q = name.trim().toLowerCase();
   if (q === "") return undefined;
   const exact = cast.find((c) => c.name.toLowerCase() === q);

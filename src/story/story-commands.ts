@@ -68,6 +68,11 @@ export class StoryCommands {
     /** A moderators' theme: its rules bind the story, its rating and art style become the story's. */
     theme?: { id: string; rating: string; artStyle?: string };
     quota?: ChapterQuota;
+    /**
+     * Rows the story starts with, written in its transaction so the opening chapter sees them
+     * (an imported card's character and lore; src/story/cards.ts).
+     */
+    seed?: (tx: Pick<Db, "character" | "loreEntry">, storyId: string) => Promise<unknown>;
   }): Promise<WriteTicket> {
     const premise = input.premise.trim();
     if (premise === "") throw new UserFacingError("error.emptyScenario");
@@ -117,6 +122,7 @@ export class StoryCommands {
       });
       await tx.story.update({ where: { id: story.id }, data: { headChapterId: chapter.id } });
       if (input.theme !== undefined) await copyThemeLore(tx, input.theme.id, story.id);
+      await input.seed?.(tx, story.id);
       return { storyId: story.id, chapterId: chapter.id };
     });
     return this.enqueue(created.storyId, created.chapterId, 1, 1);

@@ -138,6 +138,7 @@ describe("Discord", { timeout: 120_000 }, () => {
       "remix",
       "talk",
       "lore",
+      "card",
       "help",
     ]);
     expect(commands.find((c) => c.name === "character")?.options?.map((o) => o.name)).toEqual(["name", "appearance"]);

@@ -533,6 +533,10 @@ export class FakeDiscordServer {
   private readonly guilds = new Map<string, FakeGuild>();
   private readonly channels = new Map<string, FakeChannel>();
   private readonly store = new Map<string, FakeMessage>();
+  /** Files users attached to slash commands (attachment options), served like message attachments. */
+  private readonly uploads = new Map<string, FakeAttachment>();
+  /** Attachment downloads served, by attachment id, for tests to count. */
+  readonly downloads: string[] = [];
   private readonly globalCommands: Json[] = [];
   private readonly guildCommands = new Map<string, Json[]>();
   private readonly interactions = new Map<string, InteractionRecord>();
@@ -862,6 +866,17 @@ export class FakeDiscordServer {
     });
   }
 
+  /**
+   * A file a user attaches to a slash command's attachment option (type 11): pass the returned id
+   * as the option's value; the interaction then carries it in `data.resolved.attachments`, and its
+   * `url` downloads it, as Discord's CDN would.
+   */
+  userAttachment(filename: string, bytes: Buffer, contentType?: string): string {
+    const id = snowflake();
+    this.uploads.set(id, { id, filename, size: bytes.length, contentType, description: undefined, bytes });
+    return id;
+  }
+
   /** Autocomplete: mark the option being typed with `focused: true`. */
   autocomplete(
     guild: Ref,
@@ -904,11 +919,31 @@ export class FakeDiscordServer {
     const registered =
       this.guildCommands.get(guildId)?.find((c) => c.name === name) ?? this.globalCommands.find((c) => c.name === name);
     const opts = subcommand === undefined ? options : [{ name: subcommand, type: 1, options }];
+    const attached = options.filter((o) => o.type === 11).map((o) => this.uploads.get(String(o.value)));
+    const base = this.apiRoot.replace(/\/api$/, "");
+    const resolved = attached.flatMap((a) =>
+      a === undefined
+        ? []
+        : [
+            [
+              a.id,
+              {
+                id: a.id,
+                filename: a.filename,
+                size: a.size,
+                url: `${base}/attachments/0/${a.id}/${encodeURIComponent(a.filename)}`,
+                proxy_url: `${base}/attachments/0/${a.id}/${encodeURIComponent(a.filename)}`,
+                ...(a.contentType ? { content_type: a.contentType } : {}),
+              },
+            ] as const,
+          ],
+    );
     return {
       id: registered?.id ?? snowflake(),
       name,
       type: 1,
       options: opts,
+      ...(resolved.length > 0 ? { resolved: { attachments: Object.fromEntries(resolved) } } : {}),
       ...(registered?.guild_id ? { guild_id: registered.guild_id } : {}),
     };
   }
@@ -1328,7 +1363,10 @@ export class FakeDiscordServer {
     const method = (req.method ?? "GET").toUpperCase();
     const att = /^\/attachments\/(\d+)\/(\d+)\//.exec(url.pathname);
     if (att && method === "GET") {
-      const bytes = [...this.store.values()].flatMap((m) => m.attachments).find((a) => a.id === att[2])?.bytes;
+      const bytes =
+        this.uploads.get(att[2] ?? "")?.bytes ??
+        [...this.store.values()].flatMap((m) => m.attachments).find((a) => a.id === att[2])?.bytes;
+      if (bytes) this.downloads.push(att[2] ?? "");
       if (!bytes) {
         res.writeHead(404).end();
         return;

@@ -19,7 +19,9 @@
  *
  * Known differences from Telegram: a second concurrent getUpdates is refused with 409 (Telegram
  * terminates the older one); webhook updates are delivered one at a time, in order; MarkdownV2
- * is checked for unescaped reserved characters and unclosed entities only; no getFile/downloads.
+ * is checked for unescaped reserved characters and unclosed entities only. Files a user sends
+ * (`sendDocument`) can be fetched as Telegram serves them: `getFile` gives a `file_path` (refused
+ * over the Bot API's 20 MB download limit), and `GET /file/bot<token>/<file_path>` gives the bytes.
  */
 import {
   createServer,
@@ -339,6 +341,10 @@ export class FakeTelegramServer {
   readonly #callbacks = new Map<string, PendingCallback>();
   readonly #commands = new Map<string, { command: string; description: string }[]>();
   readonly #files = new Map<string, UploadedFile>();
+  /** getFile's file_path -> the file it names. */
+  readonly #filePaths = new Map<string, UploadedFile>();
+  /** Downloads served from /file/bot<token>/..., for tests to count. */
+  readonly downloads: string[] = [];
   readonly #timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   readonly #webhookRequests = new Set<ReturnType<typeof httpRequest>>();
   readonly #globalSendTimes: number[] = [];
@@ -531,6 +537,37 @@ export class FakeTelegramServer {
     return this.#incoming(chat, from, { sticker }, opts.replyTo, this.#replyVisible(chat, opts.replyTo));
   }
 
+  /**
+   * A user sends a file as a document, optionally captioned (a caption starting with `/cmd`
+   * gets a bot_command entity, as Telegram marks it) or replying to a message.
+   */
+  sendDocument(
+    chat: FakeChat | number,
+    from: FakeUser,
+    file: { name: string; content: Buffer; mimeType?: string },
+    opts: { replyTo?: number; caption?: string } = {},
+  ): TgUpdate {
+    const stored: UploadedFile = {
+      file_id: `user-doc-${this.#nextFileId++}`,
+      file_name: file.name,
+      bytes: file.content,
+    };
+    if (file.mimeType !== undefined) stored.mime_type = file.mimeType;
+    this.#files.set(stored.file_id, stored);
+    const document: TgFile = {
+      file_id: stored.file_id,
+      file_unique_id: `u${stored.file_id}`,
+      file_name: file.name,
+      file_size: file.content.byteLength,
+    };
+    if (file.mimeType !== undefined) document.mime_type = file.mimeType;
+    const content: Partial<TgMessage> = { document };
+    const command = opts.caption === undefined ? null : /^\/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,})?/.exec(opts.caption);
+    if (opts.caption !== undefined) content.caption = opts.caption;
+    if (command) content.caption_entities = [{ type: "bot_command", offset: 0, length: command[0].length }];
+    return this.#incoming(chat, from, content, opts.replyTo, !!command || this.#replyVisible(chat, opts.replyTo));
+  }
+
   /** A user sends a photo (a message without text; optional caption). */
   sendPhoto(chat: FakeChat | number, from: FakeUser, opts: { replyTo?: number; caption?: string } = {}): TgUpdate {
     const n = this.#nextFileId++;
@@ -689,6 +726,18 @@ export class FakeTelegramServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const at = this.#clock();
     const url = new URL(req.url ?? "/", "http://fake");
+    const download = /^\/file\/bot([^/]+)\/(.+)$/.exec(url.pathname);
+    if (download && req.method === "GET") {
+      const file = this.#filePaths.get(decodeURIComponent(download[2] ?? ""));
+      if (decodeURIComponent(download[1] ?? "") !== this.token || !file) {
+        reply(res, 404, { ok: false, error_code: 404, description: "Not Found" });
+        return;
+      }
+      this.downloads.push(file.file_id);
+      res.writeHead(200, { "content-type": file.mime_type ?? "application/octet-stream" });
+      res.end(file.bytes);
+      return;
+    }
     const match = /^\/bot([^/]+)(?:\/test)?\/([^/]+)\/?$/.exec(url.pathname);
     if (!match) {
       reply(res, 404, { ok: false, error_code: 404, description: "Not Found" });
@@ -827,6 +876,17 @@ export class FakeTelegramServer {
         return true;
       },
       sendMessageDraft: (p) => this.#sendMessageDraft(p),
+      getFile: (p) => {
+        const id = optString(p.file_id);
+        if (id === undefined) throw bad('parameter "file_id" is required');
+        const file = this.#files.get(id);
+        if (!file) throw bad("invalid file_id");
+        if (file.bytes.byteLength > 20 * 1024 * 1024) throw bad("file is too big");
+        const ext = /\.[A-Za-z0-9]{1,8}$/.exec(file.file_name)?.[0] ?? "";
+        const path = `documents/file_${id}${ext}`;
+        this.#filePaths.set(path, file);
+        return { file_id: id, file_unique_id: `u${id}`, file_size: file.bytes.byteLength, file_path: path };
+      },
       getChat: (p) => {
         const state = this.#target(p);
         return { ...state.chat, accent_color_id: 0, max_reaction_count: 11, accepted_gift_types: {} };
