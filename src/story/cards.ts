@@ -11,6 +11,7 @@ import type { CardBookEntry, CharacterCard } from "./character-card.ts";
 import { UserFacingError } from "./errors.ts";
 import { findCharacter } from "./illustration-planning.ts";
 import { LIMITS } from "./limits.ts";
+import { LORE_LIMITS, storyLoreCounter } from "./lore-service.ts";
 import type { Moderator } from "./moderation.ts";
 
 /** What a card may bring into a story; longer text is cut and the reader told. */
@@ -28,9 +29,10 @@ export const CARD_LIMITS = {
   firstMessage: 500,
   /** Lore entries taken from one card's book, their text and keys. */
   loreEntries: 50,
-  loreContent: 2000,
-  keysPerEntry: 10,
-  keyLength: 100,
+  /** An entry's text and keys: the limits of every lore entry (`/lore`). */
+  loreContent: LORE_LIMITS.content,
+  keysPerEntry: LORE_LIMITS.keys,
+  keyLength: LORE_LIMITS.keyLength,
 } as const satisfies Record<string, number>;
 
 /** The card kept on the character (`Character.card`): what export writes back. */
@@ -75,7 +77,7 @@ export interface PreparedCard {
   skipped: number;
 }
 
-type CardTx = Pick<Db, "character" | "loreEntry">;
+type CardTx = Pick<Db, "character" | "loreEntry" | "counter">;
 
 export class CardService {
   constructor(
@@ -172,13 +174,19 @@ export class CardService {
   async write(tx: CardTx, storyId: string, prepared: PreparedCard): Promise<CardImport> {
     const cast = await tx.character.findMany({ where: { storyId }, select: { id: true, name: true, card: true } });
     const exact = cast.find((c) => c.name.toLowerCase() === prepared.name.toLowerCase());
+    let removed = 0;
     if (exact !== undefined) {
       const earlier = storedCard(exact.card);
       const ids = Object.keys(earlier?.entries ?? {});
-      if (ids.length > 0) await tx.loreEntry.deleteMany({ where: { storyId, id: { in: ids }, source: "card" } });
+      if (ids.length > 0) {
+        removed = (await tx.loreEntry.deleteMany({ where: { storyId, id: { in: ids }, source: "card" } })).count;
+      }
     }
+    // The story's lore limit holds for a card's book too: what does not fit is left out.
+    const room = Math.max(0, LORE_LIMITS.storyEntries - (await tx.loreEntry.count({ where: { storyId } })));
+    const lore = prepared.lore.slice(0, room);
     const entries: StoredCard["entries"] = {};
-    for (const entry of prepared.lore) {
+    for (const entry of lore) {
       const row = await tx.loreEntry.create({
         data: {
           storyId,
@@ -206,12 +214,19 @@ export class CardService {
     } else {
       await tx.character.create({ data: { storyId, name: prepared.name, role: "main character", ...fields } });
     }
+    // Counted once the story's lore counter exists (it starts from the rows otherwise).
+    if (lore.length !== removed) {
+      await tx.counter.updateMany({
+        where: { key: storyLoreCounter(storyId) },
+        data: { count: { increment: lore.length - removed } },
+      });
+    }
     return {
       name: exact?.name ?? prepared.name,
       replaced: exact !== undefined,
-      lore: prepared.lore.length,
+      lore: lore.length,
       cut: prepared.cut,
-      skipped: prepared.skipped,
+      skipped: prepared.skipped + prepared.lore.length - lore.length,
     };
   }
 

@@ -72,7 +72,7 @@ export class StoryCommands {
      * Rows the story starts with, written in its transaction so the opening chapter sees them
      * (an imported card's character and lore; src/story/cards.ts).
      */
-    seed?: (tx: Pick<Db, "character" | "loreEntry">, storyId: string) => Promise<unknown>;
+    seed?: (tx: Pick<Db, "character" | "loreEntry" | "counter">, storyId: string) => Promise<unknown>;
   }): Promise<WriteTicket> {
     const premise = input.premise.trim();
     if (premise === "") throw new UserFacingError("error.emptyScenario");

@@ -13,6 +13,7 @@ import { commandServices } from "../../commands/types.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { CARD_LIMITS } from "../../src/story/cards.ts";
+import { LORE_LIMITS, validateLore } from "../../src/story/lore-service.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
 import { storyResponder } from "../fakes/story-responder.ts";
@@ -110,11 +111,36 @@ describe("/card import through the core", () => {
     const cast = await engine.db.character.findMany({ where: { storyId, name: "Mara Vell" } });
     expect(cast).toHaveLength(1);
     expect(cast[0]?.appearance).toBe("Now with a scar over one eye.");
-    const lore = await engine.db.loreEntry.findMany({ where: { storyId }, orderBy: { content: "asc" } });
+    // The story's own (the reader's and its bible's) stay; the first card's entry is gone.
+    const lore = await engine.db.loreEntry.findMany({
+      where: { storyId, source: { in: ["reader", "card"] } },
+      orderBy: { content: "asc" },
+    });
     expect(lore.map((l) => [l.keys, l.source])).toEqual([
       ["bell", "reader"],
       ["scar", "card"],
     ]);
+  });
+
+  it("keeps within the story's lore limit, and the entries it adds count toward /lore's", async () => {
+    await act(cardImport(attached(cardPng(v2Card()), "mara.png")));
+    const storyId = session.storyId ?? "";
+    const have = await engine.db.loreEntry.count({ where: { storyId } });
+    // The story's lore three short of its limit (through /lore's service, so its counter exists).
+    for (let i = have; i < LORE_LIMITS.storyEntries - 3; i++) {
+      await engine.lore.add({ storyId }, validateLore(`filler${i}`, `Entry ${i}.`));
+    }
+    const entries = Array.from({ length: 5 }, (_, i) => ({
+      keys: [`orrin${i}`],
+      content: `Fact ${i}.`,
+      enabled: true,
+    }));
+    await act(cardImport(attached(JSON.stringify(v3Card({ character_book: { entries } })))));
+    expect(surface.notices.join("\n")).toContain("2 lore entries of the card were left out");
+    expect(await engine.db.loreEntry.count({ where: { storyId } })).toBe(LORE_LIMITS.storyEntries);
+    // The counter saw the card's entries: /lore refuses the next one.
+    await expect(engine.lore.add({ storyId }, validateLore("one", "More."))).rejects.toThrow();
+    expect(await engine.db.loreEntry.count({ where: { storyId } })).toBe(LORE_LIMITS.storyEntries);
   });
 
   it("cuts long texts and too many lore entries, and says what it cut", async () => {
@@ -142,7 +168,7 @@ describe("/card import through the core", () => {
     const imported = cast.find((c) => c.name.startsWith("NNN"));
     expect(imported?.name).toHaveLength(CARD_LIMITS.name);
     expect((imported?.card as { data?: { extensions?: unknown } } | null)?.data?.extensions).toEqual({ note: "ab" });
-    const lore = await engine.db.loreEntry.findMany({ where: { storyId }, orderBy: { order: "asc" } });
+    const lore = await engine.db.loreEntry.findMany({ where: { storyId, source: "card" }, orderBy: { order: "asc" } });
     expect(lore).toHaveLength(CARD_LIMITS.loreEntries);
     // A comma inside a key would split it: it becomes a space.
     expect(lore[0]?.keys).toBe("key0, a b");
