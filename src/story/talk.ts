@@ -7,6 +7,7 @@
  * 👍/👎 on the reply are `talk-rating` reactions, the run's outcome.
  */
 import { randomUUID } from "node:crypto";
+import { entryMatches, RegexBudget, splitKeys } from "../agent/lore.ts";
 import type { BibleCharacter, StoryAgent, StorySnapshot } from "../agent/types.ts";
 import { ModelError } from "../llm/types.ts";
 import { StreamRenderer } from "../render/stream-renderer.ts";
@@ -32,8 +33,6 @@ export interface TalkOptions {
 
 /** Lore entries given to a reply at most. */
 const MAX_LORE = 8;
-/** A `/regex/` key longer than this is not tried against a name. */
-const MAX_REGEX_KEY = 100;
 
 export interface TalkReply {
   /** The `talk` agent run: what the rating buttons name. */
@@ -222,33 +221,17 @@ export function findCharacter(characters: BibleCharacter[], name: string): Bible
 
 /** Lore entries about a character: a key names them (a word of the name, or a `/regex/` matching it). */
 export function loreAbout(entries: { keys: string; content: string }[], name: string): TalkExchangeLore[] {
-  const lower = name.toLowerCase();
-  const words = lower.split(/\s+/u).filter((w) => w.length >= 2);
+  // The lore engine's matching: whole words, and `/regex/` keys checked for safety and
+  // time-boxed (a reader's pattern never stalls a reply).
+  const budget = new RegexBudget();
+  const about = name.slice(0, LIMITS.characterName);
   const out: TalkExchangeLore[] = [];
   for (const entry of entries) {
-    const keys = entry.keys
-      .split(",")
-      .map((k) => k.trim())
-      .filter(Boolean);
-    if (keys.some((k) => keyNames(k, lower, words))) out.push({ keys, content: entry.content });
+    const keys = splitKeys(entry.keys);
+    if (entryMatches({ keys }, about, budget)) out.push({ keys, content: entry.content });
     if (out.length >= MAX_LORE) break;
   }
   return out;
 }
 
 type TalkExchangeLore = { keys: string[]; content: string };
-
-function keyNames(key: string, name: string, words: string[]): boolean {
-  const regex = /^\/(.+)\/([a-z]*)$/u.exec(key);
-  if (regex !== null) {
-    if (key.length > MAX_REGEX_KEY) return false;
-    try {
-      // Tried against a name of at most LIMITS.characterName characters: cheap whatever the pattern.
-      return new RegExp(regex[1] ?? "", "iu").test(name.slice(0, LIMITS.characterName));
-    } catch {
-      return false;
-    }
-  }
-  const k = key.toLowerCase();
-  return k === name || words.includes(k) || (k.length >= 3 && name.includes(k));
-}

@@ -73,6 +73,11 @@ describe("loreAbout", () => {
     ]);
     expect(loreAbout(entries, "Mara Quill")).toEqual([]);
   });
+
+  it("never tries a catastrophic /regex/ key: the lore engine refuses it (a name of a's would take ages)", () => {
+    const entries = [{ keys: "/(a+)+b/", content: "Backtracks forever." }];
+    expect(loreAbout(entries, "a".repeat(80))).toEqual([]);
+  });
 });
 
 describe("rating buttons on a reply", () => {
