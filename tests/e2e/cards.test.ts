@@ -50,7 +50,8 @@ async function rows() {
   const db = await openDatabase(dbUrl);
   try {
     const characters = await db.character.findMany({ orderBy: { createdAt: "asc" } });
-    const lore = await db.loreEntry.findMany({ orderBy: { order: "asc" } });
+    // The cards' entries (the story's bible adds its own, source "bible").
+    const lore = await db.loreEntry.findMany({ where: { source: "card" }, orderBy: { order: "asc" } });
     const stories = await db.story.findMany();
     return { characters, lore, stories };
   } finally {
@@ -128,7 +129,8 @@ describe("/card in the terminal, end to end", { timeout: 180_000 }, () => {
     expect(parseCard(json).name).toBe("Orrin Hale");
 
     const maraCard = await p.say("/card export Mara Vell");
-    expect(maraCard).toContain("with 2 lore entries");
+    // Her card's two entries, and the story's own entry keyed by her name (its bible's).
+    expect(maraCard).toContain("with 3 lore entries");
     const maraJson = JSON.parse(readFileSync(join(dir, "exports", "mara-vell.card.json"), "utf8")) as {
       data: { extensions: unknown; character_book: { name: string; extensions: unknown; entries: unknown[] } };
     };
