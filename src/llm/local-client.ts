@@ -10,8 +10,9 @@
  * - structured output as a JSON-schema grammar: `responseFormat` (the `json_schema`
  *   strategy) and a forced tool call (the `tool` strategy: the tool's parameters become the
  *   grammar and the answer comes back as that tool's call);
- * - not yet: tools with an "auto" choice (ReAct). Such a request is a `bad_request` that
- *   names the tools, so the strategy book moves the route down to a strategy that works.
+ * - tools with an "auto" choice (ReAct): node-llama-cpp's function calling, in the syntax
+ *   of the model's chat template; the model may answer in prose instead (no call), which
+ *   the agent takes as its plan. "required" among several tools is treated as "auto" for now.
  */
 import { basename } from "node:path";
 import {
@@ -77,15 +78,25 @@ interface LlamaChatLike {
       maxTokens?: number;
       temperature?: number;
       grammar?: LlamaGrammarLike;
+      functions?: FunctionsLike;
       seed?: number;
     },
-  ): Promise<{ response: string; metadata: { stopReason: string } }>;
+  ): Promise<{
+    response: string;
+    functionCalls?: { functionName: string; params: unknown }[];
+    metadata: { stopReason: string };
+  }>;
   dispose(): void;
 }
 type LlamaChatClass = new (options: {
   contextSequence: LlamaContextSequenceLike;
   autoDisposeSequence?: boolean;
 }) => LlamaChatLike;
+type FunctionsLike = Record<string, { description: string; params: Record<string, unknown> }>;
+type Structured =
+  | { kind: "json"; grammar: LlamaGrammarLike }
+  | { kind: "tool"; name: string; grammar: LlamaGrammarLike }
+  | { kind: "functions"; functions: FunctionsLike };
 interface MeteredSequence extends LlamaContextSequenceLike {
   readonly tokenMeter: { readonly usedInputTokens: number; readonly usedOutputTokens: number };
 }
@@ -150,7 +161,10 @@ export class LocalModelClient implements ModelClient {
     const pending: string[] = [];
     let wake: (() => void) | undefined;
     let firstTokenMs: number | undefined;
-    let settled: { ok: true; response: string; stopReason: string } | { ok: false; error: unknown } | undefined;
+    let settled:
+      | { ok: true; response: string; stopReason: string; calls: ToolCall[] }
+      | { ok: false; error: unknown }
+      | undefined;
     const generation = chat
       .generateResponse(toHistory(req.messages), {
         // A forced tool call streams no prose: its arguments are the message's tool call.
@@ -162,12 +176,17 @@ export class LocalModelClient implements ModelClient {
         signal: stop.signal,
         maxTokens: req.maxTokens ?? this.#options.maxTokens ?? 1024,
         ...(req.temperature === undefined ? {} : { temperature: req.temperature }),
-        ...(structured === undefined ? {} : { grammar: structured.grammar }),
+        ...(structured === undefined
+          ? {}
+          : structured.kind === "functions"
+            ? { functions: structured.functions }
+            : { grammar: structured.grammar }),
         ...(this.#options.seed === undefined ? {} : { seed: this.#options.seed }),
       })
       .then(
         (r) => {
-          settled = { ok: true, response: r.response, stopReason: r.metadata.stopReason };
+          const calls = (r.functionCalls ?? []).map((c) => toolCall(c.functionName, JSON.stringify(c.params ?? {})));
+          settled = { ok: true, response: r.response, stopReason: r.metadata.stopReason, calls };
         },
         (error: unknown) => {
           settled = { ok: false, error };
@@ -203,11 +222,13 @@ export class LocalModelClient implements ModelClient {
               content: null,
               tool_calls: [toolCall(structured.name, outcome.response)],
             }
-          : { role: "assistant", content: outcome.response };
+          : outcome.calls.length > 0
+            ? { role: "assistant", content: outcome.response, tool_calls: outcome.calls }
+            : { role: "assistant", content: outcome.response };
       const finishReason =
         outcome.stopReason === "maxTokens"
           ? "length"
-          : structured?.kind === "tool"
+          : structured?.kind === "tool" || outcome.calls.length > 0
             ? "tool_calls"
             : outcome.stopReason === "abort"
               ? "abort"
@@ -250,12 +271,7 @@ export class LocalModelClient implements ModelClient {
   }
 
   /** The grammar for a structured request, or undefined for prose. */
-  async #structured(
-    loaded: Loaded,
-    req: ChatRequest,
-  ): Promise<
-    { kind: "json"; grammar: LlamaGrammarLike } | { kind: "tool"; name: string; grammar: LlamaGrammarLike } | undefined
-  > {
+  async #structured(loaded: Loaded, req: ChatRequest): Promise<Structured | undefined> {
     const tools = req.tools ?? [];
     if (tools.length > 0) {
       const choice = req.toolChoice ?? "auto";
@@ -266,10 +282,17 @@ export class LocalModelClient implements ModelClient {
             ? tools[0]
             : undefined;
       if (forced === undefined) {
-        throw new ModelError(
-          "bad_request",
-          "the local model takes tools only as one forced tool call for now (no auto tool choice)",
-        );
+        if (typeof choice === "object") {
+          throw new ModelError("bad_request", `tool_choice names ${choice.name}, which is not among the tools`);
+        }
+        // "auto" (and "required" among several, for now): node-llama-cpp's function calling
+        // through the chat template; the model may answer in prose instead.
+        const functions: FunctionsLike = {};
+        for (const t of tools) {
+          await this.#grammar(loaded, t.function.parameters); // the schema must be one a grammar can follow
+          functions[t.function.name] = { description: t.function.description, params: t.function.parameters };
+        }
+        return { kind: "functions", functions };
       }
       return {
         kind: "tool",

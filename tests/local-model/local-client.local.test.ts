@@ -11,7 +11,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { continuityReportSchema, continuityResponseFormat, offerChoicesTool } from "../../src/agent/schemas.ts";
+import {
+  continuityReportSchema,
+  continuityResponseFormat,
+  offerChoicesTool,
+  REACT_TOOLS,
+} from "../../src/agent/schemas.ts";
 import { LocalModelClient } from "../../src/llm/local-client.ts";
 import { type ChatRequest, ModelError } from "../../src/llm/types.ts";
 import { TINY_VOCAB, writeTinyLlamaGguf } from "../helpers/gguf-writer.ts";
@@ -104,10 +109,24 @@ describe("LocalModelClient on a tiny random llama", () => {
     }
   });
 
-  it("refuses tools with an auto choice as a bad request naming tools (the strategy moves down)", async () => {
-    const request = client.complete({ ...prose("Go on."), tools: [offerChoicesTool], toolChoice: "auto" });
+  it("offers tools with an auto choice through function calling: prose or well-formed calls (ReAct)", async () => {
+    const result = await client.complete({
+      ...prose("Gather what you need.", { maxTokens: 64 }),
+      tools: REACT_TOOLS,
+      toolChoice: "auto",
+    });
+    const names = REACT_TOOLS.map((t) => t.function.name);
+    for (const call of result.message.tool_calls ?? []) {
+      expect(names).toContain(call.function.name);
+      expect(() => JSON.parse(call.function.arguments)).not.toThrow();
+    }
+    if ((result.message.tool_calls ?? []).length === 0) expect(typeof result.message.content).toBe("string");
+  });
+
+  it("rejects a forced tool that is not among the tools as a bad request", async () => {
+    const request = client.complete({ ...prose("Go on."), tools: [offerChoicesTool], toolChoice: { name: "nope" } });
     await expect(request).rejects.toBeInstanceOf(ModelError);
-    await expect(request).rejects.toMatchObject({ kind: "bad_request", message: expect.stringMatching(/tool/) });
+    await expect(request).rejects.toMatchObject({ kind: "bad_request" });
   });
 
   it("stops generating when a chapter is cancelled mid-stream, and frees its sequence", async () => {
