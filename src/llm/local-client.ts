@@ -21,6 +21,7 @@ import {
   type LlamaGrammarLike,
   type LlamaLike,
   type LlamaModelLike,
+  LOCAL_BASE_URL,
   loadNodeLlamaCpp,
   type NodeLlamaCpp,
 } from "./local-runtime.ts";
@@ -111,7 +112,7 @@ export class LocalModelClient implements ModelClient {
 
   constructor(options: LocalModelClientOptions) {
     this.#options = options;
-    this.#route = { model: `local:${basename(options.modelPath)}`, baseUrl: "local://embedded", fineTuned: false };
+    this.#route = { model: `local:${basename(options.modelPath)}`, baseUrl: LOCAL_BASE_URL, fineTuned: false };
   }
 
   route(_task: Task): ModelRoute {

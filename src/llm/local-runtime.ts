@@ -6,6 +6,8 @@
  *
  *   npm install --prefix <dir> --omit=optional node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1
  *
+ * (`RUNTIME_INSTALL_COMMAND` names this machine's prebuilt package.)
+ *
  * The types below are the small structural slice of its API that Inkloom uses; the
  * runtime is not a dependency, so its own typings are not available at compile time.
  */
@@ -85,6 +87,26 @@ export interface NodeLlamaCpp {
   readGgufFileInfo(path: string): Promise<{ version: number; metadata: Record<string, unknown> }>;
 }
 
+/** The route base URL of the embedded model (no server: the model runs in this process). */
+export const LOCAL_BASE_URL = "local://embedded";
+
+/** The version installed on demand (measured in docs/local-model.md). */
+export const NODE_LLAMA_CPP_VERSION = "3.22.1";
+
+/**
+ * The one prebuilt package of this machine, CPU only (Metal on Apple silicon), of
+ * node-llama-cpp's optional ones: the GPU packages are hundreds of MB (docs/local-model.md).
+ */
+export function prebuiltPackage(platform: string = process.platform, arch: string = process.arch): string {
+  const os = platform === "darwin" ? "mac" : platform === "win32" ? "win" : platform;
+  const flavour = os === "mac" && arch === "arm64" ? "-metal" : "";
+  return `@node-llama-cpp/${os}-${arch}${flavour}`;
+}
+
+/** The command that installs the runtime, this machine's prebuilt only, into the npm prefix `dir`. */
+export const RUNTIME_INSTALL_COMMAND = (dir: string): string =>
+  `npm install --prefix ${dir} --omit=optional node-llama-cpp@${NODE_LLAMA_CPP_VERSION} ${prebuiltPackage()}@${NODE_LLAMA_CPP_VERSION}`;
+
 /** The entry module of `node-llama-cpp` installed under `dir` (an npm prefix), or undefined. */
 export function nodeLlamaCppEntry(dir: string): string | undefined {
   const entry = join(dir, "node_modules", "node-llama-cpp", "dist", "index.js");
@@ -95,10 +117,7 @@ export function nodeLlamaCppEntry(dir: string): string | undefined {
 export class LocalRuntimeMissing extends Error {
   override readonly name = "LocalRuntimeMissing";
   constructor(readonly dir: string) {
-    super(
-      `node-llama-cpp is not installed in ${dir}. Install it with: ` +
-        `npm install --prefix ${dir} --omit=optional node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1`,
-    );
+    super(`node-llama-cpp is not installed in ${dir}. Install it with: ${RUNTIME_INSTALL_COMMAND(dir)}`);
   }
 }
 
