@@ -3,9 +3,12 @@
  * A missing or bad variable fails fast with a message naming the variable.
  */
 import { readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { basename, join, resolve } from "node:path";
 import { z } from "zod";
 import { METHODS, type Method, type WritingTask } from "../agent/types.ts";
 import { LOCALES, type Locale } from "../i18n/locale.ts";
+import { LOCAL_BASE_URL, nodeLlamaCppEntry, RUNTIME_INSTALL_COMMAND } from "../llm/local-runtime.ts";
 import { STRUCTURED_STRATEGIES, type StructuredStrategy } from "../llm/structured-strategy.ts";
 import { type ModelRoute, TASKS, type Task } from "../llm/types.ts";
 import { type CatalogueTheme, parseCatalogue } from "../story/themes.ts";
@@ -89,6 +92,10 @@ const EnvSchema = z.object({
   MODERATION_MODEL: optionalText,
   MODEL_ILLUSTRATE: optionalText,
   MODEL_TALK: optionalText,
+  LOCAL_MODEL: optionalText,
+  LOCAL_RUNTIME_DIR: optionalText,
+  LOCAL_MODEL_SEQUENCES: int("LOCAL_MODEL_SEQUENCES", 1, 64),
+  LOCAL_MODEL_THREADS: int("LOCAL_MODEL_THREADS", 1, 256),
   METHOD_OPEN: method("METHOD_OPEN"),
   METHOD_CONTINUE: method("METHOD_CONTINUE"),
   METHOD_REWRITE: method("METHOD_REWRITE"),
@@ -173,6 +180,11 @@ export type { Locale };
 
 export interface Config {
   models: Record<Task, ModelRoute>;
+  /**
+   * Set when LOCAL_MODEL is and no endpoint is: every task runs on this embedded model
+   * (node-llama-cpp from `runtimeDir`, not a dependency). A configured endpoint wins.
+   */
+  local?: { modelPath: string; runtimeDir: string; sequences: number; threads: number };
   apiKey: string;
   timeoutMs: number;
   maxRetries: number;
@@ -266,7 +278,57 @@ export const NO_ENDPOINT_HELP = [
   "  OPENAI_BASE_URL=http://localhost:11434/v1 OPENAI_MODEL=qwen2.5:7b-instruct OPENAI_API_KEY=ollama npm start",
   "",
   "With OpenAI itself, OPENAI_API_KEY alone is enough (OPENAI_MODEL defaults to gpt-4.1-mini).",
+  "",
+  "Or, with no endpoint, an embedded model (experimental, CPU; docs/local-model.md):",
+  "  LOCAL_MODEL=/path/to/model.gguf npm start",
 ].join("\n");
+
+/** Where the on-demand runtime is looked for when LOCAL_RUNTIME_DIR is not set. */
+export const DEFAULT_LOCAL_RUNTIME_DIR = join(homedir(), ".cache", "inkloom", "runtime");
+
+/** LOCAL_MODEL and its companions, checked; the problems found go to `problems`. */
+function localModelOf(
+  e: {
+    LOCAL_MODEL?: string | undefined;
+    LOCAL_RUNTIME_DIR?: string | undefined;
+    LOCAL_MODEL_SEQUENCES?: string | undefined;
+    LOCAL_MODEL_THREADS?: string | undefined;
+  },
+  problems: string[],
+): Config["local"] {
+  const spec = e.LOCAL_MODEL;
+  if (spec === undefined) return undefined;
+  if (spec === "default" || spec.startsWith("hf:")) {
+    problems.push(
+      `LOCAL_MODEL=${spec} is not supported yet (no download in this version): set LOCAL_MODEL to the path of a .gguf file`,
+    );
+    return undefined;
+  }
+  const modelPath = resolve(spec);
+  let isFile = false;
+  try {
+    isFile = statSync(modelPath).isFile();
+  } catch {
+    isFile = false;
+  }
+  if (!modelPath.endsWith(".gguf") || !isFile) {
+    problems.push(`LOCAL_MODEL must be the path of a .gguf file; ${modelPath} is not one`);
+  }
+  const runtimeDir = resolve(e.LOCAL_RUNTIME_DIR ?? DEFAULT_LOCAL_RUNTIME_DIR);
+  if (nodeLlamaCppEntry(runtimeDir) === undefined) {
+    problems.push(
+      `LOCAL_MODEL needs the local runtime, node-llama-cpp, which is installed on demand and is not in ${runtimeDir}. ` +
+        `Install it (about 80 MB) with:\n  ${RUNTIME_INSTALL_COMMAND(runtimeDir)}\n` +
+        "or set LOCAL_RUNTIME_DIR to where it is installed.",
+    );
+  }
+  return {
+    modelPath,
+    runtimeDir,
+    sequences: e.LOCAL_MODEL_SEQUENCES === undefined ? 2 : Number(e.LOCAL_MODEL_SEQUENCES),
+    threads: e.LOCAL_MODEL_THREADS === undefined ? 1 : Number(e.LOCAL_MODEL_THREADS),
+  };
+}
 
 /**
  * SHARD_COUNT (`auto` by default: discord.js asks GET /gateway/bot) and SHARD_IDS, the shards
@@ -354,12 +416,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(["DISCORD_TOKEN and DISCORD_APPLICATION_ID go together: set both to run the Discord bot"]);
   }
   const shards = shardsOf(e.SHARD_COUNT, e.SHARD_IDS);
-  if (e.OPENAI_BASE_URL === undefined && e.OPENAI_API_KEY === undefined) {
+  const noEndpoint = e.OPENAI_BASE_URL === undefined && e.OPENAI_API_KEY === undefined;
+  // A configured endpoint wins over LOCAL_MODEL.
+  const localProblems: string[] = [];
+  const local = noEndpoint ? localModelOf(e, localProblems) : undefined;
+  if (localProblems.length > 0) throw new ConfigError(localProblems);
+  if (noEndpoint && local === undefined) {
     throw new ConfigError([NO_ENDPOINT_HELP]);
   }
-  const baseUrl = e.OPENAI_BASE_URL ?? OPENAI_DEFAULT_BASE_URL;
+  const baseUrl = local !== undefined ? LOCAL_BASE_URL : (e.OPENAI_BASE_URL ?? OPENAI_DEFAULT_BASE_URL);
   const usingOpenAi = e.OPENAI_BASE_URL === undefined;
-  const defaultModel = e.OPENAI_MODEL ?? (usingOpenAi ? "gpt-4.1-mini" : undefined);
+  const defaultModel =
+    local !== undefined
+      ? `local:${basename(local.modelPath)}`
+      : (e.OPENAI_MODEL ?? (usingOpenAi ? "gpt-4.1-mini" : undefined));
   if (defaultModel === undefined) {
     throw new ConfigError([
       `OPENAI_MODEL is not set: name the model that ${baseUrl} should use, e.g. OPENAI_MODEL=qwen2.5:7b-instruct`,
@@ -399,6 +469,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const lang = (e.LANG ?? "").toLowerCase();
   return {
     models,
+    ...(local === undefined ? {} : { local }),
     // Local servers (Ollama, llama.cpp) ignore the key, but the SDK needs one.
     apiKey: e.OPENAI_API_KEY ?? "not-needed",
     timeoutMs: num(e.OPENAI_TIMEOUT_MS, DEFAULTS.OPENAI_TIMEOUT_MS),

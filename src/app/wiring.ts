@@ -101,14 +101,24 @@ export async function createEngine(
     config.databaseUrl,
     config.databasePoolSize === undefined ? {} : { poolSize: config.databasePoolSize },
   );
-  const client = new OpenAiModelClient({
-    // Routes set with `npm run train:route` (or by a fine-tuning job) win over the configuration.
-    routes: await new RouteStore(db).resolve(config.models),
-    apiKey: config.apiKey,
-    timeoutMs: config.timeoutMs,
-    maxRetries: config.maxRetries,
-    prices: config.prices,
-  });
+  const client: ModelClient =
+    config.local !== undefined
+      ? // The embedded model (LOCAL_MODEL, no endpoint): every task on it; node-llama-cpp is
+        // imported from its on-demand prefix at the first call, not at start.
+        new (await import("../llm/local-client.ts")).LocalModelClient({
+          runtimeDir: config.local.runtimeDir,
+          modelPath: config.local.modelPath,
+          sequences: config.local.sequences,
+          threads: config.local.threads,
+        })
+      : new OpenAiModelClient({
+          // Routes set with `npm run train:route` (or by a fine-tuning job) win over the configuration.
+          routes: await new RouteStore(db).resolve(config.models),
+          apiKey: config.apiKey,
+          timeoutMs: config.timeoutMs,
+          maxRetries: config.maxRetries,
+          prices: config.prices,
+        });
   const model = hooks.decorateModel?.(client) ?? client;
   const strategies = await loadStrategyBook(db, {
     log,
