@@ -50,14 +50,26 @@ export const stateUpdateSchema = z.object({
     .array(
       z.object({
         name: z.string().trim().min(1).max(80),
-        value: z.number().int().min(-100).max(100),
+        // A value out of range is brought into it, not refused: it never costs the chapter its parts.
+        value: z
+          .number()
+          .describe("-100 hostile .. 100 devoted")
+          .transform((v) => boundedInt(v, -100, 100)),
         standing: z.string().trim().min(1).max(160),
       }),
     )
     .max(8),
   milestones: z.array(z.string().trim().min(1).max(160)).max(4),
-  arc_progress: z.number().int().min(0).max(100),
+  arc_progress: z
+    .number()
+    .describe("0 .. 100")
+    .transform((v) => boundedInt(v, 0, 100)),
 });
+
+/** `v` rounded and brought within [min, max]. */
+function boundedInt(v: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, Math.round(v)));
+}
 export type StateUpdateParts = z.infer<typeof stateUpdateSchema>;
 
 export const submitChapterSchema = z

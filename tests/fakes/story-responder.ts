@@ -259,7 +259,7 @@ function stateAfter(n: number, zh: boolean): Chapter["state"] {
     ? {
         relationships: [
           { name: "沈默", value: warmth, standing: `第${n}章后，林月开始信任他` },
-          ...(n >= 2 ? [{ name: "门房", value: -10 * n, standing: "他在隐瞒什么" }] : []),
+          ...(n >= 2 ? [{ name: "门房", value: Math.max(-100, -10 * n), standing: "他在隐瞒什么" }] : []),
         ],
         milestones: [`第${n}章的转折`],
         arc_progress: Math.min(100, 20 * n),
@@ -267,7 +267,9 @@ function stateAfter(n: number, zh: boolean): Chapter["state"] {
     : {
         relationships: [
           { name: "Elias Wren", value: warmth, standing: `after chapter ${n}, Mara begins to trust him` },
-          ...(n >= 2 ? [{ name: "The Porter", value: -10 * n, standing: "he is hiding something" }] : []),
+          ...(n >= 2
+            ? [{ name: "The Porter", value: Math.max(-100, -10 * n), standing: "he is hiding something" }]
+            : []),
         ],
         milestones: [`Turning point of chapter ${n}`],
         arc_progress: Math.min(100, 20 * n),

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { progressBar, relationshipBar, statusText } from "../../commands/status.ts";
 import { buildMemory } from "../../src/agent/memory.ts";
 import { AUTHOR_NOTE_LABEL } from "../../src/agent/prompts.ts";
-import { parseJsonWith, submitChapterSchema, submitChapterTool } from "../../src/agent/schemas.ts";
+import { parseJsonWith, stateUpdateSchema, submitChapterSchema, submitChapterTool } from "../../src/agent/schemas.ts";
 import { createStoryAgent } from "../../src/agent/story-agent.ts";
 import { EMPTY_STATE, mergeState, parseState, STATE_LIMITS, stateLines } from "../../src/agent/story-state.ts";
 import type {
@@ -135,7 +135,9 @@ describe("submit_chapter's state: strict schema", () => {
       milestones: [],
       arc_progress: 10,
     });
-    expect(parseJsonWith(submitChapterSchema, tooWarm).ok).toBe(false);
+    // Out of range is brought into range, not refused (the chapter keeps its parts).
+    const warm = parseJsonWith(submitChapterSchema, tooWarm);
+    expect(warm.ok && warm.value.state?.relationships[0]?.value).toBe(100);
   });
 });
 
@@ -283,5 +285,20 @@ describe("the /status text", () => {
     expect(text).toContain(`Wren  ${relationshipBar(-30)} -30  — she lied about the letters`);
     expect(text).toContain("✓ Found the first letter");
     expect(text).toContain(`${progressBar(25)} 25%`);
+  });
+});
+
+describe("the story state a chapter submits", () => {
+  it("brings an out-of-range relationship or arc progress into range instead of refusing the chapter's parts", () => {
+    const parsed = stateUpdateSchema.parse({
+      relationships: [
+        { name: "Porter", value: -150.4, standing: "an enemy now" },
+        { name: "Elias", value: 12.6, standing: "warming" },
+      ],
+      milestones: [],
+      arc_progress: 130,
+    });
+    expect(parsed.relationships.map((r) => r.value)).toEqual([-100, 13]);
+    expect(parsed.arc_progress).toBe(100);
   });
 });
