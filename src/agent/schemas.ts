@@ -4,8 +4,14 @@
  * never drift). Prose is never parsed for structure.
  */
 import { z } from "zod";
-import { dropNulls, strictJsonSchema } from "../llm/strict-schema.ts";
+import { dropNulls, grammarJsonSchema, registerGrammarSchema, strictJsonSchema } from "../llm/strict-schema.ts";
 import type { ToolSpec } from "../llm/types.ts";
+
+/** The language tags an embedded model's grammar offers for a story's `language` (any BCP-47 tag passes zod). */
+export const GRAMMAR_LANGUAGE_TAGS: readonly string[] = (
+  "en zh zh-Hans zh-Hant es fr de it pt pt-BR ru uk pl nl sv no da fi cs el tr ar he fa hi bn " +
+  "ur ja ko vi th id ms tl sw ro hu bg sr hr ca eu gl et lv lt sk sl ta te"
+).split(" ");
 
 const characterSchema = z.object({
   name: z.string().trim().min(1).max(80),
@@ -23,7 +29,9 @@ export const planStorySchema = z.object({
   language: z
     .string()
     .trim()
-    .regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, "language must be a BCP-47 tag such as en or zh"),
+    .regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, "language must be a BCP-47 tag such as en or zh")
+    // A grammar cannot follow the pattern: the embedded model picks from these (strict-schema.ts).
+    .meta({ grammarEnum: GRAMMAR_LANGUAGE_TAGS }),
   logline: z.string().trim().min(1).max(400),
   characters: z.array(characterSchema).min(1).max(8),
   places: z.array(z.object({ name: z.string().trim().min(1).max(80), description: z.string().trim().max(400) })).max(8),
@@ -121,7 +129,11 @@ export const beginWritingArgsSchema = z.object({ plan: z.string().trim().min(1).
  * the strict form OpenAI accepts with `strict: true` (see src/llm/strict-schema.ts).
  */
 export function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
-  return strictJsonSchema(z.toJSONSchema(schema, { io: "input" }) as Record<string, unknown>);
+  const json = z.toJSONSchema(schema, { io: "input" }) as Record<string, unknown>;
+  const strict = strictJsonSchema(json);
+  // The embedded model's grammar gets the lengths too (strict-schema.ts, grammarSchemaFor).
+  registerGrammarSchema(strict, grammarJsonSchema(json));
+  return strict;
 }
 
 function tool(name: string, description: string, schema: z.ZodType): ToolSpec {

@@ -96,6 +96,8 @@ const EnvSchema = z.object({
   LOCAL_RUNTIME_DIR: optionalText,
   LOCAL_MODEL_SEQUENCES: int("LOCAL_MODEL_SEQUENCES", 1, 64),
   LOCAL_MODEL_THREADS: int("LOCAL_MODEL_THREADS", 1, 256),
+  LOCAL_MODEL_CONTEXT: int("LOCAL_MODEL_CONTEXT", 512, 1_048_576),
+  LOCAL_MODEL_SEED: int("LOCAL_MODEL_SEED", 0, 2_147_483_647),
   METHOD_OPEN: method("METHOD_OPEN"),
   METHOD_CONTINUE: method("METHOD_CONTINUE"),
   METHOD_REWRITE: method("METHOD_REWRITE"),
@@ -184,7 +186,15 @@ export interface Config {
    * Set when LOCAL_MODEL is and no endpoint is: every task runs on this embedded model
    * (node-llama-cpp from `runtimeDir`, not a dependency). A configured endpoint wins.
    */
-  local?: { modelPath: string; runtimeDir: string; sequences: number; threads: number };
+  local?: {
+    modelPath: string;
+    runtimeDir: string;
+    sequences: number;
+    threads: number;
+    contextSize: number;
+    /** Sampling seed, for reproducible stories (tests, debugging); from the clock when unset. */
+    seed?: number;
+  };
   apiKey: string;
   timeoutMs: number;
   maxRetries: number;
@@ -293,6 +303,8 @@ function localModelOf(
     LOCAL_RUNTIME_DIR?: string | undefined;
     LOCAL_MODEL_SEQUENCES?: string | undefined;
     LOCAL_MODEL_THREADS?: string | undefined;
+    LOCAL_MODEL_CONTEXT?: string | undefined;
+    LOCAL_MODEL_SEED?: string | undefined;
   },
   problems: string[],
 ): Config["local"] {
@@ -327,6 +339,9 @@ function localModelOf(
     runtimeDir,
     sequences: e.LOCAL_MODEL_SEQUENCES === undefined ? 2 : Number(e.LOCAL_MODEL_SEQUENCES),
     threads: e.LOCAL_MODEL_THREADS === undefined ? 1 : Number(e.LOCAL_MODEL_THREADS),
+    // Tokens per story (sequence), at most the model's training context.
+    contextSize: e.LOCAL_MODEL_CONTEXT === undefined ? 4096 : Number(e.LOCAL_MODEL_CONTEXT),
+    ...(e.LOCAL_MODEL_SEED === undefined ? {} : { seed: Number(e.LOCAL_MODEL_SEED) }),
   };
 }
 

@@ -110,6 +110,8 @@ export async function createEngine(
           modelPath: config.local.modelPath,
           sequences: config.local.sequences,
           threads: config.local.threads,
+          contextSize: config.local.contextSize,
+          ...(config.local.seed === undefined ? {} : { seed: config.local.seed }),
         })
       : new OpenAiModelClient({
           // Routes set with `npm run train:route` (or by a fine-tuning job) win over the configuration.

@@ -25,6 +25,7 @@ import {
   loadNodeLlamaCpp,
   type NodeLlamaCpp,
 } from "./local-runtime.ts";
+import { grammarSchemaFor } from "./strict-schema.ts";
 import {
   type AssistantMessage,
   type ChatMessage,
@@ -51,6 +52,12 @@ export interface LocalModelClientOptions {
   contextSize?: number;
   /** Default answer length when a request names none (default 1024). */
   maxTokens?: number;
+  /**
+   * Sampling temperature of a request that names none (default 0.8, llama.cpp's own).
+   * node-llama-cpp's default is 0, greedy, where an OpenAI endpoint samples: a greedy weak
+   * model repeats itself (every choice the same label), which the agent's checks refuse.
+   */
+  temperature?: number;
   /** Sampling seed, for reproducible answers (tests); random when unset. */
   seed?: number;
   /** The already imported runtime (tests), instead of importing it from `runtimeDir`. */
@@ -176,7 +183,7 @@ export class LocalModelClient implements ModelClient {
         },
         signal: stop.signal,
         maxTokens: req.maxTokens ?? this.#options.maxTokens ?? 1024,
-        ...(req.temperature === undefined ? {} : { temperature: req.temperature }),
+        temperature: req.temperature ?? this.#options.temperature ?? DEFAULT_TEMPERATURE,
         ...(structured === undefined
           ? {}
           : structured.kind === "functions"
@@ -291,7 +298,10 @@ export class LocalModelClient implements ModelClient {
         const functions: FunctionsLike = {};
         for (const t of tools) {
           await this.#grammar(loaded, t.function.parameters); // the schema must be one a grammar can follow
-          functions[t.function.name] = { description: t.function.description, params: t.function.parameters };
+          functions[t.function.name] = {
+            description: t.function.description,
+            params: grammarSchemaFor(t.function.parameters),
+          };
         }
         return { kind: "functions", functions };
       }
@@ -307,7 +317,13 @@ export class LocalModelClient implements ModelClient {
     return undefined;
   }
 
-  #grammar(loaded: Loaded, schema: Record<string, unknown>): Promise<LlamaGrammarLike> {
+  /**
+   * The grammar for a schema, from its grammar form when the agent registered one: the
+   * strict schema with string lengths and enumerated tags (strict-schema.ts), which a weak
+   * model needs to give answers the agent's zod schemas accept.
+   */
+  #grammar(loaded: Loaded, sent: Record<string, unknown>): Promise<LlamaGrammarLike> {
+    const schema = grammarSchemaFor(sent);
     const key = JSON.stringify(schema);
     let grammar = this.#grammars.get(key);
     if (grammar === undefined) {
@@ -350,6 +366,9 @@ export class LocalModelClient implements ModelClient {
     else this.#free.push(sequence);
   }
 }
+
+/** Sampling temperature when neither the request nor the options name one (llama.cpp's default). */
+const DEFAULT_TEMPERATURE = 0.8;
 
 let callCounter = 0;
 function toolCall(name: string, args: string): ToolCall {

@@ -13,6 +13,13 @@
  *
  * Servers without strict validation (vLLM, llama.cpp, Ollama) read the same schema as
  * a grammar, so one form serves every endpoint.
+ *
+ * The embedded model (src/llm/local-client.ts) is the exception: its grammar follows
+ * string lengths, and a weak model needs them (an empty `title` is well-formed JSON but
+ * not a plan). `grammarJsonSchema` is the strict form with `minLength`/`maxLength` kept
+ * and a `pattern` the grammar cannot follow replaced by the field's `grammarEnum` (zod
+ * `.meta({ grammarEnum })`), and `grammarSchemaFor` finds it for a strict schema the agent
+ * sent, so the port's requests stay as they are.
  */
 
 /** Keywords OpenAI's strict mode accepts (checked December 2026). */
@@ -41,6 +48,9 @@ const SUPPORTED = new Set([
   "maxItems",
 ]);
 
+/** Kept in the grammar form only: a JSON-schema grammar (node-llama-cpp, llama.cpp) follows them. */
+const GRAMMAR_ONLY = new Set(["minLength", "maxLength"]);
+
 type Schema = Record<string, unknown>;
 
 function isSchema(value: unknown): value is Schema {
@@ -49,24 +59,51 @@ function isSchema(value: unknown): value is Schema {
 
 /** The strict form of a JSON schema (a new object; the input is not changed). */
 export function strictJsonSchema(schema: Schema): Schema {
-  return convert(schema);
+  return convert(schema, false);
 }
 
-function convert(schema: Schema): Schema {
+/**
+ * The form a JSON-schema grammar follows best: the strict form, plus `minLength` and
+ * `maxLength`, and a string's `grammarEnum` (its allowed values, for a `pattern` the
+ * grammar ignores, such as a language tag) as its `enum`.
+ */
+export function grammarJsonSchema(schema: Schema): Schema {
+  return convert(schema, true);
+}
+
+const grammarForms = new Map<string, Schema>();
+
+/** Remember `grammar` as the grammar form of the strict schema `strict` (see `grammarSchemaFor`). */
+export function registerGrammarSchema(strict: Schema, grammar: Schema): void {
+  grammarForms.set(JSON.stringify(strict), grammar);
+}
+
+/** The grammar form registered for a strict schema, or the schema itself when there is none. */
+export function grammarSchemaFor(schema: Schema): Schema {
+  return grammarForms.get(JSON.stringify(schema)) ?? schema;
+}
+
+function convert(schema: Schema, grammar: boolean): Schema {
   const out: Schema = {};
   for (const [key, value] of Object.entries(schema)) {
-    if (!SUPPORTED.has(key)) continue;
+    if (!SUPPORTED.has(key) && !(grammar && GRAMMAR_ONLY.has(key))) continue;
     if (key === "properties" || key === "$defs" || key === "definitions") {
       out[key] = Object.fromEntries(
-        Object.entries(isSchema(value) ? value : {}).map(([k, v]) => [k, isSchema(v) ? convert(v) : v]),
+        Object.entries(isSchema(value) ? value : {}).map(([k, v]) => [k, isSchema(v) ? convert(v, grammar) : v]),
       );
     } else if (key === "items") {
-      out[key] = isSchema(value) ? convert(value) : value;
+      out[key] = isSchema(value) ? convert(value, grammar) : value;
     } else if (key === "anyOf") {
-      out[key] = Array.isArray(value) ? value.map((v) => (isSchema(v) ? convert(v) : v)) : value;
+      out[key] = Array.isArray(value) ? value.map((v) => (isSchema(v) ? convert(v, grammar) : v)) : value;
     } else {
       out[key] = value;
     }
+  }
+  if (grammar && Array.isArray(schema.grammarEnum) && out.enum === undefined) {
+    out.enum = schema.grammarEnum;
+    delete out.pattern;
+    delete out.minLength;
+    delete out.maxLength;
   }
   if (isSchema(out.properties)) {
     const properties = out.properties as Record<string, Schema>;

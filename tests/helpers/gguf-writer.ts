@@ -199,6 +199,12 @@ export interface TinyLlamaOptions {
   favour: number[];
   /** How strongly: about the favoured tokens' logit (the rest sit near 0); 3.5 makes a 260-token vocabulary pick one about one time in eight. */
   favourLogit: number;
+  /**
+   * Per-token logits that override `favourLogit` (and favour tokens not in `favour`): an
+   * end-of-sequence token at about 1 ends free prose after a hundred tokens or so, while a
+   * grammar still holds it back until the JSON is complete.
+   */
+  favourLogits: Record<number, number>;
 }
 
 export const TINY_LLAMA_DEFAULTS: TinyLlamaOptions = {
@@ -212,6 +218,7 @@ export const TINY_LLAMA_DEFAULTS: TinyLlamaOptions = {
   scale: 0.5,
   favour: [],
   favourLogit: 3.5,
+  favourLogits: {},
 };
 
 /**
@@ -313,12 +320,13 @@ export function tinyLlama(options: Partial<TinyLlamaOptions> = {}): {
     );
   }
   const output = weights([e, TINY_VOCAB.size]);
-  if (o.favour.length > 0) {
+  if (o.favour.length > 0 || Object.keys(o.favourLogits).length > 0) {
     // ne0 is the embedding: token t's row starts at t * e.
     for (let t = 0; t < TINY_VOCAB.size; t++) {
       embeddings[t * e] = 10;
       // The normalised first component is about 7.3 (10 against ~0.3 elsewhere, over 64 dims).
-      output[t * e] = o.favour.includes(t) ? o.favourLogit / 16 : 0;
+      const logit = o.favourLogits[t] ?? (o.favour.includes(t) ? o.favourLogit : 0);
+      output[t * e] = logit / 16;
     }
   }
   tensors.push(

@@ -42,7 +42,16 @@ describe("LocalModelClient on a tiny random llama", () => {
     dir = mkdtempSync(join(tmpdir(), "inkloom-local-"));
     const modelPath = join(dir, "tiny.gguf");
     writeTinyLlamaGguf(modelPath, { contextLength: 4096, favour: [TINY_VOCAB.firstByte + 0x22] });
-    client = new LocalModelClient({ runtimeDir: RUNTIME_DIR, modelPath, sequences: 2, threads: 1, seed: 4 });
+    // Greedy (the client samples at 0.8 by default): the model then writes `"` for ever,
+    // which the streaming and cancellation tests need; grammars still end their strings.
+    client = new LocalModelClient({
+      runtimeDir: RUNTIME_DIR,
+      modelPath,
+      sequences: 2,
+      threads: 1,
+      seed: 4,
+      temperature: 0,
+    });
     await client.load();
   });
 

@@ -38,8 +38,28 @@ describe("LOCAL_MODEL", () => {
 
   it("runs every task on the embedded model when no endpoint is set", () => {
     const config = loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime, LOCAL_MODEL_SEQUENCES: "3" });
-    expect(config.local).toEqual({ modelPath: model, runtimeDir: runtime, sequences: 3, threads: 1 });
+    expect(config.local).toEqual({
+      modelPath: model,
+      runtimeDir: runtime,
+      sequences: 3,
+      threads: 1,
+      contextSize: 4096,
+    });
     expect(config.models.continue).toEqual({ model: "local:tiny.gguf", baseUrl: "local://embedded", fineTuned: false });
+  });
+
+  it("takes the tokens per story from LOCAL_MODEL_CONTEXT, and refuses a tiny one", () => {
+    expect(
+      loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime, LOCAL_MODEL_CONTEXT: "16384" }).local?.contextSize,
+    ).toBe(16_384);
+    expect(
+      problems({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime, LOCAL_MODEL_CONTEXT: "100" }).join("\n"),
+    ).toContain("LOCAL_MODEL_CONTEXT");
+  });
+
+  it("takes a sampling seed from LOCAL_MODEL_SEED, none by default", () => {
+    expect(loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime, LOCAL_MODEL_SEED: "7" }).local?.seed).toBe(7);
+    expect(loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime }).local).not.toHaveProperty("seed");
   });
 
   it("lets a configured endpoint win", () => {

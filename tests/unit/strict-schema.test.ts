@@ -8,7 +8,13 @@ import {
   submitChapterSchema,
   submitChapterTool,
 } from "../../src/agent/schemas.ts";
-import { dropNulls, extractJson, strictJsonSchema } from "../../src/llm/strict-schema.ts";
+import {
+  dropNulls,
+  extractJson,
+  grammarJsonSchema,
+  grammarSchemaFor,
+  strictJsonSchema,
+} from "../../src/llm/strict-schema.ts";
 import { defaultStrategy, nextStrategy, routeKey, StrategyMemory } from "../../src/llm/structured-strategy.ts";
 import { moderationResponseFormat } from "../../src/story/moderation.ts";
 import { pairwiseResponseFormat } from "../../src/training/eval.ts";
@@ -89,6 +95,54 @@ describe("extractJson", () => {
     expect(extractJson('Sure!\n```json\n{"a":1}\n```')).toBe('{"a":1}');
     expect(extractJson('Here: {"a":{"b":2}} done')).toBe('{"a":{"b":2}}');
     expect(extractJson("no json here")).toBeUndefined();
+  });
+});
+
+describe("the grammar form, for the embedded model", () => {
+  const schema = {
+    type: "object",
+    properties: {
+      title: { type: "string", minLength: 1, maxLength: 120 },
+      language: { type: "string", pattern: "^[a-z]{2,3}$", grammarEnum: ["en", "zh"] },
+      note: { type: "string", maxLength: 10 },
+    },
+    required: ["title", "language"],
+  };
+
+  it("keeps string lengths and turns a grammarEnum into the enum; the strict form drops both", () => {
+    expect(grammarJsonSchema(schema)).toEqual({
+      type: "object",
+      properties: {
+        title: { type: "string", minLength: 1, maxLength: 120 },
+        language: { type: "string", enum: ["en", "zh"] },
+        note: { type: ["string", "null"], maxLength: 10 },
+      },
+      required: ["title", "language", "note"],
+      additionalProperties: false,
+    });
+    expect(strictJsonSchema(schema)).toEqual({
+      type: "object",
+      properties: {
+        title: { type: "string" },
+        language: { type: "string", pattern: "^[a-z]{2,3}$" },
+        note: { type: ["string", "null"] },
+      },
+      required: ["title", "language", "note"],
+      additionalProperties: false,
+    });
+  });
+
+  it("is found for the strict schema the agent sends; OpenAI still gets the strict one", () => {
+    const params = planStoryTool.function.parameters;
+    expect(JSON.stringify(params)).not.toMatch(/minLength|maxLength|grammarEnum/);
+    expect(strictJsonSchema(params)).toEqual(params);
+    const grammar = grammarSchemaFor(params) as { properties: Record<string, Record<string, unknown>> };
+    expect(grammar.properties.title).toMatchObject({ type: "string", minLength: 1, maxLength: 120 });
+    expect(grammar.properties.language?.enum).toContain("en");
+    expect(grammar.properties.language?.pattern).toBeUndefined();
+    // A schema nobody registered is its own grammar form.
+    const other = { type: "object", properties: {}, required: [], additionalProperties: false };
+    expect(grammarSchemaFor(other)).toBe(other);
   });
 });
 
