@@ -1,17 +1,10 @@
 /** The whole Discord bot (engine + discord.js adapter) against fakes, and reading its ballots, for e2e tests. */
 import { DiscordAdapter } from "../../adapters/discord/discord-adapter.ts";
-import { loadConfig } from "../../src/app/config.ts";
-import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import type { FakeDiscordServer, FakeMessage } from "../fakes/fake-discord-server.ts";
 import type { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
-import { startTestWorkers, type TestWorkers } from "./topology.ts";
+import { launchTestFront, stopTestFront, type TestFront } from "./topology.ts";
 
-export interface DiscordApp {
-  engine: Engine;
-  bot: DiscordAdapter;
-  /** The `npm run worker` processes beside it when `extra` holds REDIS_URL (none otherwise). */
-  workers: TestWorkers;
-}
+export type DiscordApp = TestFront<DiscordAdapter>;
 
 /**
  * Engine and adapter configured from the environment `npm start` would see, logged in.
@@ -37,27 +30,14 @@ export async function launchDiscordApp(
     INKLOOM_LOCALE: "en",
     ...extra,
   };
-  const config = loadConfig(env);
-  const workers = await startTestWorkers(env, 2, log);
-  const engine = await createEngine(config, log, { role: config.redis === undefined ? "all" : "front" });
-  if (config.discord === undefined) throw new Error("discord not configured");
-  const bot = new DiscordAdapter(config.discord, { ...engine, log });
-  try {
-    await bot.start();
-  } catch (error) {
-    await engine.close();
-    await workers.stop();
-    throw error;
-  }
-  return { engine, bot, workers };
+  return launchTestFront(env, log, (config, engine) => {
+    if (config.discord === undefined) throw new Error("discord not configured");
+    return new DiscordAdapter(config.discord, { ...engine, log });
+  });
 }
 
-/** Stop what launchDiscordApp started: the gateway first, then the engine and the workers. */
-export async function stopDiscordApp(app: DiscordApp): Promise<void> {
-  await app.bot.stop();
-  await app.engine.close();
-  await app.workers.stop();
-}
+/** Stop what launchDiscordApp started: the platform first, then the engine and the workers. */
+export const stopDiscordApp = stopTestFront;
 
 export type Button = { custom_id?: string; label?: string };
 

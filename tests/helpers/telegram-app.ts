@@ -1,17 +1,10 @@
 /** The whole Telegram bot (engine + telegraf adapter) against fakes, for e2e tests. */
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
-import { loadConfig } from "../../src/app/config.ts";
-import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import type { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import type { FakeTelegramServer } from "../fakes/fake-telegram-server.ts";
-import { startTestWorkers, type TestWorkers } from "./topology.ts";
+import { launchTestFront, stopTestFront, type TestFront } from "./topology.ts";
 
-export interface TelegramApp {
-  engine: Engine;
-  bot: TelegramAdapter;
-  /** The `npm run worker` processes beside it when `extra` holds REDIS_URL (none otherwise). */
-  workers: TestWorkers;
-}
+export type TelegramApp = TestFront<TelegramAdapter>;
 
 /**
  * The bot as `npm start` runs it, configured from the environment it would see, polling.
@@ -37,24 +30,11 @@ export async function launchTelegramApp(
     INKLOOM_LOCALE: "en",
     ...extra,
   };
-  const config = loadConfig(env);
-  const workers = await startTestWorkers(env, 2, log);
-  const engine = await createEngine(config, log, { role: config.redis === undefined ? "all" : "front" });
-  if (config.telegram === undefined) throw new Error("telegram not configured");
-  const bot = new TelegramAdapter(config.telegram, { ...engine, log });
-  try {
-    await bot.start();
-  } catch (error) {
-    await engine.close();
-    await workers.stop();
-    throw error;
-  }
-  return { engine, bot, workers };
+  return launchTestFront(env, log, (config, engine) => {
+    if (config.telegram === undefined) throw new Error("telegram not configured");
+    return new TelegramAdapter(config.telegram, { ...engine, log });
+  });
 }
 
-/** Stop what launchTelegramApp started: polling first, then the engine and the workers. */
-export async function stopTelegramApp(app: TelegramApp): Promise<void> {
-  await app.bot.stop();
-  await app.engine.close();
-  await app.workers.stop();
-}
+/** Stop what launchTelegramApp started: the platform first, then the engine and the workers. */
+export const stopTelegramApp = stopTestFront;

@@ -10,7 +10,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
-import { jobLanes } from "../../src/app/wiring.ts";
+import { type Config, loadConfig } from "../../src/app/config.ts";
+import { createEngine, type Engine, jobLanes } from "../../src/app/wiring.ts";
 import { InProcessJobQueue } from "../../src/jobs/in-process-queue.ts";
 import type { JobQueue } from "../../src/jobs/job-queue.ts";
 import { testPrefix, testRedisUrl } from "./redis.ts";
@@ -118,4 +119,48 @@ export async function startTestWorkers(
     await new Promise((r) => setTimeout(r, 50));
   }
   return workers;
+}
+
+/** A platform adapter as the front runs it. */
+interface FrontAdapter {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface TestFront<B extends FrontAdapter> {
+  engine: Engine;
+  bot: B;
+  /** The `npm run worker` processes beside it when `env` holds REDIS_URL (none otherwise). */
+  workers: TestWorkers;
+}
+
+/**
+ * The bot as `npm start` runs it, from the environment it would see: the engine (the front
+ * only, with two worker processes beside it, when `env` holds REDIS_URL) and the platform
+ * adapter `adapter` makes, started. Stop it with stopTestFront.
+ */
+export async function launchTestFront<B extends FrontAdapter>(
+  env: Record<string, string>,
+  log: (message: string) => void,
+  adapter: (config: Config, engine: Engine) => B,
+): Promise<TestFront<B>> {
+  const config = loadConfig(env);
+  const workers = await startTestWorkers(env, 2, log);
+  const engine = await createEngine(config, log, { role: config.redis === undefined ? "all" : "front" });
+  try {
+    const bot = adapter(config, engine);
+    await bot.start();
+    return { engine, bot, workers };
+  } catch (error) {
+    await engine.close();
+    await workers.stop();
+    throw error;
+  }
+}
+
+/** Stop what launchTestFront started: the platform first, then the engine and the workers. */
+export async function stopTestFront(front: TestFront<FrontAdapter>): Promise<void> {
+  await front.bot.stop();
+  await front.engine.close();
+  await front.workers.stop();
 }
