@@ -294,6 +294,11 @@ export function continueMessage(chapterNumber: number): string {
   return `${CONTINUE_MARKER}\nChapter number: ${chapterNumber}\nYour text above was cut off. Continue chapter ${chapterNumber} exactly where it stops, mid-sentence if need be: do not repeat anything already written, no preamble.`;
 }
 
+/** Asked after an empty answer to the prose request (a weak model ending at once). */
+export function emptyChapterMessage(chapterNumber: number): string {
+  return `Your answer was empty. Write chapter ${chapterNumber} now: the prose itself, at its full length, no preamble.`;
+}
+
 // ----- choices -----
 
 export function choicesPrompt(fineTuned: boolean): { content: string; version: string } {

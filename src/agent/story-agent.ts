@@ -48,6 +48,7 @@ import {
   choicesPrompt,
   choicesUserMessage,
   continueMessage,
+  emptyChapterMessage,
   firstUserMessage,
   illustratePrompt,
   illustrateUserMessage,
@@ -141,6 +142,8 @@ const MAX_TOKENS = {
 const MAX_STRUCTURED_CALLS = 5;
 /** Continuations of one chapter in all, even when each brings new text. */
 const MAX_TOTAL_RESUMES = 12;
+/** Prose requests asked again after an empty (or whitespace) answer, before the chapter fails. */
+const MAX_EMPTY_RETRIES = 2;
 /** A chapter title taken from the prose's first line is at most this long. */
 const FIRST_LINE_TITLE_MAX = 80;
 
@@ -601,11 +604,14 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
     let text = already;
     let stalled = 0;
     let resumes = 0;
+    let empties = 0;
     for (;;) {
       if (call.signal?.aborted) throw new ModelError("cut", "aborted");
       const messages: ChatMessage[] =
         text === ""
-          ? run.messages
+          ? empties === 0
+            ? run.messages
+            : [...run.messages, { role: "user", content: emptyChapterMessage(chapterNumber) }]
           : [
               ...run.messages,
               { role: "assistant", content: text },
@@ -636,6 +642,14 @@ export function createStoryAgent(model: ModelClient, options: StoryAgentOptions 
         if (text === "" && (done.message.content ?? "") !== "") {
           text = done.message.content ?? "";
           yield { type: "text", delta: text };
+        }
+        // A weak model (a small local one, say) can end at its first token: ask again,
+        // saying so, a few times before the chapter fails.
+        if (text.trim() === "" && empties < MAX_EMPTY_RETRIES) {
+          empties++;
+          text = "";
+          yield { type: "status", phase: "resuming" };
+          continue;
         }
         break;
       } catch (err) {

@@ -505,6 +505,30 @@ describe("story agent: continuity check unavailable", () => {
 });
 
 describe("story agent: failures", () => {
+  it("asks again, saying so, when the prose comes back empty, and the chapter is written", async () => {
+    const model = new FakeModelClient(script({ prose: (_req, n) => ({ text: n < 2 ? (n === 0 ? "" : "  \n") : PROSE }) }));
+    const events = await collect(createStoryAgent(model).write(continueInput("cot")));
+    const result = done(events);
+    expect(result.text.trim()).toBe(PROSE);
+    const prose = model.calls.filter((c) => c.kind === "stream").map((c) => c.request as ChatRequest);
+    expect(prose).toHaveLength(3);
+    expect(lastUser(prose[0] as ChatRequest)).not.toContain("Your answer was empty");
+    expect(lastUser(prose[1] as ChatRequest)).toContain("Your answer was empty. Write chapter 6 now");
+    // The nudge is no part of the trajectory a fine-tune learns from.
+    expect(result.runs[0]?.messages.some((m) => (m.content ?? "").includes("Your answer was empty"))).toBe(false);
+  });
+
+  it("fails the chapter as bad_output after three empty answers", async () => {
+    const model = new FakeModelClient(script({ prose: () => ({ text: "" }) }));
+    const events = await collect(createStoryAgent(model).write(continueInput("cot")));
+    const last = events[events.length - 1];
+    expect(last?.type).toBe("failed");
+    if (last?.type !== "failed") return;
+    expect(last.error.kind).toBe("bad_output");
+    expect(last.error.message).toContain("empty chapter");
+    expect(model.calls.filter((c) => c.kind === "stream")).toHaveLength(3);
+  });
+
   it("continues a stream cut mid-way from the text received: one continuous chapter, one prose turn recorded", async () => {
     const model = new FakeModelClient(
       script({
