@@ -195,7 +195,7 @@ export interface ScaleRun {
   firstTextRule: { opensChapter: number; fallback: number; missing: number };
   platform429: number;
   /** Accepted Bot API message calls (sends + edits) per chapter, and the busiest second (limit 30). */
-  messageCalls: { perChapter: number; peakPerSecond: number };
+  messageCalls: { perChapter: number; peakPerSecond: number; byMethodPerChapter: Record<string, number> };
   redis: { commandsPerChapter: number; scriptCallsPerChapter: number; topCommandsPerChapter: Record<string, number> };
   postgres: { transactionsPerChapter: number };
   model: { requestsPerChapter: number };
@@ -378,7 +378,16 @@ async function runOnce(input: RunInput): Promise<ScaleRun> {
       chapterDoneMs: analysis.doneMs,
       firstTextRule: analysis.rule,
       platform429: Math.max(tg.rateLimited, calls.filter((c) => c.status === 429).length),
-      messageCalls: { perChapter: round(accepted.length / n, 2), peakPerSecond: peakSecond(accepted) },
+      messageCalls: {
+        perChapter: round(accepted.length / n, 2),
+        peakPerSecond: peakSecond(accepted),
+        byMethodPerChapter: Object.fromEntries(
+          [...new Set(accepted.map((c) => c.method))].map((m) => [
+            m,
+            round(accepted.filter((c) => c.method === m).length / n, 2),
+          ]),
+        ),
+      },
       redis: {
         commandsPerChapter: round(redisTotal / n, 1),
         scriptCallsPerChapter: round(scripts / n, 1),
