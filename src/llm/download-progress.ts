@@ -8,6 +8,8 @@
 export interface ProgressWriter {
   /** A terminal: the bar is redrawn in place. Otherwise plain lines. */
   readonly isTTY?: boolean;
+  /** A terminal's width: the bar is kept shorter (a wrapped line cannot be redrawn in place). */
+  readonly columns?: number;
   write(text: string): unknown;
 }
 
@@ -39,6 +41,11 @@ export function megabytes(bytes: number): string {
   return `${(bytes / MB).toFixed(1)} MB`;
 }
 
+/** A size for a log line: `437.2 MB`, or `1.12 GB` from a gigabyte on. */
+export function sizeText(bytes: number): string {
+  return bytes >= 1_000_000_000 ? `${(bytes / 1_000_000_000).toFixed(2)} GB` : megabytes(bytes);
+}
+
 /** `1:02:03` or `2:03` of a number of seconds. */
 export function clock(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
@@ -65,6 +72,8 @@ export function progressDisplay(
   let lastDraw = Number.NEGATIVE_INFINITY;
   /** A bar is on the current line (a terminal), to be cleared before anything else is written. */
   let drawn = false;
+  /** The byte count the bar on the line shows. */
+  let shown = -1;
   /** The last tenth written as a line (plain output). */
   let tenth = -1;
   let samples: { t: number; bytes: number }[] = [];
@@ -82,10 +91,12 @@ export function progressDisplay(
     const filled = total > 0 ? Math.min(width, Math.floor((received / total) * width)) : width;
     const rate = speed();
     const eta = rate > 0 ? ` ETA ${clock((total - received) / rate)}` : "";
-    return (
-      `${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${String(percent()).padStart(3)}% ` +
-      `${(received / MB).toFixed(1)}/${megabytes(total)} ${megabytes(rate)}/s${eta}`
-    );
+    const rest =
+      ` [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${String(percent()).padStart(3)}% ` +
+      `${(received / MB).toFixed(1)}/${megabytes(total)} ${megabytes(rate)}/s${eta}`;
+    // One column short of the width: a line that fills it wraps on some terminals.
+    const room = writer.columns === undefined ? label.length : Math.max(8, writer.columns - 1 - rest.length);
+    return `${label.length > room ? `${label.slice(0, room - 1)}…` : label}${rest}`;
   };
 
   const draw = (force: boolean) => {
@@ -94,6 +105,7 @@ export function progressDisplay(
     lastDraw = t;
     writer.write(`\r${bar()}\x1b[K`);
     drawn = true;
+    shown = received;
   };
 
   const line = () => {
@@ -133,7 +145,7 @@ export function progressDisplay(
     },
     end() {
       if (tty && drawn) {
-        draw(true);
+        if (shown !== received) draw(true);
         writer.write("\n");
         drawn = false;
       }

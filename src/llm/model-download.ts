@@ -26,7 +26,7 @@ import { type FileHandle, mkdir, open, readFile, rename, rm, stat, statfs, utime
 import { hostname } from "node:os";
 import { basename, dirname } from "node:path";
 import type { DownloadProgress } from "./download-progress.ts";
-import { megabytes } from "./download-progress.ts";
+import { sizeText } from "./download-progress.ts";
 import { isRetryableStatus, parseRetryAfter, retryDelayMs } from "./retry.ts";
 
 /** A file of a Hub repository. */
@@ -68,8 +68,10 @@ export interface DownloadOptions extends Partial<DownloadTuning> {
   readonly endpoint?: string;
   /** HF_TOKEN, sent as `Authorization: Bearer` to the endpoint's host only. */
   readonly token?: string;
-  /** How the file is named in the log ("Qwen2.5 1.5B Instruct (Q4_K_M), Apache-2.0"). */
+  /** How the file is named in the log and in errors ("Qwen2.5 1.5B Instruct (Q4_K_M)"); `repo/file` by default. */
   readonly describe?: string;
+  /** Told when the download starts, after the name (its licence, say). */
+  readonly about?: string;
   readonly log?: (message: string) => void;
   readonly progress?: DownloadProgress;
   /** Stops the download (or the wait for another process's); the part is kept. */
@@ -172,6 +174,7 @@ interface Settled extends DownloadTuning {
   readonly endpoint: string;
   readonly token: string | undefined;
   readonly describe: string;
+  readonly about: string | undefined;
   readonly log: (message: string) => void;
   readonly progress: DownloadProgress | undefined;
   readonly signal: AbortSignal | undefined;
@@ -194,6 +197,7 @@ function settle(ref: HubFile, options: DownloadOptions): Settled {
     endpoint,
     token: options.token,
     describe: options.describe ?? `${ref.repo}/${ref.file}`,
+    about: options.about,
     log: options.log ?? (() => {}),
     progress: options.progress,
     signal: options.signal,
@@ -586,7 +590,7 @@ function cancelled(o: Settled, written: number): ModelDownloadError {
   return new ModelDownloadError(
     "cancelled",
     written > 0
-      ? `The download of ${basename(o.path)} was stopped at ${megabytes(written)}; ${o.part} is kept and the next start resumes it.`
+      ? `The download of ${basename(o.path)} was stopped at ${sizeText(written)}; ${o.part} is kept and the next start resumes it.`
       : `The download of ${basename(o.path)} was stopped.`,
   );
 }
@@ -641,8 +645,8 @@ async function download(ref: HubFile, o: Settled, lost: AbortSignal): Promise<Hu
           if ("path" in ready) return ready;
           part = ready;
           o.log(
-            `downloading ${o.describe}: ${megabytes(meta.size)} from ${hostOf(o.endpoint)} into ${o.path}` +
-              (part.written > 0 ? ` (resuming at ${megabytes(part.written)})` : ""),
+            `downloading ${o.describe}${o.about === undefined ? "" : ` (${o.about})`}: ${sizeText(meta.size)} from ${hostOf(o.endpoint)} into ${o.path}` +
+              (part.written > 0 ? ` (resuming at ${sizeText(part.written)})` : ""),
           );
           o.progress?.start(meta.size, part.written);
         }
@@ -664,7 +668,7 @@ async function download(ref: HubFile, o: Settled, lost: AbortSignal): Promise<Hu
         const log = () =>
           o.log(
             `download of ${basename(o.path)}: ${error.message}; trying again in ${(wait / 1000).toFixed(1)} s ` +
-              `(attempt ${failures + 1} of ${o.maxAttempts}${part !== undefined && part.written > 0 ? `, from ${megabytes(part.written)}` : ""})`,
+              `(attempt ${failures + 1} of ${o.maxAttempts}${part !== undefined && part.written > 0 ? `, from ${sizeText(part.written)}` : ""})`,
           );
         if (o.progress === undefined) log();
         else o.progress.above(log);
@@ -700,7 +704,7 @@ async function prepare(o: Settled, meta: HubMetadata, signal: AbortSignal): Prom
   const present = await sizeOf(o.path);
   if (present !== undefined) {
     if (present === meta.size) {
-      o.log(`checking ${o.path} against the Hub's sha256 (${megabytes(present)})`);
+      o.log(`checking ${o.path} against the Hub's sha256 (${sizeText(present)})`);
       const digest = createHash("sha256");
       await hashFile(o.path, digest, signal);
       if (digest.digest("hex") === meta.sha256) {
@@ -725,7 +729,7 @@ async function prepare(o: Settled, meta: HubMetadata, signal: AbortSignal): Prom
     if (room < meta.size - partSize) {
       throw new ModelDownloadError(
         "disk",
-        `${o.ref.file} needs ${megabytes(meta.size - partSize)} more in ${dirname(o.path)}, which has ${megabytes(room)} ` +
+        `${o.ref.file} needs ${sizeText(meta.size - partSize)} more in ${dirname(o.path)}, which has ${sizeText(room)} ` +
           "free. Free some space, or set LOCAL_MODEL_DIR to another disk.",
       );
     }
@@ -733,7 +737,7 @@ async function prepare(o: Settled, meta: HubMetadata, signal: AbortSignal): Prom
     const handle = await open(o.part, "a");
     const hash = createHash("sha256");
     if (partSize > 0) {
-      o.log(`checking the ${megabytes(partSize)} already downloaded in ${o.part}`);
+      o.log(`checking the ${sizeText(partSize)} already downloaded in ${o.part}`);
       partSize = await hashFile(o.part, hash, signal);
     }
     return { handle, written: partSize, hash };
@@ -831,7 +835,7 @@ async function transfer(o: Settled, meta: HubMetadata, part: Part, signal: Abort
     clearTimeout(idle);
   }
   if (part.written < meta.size) {
-    throw new Transient(`the connection closed at ${megabytes(part.written)} of ${megabytes(meta.size)}`, url);
+    throw new Transient(`the connection closed at ${sizeText(part.written)} of ${sizeText(meta.size)}`, url);
   }
 }
 
@@ -873,6 +877,6 @@ async function finish(
     time: new Date().toISOString(),
   });
   o.progress?.end();
-  o.log(`${o.describe} is ready: ${o.path} (${megabytes(meta.size)}, sha256 ${meta.sha256.slice(0, 12)}… checked)`);
+  o.log(`${o.describe} is ready: ${o.path} (${sizeText(meta.size)}, sha256 ${meta.sha256.slice(0, 12)}… checked)`);
   return { path: o.path, size: meta.size, sha256: meta.sha256, downloaded: true };
 }
