@@ -554,11 +554,12 @@ async function metadata(o: Settled, signal: AbortSignal): Promise<HubMetadata> {
   for (let hop = 0; ; hop++) {
     const { response } = await request(o, "HEAD", url, authFor(o, url), signal);
     const location = response.headers.get("location");
-    const next = location === null ? undefined : new URL(location, url).href;
-    // A renamed repository redirects within the Hub: follow it; a CDN redirect is the answer.
-    if (response.status >= 300 && response.status < 400 && next !== undefined && hostOf(next) === hostOf(url)) {
+    // A renamed repository redirects within the Hub, with a relative Location: follow it (as
+    // huggingface_hub does); a redirect to another host (the CDN) is the answer.
+    const relative = location !== null && !/^[a-z][a-z0-9+.-]*:|^\/\//i.test(location);
+    if (response.status >= 300 && response.status < 400 && location !== null && relative) {
       if (hop >= o.maxRedirects) throw new ModelDownloadError("protocol", `too many redirects from ${o.url}`);
-      url = next;
+      url = new URL(location, url).href;
       continue;
     }
     if (!(response.status >= 200 && response.status < 400)) throw refusal(o, response, url);
