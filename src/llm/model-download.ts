@@ -489,6 +489,11 @@ function refusal(o: Settled, response: Response, url: string): Error {
   if (isRetryableStatus(status)) {
     return new Transient(`${hostOf(url)} answered ${status}`, url, parseRetryAfter(response.headers));
   }
+  // Past the Hub's redirect: the CDN refusing its signed URL (expired, say). The next attempt
+  // asks the Hub for a fresh one; the Hub's own answers below do not apply.
+  if (new URL(url).origin !== new URL(o.endpoint).origin) {
+    return new Transient(`${hostOf(url)} answered ${status} ${response.statusText}`.trim(), url);
+  }
   const code = response.headers.get("x-error-code") ?? "";
   const said = response.headers.get("x-error-message");
   const detail = said ? ` (${hostOf(url)}: "${said}")` : "";

@@ -3,7 +3,8 @@
  * runs it: the real process (src/app/main.ts) downloads the model from HF_ENDPOINT (a fake
  * Hub and CDN on loopback, tests/fakes/fake-hub-server.ts) into LOCAL_MODEL_DIR, with its
  * progress on standard error, before the terminal opens; the next start finds it without a
- * request. Ctrl-C keeps the part, and the next start resumes it; a refused download exits 2
+ * request. Two processes starting together download once. Ctrl-C keeps the part, and the
+ * next start resumes it; a refused download exits 2
  * with the message, and a missing runtime is named before any download.
  *
  * The runtime prefix is a stand-in (node-llama-cpp is not a dependency): the terminal opens
@@ -121,6 +122,27 @@ describe("npm start with LOCAL_MODEL=hf:...", { timeout: 60_000 }, () => {
     expect(last?.status).toBe(206);
     expect(readFileSync(modelPath()).equals(bytes)).toBe(true);
     expect(await second.quit()).toBe(0);
+  });
+
+  it("downloads once when two processes start together: the second waits for the first", async () => {
+    // About 5 s of transfer: the second process starts (about 2 s) while the first downloads.
+    hub.faults.chunkDelayMs = 200;
+    const other = await createTestDatabase(dir, "inkloom-second");
+    try {
+      const first = start();
+      await first.stderrContains(`downloading ${REPO}/${FILE}`, 30_000);
+      const second = new ConsoleProcess({ ...env(), DATABASE_URL: other.url });
+      running.push(second);
+      await Promise.all([first.ready(30_000), second.ready(30_000)]);
+      expect(second.stderr).toMatch(/another process \(pid \d+\) is downloading tiny\.gguf; waiting for it/);
+      expect(second.stderr).not.toContain(`downloading ${REPO}`);
+      expect(hub.requestsTo("cdn")).toHaveLength(1);
+      expect(readFileSync(modelPath()).equals(bytes)).toBe(true);
+      expect(await first.quit()).toBe(0);
+      expect(await second.quit()).toBe(0);
+    } finally {
+      await other.drop();
+    }
   });
 
   it("exits 2 with the Hub's refusal when the file is not in the repository", async () => {

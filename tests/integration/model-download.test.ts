@@ -258,6 +258,20 @@ describe("downloading a Hub file", () => {
   });
 });
 
+describe("the CDN", () => {
+  it("refusing its signed URL is retried with a fresh one, then named in the message", async () => {
+    await hub.close();
+    hub = await FakeHubServer.start({ urlTtlSeconds: -60 });
+    hub.addFile(REPO, FILE, bytes);
+    const error = await failure(ensureHubFile({ repo: REPO, file: FILE }, options()));
+    expect(error.kind).toBe("unreachable");
+    expect(error.message).toContain(`could not be downloaded from ${new URL(hub.cdnOrigin).host}: `);
+    expect(error.message).toContain("answered 403 Forbidden (3 attempts)");
+    // Every attempt went back to the Hub for a new URL.
+    expect(hub.requestsTo("hub").filter((r) => r.method === "GET")).toHaveLength(3);
+  });
+});
+
 describe("no network", () => {
   it("names the host and what to do when nothing listens on the port", async () => {
     const port = await freePort();
