@@ -8,7 +8,15 @@ import { basename, join, resolve } from "node:path";
 import { z } from "zod";
 import { METHODS, type Method, type WritingTask } from "../agent/types.ts";
 import { LOCALES, type Locale } from "../i18n/locale.ts";
+import {
+  DEFAULT_LOCAL_MODEL,
+  DEFAULT_LOCAL_MODEL_DIR,
+  hubModelPath,
+  type LocalModelSpec,
+  parseLocalModelSpec,
+} from "../llm/local-models.ts";
 import { LOCAL_BASE_URL, nodeLlamaCppEntry, RUNTIME_INSTALL_COMMAND } from "../llm/local-runtime.ts";
+import { DOWNLOAD_DEFAULTS } from "../llm/model-download.ts";
 import { STRUCTURED_STRATEGIES, type StructuredStrategy } from "../llm/structured-strategy.ts";
 import { type ModelRoute, TASKS, type Task } from "../llm/types.ts";
 import { type CatalogueTheme, parseCatalogue } from "../story/themes.ts";
@@ -92,7 +100,22 @@ const EnvSchema = z.object({
   MODERATION_MODEL: optionalText,
   MODEL_ILLUSTRATE: optionalText,
   MODEL_TALK: optionalText,
-  LOCAL_MODEL: optionalText,
+  LOCAL_MODEL: optionalText.refine((v) => v === undefined || v.length <= 1024, {
+    message: "LOCAL_MODEL must be at most 1024 characters: default, hf:<owner>/<repo>/<file>.gguf or a .gguf path",
+  }),
+  LOCAL_MODEL_DIR: optionalText.refine((v) => v === undefined || v.length <= 1024, {
+    message: "LOCAL_MODEL_DIR must be a folder path of at most 1024 characters",
+  }),
+  HF_ENDPOINT: optionalText.refine(
+    (v) => v === undefined || (v.length <= 2048 && /^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(v)),
+    {
+      message:
+        "HF_ENDPOINT must be an http(s) URL of a Hugging Face Hub or a mirror, for example https://huggingface.co",
+    },
+  ),
+  HF_TOKEN: optionalText.refine((v) => v === undefined || /^[\x21-\x7e]{1,512}$/.test(v), {
+    message: "HF_TOKEN must be a Hugging Face access token (hf_..., no spaces, at most 512 characters)",
+  }),
   LOCAL_RUNTIME_DIR: optionalText,
   LOCAL_MODEL_SEQUENCES: int("LOCAL_MODEL_SEQUENCES", 1, 64),
   LOCAL_MODEL_THREADS: int("LOCAL_MODEL_THREADS", 1, 256),
@@ -187,7 +210,14 @@ export interface Config {
    * (node-llama-cpp from `runtimeDir`, not a dependency). A configured endpoint wins.
    */
   local?: {
+    /** What LOCAL_MODEL names: a file on disk, or a Hub file downloaded at start (ensureLocalModel). */
+    spec: LocalModelSpec;
+    /** Where the model is (a Hub file: where it will be once downloaded, under `modelDir`). */
     modelPath: string;
+    /** LOCAL_MODEL_DIR, resolved: where downloaded models are kept. */
+    modelDir: string;
+    /** Where a Hub file is downloaded from: HF_ENDPOINT, and HF_TOKEN for gated or private repositories. */
+    hub: { endpoint: string; token?: string };
     runtimeDir: string;
     sequences: number;
     threads: number;
@@ -290,6 +320,7 @@ export const NO_ENDPOINT_HELP = [
   "With OpenAI itself, OPENAI_API_KEY alone is enough (OPENAI_MODEL defaults to gpt-4.1-mini).",
   "",
   "Or, with no endpoint, an embedded model (experimental, CPU; docs/local-model.md):",
+  `  LOCAL_MODEL=default npm start   (downloads ${DEFAULT_LOCAL_MODEL.name} once, about ${(DEFAULT_LOCAL_MODEL.approxBytes / 1e9).toFixed(1)} GB)`,
   "  LOCAL_MODEL=/path/to/model.gguf npm start",
 ].join("\n");
 
@@ -300,6 +331,9 @@ export const DEFAULT_LOCAL_RUNTIME_DIR = join(homedir(), ".cache", "inkloom", "r
 function localModelOf(
   e: {
     LOCAL_MODEL?: string | undefined;
+    LOCAL_MODEL_DIR?: string | undefined;
+    HF_ENDPOINT?: string | undefined;
+    HF_TOKEN?: string | undefined;
     LOCAL_RUNTIME_DIR?: string | undefined;
     LOCAL_MODEL_SEQUENCES?: string | undefined;
     LOCAL_MODEL_THREADS?: string | undefined;
@@ -308,23 +342,28 @@ function localModelOf(
   },
   problems: string[],
 ): Config["local"] {
-  const spec = e.LOCAL_MODEL;
-  if (spec === undefined) return undefined;
-  if (spec === "default" || spec.startsWith("hf:")) {
-    problems.push(
-      `LOCAL_MODEL=${spec} is not supported yet (no download in this version): set LOCAL_MODEL to the path of a .gguf file`,
-    );
+  if (e.LOCAL_MODEL === undefined) return undefined;
+  const spec = parseLocalModelSpec(e.LOCAL_MODEL);
+  if ("error" in spec) {
+    problems.push(spec.error);
     return undefined;
   }
-  const modelPath = resolve(spec);
-  let isFile = false;
-  try {
-    isFile = statSync(modelPath).isFile();
-  } catch {
-    isFile = false;
-  }
-  if (!modelPath.endsWith(".gguf") || !isFile) {
-    problems.push(`LOCAL_MODEL must be the path of a .gguf file; ${modelPath} is not one`);
+  const modelDir = resolve(e.LOCAL_MODEL_DIR ?? DEFAULT_LOCAL_MODEL_DIR);
+  let modelPath: string;
+  if (spec.kind === "file") {
+    modelPath = spec.path;
+    let isFile = false;
+    try {
+      isFile = statSync(modelPath).isFile();
+    } catch {
+      isFile = false;
+    }
+    if (!modelPath.endsWith(".gguf") || !isFile) {
+      problems.push(`LOCAL_MODEL must be the path of a .gguf file; ${modelPath} is not one`);
+    }
+  } else {
+    // Downloaded at start (src/app/local-model-setup.ts), unless it is there already.
+    modelPath = hubModelPath(modelDir, spec.repo, spec.file);
   }
   const runtimeDir = resolve(e.LOCAL_RUNTIME_DIR ?? DEFAULT_LOCAL_RUNTIME_DIR);
   if (nodeLlamaCppEntry(runtimeDir) === undefined) {
@@ -335,7 +374,13 @@ function localModelOf(
     );
   }
   return {
+    spec,
     modelPath,
+    modelDir,
+    hub: {
+      endpoint: e.HF_ENDPOINT ?? DOWNLOAD_DEFAULTS.endpoint,
+      ...(e.HF_TOKEN === undefined ? {} : { token: e.HF_TOKEN }),
+    },
     runtimeDir,
     sequences: e.LOCAL_MODEL_SEQUENCES === undefined ? 2 : Number(e.LOCAL_MODEL_SEQUENCES),
     threads: e.LOCAL_MODEL_THREADS === undefined ? 1 : Number(e.LOCAL_MODEL_THREADS),

@@ -5,6 +5,7 @@ import { telegramRedisPrefix } from "../../adapters/telegram/redis-budget.ts";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
 import { commandServices } from "../../commands/types.ts";
 import type { ReadinessCheck } from "./health.ts";
+import { prepareLocalModel } from "./local-model-setup.ts";
 import {
   connectRedis,
   databaseCheck,
@@ -25,6 +26,9 @@ async function main(): Promise<number> {
   const hasBots = config.telegram !== undefined || config.discord !== undefined;
   // With REDIS_URL the bots' process is the front only; workers write the chapters.
   const role: ProcessRole = config.redis !== undefined && hasBots ? "front" : "all";
+  // LOCAL_MODEL=default or hf:...: the model is downloaded now, unless it is on disk already.
+  const model = await prepareLocalModel(config, log);
+  if ("exit" in model) return model.exit;
   const engine = await openEngine(config, log, role);
   if ("exit" in engine) return engine.exit;
   const bots: Bot[] = [];

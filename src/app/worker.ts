@@ -3,6 +3,7 @@ import { Telegram } from "telegraf";
 import { discordAudiences } from "../../adapters/discord/surfaces.ts";
 import { telegramRedisPrefix } from "../../adapters/telegram/redis-budget.ts";
 import { telegramAudiences, telegramOutboxFor } from "../../adapters/telegram/surfaces.ts";
+import { prepareLocalModel } from "./local-model-setup.ts";
 import {
   connectRedis,
   databaseCheck,
@@ -25,6 +26,9 @@ async function main(): Promise<number> {
     );
     return 2;
   }
+  // LOCAL_MODEL=default or hf:...: the model is downloaded now, unless it is on disk already.
+  const model = await prepareLocalModel(config, log);
+  if ("exit" in model) return model.exit;
   const engine = await openEngine(config, log, "worker");
   if ("exit" in engine) return engine.exit;
   const redis = connectRedis(config.redis.url, log);

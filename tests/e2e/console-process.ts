@@ -112,6 +112,12 @@ export class ConsoleProcess {
     this.child.kill("SIGKILL");
   }
 
+  /** Send a signal (SIGINT: Ctrl-C in a terminal) and wait for the exit code. */
+  async interrupt(signal: NodeJS.Signals = "SIGINT"): Promise<number> {
+    this.child.kill(signal);
+    return this.exited;
+  }
+
   private notify(): void {
     for (const w of this.waiters.splice(0)) w();
   }

@@ -1,5 +1,6 @@
 /**
- * LOCAL_MODEL in the configuration (docs/local-model.md): with no endpoint, a .gguf path
+ * LOCAL_MODEL in the configuration (docs/local-model.md): with no endpoint, a .gguf path,
+ * `default` or an `hf:` reference (downloaded at start into LOCAL_MODEL_DIR)
  * and the on-demand runtime's prefix make every task run on the embedded model; what is
  * missing is named, with the install command. Needs no runtime: a stand-in prefix is made.
  */
@@ -8,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/app/config.ts";
+import { DEFAULT_LOCAL_MODEL, DEFAULT_LOCAL_MODEL_DIR } from "../../src/llm/local-models.ts";
 import { prebuiltPackage, RUNTIME_INSTALL_COMMAND } from "../../src/llm/local-runtime.ts";
 
 function problems(env: Record<string, string>): string[] {
@@ -39,7 +41,10 @@ describe("LOCAL_MODEL", () => {
   it("runs every task on the embedded model when no endpoint is set", () => {
     const config = loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime, LOCAL_MODEL_SEQUENCES: "3" });
     expect(config.local).toEqual({
+      spec: { kind: "file", path: model },
       modelPath: model,
+      modelDir: DEFAULT_LOCAL_MODEL_DIR,
+      hub: { endpoint: "https://huggingface.co" },
       runtimeDir: runtime,
       sequences: 3,
       threads: 1,
@@ -81,13 +86,88 @@ describe("LOCAL_MODEL", () => {
     );
   });
 
-  it("says that `default` and hf: references are not supported yet", () => {
-    expect(problems({ LOCAL_MODEL: "default" })[0]).toContain("not supported yet");
-    expect(problems({ LOCAL_MODEL: "hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF/q4.gguf" })[0]).toContain("not supported yet");
+  it("takes LOCAL_MODEL=default as the catalogue's model, to be downloaded into LOCAL_MODEL_DIR", () => {
+    const models = join(dir, "models");
+    const local = loadConfig({ LOCAL_MODEL: "default", LOCAL_MODEL_DIR: models, LOCAL_RUNTIME_DIR: runtime }).local;
+    expect(local?.spec).toEqual({
+      kind: "hub",
+      repo: DEFAULT_LOCAL_MODEL.repo,
+      file: DEFAULT_LOCAL_MODEL.file,
+      isDefault: true,
+    });
+    // Not there yet: it is downloaded at start, so the file is not required here.
+    expect(local?.modelPath).toBe(join(models, "Qwen", "Qwen2.5-1.5B-Instruct-GGUF", DEFAULT_LOCAL_MODEL.file));
+    expect(local?.modelDir).toBe(models);
+    expect(loadConfig({ LOCAL_MODEL: "default", LOCAL_RUNTIME_DIR: runtime }).models.continue.model).toBe(
+      `local:${DEFAULT_LOCAL_MODEL.file}`,
+    );
+  });
+
+  it("keeps downloads under ~/.cache/inkloom/models when LOCAL_MODEL_DIR is not set, and resolves a relative one", () => {
+    expect(loadConfig({ LOCAL_MODEL: "default", LOCAL_RUNTIME_DIR: runtime }).local?.modelDir).toBe(
+      DEFAULT_LOCAL_MODEL_DIR,
+    );
+    expect(DEFAULT_LOCAL_MODEL_DIR).toMatch(/\.cache\/inkloom\/models$/);
+    expect(
+      loadConfig({ LOCAL_MODEL: "default", LOCAL_MODEL_DIR: "rel/models", LOCAL_RUNTIME_DIR: runtime }).local?.modelDir,
+    ).toBe(join(process.cwd(), "rel", "models"));
+  });
+
+  it("takes an hf: reference, with HF_ENDPOINT and HF_TOKEN for its download", () => {
+    const local = loadConfig({
+      LOCAL_MODEL: "hf:someone/Some-Model-GGUF/sub/model-q4_k_m.gguf",
+      LOCAL_MODEL_DIR: join(dir, "models"),
+      LOCAL_RUNTIME_DIR: runtime,
+      HF_ENDPOINT: "http://127.0.0.1:9999",
+      HF_TOKEN: "hf_abc",
+    }).local;
+    expect(local?.spec).toEqual({
+      kind: "hub",
+      repo: "someone/Some-Model-GGUF",
+      file: "sub/model-q4_k_m.gguf",
+      isDefault: false,
+    });
+    expect(local?.modelPath).toBe(join(dir, "models", "someone", "Some-Model-GGUF", "sub", "model-q4_k_m.gguf"));
+    expect(local?.hub).toEqual({ endpoint: "http://127.0.0.1:9999", token: "hf_abc" });
+    expect(loadConfig({ LOCAL_MODEL: "hf:a/b/c.gguf", LOCAL_RUNTIME_DIR: runtime }).local?.hub).toEqual({
+      endpoint: "https://huggingface.co",
+    });
+  });
+
+  it("refuses an hf: reference that names no .gguf, and a path that escapes its folder", () => {
+    expect(problems({ LOCAL_MODEL: "hf:someone/model", LOCAL_RUNTIME_DIR: runtime })[0]).toContain(
+      "write hf:<owner>/<repo>/<file>.gguf",
+    );
+    expect(problems({ LOCAL_MODEL: "hf:someone/model/README.md", LOCAL_RUNTIME_DIR: runtime })[0]).toContain(
+      "is not a Hub reference",
+    );
+    expect(problems({ LOCAL_MODEL: "hf:someone/model/../../x.gguf", LOCAL_RUNTIME_DIR: runtime })[0]).toContain(
+      "is not a Hub reference",
+    );
+  });
+
+  it("refuses a bad HF_ENDPOINT or HF_TOKEN, and a LOCAL_MODEL past its length", () => {
+    expect(problems({ LOCAL_MODEL: "default", LOCAL_RUNTIME_DIR: runtime, HF_ENDPOINT: "huggingface.co" })).toEqual([
+      expect.stringContaining("HF_ENDPOINT must be an http(s) URL"),
+    ]);
+    expect(problems({ LOCAL_MODEL: "default", LOCAL_RUNTIME_DIR: runtime, HF_TOKEN: "hf_a b" })).toEqual([
+      expect.stringContaining("HF_TOKEN must be a Hugging Face access token"),
+    ]);
+    expect(problems({ LOCAL_MODEL: `/${"a".repeat(1100)}.gguf`, LOCAL_RUNTIME_DIR: runtime })[0]).toContain(
+      "LOCAL_MODEL must be at most 1024 characters",
+    );
+  });
+
+  it("still names the runtime's install command for a model to download, before any download", () => {
+    const missing = join(dir, "nowhere");
+    expect(problems({ LOCAL_MODEL: "default", LOCAL_RUNTIME_DIR: missing })[0]).toContain(
+      RUNTIME_INSTALL_COMMAND(missing),
+    );
   });
 
   it("mentions the embedded model in the help for a newcomer with nothing set", () => {
-    expect(problems({})[0]).toContain("LOCAL_MODEL=");
+    expect(problems({})[0]).toContain("LOCAL_MODEL=default npm start");
+    expect(problems({})[0]).toContain("LOCAL_MODEL=/path/to/model.gguf");
   });
 
   it("installs only this machine's prebuilt package", () => {
