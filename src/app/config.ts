@@ -15,6 +15,7 @@ import {
   type LocalModelSpec,
   parseLocalModelSpec,
 } from "../llm/local-models.ts";
+import { adapterPathOf, adapterRoute, LOCAL_ROUTE_PREFIX, loraAdapterProblem } from "../llm/local-adapters.ts";
 import { LOCAL_BASE_URL, nodeLlamaCppEntry, RUNTIME_INSTALL_COMMAND } from "../llm/local-runtime.ts";
 import { DOWNLOAD_DEFAULTS } from "../llm/model-download.ts";
 import { STRUCTURED_STRATEGIES, type StructuredStrategy } from "../llm/structured-strategy.ts";
@@ -206,8 +207,10 @@ export type { Locale };
 export interface Config {
   models: Record<Task, ModelRoute>;
   /**
-   * Set when LOCAL_MODEL is and no endpoint is: every task runs on this embedded model
-   * (node-llama-cpp from `runtimeDir`, not a dependency). A configured endpoint wins.
+   * Set when LOCAL_MODEL is: the embedded model (node-llama-cpp from `runtimeDir`, not a
+   * dependency). With no endpoint, every task runs on it; a configured endpoint wins, and
+   * then only the tasks routed to a `local:` LoRA adapter (MODEL_<TASK> or a stored route)
+   * run on it, loaded at the first such request. `models` says which task goes where.
    */
   local?: {
     /** What LOCAL_MODEL names: a file on disk, or a Hub file downloaded at start (ensureLocalModel). */
@@ -391,6 +394,38 @@ function localModelOf(
 }
 
 /**
+ * `MODEL_<TASK>=local:<adapter.gguf>`: the task runs on LOCAL_MODEL with that LoRA adapter,
+ * in this process, whether or not an endpoint serves the other tasks. The path is resolved
+ * against the working directory; the file must be a LoRA adapter (its GGUF header says so).
+ * Fine-tuned (the zero-shot prompt) unless `<KEY>_FINE_TUNED=false`.
+ */
+function localRouteOf(
+  key: string,
+  spec: string,
+  given: { ownUrl: string; fineTuned: string; local: Config["local"] },
+  problems: string[],
+): ModelRoute {
+  const path = spec.slice(LOCAL_ROUTE_PREFIX.length).trim();
+  const route = adapterRoute(path);
+  if (given.fineTuned === "false") route.fineTuned = false;
+  if (path === "") {
+    problems.push(`${key}=${spec} names no adapter: write ${key}=local:<path/to/adapter.gguf>`);
+  } else if (given.ownUrl !== "") {
+    problems.push(
+      `${key}_BASE_URL cannot go with ${key}=local:...: a local: adapter runs in this process, not at a URL`,
+    );
+  } else if (given.local === undefined) {
+    problems.push(
+      `${key}=${spec} runs a LoRA adapter on the embedded model: set LOCAL_MODEL to the .gguf of its base model`,
+    );
+  } else {
+    const problem = loraAdapterProblem(adapterPathOf(route) ?? path, given.local.modelPath);
+    if (problem !== undefined) problems.push(`${key}=${spec}: ${problem}`);
+  }
+  return route;
+}
+
+/**
  * SHARD_COUNT (`auto` by default: discord.js asks GET /gateway/bot) and SHARD_IDS, the shards
  * this process runs when several fronts share them (a count is needed then).
  */
@@ -477,17 +512,19 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const shards = shardsOf(e.SHARD_COUNT, e.SHARD_IDS);
   const noEndpoint = e.OPENAI_BASE_URL === undefined && e.OPENAI_API_KEY === undefined;
-  // A configured endpoint wins over LOCAL_MODEL.
+  // A configured endpoint wins over LOCAL_MODEL: it serves every task but those routed to
+  // a `local:` adapter, which run on LOCAL_MODEL (loaded only when one is asked for).
   const localProblems: string[] = [];
-  const local = noEndpoint ? localModelOf(e, localProblems) : undefined;
+  const local = localModelOf(e, localProblems);
   if (localProblems.length > 0) throw new ConfigError(localProblems);
   if (noEndpoint && local === undefined) {
     throw new ConfigError([NO_ENDPOINT_HELP]);
   }
-  const baseUrl = local !== undefined ? LOCAL_BASE_URL : (e.OPENAI_BASE_URL ?? OPENAI_DEFAULT_BASE_URL);
+  const everyTaskLocal = noEndpoint && local !== undefined;
+  const baseUrl = everyTaskLocal ? LOCAL_BASE_URL : (e.OPENAI_BASE_URL ?? OPENAI_DEFAULT_BASE_URL);
   const usingOpenAi = e.OPENAI_BASE_URL === undefined;
   const defaultModel =
-    local !== undefined
+    everyTaskLocal && local !== undefined
       ? `local:${basename(local.modelPath)}`
       : (e.OPENAI_MODEL ?? (usingOpenAi ? "gpt-4.1-mini" : undefined));
   if (defaultModel === undefined) {
@@ -520,7 +557,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       if (fineTuned !== "" && fineTuned !== "true" && fineTuned !== "false") {
         routeProblems.push(`${key}_FINE_TUNED must be true or false`);
       }
-      return [t, { model: perTask[t] ?? defaultModel, baseUrl: ownUrl || baseUrl, fineTuned: fineTuned === "true" }];
+      const spec = perTask[t];
+      if (spec?.startsWith(LOCAL_ROUTE_PREFIX)) {
+        return [t, localRouteOf(key, spec, { ownUrl, fineTuned, local }, routeProblems)];
+      }
+      return [t, { model: spec ?? defaultModel, baseUrl: ownUrl || baseUrl, fineTuned: fineTuned === "true" }];
     }),
   ) as Record<Task, ModelRoute>;
   if (routeProblems.length > 0) throw new ConfigError(routeProblems);

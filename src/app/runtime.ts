@@ -33,11 +33,18 @@ export function loadProcessConfig(): Config | ExitStatus {
   }
 }
 
-/** The engine in this role; exit status 1 with the reason when its database or queue cannot be opened. */
+/**
+ * The engine in this role; exit status 1 with the reason when its database or queue cannot
+ * be opened, 2 when a stored model route cannot be served (a `local:` adapter, say).
+ */
 export async function openEngine(config: Config, log: Log, role: ProcessRole): Promise<Engine | ExitStatus> {
   try {
     return await createEngine(config, log, { role });
   } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      return { exit: 2 };
+    }
     if (!(error instanceof DatabaseOpenError) && !(error instanceof JobQueueUnavailableError)) throw error;
     process.stderr.write(`${error.message}\n`);
     return { exit: 1 };

@@ -10,8 +10,10 @@ import { OpenAiImageClient } from "../art/openai-image-client.ts";
 import type { BullMqLane } from "../jobs/bullmq-queue.ts";
 import { InProcessJobQueue } from "../jobs/in-process-queue.ts";
 import { type CloseOptions, type JobQueue, retryOn } from "../jobs/job-queue.ts";
+import { adapterPathOf, isLocalRoute, loraAdapterProblem } from "../llm/local-adapters.ts";
 import { OpenAiModelClient } from "../llm/openai-client.ts";
-import type { ModelClient } from "../llm/types.ts";
+import { RoutedModelClient } from "../llm/routed-client.ts";
+import { type ModelClient, type ModelRoute, TASKS, type Task } from "../llm/types.ts";
 import { type Db, isTransientDbError, openDatabase } from "../store/db.ts";
 import { loadStrategyBook } from "../store/strategy-store.ts";
 import { AudienceRegistry } from "../story/audience-registry.ts";
@@ -35,7 +37,7 @@ import { TalkService } from "../story/talk.ts";
 import { ThemeService } from "../story/themes.ts";
 import { WorkspaceSettingsStore } from "../story/workspace-settings.ts";
 import { RouteStore } from "../training/routes.ts";
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 
 export interface Engine {
   db: Db;
@@ -101,26 +103,14 @@ export async function createEngine(
     config.databaseUrl,
     config.databasePoolSize === undefined ? {} : { poolSize: config.databasePoolSize },
   );
-  const client: ModelClient =
-    config.local !== undefined
-      ? // The embedded model (LOCAL_MODEL, no endpoint): every task on it; node-llama-cpp is
-        // imported from its on-demand prefix at the first call, not at start.
-        new (await import("../llm/local-client.ts")).LocalModelClient({
-          runtimeDir: config.local.runtimeDir,
-          modelPath: config.local.modelPath,
-          sequences: config.local.sequences,
-          threads: config.local.threads,
-          contextSize: config.local.contextSize,
-          ...(config.local.seed === undefined ? {} : { seed: config.local.seed }),
-        })
-      : new OpenAiModelClient({
-          // Routes set with `npm run train:route` (or by a fine-tuning job) win over the configuration.
-          routes: await new RouteStore(db).resolve(config.models),
-          apiKey: config.apiKey,
-          timeoutMs: config.timeoutMs,
-          maxRetries: config.maxRetries,
-          prices: config.prices,
-        });
+  let client: ModelClient;
+  try {
+    // Routes set with `npm run train:route` (or by a fine-tuning job) win over the configuration.
+    client = await createModelClient(config, await new RouteStore(db).resolve(config.models));
+  } catch (error) {
+    await db.$disconnect();
+    throw error;
+  }
   const model = hooks.decorateModel?.(client) ?? client;
   const strategies = await loadStrategyBook(db, {
     log,
@@ -275,6 +265,59 @@ export async function createEngine(
 
 /** Pictures drawn at once by one worker process: image endpoints are slow and rate-limited. */
 const PICTURE_CONCURRENCY = 4;
+/**
+ * The model client for these routes: the endpoint's, the embedded model's, or both behind
+ * a `RoutedModelClient` when some tasks run in-process (LOCAL_MODEL, or a `local:` LoRA
+ * adapter on it) and others on the endpoint. node-llama-cpp is imported from its on-demand
+ * prefix at the first local request, not here. Throws `ConfigError` for a local route that
+ * cannot be served (no LOCAL_MODEL, or an adapter file that is gone or is not a LoRA adapter):
+ * a stored route is checked only now.
+ */
+export async function createModelClient(config: Config, routes: Record<Task, ModelRoute>): Promise<ModelClient> {
+  const problems: string[] = [];
+  const adapterRoutes: Partial<Record<Task, ModelRoute>> = {};
+  for (const task of TASKS) {
+    const route = routes[task];
+    if (!isLocalRoute(route)) continue;
+    const adapter = adapterPathOf(route);
+    const where = `the route of ${task} (${route.model}, from the configuration or \`npm run train:route\`; \`npm run train:route -- ${task} --clear\` drops a stored one)`;
+    if (config.local === undefined) {
+      problems.push(`${where} runs on the embedded model: set LOCAL_MODEL to the .gguf of its base model`);
+      continue;
+    }
+    if (adapter === undefined) continue;
+    const problem = loraAdapterProblem(adapter, config.local.modelPath);
+    if (problem !== undefined) problems.push(`${where}: ${problem}`);
+    adapterRoutes[task] = route;
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const local =
+    config.local !== undefined && TASKS.some((t) => isLocalRoute(routes[t]))
+      ? new (await import("../llm/local-client.ts")).LocalModelClient({
+          runtimeDir: config.local.runtimeDir,
+          modelPath: config.local.modelPath,
+          sequences: config.local.sequences,
+          threads: config.local.threads,
+          contextSize: config.local.contextSize,
+          ...(config.local.seed === undefined ? {} : { seed: config.local.seed }),
+          adapterRoutes,
+        })
+      : undefined;
+  const remote = TASKS.some((t) => !isLocalRoute(routes[t]))
+    ? new OpenAiModelClient({
+        routes,
+        apiKey: config.apiKey,
+        timeoutMs: config.timeoutMs,
+        maxRetries: config.maxRetries,
+        prices: config.prices,
+      })
+    : undefined;
+  if (local !== undefined && remote !== undefined) return new RoutedModelClient(routes, { local, remote });
+  const only = local ?? remote;
+  if (only === undefined) throw new Error("no task has a route"); // TASKS is never empty
+  return only;
+}
+
 /** Ballot closes at once by one worker process: each is a few database writes. */
 const TIMER_CONCURRENCY = 16;
 

@@ -12,9 +12,14 @@
  *   grammar and the answer comes back as that tool's call);
  * - tools with an "auto" choice (ReAct): node-llama-cpp's function calling, in the syntax
  *   of the model's chat template; the model may answer in prose instead (no call), which
- *   the agent takes as its plan. "required" among several tools is treated as "auto" for now.
+ *   the agent takes as its plan. "required" among several tools is treated as "auto" for now;
+ * - LoRA adapters per task (`adapterRoutes`, from `local:<adapter.gguf>` routes): llama.cpp
+ *   applies an adapter to a whole context, so the model is loaded once and each adapter
+ *   gets a context of its own, with as many sequences as the base one, created at its first
+ *   request; the base context too is created at its first request (or by `load()`).
  */
 import { basename } from "node:path";
+import { adapterPathOf } from "./local-adapters.ts";
 import {
   type LlamaContextLike,
   type LlamaContextSequenceLike,
@@ -60,16 +65,68 @@ export interface LocalModelClientOptions {
   temperature?: number;
   /** Sampling seed, for reproducible answers (tests); random when unset. */
   seed?: number;
+  /**
+   * Tasks served by a LoRA adapter on this model: their `local:<absolute path>` routes
+   * (src/llm/local-adapters.ts), reported as they are. Other tasks run on the base model.
+   */
+  adapterRoutes?: Partial<Record<Task, ModelRoute>>;
   /** The already imported runtime (tests), instead of importing it from `runtimeDir`. */
   runtime?: NodeLlamaCpp;
 }
 
-interface Loaded {
+/** The runtime and the model, loaded once. */
+interface LoadedModel {
   lib: NodeLlamaCpp;
   llama: LlamaLike;
   model: LlamaModelLike;
+}
+
+interface Loaded extends LoadedModel {
+  /** The base model's context (no adapter). */
   context: LlamaContextLike;
 }
+
+/** The sequences of one context: a request takes a free one or waits for one. */
+class SequencePool {
+  readonly #free: LlamaContextSequenceLike[] = [];
+  readonly #waiting: ((sequence: LlamaContextSequenceLike) => void)[] = [];
+
+  constructor(
+    readonly context: LlamaContextLike,
+    count: number,
+  ) {
+    for (let i = 0; i < count; i++) this.#free.push(context.getSequence());
+  }
+
+  /** A free sequence, waiting for one when every story's is in use. */
+  acquire(signal: AbortSignal | undefined): Promise<LlamaContextSequenceLike> {
+    const free = this.#free.pop();
+    if (free !== undefined) return Promise.resolve(free);
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const at = this.#waiting.indexOf(take);
+        if (at >= 0) this.#waiting.splice(at, 1);
+        reject(signal?.reason);
+      };
+      const take = (sequence: LlamaContextSequenceLike) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(sequence);
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiting.push(take);
+    });
+  }
+
+  release(sequence: LlamaContextSequenceLike): void {
+    const next = this.#waiting.shift();
+    if (next !== undefined) next(sequence);
+    else this.#free.push(sequence);
+  }
+}
+
+/** The key of the base model's context among the pools (an adapter's is its path). */
+const BASE = "";
 
 /** What node-llama-cpp's `LlamaChat` takes and gives, the slice used here. */
 type HistoryItem =
@@ -111,52 +168,99 @@ interface MeteredSequence extends LlamaContextSequenceLike {
 
 export class LocalModelClient implements ModelClient {
   readonly #options: LocalModelClientOptions;
-  #loaded: Promise<Loaded> | undefined;
-  readonly #free: LlamaContextSequenceLike[] = [];
-  readonly #waiting: ((sequence: LlamaContextSequenceLike) => void)[] = [];
+  #loaded: Promise<LoadedModel> | undefined;
+  /** One context per adapter in use, and the base model's: BASE or the adapter's path. */
+  readonly #pools = new Map<string, Promise<SequencePool>>();
   readonly #grammars = new Map<string, Promise<LlamaGrammarLike>>();
   readonly #route: ModelRoute;
+  readonly #adapterRoutes: Partial<Record<Task, ModelRoute>> = {};
 
   constructor(options: LocalModelClientOptions) {
     this.#options = options;
     this.#route = { model: `local:${basename(options.modelPath)}`, baseUrl: LOCAL_BASE_URL, fineTuned: false };
+    for (const [task, route] of Object.entries(options.adapterRoutes ?? {}) as [Task, ModelRoute][]) {
+      if (adapterPathOf(route) === undefined) {
+        throw new Error(`the route of ${task} (${route.model}) is not a local: adapter route`);
+      }
+      this.#adapterRoutes[task] = route;
+    }
   }
 
-  route(_task: Task): ModelRoute {
-    return this.#route;
+  /** The task's adapter route, or the base model's. */
+  route(task: Task): ModelRoute {
+    return this.#adapterRoutes[task] ?? this.#route;
   }
 
-  /** Load the runtime, the model and its shared context (once; later calls wait for it). */
-  load(): Promise<Loaded> {
+  /** Load the runtime, the model and the base model's context (once; later calls wait for it). */
+  async load(): Promise<Loaded> {
+    const loaded = await this.#loadModel();
+    const pool = await this.#pool(loaded, BASE);
+    return { ...loaded, context: pool.context };
+  }
+
+  #loadModel(): Promise<LoadedModel> {
     this.#loaded ??= (async () => {
       const lib = this.#options.runtime ?? (await loadNodeLlamaCpp(this.#options.runtimeDir));
       const llama = await lib.getLlama({ gpu: false, build: "never", progressLogs: false, logLevel: "error" });
       const model = await llama.loadModel({ modelPath: this.#options.modelPath });
-      const sequences = this.#options.sequences ?? 2;
-      const context = await model.createContext({
-        contextSize: Math.min(this.#options.contextSize ?? 4096, model.trainContextSize),
-        sequences,
-        threads: this.#options.threads ?? 1,
-      });
-      for (let i = 0; i < sequences; i++) this.#free.push(context.getSequence());
-      return { lib, llama, model, context };
+      return { lib, llama, model };
     })();
     return this.#loaded;
   }
 
+  /**
+   * The sequences of the base model's context (`BASE`) or of an adapter's, created at the
+   * first request. llama.cpp applies an adapter to a whole context, so each adapter has
+   * its own, with the base one's sequences, context size and threads: memory for the
+   * KV cache grows with each adapter in use (docs/local-model.md).
+   */
+  #pool(loaded: LoadedModel, adapter: string): Promise<SequencePool> {
+    let pool = this.#pools.get(adapter);
+    if (pool === undefined) {
+      const sequences = this.#options.sequences ?? 2;
+      pool = loaded.model
+        .createContext({
+          contextSize: Math.min(this.#options.contextSize ?? 4096, loaded.model.trainContextSize),
+          sequences,
+          threads: this.#options.threads ?? 1,
+          ...(adapter === BASE ? {} : { lora: { adapters: [{ filePath: adapter }] } }),
+        })
+        .then(
+          (context) => new SequencePool(context, sequences),
+          (error: unknown) => {
+            this.#pools.delete(adapter);
+            const why = error instanceof Error ? error.message : String(error);
+            throw new ModelError(
+              "unreachable",
+              adapter === BASE
+                ? `the local model could not make a context: ${why}`
+                : `the LoRA adapter ${adapter} could not be applied to ${basename(this.#options.modelPath)}: ${why} ` +
+                    "(was it made for this base model?)",
+            );
+          },
+        );
+      this.#pools.set(adapter, pool);
+    }
+    return pool;
+  }
+
   async dispose(): Promise<void> {
     if (this.#loaded === undefined) return;
-    const { llama, model, context } = await this.#loaded;
-    await context.dispose();
+    const { llama, model } = await this.#loaded;
+    const pools = await Promise.allSettled(this.#pools.values());
+    for (const p of pools) if (p.status === "fulfilled") await p.value.context.dispose();
+    this.#pools.clear();
     await model.dispose();
     await llama.dispose();
   }
 
   async *stream(req: ChatRequest): AsyncGenerator<ChatStreamEvent, void, undefined> {
     const started = performance.now();
+    const route = this.route(req.task);
     const loaded = await this.#loadOrThrow();
+    const pool = await this.#pool(loaded, adapterPathOf(route) ?? BASE);
     const structured = await this.#structured(loaded, req);
-    const sequence = await this.#acquire(req.signal);
+    const sequence = await pool.acquire(req.signal);
     const LlamaChat = (loaded.lib as unknown as { LlamaChat: LlamaChatClass }).LlamaChat;
     const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
     const meter = (sequence as MeteredSequence).tokenMeter;
@@ -246,7 +350,7 @@ export class LocalModelClient implements ModelClient {
         message,
         finishReason,
         usage: {
-          model: this.#route.model,
+          model: route.model,
           promptTokens: meter.usedInputTokens - before.input,
           completionTokens: meter.usedOutputTokens - before.output,
           costUsd: 0,
@@ -260,7 +364,7 @@ export class LocalModelClient implements ModelClient {
       req.signal?.removeEventListener("abort", forward);
       await generation;
       chat.dispose();
-      this.#release(sequence);
+      pool.release(sequence);
     }
   }
 
@@ -269,9 +373,9 @@ export class LocalModelClient implements ModelClient {
     throw new ModelError("cut", "the local model ended without an answer");
   }
 
-  async #loadOrThrow(): Promise<Loaded> {
+  async #loadOrThrow(): Promise<LoadedModel> {
     try {
-      return await this.load();
+      return await this.#loadModel();
     } catch (error) {
       this.#loaded = undefined;
       throw new ModelError("unreachable", error instanceof Error ? error.message : String(error));
@@ -279,7 +383,7 @@ export class LocalModelClient implements ModelClient {
   }
 
   /** The grammar for a structured request, or undefined for prose. */
-  async #structured(loaded: Loaded, req: ChatRequest): Promise<Structured | undefined> {
+  async #structured(loaded: LoadedModel, req: ChatRequest): Promise<Structured | undefined> {
     const tools = req.tools ?? [];
     if (tools.length > 0) {
       const choice = req.toolChoice ?? "auto";
@@ -322,7 +426,7 @@ export class LocalModelClient implements ModelClient {
    * strict schema with string lengths and enumerated tags (strict-schema.ts), which a weak
    * model needs to give answers the agent's zod schemas accept.
    */
-  #grammar(loaded: Loaded, sent: Record<string, unknown>): Promise<LlamaGrammarLike> {
+  #grammar(loaded: LoadedModel, sent: Record<string, unknown>): Promise<LlamaGrammarLike> {
     const schema = grammarSchemaFor(sent);
     const key = JSON.stringify(schema);
     let grammar = this.#grammars.get(key);
@@ -338,32 +442,6 @@ export class LocalModelClient implements ModelClient {
       this.#grammars.set(key, grammar);
     }
     return grammar;
-  }
-
-  /** A free sequence of the shared context, waiting for one when every story's is in use. */
-  #acquire(signal: AbortSignal | undefined): Promise<LlamaContextSequenceLike> {
-    const free = this.#free.pop();
-    if (free !== undefined) return Promise.resolve(free);
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        const at = this.#waiting.indexOf(take);
-        if (at >= 0) this.#waiting.splice(at, 1);
-        reject(signal?.reason);
-      };
-      const take = (sequence: LlamaContextSequenceLike) => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve(sequence);
-      };
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#waiting.push(take);
-    });
-  }
-
-  #release(sequence: LlamaContextSequenceLike): void {
-    const next = this.#waiting.shift();
-    if (next !== undefined) next(sequence);
-    else this.#free.push(sequence);
   }
 }
 

@@ -65,6 +65,8 @@ export interface LlamaModelLike {
     sequences?: number;
     threads?: number;
     batchSize?: number;
+    /** LoRA adapters applied to every sequence of the context (node-llama-cpp 3.x). */
+    lora?: { adapters: { filePath: string; scale?: number }[] };
   }): Promise<LlamaContextLike>;
   dispose(): Promise<void>;
 }

@@ -5,6 +5,7 @@
  * overrides the configuration for its task. A fine-tuned route gets the zero-shot
  * prompt; a prompted one the few-shot exemplars of its method (src/agent/prompts.ts).
  */
+import { adapterPathOf, adapterRoute, LOCAL_ROUTE_PREFIX } from "../llm/local-adapters.ts";
 import { type ModelRoute, TASKS, type Task } from "../llm/types.ts";
 import type { Db } from "../store/db.ts";
 
@@ -22,6 +23,8 @@ export function isTask(value: string): value is Task {
  * A route written on a command line: `model`, `model@baseUrl`, either with `#ft` for a
  * fine-tuned model ("ft:gpt-4.1-mini:acme::abc@https://api.openai.com/v1#ft",
  * "inkloom-lora@http://localhost:8000/v1#ft"). Without a base URL, `defaultBaseUrl`.
+ * `local:<adapter.gguf>` is a LoRA adapter on the embedded model (LOCAL_MODEL), resolved
+ * against the working directory and always fine-tuned (src/llm/local-adapters.ts).
  */
 export function parseRouteSpec(spec: string, defaultBaseUrl: string): ModelRoute {
   let text = spec.trim();
@@ -29,6 +32,14 @@ export function parseRouteSpec(spec: string, defaultBaseUrl: string): ModelRoute
   if (text.endsWith("#ft")) {
     fineTuned = true;
     text = text.slice(0, -3);
+  }
+  if (text.startsWith(LOCAL_ROUTE_PREFIX)) {
+    const path = text.slice(LOCAL_ROUTE_PREFIX.length).trim();
+    if (path === "") throw new Error(`"${spec}" names no adapter: write local:<path/to/adapter.gguf>`);
+    if (/@https?:\/\//.test(path)) {
+      throw new Error(`"${spec}": a local: adapter runs in this process, on LOCAL_MODEL; it takes no base URL`);
+    }
+    return adapterRoute(path);
   }
   // The base URL starts at the last "@" followed by http(s)://: model names may hold "@" too.
   const at = text.search(/@https?:\/\/[^@]*$/);
@@ -39,6 +50,8 @@ export function parseRouteSpec(spec: string, defaultBaseUrl: string): ModelRoute
 }
 
 export function formatRoute(route: ModelRoute): string {
+  // An adapter as it is written (`local:<path>`); one made not fine-tuned by MODEL_<TASK>_FINE_TUNED says so.
+  if (adapterPathOf(route) !== undefined) return `${route.model}${route.fineTuned ? "" : " (prompted)"}`;
   return `${route.model}@${route.baseUrl}${route.fineTuned ? "#ft" : ""}`;
 }
 

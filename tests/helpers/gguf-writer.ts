@@ -343,3 +343,86 @@ export function writeTinyLlamaGguf(path: string, options: Partial<TinyLlamaOptio
   writeFileSync(path, bytes);
   return bytes.length;
 }
+
+/** Which weight matrices of each block a tiny LoRA adapter changes. */
+export type LoraTarget = "attn_q" | "attn_k" | "attn_v" | "attn_output" | "ffn_gate" | "ffn_up" | "ffn_down";
+
+/** A tiny LoRA adapter for the tiny llama (see `writeTinyLoraGguf`). */
+export interface TinyLoraOptions {
+  /** The matrices it adapts, in every block (default: attn_q only). */
+  targets: LoraTarget[];
+  /** Rank r of each A·B pair. */
+  rank: number;
+  /** `adapter.lora.alpha`: llama.cpp scales the update by alpha / rank. */
+  alpha: number;
+  seed: number;
+  /** Scale of the random A and B values: large makes the adapted model's output certain to differ. */
+  scale: number;
+}
+
+export const TINY_LORA_DEFAULTS: TinyLoraOptions = { targets: ["attn_q"], rank: 4, alpha: 4, seed: 2, scale: 1 };
+
+/**
+ * The metadata and tensors of a LoRA adapter for `tinyLlama(base)`: `general.type =
+ * adapter`, `adapter.type = lora`, and per adapted matrix W of shape [n_in, n_out] (ggml
+ * order) a `<W>.lora_a` of shape [n_in, r] and a `<W>.lora_b` of shape [r, n_out], as
+ * llama.cpp's convert_lora_to_gguf.py writes them and llama.cpp checks them
+ * (llama-adapter.cpp: a->ne[0] = W->ne[0], b->ne[1] = W->ne[1], a->ne[1] = b->ne[0]).
+ * The update is W + (alpha / r) · B·A, applied by the runtime when a context is created
+ * with the adapter.
+ */
+export function tinyLora(
+  base: Partial<TinyLlamaOptions> = {},
+  options: Partial<TinyLoraOptions> = {},
+): { metadata: Record<string, GgufValue>; tensors: GgufTensor[] } {
+  const b = { ...TINY_LLAMA_DEFAULTS, ...base };
+  const o = { ...TINY_LORA_DEFAULTS, ...options };
+  const e = b.embedding;
+  const kvDim = (e / b.heads) * b.kvHeads;
+  const shapes: Record<LoraTarget, [number, number]> = {
+    attn_q: [e, e],
+    attn_k: [e, kvDim],
+    attn_v: [e, kvDim],
+    attn_output: [e, e],
+    ffn_gate: [e, b.feedForward],
+    ffn_up: [e, b.feedForward],
+    ffn_down: [b.feedForward, e],
+  };
+  const rand = random(o.seed);
+  const weights = (n: number): Float32Array => {
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = (rand() * 2 - 1) * o.scale;
+    return data;
+  };
+  const metadata: Record<string, GgufValue> = {
+    "general.architecture": { type: "string", value: "llama" },
+    "general.type": { type: "string", value: "adapter" },
+    "general.name": { type: "string", value: "inkloom-tiny-lora" },
+    "adapter.type": { type: "string", value: "lora" },
+    "adapter.lora.alpha": { type: "f32", value: o.alpha },
+  };
+  const tensors: GgufTensor[] = [];
+  for (let l = 0; l < b.layers; l++) {
+    for (const target of o.targets) {
+      const [nIn, nOut] = shapes[target];
+      const name = `blk.${l}.${target}.weight`;
+      tensors.push(
+        { name: `${name}.lora_a`, shape: [nIn, o.rank], data: weights(nIn * o.rank) },
+        { name: `${name}.lora_b`, shape: [o.rank, nOut], data: weights(o.rank * nOut) },
+      );
+    }
+  }
+  return { metadata, tensors };
+}
+
+/** Write a tiny LoRA adapter for the tiny llama of `base` to `path`; returns its size in bytes. */
+export function writeTinyLoraGguf(
+  path: string,
+  base: Partial<TinyLlamaOptions> = {},
+  options: Partial<TinyLoraOptions> = {},
+): number {
+  const { metadata, tensors } = tinyLora(base, options);
+  const bytes = encodeGguf(metadata, tensors);
+  writeFileSync(path, bytes);
+  return bytes.length;
+}

@@ -368,6 +368,10 @@ describe("train:eval", { timeout: 60_000 }, () => {
     expect(badRate.code).toBe(2);
     expect(badRate.stderr).toContain("--noisy-tools must be a rate from 0 to 1");
 
+    const local = await cli(["--a", "big", "--b", "local:./continue-lora.gguf", "--database", dbUrl], env);
+    expect(local.code).toBe(2);
+    expect(local.stderr).toContain("--b: train:eval calls endpoints and does not run local: adapters in-process");
+
     const empty = await cli(["--a", "big", "--b", "small", "--database", await databases.url(dir, "empty")], env);
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain("run npm run train:heldout first");

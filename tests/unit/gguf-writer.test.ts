@@ -5,7 +5,15 @@
  * tests/local-model/tiny-llama.local.test.ts (opt-in: `npm run test:local`).
  */
 import { describe, expect, it } from "vitest";
-import { encodeGguf, GgufType, TINY_LLAMA_DEFAULTS, TINY_VOCAB, tinyLlama } from "../helpers/gguf-writer.ts";
+import {
+  encodeGguf,
+  GgufType,
+  TINY_LLAMA_DEFAULTS,
+  TINY_LORA_DEFAULTS,
+  TINY_VOCAB,
+  tinyLlama,
+  tinyLora,
+} from "../helpers/gguf-writer.ts";
 
 interface ReadTensor {
   name: string;
@@ -147,5 +155,41 @@ describe("the tiny GGUF writer", () => {
     expect(encodeGguf(again.metadata, again.tensors).equals(file)).toBe(true);
     const other = tinyLlama({ seed: 2 });
     expect(encodeGguf(other.metadata, other.tensors).equals(file)).toBe(false);
+  });
+});
+
+describe("the tiny LoRA adapter writer", () => {
+  it("writes an adapter header and, per adapted matrix, lora_a [n_in, r] and lora_b [r, n_out]", () => {
+    const base = { embedding: 32, heads: 4, kvHeads: 2, feedForward: 48, layers: 2 };
+    const { metadata, tensors } = tinyLora(base, { targets: ["attn_q", "attn_v", "ffn_down"], rank: 3, alpha: 6 });
+    const file = encodeGguf(metadata, tensors);
+    const read = readGguf(file);
+    expect(read.metadata.get("general.type")).toBe("adapter");
+    expect(read.metadata.get("general.architecture")).toBe("llama");
+    expect(read.metadata.get("adapter.type")).toBe("lora");
+    expect(read.metadata.get("adapter.lora.alpha")).toBe(6);
+    const shapes = Object.fromEntries(read.tensors.map((t) => [t.name, t.shape]));
+    // The base model's matrices are [n_in, n_out] in ggml order: attn_q [32, 32], attn_v [32, 16], ffn_down [48, 32].
+    expect(shapes["blk.1.attn_q.weight.lora_a"]).toEqual([32, 3]);
+    expect(shapes["blk.1.attn_q.weight.lora_b"]).toEqual([3, 32]);
+    expect(shapes["blk.0.attn_v.weight.lora_a"]).toEqual([32, 3]);
+    expect(shapes["blk.0.attn_v.weight.lora_b"]).toEqual([3, 16]);
+    expect(shapes["blk.0.ffn_down.weight.lora_a"]).toEqual([48, 3]);
+    expect(shapes["blk.0.ffn_down.weight.lora_b"]).toEqual([3, 32]);
+    expect(read.tensors).toHaveLength(2 * 3 * 2);
+    for (const t of read.tensors) expect(t.type).toBe(0);
+  });
+
+  it("adapts attn_q alone by default, deterministically for a seed", () => {
+    const a = tinyLora();
+    expect(a.tensors.map((t) => t.name)).toEqual(
+      Array.from({ length: TINY_LLAMA_DEFAULTS.layers }, (_, l) => [
+        `blk.${l}.attn_q.weight.lora_a`,
+        `blk.${l}.attn_q.weight.lora_b`,
+      ]).flat(),
+    );
+    expect(a.tensors[0]?.shape).toEqual([TINY_LLAMA_DEFAULTS.embedding, TINY_LORA_DEFAULTS.rank]);
+    const again = tinyLora();
+    expect(encodeGguf(again.metadata, again.tensors).equals(encodeGguf(a.metadata, a.tensors))).toBe(true);
   });
 });

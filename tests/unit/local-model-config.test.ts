@@ -67,10 +67,11 @@ describe("LOCAL_MODEL", () => {
     expect(loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime }).local).not.toHaveProperty("seed");
   });
 
-  it("lets a configured endpoint win", () => {
+  it("lets a configured endpoint win: every task goes to it, LOCAL_MODEL waits for a local: adapter route", () => {
     const config = loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime, OPENAI_API_KEY: "sk-test" });
-    expect(config.local).toBeUndefined();
-    expect(config.models.continue.baseUrl).toBe("https://api.openai.com/v1");
+    for (const route of Object.values(config.models)) expect(route.baseUrl).toBe("https://api.openai.com/v1");
+    // Kept as the base of `local:` adapter routes (tests/unit/lora-routes.test.ts), loaded only for them.
+    expect(config.local?.modelPath).toBe(model);
   });
 
   it("names the install command when the runtime is not in its prefix", () => {

@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../../app/config.ts";
+import { adapterPathOf } from "../../llm/local-adapters.ts";
 import type { ModelRoute } from "../../llm/types.ts";
 import { evaluate } from "../eval.ts";
 import { renderReport } from "../eval-report.ts";
@@ -31,6 +32,13 @@ function route(flag: string, spec: string, defaultBaseUrl: string): ModelRoute {
     parsed = parseRouteSpec(spec, defaultBaseUrl);
   } catch (error) {
     throw new UsageError(`--${flag}: ${(error as Error).message}`);
+  }
+  if (adapterPathOf(parsed) !== undefined) {
+    throw new UsageError(
+      `--${flag}: train:eval calls endpoints and does not run local: adapters in-process; ` +
+        "serve the adapter with llama.cpp's server (llama-server -m <base.gguf> --lora <adapter.gguf>) " +
+        "and name it model@http://host:port/v1#ft",
+    );
   }
   if (!/^https?:\/\/\S+$/.test(parsed.baseUrl)) {
     throw new UsageError(`--${flag}: "${parsed.baseUrl}" is not an http(s) URL`);

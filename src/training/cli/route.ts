@@ -4,16 +4,20 @@
  *   npm run train:route                                   list every task's route
  *   npm run train:route -- continue inkloom-lora@http://localhost:8000/v1#ft
  *   npm run train:route -- continue --model M [--base-url URL] [--fine-tuned]
+ *   npm run train:route -- continue local:./adapters/continue.gguf   a LoRA adapter on LOCAL_MODEL
  *   npm run train:route -- continue --clear               back to the configuration
  *
- * A stored route overrides MODEL_<TASK> from the configuration at the next start.
+ * A stored route overrides MODEL_<TASK> from the configuration at the next start. A
+ * `local:` route is checked here (a LoRA adapter GGUF, for LOCAL_MODEL's architecture
+ * when LOCAL_MODEL is set) and again when the bot starts.
  */
 import { parseArgs } from "node:util";
+import { adapterPathOf, loraAdapterProblem } from "../../llm/local-adapters.ts";
 import { TASKS } from "../../llm/types.ts";
 import { formatRoute, isTask, parseRouteSpec, RouteStore } from "../routes.ts";
 import { loadEnvFile, openTrainingDb, runCli, tryConfig, UsageError } from "./common.ts";
 
-const USAGE = `usage: npm run train:route [-- <task> (<model[@baseUrl][#ft]> | --model M [--base-url URL] [--fine-tuned] | --clear)]
+const USAGE = `usage: npm run train:route [-- <task> (<model[@baseUrl][#ft]> | local:<adapter.gguf> | --model M [--base-url URL] [--fine-tuned] | --clear)]
 tasks: ${TASKS.join(", ")}`;
 
 async function main(): Promise<number> {
@@ -64,12 +68,26 @@ async function main(): Promise<number> {
     } catch (error) {
       throw new UsageError((error as Error).message);
     }
-    if (!/^https?:\/\/\S+$/.test(route.baseUrl)) throw new UsageError(`"${route.baseUrl}" is not an http(s) URL`);
+    const adapter = adapterPathOf(route);
+    if (adapter !== undefined) {
+      if (values["base-url"] !== undefined) {
+        throw new UsageError(`${text} is a LoRA adapter on the embedded model: it takes no --base-url`);
+      }
+      const problem = loraAdapterProblem(adapter, config?.local?.modelPath);
+      if (problem !== undefined) throw new UsageError(problem);
+    } else if (!/^https?:\/\/\S+$/.test(route.baseUrl)) {
+      throw new UsageError(`"${route.baseUrl}" is not an http(s) URL`);
+    }
     if (values["fine-tuned"]) route.fineTuned = true;
     await store.set(task, route, "cli");
     process.stdout.write(
       `${task} -> ${formatRoute(route)}${route.fineTuned ? " (fine-tuned: zero-shot prompt)" : ""}\n`,
     );
+    if (adapter !== undefined && config?.local === undefined) {
+      process.stdout.write(
+        "note: a local: adapter runs on the embedded model: set LOCAL_MODEL to its base model's .gguf before the bot starts\n",
+      );
+    }
     return 0;
   } finally {
     await db.$disconnect();
