@@ -18,14 +18,14 @@
  *
  * Options (flag or env): --threads N / BENCH_LOCAL_THREADS (default LOCAL_MODEL_THREADS or 1),
  * --prompt-tokens N / BENCH_LOCAL_PROMPT_TOKENS (512), --gen-tokens N / BENCH_LOCAL_GEN_TOKENS
- * (128), --repeats N / BENCH_LOCAL_REPEATS (3), --timeout S / BENCH_LOCAL_TIMEOUT_S (900, per
+ * (128), --repeats N / BENCH_LOCAL_REPEATS (3), --timeout S / BENCH_LOCAL_TIMEOUT_S (1800, per
  * chapter), --skip-chapter / BENCH_LOCAL_SKIP_CHAPTER=1. See bench/README.md.
  */
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { DEFAULT_LOCAL_RUNTIME_DIR, loadConfig } from "../src/app/config.ts";
+import { type Config, ConfigError, DEFAULT_LOCAL_RUNTIME_DIR, loadConfig } from "../src/app/config.ts";
 import { createEngine } from "../src/app/wiring.ts";
 import { LocalModelClient } from "../src/llm/local-client.ts";
 import { DEFAULT_LOCAL_MODEL_DIR, hubModelPath, parseLocalModelSpec } from "../src/llm/local-models.ts";
@@ -59,8 +59,10 @@ const SAMPLING = { temperature: 0.8, seed: 1 } as const;
  * request the fake model received), a typical chapter's prompt for a BPE tokenizer.
  */
 const SYNTHETIC_CHAPTER_PROMPT_TOKENS = 1344;
+/** The sampling seed of the chapter runs (LOCAL_MODEL_SEED), so a run can be repeated. */
+const CHAPTER_SEED = 7;
 /** The tiny model's knobs, as in tests/local-model/terminal-chapter.local.test.ts, so a chapter completes. */
-const TINY = { contextLength: 16_384, seed: 7 } as const;
+const TINY = { contextLength: 16_384, seed: CHAPTER_SEED } as const;
 const SCENARIO = "a lighthouse keeper finds a letter from the future";
 /** Text the measured prompts are cut from (repeated as needed). */
 const PASSAGE =
@@ -93,7 +95,12 @@ function intOption(flag: string, envName: string, fallback: number, min: number,
 }
 
 function readSettings(): Settings {
-  const threadDefault = Number(process.env.LOCAL_MODEL_THREADS ?? 1);
+  const threadDefault = Number(process.env.LOCAL_MODEL_THREADS || 1);
+  if (!Number.isInteger(threadDefault) || threadDefault < 1) {
+    throw new BenchUsageError(
+      `LOCAL_MODEL_THREADS must be a whole number of 1 or more, got ${process.env.LOCAL_MODEL_THREADS}`,
+    );
+  }
   const skip = process.env.BENCH_LOCAL_SKIP_CHAPTER;
   return {
     runtimeDir: process.env.LOCAL_RUNTIME_DIR || DEFAULT_LOCAL_RUNTIME_DIR,
@@ -101,7 +108,7 @@ function readSettings(): Settings {
     promptTokens: intOption("--prompt-tokens", "BENCH_LOCAL_PROMPT_TOKENS", 512, 1, 32_768),
     genTokens: intOption("--gen-tokens", "BENCH_LOCAL_GEN_TOKENS", 128, 2, 8192),
     repeats: intOption("--repeats", "BENCH_LOCAL_REPEATS", 3, 1, 20),
-    timeoutSec: intOption("--timeout", "BENCH_LOCAL_TIMEOUT_S", 900, 1, 86_400),
+    timeoutSec: intOption("--timeout", "BENCH_LOCAL_TIMEOUT_S", 1800, 1, 86_400),
     skipChapter: process.argv.includes("--skip-chapter") || skip === "1" || skip === "true",
   };
 }
@@ -118,7 +125,7 @@ function localModelTarget(): Target {
   const parsed = parseLocalModelSpec(spec);
   if ("error" in parsed) throw new BenchUsageError(parsed.error);
   // Its own settings when set; the client's defaults otherwise, and a fixed seed.
-  const chapterEnv: Record<string, string> = { LOCAL_MODEL_SEED: process.env.LOCAL_MODEL_SEED ?? String(TINY.seed) };
+  const chapterEnv: Record<string, string> = { LOCAL_MODEL_SEED: process.env.LOCAL_MODEL_SEED ?? String(CHAPTER_SEED) };
   for (const name of ["LOCAL_MODEL_CONTEXT", "LOCAL_MODEL_SEQUENCES"] as const) {
     const value = process.env[name];
     if (value !== undefined) chapterEnv[name] = value;
@@ -299,16 +306,15 @@ interface ChapterRun {
   engineLog: string[];
 }
 
-/** Chapter 1 (`start`) and chapter 2 (`choose` 1) through the real engine on the model at `path`. */
-async function runChapters(
+/** The engine's configuration for a chapter run on the model at `path` (no endpoint: the embedded model). */
+function chapterConfig(
   path: string,
   settings: Settings,
   extraEnv: Record<string, string>,
-): Promise<{ run: ChapterRun; prosePrompt: ProsePrompt | undefined }> {
-  const dir = mkdtempSync(join(tmpdir(), "inkloom-bench-local-"));
-  const logger = engineLogger(progress);
-  const config = loadConfig({
-    DATABASE_URL: `file:${join(dir, "bench.db")}`,
+  databaseUrl: string,
+): Config {
+  return loadConfig({
+    DATABASE_URL: databaseUrl,
     LOCAL_MODEL: path,
     LOCAL_RUNTIME_DIR: settings.runtimeDir,
     LOCAL_MODEL_THREADS: String(settings.threads),
@@ -317,6 +323,17 @@ async function runChapters(
     INKLOOM_LOCALE: "en",
     ...extraEnv,
   });
+}
+
+/** Chapter 1 (`start`) and chapter 2 (`choose` 1) through the real engine on the model at `path`. */
+async function runChapters(
+  path: string,
+  settings: Settings,
+  extraEnv: Record<string, string>,
+): Promise<{ run: ChapterRun; prosePrompt: ProsePrompt | undefined }> {
+  const dir = mkdtempSync(join(tmpdir(), "inkloom-bench-local-"));
+  const logger = engineLogger(progress);
+  const config = chapterConfig(path, settings, extraEnv, `file:${join(dir, "bench.db")}`);
   const local = config.local;
   if (local === undefined) throw new Error("the configuration chose no local model");
   let recorder: RecordingModelClient | undefined;
@@ -518,7 +535,7 @@ async function measureRaw(
     try {
       const prompt = tokensOf((t) => model.tokenize(t), settings.promptTokens);
       const chapterPrompt = promptText?.slice(0, chapterTokens) ?? tokensOf((t) => model.tokenize(t), chapterTokens);
-      // Warm-up: the first evaluation allocates the compute buffers.
+      // Warm-up: a first evaluation's one-time costs stay out of the timings.
       await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, 8));
       await sequence.clearHistory();
 
@@ -628,6 +645,10 @@ async function main(): Promise<void> {
     );
   }
   const local = localModelTarget();
+  // LOCAL_MODEL's own settings (LOCAL_MODEL_CONTEXT, ...) refused now, not after the tiny model's run.
+  if (local.status === "measure" && !settings.skipChapter) {
+    chapterConfig(local.path, settings, local.chapterEnv, "file:bench.db");
+  }
   const loadAverageStart = loadavg().map((v) => round(v));
   const lib = await loadNodeLlamaCpp(settings.runtimeDir);
   const llama = (await lib.getLlama({
@@ -699,7 +720,8 @@ function runtimeVersion(dir: string): string {
 try {
   await main();
 } catch (error) {
-  if (!(error instanceof BenchUsageError)) throw error;
+  // What the person running it must fix: the message alone (a configuration's problems one a line).
+  if (!(error instanceof BenchUsageError || error instanceof ConfigError)) throw error;
   process.stderr.write(`bench:local: ${error.message}\n`);
   process.exitCode = 1;
 }

@@ -204,4 +204,14 @@ describe("npm run bench:local", { timeout: 180_000 }, () => {
       `LOCAL_MODEL must be the path of a .gguf file; ${join(dir, "absent.gguf")} is not one`,
     );
   });
+
+  it("refuses LOCAL_MODEL's own settings before it measures anything", async () => {
+    const path = join(dir, "settings.gguf");
+    writeTinyLlamaGguf(path);
+    const run = await runBench({ LOCAL_RUNTIME_DIR: RUNTIME_DIR ?? "", LOCAL_MODEL: path, LOCAL_MODEL_CONTEXT: "12" });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toContain("LOCAL_MODEL_CONTEXT must be a whole number from 512");
+    expect(run.stderr).not.toContain("[bench:local] tiny");
+  });
 });
