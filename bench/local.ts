@@ -288,7 +288,25 @@ interface ChapterResult {
   promptTokens: number;
   completionTokens: number;
   /** The streamed prose call: its prompt and output tokens, time to its first token and its whole time. */
-  prose: { promptTokens: number; completionTokens: number; firstTokenMs: number | null; ms: number } | null;
+  prose: RequestTiming | null;
+  /** Every model request, in the order made (the check and the choices run at once). */
+  requests: (RequestTiming & { task: Task; shape: CallRecord["shape"] })[];
+}
+
+interface RequestTiming {
+  promptTokens: number;
+  completionTokens: number;
+  firstTokenMs: number | null;
+  ms: number;
+}
+
+function timing(call: CallRecord): RequestTiming {
+  return {
+    promptTokens: call.promptTokens ?? 0,
+    completionTokens: call.completionTokens ?? 0,
+    firstTokenMs: call.firstTokenMs === undefined ? null : round(call.firstTokenMs),
+    ms: round(call.ms ?? 0),
+  };
 }
 
 /** The message text of a chapter's prose request, and which chapter it wrote. */
@@ -448,15 +466,8 @@ function chapterResult(
     requestsByShape: byShape,
     promptTokens: calls.reduce((s, c) => s + (c.promptTokens ?? 0), 0),
     completionTokens: calls.reduce((s, c) => s + (c.completionTokens ?? 0), 0),
-    prose:
-      prose === undefined
-        ? null
-        : {
-            promptTokens: prose.promptTokens ?? 0,
-            completionTokens: prose.completionTokens ?? 0,
-            firstTokenMs: prose.firstTokenMs === undefined ? null : round(prose.firstTokenMs),
-            ms: round(prose.ms ?? 0),
-          },
+    prose: prose === undefined ? null : timing(prose),
+    requests: calls.map((c) => ({ task: c.task, shape: c.shape, ...timing(c) })),
   };
 }
 
