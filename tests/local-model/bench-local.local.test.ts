@@ -136,6 +136,8 @@ describe("npm run bench:local", { timeout: 180_000 }, () => {
       positive(c.prose.promptTokens);
       positive(c.prose.completionTokens);
       positive(c.prose.firstTokenMs);
+      expect(c.requests).toHaveLength(c.modelRequests);
+      for (const request of c.requests) positive(request.ms);
     }
 
     expect(local).toEqual({
