@@ -120,6 +120,7 @@ describe("npm run bench:local", { timeout: 180_000 }, () => {
     const chapter = tiny.chapter;
     expect(chapter.ok, JSON.stringify(chapter.failures)).toBe(true);
     expect(chapter.settings).toMatchObject({ threads: 1, sequences: 2, contextSize: 16_384, seed: 7 });
+    positive(chapter.loadMs);
     expect(chapter.chapters.map((c: Json) => [c.number, c.action, c.ok])).toEqual([
       [1, "start", true],
       [2, "choose", true],
