@@ -8,6 +8,7 @@ import { basename, join, resolve } from "node:path";
 import { z } from "zod";
 import { METHODS, type Method, type WritingTask } from "../agent/types.ts";
 import { LOCALES, type Locale } from "../i18n/locale.ts";
+import { adapterPathOf, adapterRoute, LOCAL_ROUTE_PREFIX, loraAdapterProblem } from "../llm/local-adapters.ts";
 import {
   DEFAULT_LOCAL_MODEL,
   DEFAULT_LOCAL_MODEL_DIR,
@@ -15,7 +16,6 @@ import {
   type LocalModelSpec,
   parseLocalModelSpec,
 } from "../llm/local-models.ts";
-import { adapterPathOf, adapterRoute, LOCAL_ROUTE_PREFIX, loraAdapterProblem } from "../llm/local-adapters.ts";
 import { LOCAL_BASE_URL, nodeLlamaCppEntry, RUNTIME_INSTALL_COMMAND } from "../llm/local-runtime.ts";
 import { DOWNLOAD_DEFAULTS } from "../llm/model-download.ts";
 import { STRUCTURED_STRATEGIES, type StructuredStrategy } from "../llm/structured-strategy.ts";

@@ -34,10 +34,7 @@ it("a query and a transaction wait past 10 s for the only connection, then run",
     await tx.$executeRawUnsafe("SELECT pg_sleep(11)");
   });
   await new Promise((r) => setTimeout(r, 200));
-  const [count, inTransaction] = await Promise.all([
-    db.story.count(),
-    db.$transaction(async (tx) => tx.story.count()),
-  ]);
+  const [count, inTransaction] = await Promise.all([db.story.count(), db.$transaction(async (tx) => tx.story.count())]);
   await busy;
   expect(count).toBe(0);
   expect(inTransaction).toBe(0);

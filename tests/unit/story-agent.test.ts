@@ -506,7 +506,9 @@ describe("story agent: continuity check unavailable", () => {
 
 describe("story agent: failures", () => {
   it("asks again, saying so, when the prose comes back empty, and the chapter is written", async () => {
-    const model = new FakeModelClient(script({ prose: (_req, n) => ({ text: n < 2 ? (n === 0 ? "" : "  \n") : PROSE }) }));
+    const model = new FakeModelClient(
+      script({ prose: (_req, n) => ({ text: n < 2 ? (n === 0 ? "" : "  \n") : PROSE }) }),
+    );
     const events = await collect(createStoryAgent(model).write(continueInput("cot")));
     const result = done(events);
     expect(result.text.trim()).toBe(PROSE);
