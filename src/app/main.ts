@@ -5,12 +5,14 @@ import { telegramRedisPrefix } from "../../adapters/telegram/redis-budget.ts";
 import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
 import { commandServices } from "../../commands/types.ts";
 import type { ReadinessCheck } from "./health.ts";
+import { prepareLocalMode } from "./local-setup.ts";
 import {
   connectRedis,
   databaseCheck,
   loadProcessConfig,
   logQueueMetrics,
   openEngine,
+  processEnv,
   redisCheck,
   startHealth,
   stopSignal,
@@ -20,7 +22,16 @@ import type { ProcessRole } from "./wiring.ts";
 const log = (message: string) => process.stderr.write(`[inkloom] ${message}\n`);
 
 async function main(): Promise<number> {
-  const config = loadProcessConfig();
+  // Local mode first: the first-run question, the runtime's install (src/app/local-setup.ts).
+  const local = await prepareLocalMode({
+    env: processEnv(),
+    role: "front",
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+  });
+  if ("exit" in local) return local.exit;
+  const config = loadProcessConfig(local.env);
   if ("exit" in config) return config.exit;
   const hasBots = config.telegram !== undefined || config.discord !== undefined;
   // With REDIS_URL the bots' process is the front only; workers write the chapters.
