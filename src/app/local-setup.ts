@@ -243,46 +243,43 @@ export function readLine(input: Readable, maxChars: number): Promise<string | un
     let seen = false;
     // UTF-8 takes at most 4 bytes a character.
     const maxBytes = (maxChars + 1) * 4;
-    const finish = (line: string | undefined) => {
-      input.off("readable", onReadable);
+    const stop = () => {
+      input.off("data", onData);
       input.off("end", onEnd);
       input.off("error", onError);
-      resolvePromise(line);
+      // Paused, standard input stops reading (until the next reader resumes it), so a
+      // process that exits now is not held open by it.
+      input.pause();
     };
-    const text = () =>
-      [...Buffer.concat(kept).toString("utf8")]
-        .slice(0, maxChars + 1)
-        .join("")
-        .replace(/\r$/, "");
-    const onReadable = () => {
-      for (;;) {
-        const chunk: unknown = input.read();
-        if (chunk === null) return;
-        const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-        seen = true;
-        const newline = buffer.indexOf(10);
-        const part = newline === -1 ? buffer : buffer.subarray(0, newline);
-        if (keptBytes < maxBytes) {
-          const take = part.subarray(0, maxBytes - keptBytes);
-          kept.push(take);
-          keptBytes += take.length;
-        }
-        if (newline !== -1) {
-          const rest = buffer.subarray(newline + 1);
-          if (rest.length > 0) input.unshift(rest);
-          finish(text());
-          return;
-        }
+    const text = () => [...Buffer.concat(kept).toString("utf8").replace(/\r$/, "")].slice(0, maxChars + 1).join("");
+    const onData = (chunk: Buffer | string) => {
+      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      seen = true;
+      const newline = buffer.indexOf(10);
+      const part = newline === -1 ? buffer : buffer.subarray(0, newline);
+      if (keptBytes < maxBytes) {
+        const take = part.subarray(0, maxBytes - keptBytes);
+        kept.push(take);
+        keptBytes += take.length;
       }
+      if (newline === -1) return;
+      stop();
+      const rest = buffer.subarray(newline + 1);
+      if (rest.length > 0) input.unshift(rest);
+      resolvePromise(text());
     };
-    const onEnd = () => finish(seen ? text() : undefined);
+    const onEnd = () => {
+      stop();
+      resolvePromise(seen ? text() : undefined);
+    };
     const onError = (error: Error) => {
-      input.off("readable", onReadable);
-      input.off("end", onEnd);
+      stop();
       reject(error);
     };
-    input.on("readable", onReadable);
+    input.on("data", onData);
     input.on("end", onEnd);
     input.on("error", onError);
+    // A listener alone does not restart a stream paused by the question before.
+    input.resume();
   });
 }

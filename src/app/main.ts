@@ -130,12 +130,16 @@ function bind(adapter: Omit<Bot, "name">): Omit<Bot, "name"> {
   return { start: () => adapter.start(), stop: () => adapter.stop(), ready: () => adapter.ready() };
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    log(`fatal: ${error instanceof Error ? error.message : String(error)}`);
-    process.exitCode = 1;
-  },
-);
+main()
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      log(`fatal: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 1;
+    },
+  )
+  // Once the first-run question has read standard input, a paused pipe may still be read
+  // ahead; the process ends with main, not when its input does.
+  .finally(() => process.stdin.destroy());

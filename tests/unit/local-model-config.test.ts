@@ -1,7 +1,8 @@
 /**
  * LOCAL_MODEL in the configuration (docs/local-model.md): with no endpoint, a .gguf path
  * and the on-demand runtime's prefix make every task run on the embedded model; what is
- * missing is named, with the install command. Needs no runtime: a stand-in prefix is made.
+ * wrong is named (a missing runtime is installed at start, not refused here). Needs no
+ * runtime: a stand-in prefix is made.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -68,11 +69,15 @@ describe("LOCAL_MODEL", () => {
     expect(config.models.continue.baseUrl).toBe("https://api.openai.com/v1");
   });
 
-  it("names the install command when the runtime is not in its prefix", () => {
+  it("does not refuse a runtime missing from its prefix: the start-up step installs it (src/app/local-setup.ts)", () => {
     const missing = join(dir, "nowhere");
-    const [problem] = problems({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: missing });
-    expect(problem).toContain(RUNTIME_INSTALL_COMMAND(missing));
-    expect(problem).toContain("--omit=optional");
+    expect(loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: missing }).local?.runtimeDir).toBe(missing);
+  });
+
+  it("prints the lean install command to run by hand, with a folder quoted for the shell", () => {
+    expect(RUNTIME_INSTALL_COMMAND("/opt/inkloom runtime")).toBe(
+      `npm install --prefix '/opt/inkloom runtime' --omit=optional --no-audit --no-fund node-llama-cpp@3.22.1 ${prebuiltPackage()}@3.22.1`,
+    );
   });
 
   it("wants the path of a .gguf file", () => {
@@ -86,8 +91,11 @@ describe("LOCAL_MODEL", () => {
     expect(problems({ LOCAL_MODEL: "hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF/q4.gguf" })[0]).toContain("not supported yet");
   });
 
-  it("mentions the embedded model in the help for a newcomer with nothing set", () => {
-    expect(problems({})[0]).toContain("LOCAL_MODEL=");
+  it("mentions the embedded model in the help for a newcomer with nothing set, and how to opt in", () => {
+    const [help] = problems({});
+    expect(help).toContain("LOCAL_MODEL=default npm start");
+    expect(help).toContain("downloads Qwen2.5 1.5B Instruct (Q4_K_M), about 1.1 GB");
+    expect(help).toContain("LOCAL_MODEL=/path/to/model.gguf npm start");
   });
 
   it("installs only this machine's prebuilt package", () => {
