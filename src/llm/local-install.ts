@@ -108,10 +108,11 @@ async function runNpm(
   const byHand = `Then install it by hand:\n  ${RUNTIME_INSTALL_COMMAND(dir)}\nor set OPENAI_BASE_URL (and OPENAI_API_KEY) to use a model endpoint instead.`;
   const windows = process.platform === "win32";
   const npm = options.npm ?? (windows ? "npm.cmd" : "npm");
-  const child = spawn(npm, RUNTIME_INSTALL_ARGS(dir), {
+  const args = RUNTIME_INSTALL_ARGS(dir);
+  // npm is a .cmd script on Windows, which only a shell runs: a path with spaces is quoted for it.
+  const child = spawn(npm, windows ? args.map((a) => (/[\s"]/.test(a) ? `"${a.replaceAll('"', '""')}"` : a)) : args, {
     env: options.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],
-    // npm is a .cmd script on Windows, which only a shell runs.
     shell: windows,
   });
   let tail = "";
