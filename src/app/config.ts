@@ -16,7 +16,7 @@ import {
   type LocalModelSpec,
   parseLocalModelSpec,
 } from "../llm/local-models.ts";
-import { LOCAL_BASE_URL, nodeLlamaCppEntry, RUNTIME_INSTALL_COMMAND } from "../llm/local-runtime.ts";
+import { LOCAL_BASE_URL } from "../llm/local-runtime.ts";
 import { DOWNLOAD_DEFAULTS } from "../llm/model-download.ts";
 import { STRUCTURED_STRATEGIES, type StructuredStrategy } from "../llm/structured-strategy.ts";
 import { type ModelRoute, TASKS, type Task } from "../llm/types.ts";
@@ -323,8 +323,9 @@ export const NO_ENDPOINT_HELP = [
   "With OpenAI itself, OPENAI_API_KEY alone is enough (OPENAI_MODEL defaults to gpt-4.1-mini).",
   "",
   "Or, with no endpoint, an embedded model (experimental, CPU; docs/local-model.md):",
-  `  LOCAL_MODEL=default npm start   (downloads ${DEFAULT_LOCAL_MODEL.name} once, about ${(DEFAULT_LOCAL_MODEL.approxBytes / 1e9).toFixed(1)} GB)`,
+  `  LOCAL_MODEL=default npm start             downloads ${DEFAULT_LOCAL_MODEL.name}, about ${(DEFAULT_LOCAL_MODEL.approxBytes / 1e9).toFixed(1)} GB`,
   "  LOCAL_MODEL=/path/to/model.gguf npm start",
+  "In a terminal, npm start with nothing set offers to download it.",
 ].join("\n");
 
 /** Where the on-demand runtime is looked for when LOCAL_RUNTIME_DIR is not set. */
@@ -368,14 +369,8 @@ function localModelOf(
     // Downloaded at start (src/app/local-model-setup.ts), unless it is there already.
     modelPath = hubModelPath(modelDir, spec.repo, spec.file);
   }
+  // A missing runtime is not refused here: the start-up step installs it (src/app/local-setup.ts).
   const runtimeDir = resolve(e.LOCAL_RUNTIME_DIR ?? DEFAULT_LOCAL_RUNTIME_DIR);
-  if (nodeLlamaCppEntry(runtimeDir) === undefined) {
-    problems.push(
-      `LOCAL_MODEL needs the local runtime, node-llama-cpp, which is installed on demand and is not in ${runtimeDir}. ` +
-        `Install it (about 80 MB) with:\n  ${RUNTIME_INSTALL_COMMAND(runtimeDir)}\n` +
-        "or set LOCAL_RUNTIME_DIR to where it is installed.",
-    );
-  }
   return {
     spec,
     modelPath,

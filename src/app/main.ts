@@ -6,12 +6,14 @@ import { TelegramAdapter } from "../../adapters/telegram/telegram-adapter.ts";
 import { commandServices } from "../../commands/types.ts";
 import type { ReadinessCheck } from "./health.ts";
 import { prepareLocalModel } from "./local-model-setup.ts";
+import { prepareLocalMode } from "./local-setup.ts";
 import {
   connectRedis,
   databaseCheck,
   loadProcessConfig,
   logQueueMetrics,
   openEngine,
+  processEnv,
   redisCheck,
   startHealth,
   stopSignal,
@@ -21,7 +23,16 @@ import type { ProcessRole } from "./wiring.ts";
 const log = (message: string) => process.stderr.write(`[inkloom] ${message}\n`);
 
 async function main(): Promise<number> {
-  const config = loadProcessConfig();
+  // Local mode first: the first-run question, the runtime's install (src/app/local-setup.ts).
+  const local = await prepareLocalMode({
+    env: processEnv(),
+    role: "front",
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+  });
+  if ("exit" in local) return local.exit;
+  const config = loadProcessConfig(local.env);
   if ("exit" in config) return config.exit;
   const hasBots = config.telegram !== undefined || config.discord !== undefined;
   // With REDIS_URL the bots' process is the front only; workers write the chapters.
@@ -123,12 +134,16 @@ function bind(adapter: Omit<Bot, "name">): Omit<Bot, "name"> {
   return { start: () => adapter.start(), stop: () => adapter.stop(), ready: () => adapter.ready() };
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    log(`fatal: ${error instanceof Error ? error.message : String(error)}`);
-    process.exitCode = 1;
-  },
-);
+main()
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      log(`fatal: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 1;
+    },
+  )
+  // Once the first-run question has read standard input, a paused pipe may still be read
+  // ahead; the process ends with main, not when its input does.
+  .finally(() => process.stdin.destroy());

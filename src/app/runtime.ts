@@ -21,11 +21,16 @@ export interface ExitStatus {
   exit: number;
 }
 
-/** The configuration from `.env` and the environment; exit status 2 with the reason when it is wrong. */
-export function loadProcessConfig(): Config | ExitStatus {
+/** The process's environment, with `.env` applied when there is one. */
+export function processEnv(): NodeJS.ProcessEnv {
   if (existsSync(".env")) process.loadEnvFile(".env");
+  return process.env;
+}
+
+/** The configuration from `env` (`.env` and the environment); exit status 2 with the reason when it is wrong. */
+export function loadProcessConfig(env: Record<string, string | undefined> = processEnv()): Config | ExitStatus {
   try {
-    return loadConfig(process.env);
+    return loadConfig(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);

@@ -4,12 +4,14 @@ import { discordAudiences } from "../../adapters/discord/surfaces.ts";
 import { telegramRedisPrefix } from "../../adapters/telegram/redis-budget.ts";
 import { telegramAudiences, telegramOutboxFor } from "../../adapters/telegram/surfaces.ts";
 import { prepareLocalModel } from "./local-model-setup.ts";
+import { prepareLocalMode } from "./local-setup.ts";
 import {
   connectRedis,
   databaseCheck,
   loadProcessConfig,
   logQueueMetrics,
   openEngine,
+  processEnv,
   redisCheck,
   startHealth,
   stopSignal,
@@ -18,7 +20,16 @@ import {
 const log = (message: string) => process.stderr.write(`[inkloom worker] ${message}\n`);
 
 async function main(): Promise<number> {
-  const config = loadProcessConfig();
+  // LOCAL_MODEL: the runtime is installed if missing; a worker never asks (src/app/local-setup.ts).
+  const local = await prepareLocalMode({
+    env: processEnv(),
+    role: "worker",
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+  });
+  if ("exit" in local) return local.exit;
+  const config = loadProcessConfig(local.env);
   if ("exit" in config) return config.exit;
   if (config.redis === undefined) {
     process.stderr.write(

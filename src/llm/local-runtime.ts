@@ -4,9 +4,10 @@
  * (docs/local-model.md: about 85 MB with the CPU prebuilt only, 725 MB with every optional
  * GPU prebuilt). Install it into its own prefix:
  *
- *   npm install --prefix <dir> --omit=optional node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1
+ *   npm install --prefix <dir> --omit=optional --no-audit --no-fund node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1
  *
- * (`RUNTIME_INSTALL_COMMAND` names this machine's prebuilt package.)
+ * (`RUNTIME_INSTALL_COMMAND` names this machine's prebuilt package; Inkloom runs it itself
+ * when local mode is chosen, src/llm/local-install.ts.)
  *
  * The types below are the small structural slice of its API that Inkloom uses; the
  * runtime is not a dependency, so its own typings are not available at compile time.
@@ -105,9 +106,28 @@ export function prebuiltPackage(platform: string = process.platform, arch: strin
   return `@node-llama-cpp/${os}-${arch}${flavour}`;
 }
 
-/** The command that installs the runtime, this machine's prebuilt only, into the npm prefix `dir`. */
+/**
+ * npm's arguments that install the runtime, this machine's prebuilt only, into the npm prefix
+ * `dir` (src/llm/local-install.ts runs them; `RUNTIME_INSTALL_COMMAND` prints them).
+ */
+export const RUNTIME_INSTALL_ARGS = (dir: string): string[] => [
+  "install",
+  "--prefix",
+  dir,
+  "--omit=optional",
+  "--no-audit",
+  "--no-fund",
+  `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`,
+  `${prebuiltPackage()}@${NODE_LLAMA_CPP_VERSION}`,
+];
+
+/** A word for a POSIX shell: quoted when it holds anything but plain path characters. */
+const shellWord = (word: string): string =>
+  /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+
+/** The command that installs the runtime into the npm prefix `dir`, to run by hand. */
 export const RUNTIME_INSTALL_COMMAND = (dir: string): string =>
-  `npm install --prefix ${dir} --omit=optional node-llama-cpp@${NODE_LLAMA_CPP_VERSION} ${prebuiltPackage()}@${NODE_LLAMA_CPP_VERSION}`;
+  ["npm", ...RUNTIME_INSTALL_ARGS(dir)].map(shellWord).join(" ");
 
 /** The entry module of `node-llama-cpp` installed under `dir` (an npm prefix), or undefined. */
 export function nodeLlamaCppEntry(dir: string): string | undefined {

@@ -5,7 +5,7 @@
  * progress on standard error, before the terminal opens; the next start finds it without a
  * request. Two processes starting together download once. Ctrl-C keeps the part, and the
  * next start resumes it; a refused download exits 2
- * with the message, and a missing runtime is named before any download.
+ * with the message, and a missing runtime is installed (npm, a stand-in here) before the download.
  *
  * The runtime prefix is a stand-in (node-llama-cpp is not a dependency): the terminal opens
  * without it, since the model is loaded at the first chapter. The chapter itself, on a
@@ -16,8 +16,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { prebuiltPackage } from "../../src/llm/local-runtime.ts";
 import { FakeHubServer } from "../fakes/fake-hub-server.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { writeFakeNpm } from "../helpers/fake-npm.ts";
 import { ConsoleProcess, consoleEnv, runToExit } from "./console-process.ts";
 
 const REPO = "inkloom-test/tiny-GGUF";
@@ -38,6 +40,9 @@ describe("npm start with LOCAL_MODEL=hf:...", { timeout: 60_000 }, () => {
     runtime = join(dir, "runtime");
     mkdirSync(join(runtime, "node_modules", "node-llama-cpp", "dist"), { recursive: true });
     writeFileSync(join(runtime, "node_modules", "node-llama-cpp", "dist", "index.js"), "");
+    const prebuilt = join(runtime, "node_modules", ...prebuiltPackage().split("/"));
+    mkdirSync(prebuilt, { recursive: true });
+    writeFileSync(join(prebuilt, "package.json"), "{}");
     bytes = randomBytes(1_500_000);
   });
 
@@ -152,11 +157,16 @@ describe("npm start with LOCAL_MODEL=hf:...", { timeout: 60_000 }, () => {
     expect(existsSync(join(dir, "models", "inkloom-test", "tiny-GGUF", "absent.gguf.lock"))).toBe(false);
   });
 
-  it("names the missing runtime before downloading anything", async () => {
+  it("installs a missing runtime first (npm, no question without a terminal), then downloads", async () => {
     const nowhere = join(dir, "no-runtime");
-    const { code, stderr } = await runToExit(env({ LOCAL_RUNTIME_DIR: nowhere }));
-    expect(code).toBe(2);
-    expect(stderr).toContain(`npm install --prefix ${nowhere} --omit=optional node-llama-cpp@`);
-    expect(hub.requests).toHaveLength(0);
+    const npm = writeFakeNpm(join(dir, "npm"), "ok");
+    const first = start({ LOCAL_RUNTIME_DIR: nowhere, PATH: `${npm.bin}:${process.env.PATH ?? ""}` });
+    expect(await first.ready(30_000)).toContain("Type /start to begin a story");
+    expect(npm.runs()).toHaveLength(1);
+    expect(npm.runs()[0]?.slice(0, 3)).toEqual(["install", "--prefix", nowhere]);
+    const installed = first.stderr.indexOf("The local runtime is installed in");
+    expect(installed).toBeGreaterThan(-1);
+    expect(first.stderr.indexOf(`downloading ${REPO}/${FILE}`)).toBeGreaterThan(installed);
+    expect(await first.quit()).toBe(0);
   });
 });

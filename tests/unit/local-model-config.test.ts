@@ -2,7 +2,8 @@
  * LOCAL_MODEL in the configuration (docs/local-model.md): with no endpoint, a .gguf path,
  * `default` or an `hf:` reference (downloaded at start into LOCAL_MODEL_DIR)
  * and the on-demand runtime's prefix make every task run on the embedded model; what is
- * missing is named, with the install command. Needs no runtime: a stand-in prefix is made.
+ * wrong is named (a missing runtime is installed at start, not refused here). Needs no
+ * runtime: a stand-in prefix is made.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -74,11 +75,15 @@ describe("LOCAL_MODEL", () => {
     expect(config.local?.modelPath).toBe(model);
   });
 
-  it("names the install command when the runtime is not in its prefix", () => {
+  it("does not refuse a runtime missing from its prefix: the start-up step installs it (src/app/local-setup.ts)", () => {
     const missing = join(dir, "nowhere");
-    const [problem] = problems({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: missing });
-    expect(problem).toContain(RUNTIME_INSTALL_COMMAND(missing));
-    expect(problem).toContain("--omit=optional");
+    expect(loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: missing }).local?.runtimeDir).toBe(missing);
+  });
+
+  it("prints the lean install command to run by hand, with a folder quoted for the shell", () => {
+    expect(RUNTIME_INSTALL_COMMAND("/opt/inkloom runtime")).toBe(
+      `npm install --prefix '/opt/inkloom runtime' --omit=optional --no-audit --no-fund node-llama-cpp@3.22.1 ${prebuiltPackage()}@3.22.1`,
+    );
   });
 
   it("wants the path of a .gguf file", () => {
@@ -159,16 +164,11 @@ describe("LOCAL_MODEL", () => {
     );
   });
 
-  it("still names the runtime's install command for a model to download, before any download", () => {
-    const missing = join(dir, "nowhere");
-    expect(problems({ LOCAL_MODEL: "default", LOCAL_RUNTIME_DIR: missing })[0]).toContain(
-      RUNTIME_INSTALL_COMMAND(missing),
-    );
-  });
-
-  it("mentions the embedded model in the help for a newcomer with nothing set", () => {
-    expect(problems({})[0]).toContain("LOCAL_MODEL=default npm start");
-    expect(problems({})[0]).toContain("LOCAL_MODEL=/path/to/model.gguf");
+  it("mentions the embedded model in the help for a newcomer with nothing set, and how to opt in", () => {
+    const [help] = problems({});
+    expect(help).toContain("LOCAL_MODEL=default npm start");
+    expect(help).toContain("downloads Qwen2.5 1.5B Instruct (Q4_K_M), about 1.1 GB");
+    expect(help).toContain("LOCAL_MODEL=/path/to/model.gguf npm start");
   });
 
   it("installs only this machine's prebuilt package", () => {
