@@ -73,6 +73,7 @@ describe("npm start with nothing configured, in a terminal", () => {
     first.type("sure\n");
     await first.stdoutContains("Please answer y (yes) or n (no).");
     first.type("y\n");
+    expect(await first.ready(30_000)).toContain("Type /start to begin a story");
     expect(npm.runs()).toEqual([
       [
         "install",
@@ -89,7 +90,6 @@ describe("npm start with nothing configured, in a terminal", () => {
     expect(first.stderr).toContain("added 117 packages");
     expect(first.stderr).toContain(`The local runtime is installed in ${join(dir, "runtime")}`);
     expect(first.stderr).toContain("Going on as with LOCAL_MODEL=default: Qwen2.5 1.5B Instruct (Q4_K_M).");
-    expect(await first.ready(30_000)).toContain("Type /start to begin a story");
     expect(first.stderr).toContain(`downloading ${DEFAULT_LOCAL_MODEL.name}`);
     const model = hubModelPath(join(dir, "models"), DEFAULT_LOCAL_MODEL.repo, DEFAULT_LOCAL_MODEL.file);
     expect(readFileSync(model).equals(bytes)).toBe(true);
