@@ -16,6 +16,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hubModelPath } from "../../src/llm/local-models.ts";
+import { RUNTIME_INSTALL_COMMAND } from "../../src/llm/local-runtime.ts";
 import { writeTinyLlamaGguf } from "../helpers/gguf-writer.ts";
 
 const RUNTIME_DIR = process.env.LOCAL_RUNTIME_DIR;
@@ -190,7 +191,7 @@ describe("npm run bench:local", { timeout: 180_000 }, () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe("");
     expect(run.stderr).toContain(`node-llama-cpp is not installed in ${missing}`);
-    expect(run.stderr).toContain(`npm install --prefix ${missing} --omit=optional node-llama-cpp@`);
+    expect(run.stderr).toContain(RUNTIME_INSTALL_COMMAND(missing));
   });
 
   it("refuses a generation too short to time, naming the flag", async () => {
