@@ -516,6 +516,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError([NO_ENDPOINT_HELP]);
   }
   const everyTaskLocal = noEndpoint && local !== undefined;
+  if (everyTaskLocal && e.IMAGE_MODEL !== undefined && e.IMAGE_BASE_URL === undefined) {
+    // The embedded model writes text only: pictures need an images endpoint of their own.
+    throw new ConfigError([
+      "IMAGE_MODEL with the embedded model (LOCAL_MODEL, no endpoint) needs IMAGE_BASE_URL: the images endpoint " +
+        "that draws the pictures, e.g. IMAGE_BASE_URL=http://localhost:7860/v1. Or leave IMAGE_MODEL unset: no pictures.",
+    ]);
+  }
   const baseUrl = everyTaskLocal ? LOCAL_BASE_URL : (e.OPENAI_BASE_URL ?? OPENAI_DEFAULT_BASE_URL);
   const usingOpenAi = e.OPENAI_BASE_URL === undefined;
   const defaultModel =

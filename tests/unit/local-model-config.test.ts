@@ -54,6 +54,20 @@ describe("LOCAL_MODEL", () => {
     expect(config.models.continue).toEqual({ model: "local:tiny.gguf", baseUrl: "local://embedded", fineTuned: false });
   });
 
+  it("draws no pictures unless an images endpoint is set: IMAGE_MODEL alone is refused, with IMAGE_BASE_URL it is used", () => {
+    expect(loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime }).images).toBeUndefined();
+    expect(problems({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime, IMAGE_MODEL: "flux" })[0]).toContain(
+      "IMAGE_MODEL with the embedded model (LOCAL_MODEL, no endpoint) needs IMAGE_BASE_URL",
+    );
+    const config = loadConfig({
+      LOCAL_MODEL: model,
+      LOCAL_RUNTIME_DIR: runtime,
+      IMAGE_MODEL: "flux",
+      IMAGE_BASE_URL: "http://127.0.0.1:7860/v1",
+    });
+    expect(config.images).toMatchObject({ model: "flux", baseUrl: "http://127.0.0.1:7860/v1" });
+  });
+
   it("takes the tokens per story from LOCAL_MODEL_CONTEXT, and refuses a tiny one", () => {
     expect(
       loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime, LOCAL_MODEL_CONTEXT: "16384" }).local?.contextSize,
