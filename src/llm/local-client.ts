@@ -1,7 +1,7 @@
 /**
  * `ModelClient` on an embedded model: node-llama-cpp, resolved on demand from an npm
  * prefix (./local-runtime.ts), a GGUF file, one model shared by every story through the
- * sequences of one context. Spike (docs/local-model.md):
+ * sequences of one context (docs/local-model.md):
  *
  * - streaming through `LlamaChat.generateResponse` with the model's own chat template
  *   (node-llama-cpp's "auto" chat wrapper);
