@@ -1,8 +1,8 @@
 /**
- * What the terminal end-to-end tests on the embedded model share
- * (tests/local-model/terminal-*.local.test.ts): the tiny llama they play on, tuned so a
- * weak random model finishes a chapter, and the terminal's environment with LOCAL_MODEL
- * and no endpoint at all.
+ * What the end-to-end tests on the embedded model share (tests/local-model/terminal-*.local.test.ts
+ * and telegram-chapter.local.test.ts): the tiny llama they play on, tuned so a weak random
+ * model finishes a chapter, the LOCAL_MODEL settings that go with it, and the terminal's
+ * environment with them and no endpoint at all.
  *
  * The model favours `"` (JSON strings end after a few characters) and, a little, its
  * end-of-sequence token (free prose ends after some tens of tokens rather than at the
@@ -40,6 +40,18 @@ export function localRuntimeDir(): string {
   return dir;
 }
 
+/** LOCAL_MODEL at `modelPath` (the chapter model) with the settings a chapter on it needs, on one thread. */
+export function localModelEnv(modelPath: string): Record<string, string> {
+  return {
+    LOCAL_MODEL: modelPath,
+    LOCAL_RUNTIME_DIR: localRuntimeDir(),
+    LOCAL_MODEL_CONTEXT: String(CHAPTER_CONTEXT),
+    LOCAL_MODEL_THREADS: "1",
+    // Seeded: the same answers every run (checked: identical output for seeds 3, 7 and 11).
+    LOCAL_MODEL_SEED: "7",
+  };
+}
+
 /** The terminal's environment: LOCAL_MODEL at `modelPath`, no OPENAI_* at all, plus `extra`. */
 export function localTerminalEnv(
   dir: string,
@@ -47,15 +59,7 @@ export function localTerminalEnv(
   modelPath: string,
   extra: Record<string, string> = {},
 ): Record<string, string> {
-  const env = consoleEnv("http://unused.invalid/v1", dir, databaseUrl, {
-    LOCAL_MODEL: modelPath,
-    LOCAL_RUNTIME_DIR: localRuntimeDir(),
-    LOCAL_MODEL_CONTEXT: String(CHAPTER_CONTEXT),
-    LOCAL_MODEL_THREADS: "1",
-    // Seeded: the same answers every run (checked: identical output for seeds 3, 7 and 11).
-    LOCAL_MODEL_SEED: "7",
-    ...extra,
-  });
+  const env = consoleEnv("http://unused.invalid/v1", dir, databaseUrl, { ...localModelEnv(modelPath), ...extra });
   delete env.OPENAI_BASE_URL;
   delete env.OPENAI_API_KEY;
   delete env.OPENAI_MODEL;

@@ -11,9 +11,12 @@ export type TelegramApp = TestFront<TelegramAdapter>;
  * With REDIS_URL in `extra` (tests/helpers/topology.ts queueEnv: the PostgreSQL pass) it is
  * the front only, and two worker processes write the chapters; their log lines go to
  * `log` too. The caller stops all three (stopTelegramApp).
+ *
+ * Without `fakes.model` the environment names no endpoint (no OPENAI_* at all): `extra`
+ * says which model serves the stories (LOCAL_MODEL, tests/helpers/local-terminal.ts).
  */
 export async function launchTelegramApp(
-  fakes: { model: FakeOpenAiServer; tg: FakeTelegramServer },
+  fakes: { model?: FakeOpenAiServer; tg: FakeTelegramServer },
   /** DATABASE_URL of the test's database (tests/helpers/database.ts). */
   databaseUrl: string,
   log: (message: string) => void,
@@ -21,9 +24,7 @@ export async function launchTelegramApp(
 ): Promise<TelegramApp> {
   const { model, tg } = fakes;
   const env = {
-    OPENAI_BASE_URL: model.baseUrl,
-    OPENAI_MODEL: "fake",
-    OPENAI_MAX_RETRIES: "0",
+    ...(model === undefined ? {} : { OPENAI_BASE_URL: model.baseUrl, OPENAI_MODEL: "fake", OPENAI_MAX_RETRIES: "0" }),
     DATABASE_URL: databaseUrl,
     TELEGRAM_BOT_TOKEN: tg.token,
     TELEGRAM_API_ROOT: tg.apiRoot,
