@@ -258,6 +258,8 @@ export async function createEngine(
       ballots.dispose();
       await preplanner?.close();
       await queue.close(options);
+      // After the queue: no chapter is using the model any more.
+      await client.close?.();
       await db.$disconnect();
     },
   };

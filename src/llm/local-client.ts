@@ -169,6 +169,8 @@ interface MeteredSequence extends LlamaContextSequenceLike {
 export class LocalModelClient implements ModelClient {
   readonly #options: LocalModelClientOptions;
   #loaded: Promise<LoadedModel> | undefined;
+  /** Set by close(): no request loads the model again. */
+  #closed = false;
   /** One context per adapter in use, and the base model's: BASE or the adapter's path. */
   readonly #pools = new Map<string, Promise<SequencePool>>();
   readonly #grammars = new Map<string, Promise<LlamaGrammarLike>>();
@@ -244,9 +246,20 @@ export class LocalModelClient implements ModelClient {
     return pool;
   }
 
+  /** The engine closes: the model, its contexts and the runtime are freed; later requests fail. */
+  close(): Promise<void> {
+    return this.dispose();
+  }
+
   async dispose(): Promise<void> {
+    this.#closed = true;
     if (this.#loaded === undefined) return;
-    const { llama, model } = await this.#loaded;
+    const loading = this.#loaded;
+    this.#loaded = undefined;
+    // A model that never loaded has nothing to free.
+    const loaded = await loading.catch(() => undefined);
+    if (loaded === undefined) return;
+    const { llama, model } = loaded;
     const pools = await Promise.allSettled(this.#pools.values());
     for (const p of pools) if (p.status === "fulfilled") await p.value.context.dispose();
     this.#pools.clear();
@@ -374,6 +387,7 @@ export class LocalModelClient implements ModelClient {
   }
 
   async #loadOrThrow(): Promise<LoadedModel> {
+    if (this.#closed) throw new ModelError("unreachable", "the embedded model was closed with the engine");
     try {
       return await this.#loadModel();
     } catch (error) {

@@ -37,4 +37,8 @@ export class RoutedModelClient implements ModelClient {
   complete(req: ChatRequest): Promise<ChatResult> {
     return this.#for(req.task).complete(req);
   }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#local.close?.(), this.#remote.close?.()]);
+  }
 }

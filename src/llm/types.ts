@@ -97,6 +97,11 @@ export interface ModelClient {
   stream(req: ChatRequest): AsyncIterable<ChatStreamEvent>;
   /** Non-streaming completion, same retry policy. Throws `ModelError`. */
   complete(req: ChatRequest): Promise<ChatResult>;
+  /**
+   * Free what the client holds (an embedded model's memory and threads), when the engine
+   * closes; a request after it fails with `ModelError`. Clients holding nothing omit it.
+   */
+  close?(): Promise<void>;
 }
 
 /** Neutral kinds of model failure; the reader-facing text comes from the message catalogue. */

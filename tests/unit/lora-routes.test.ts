@@ -255,6 +255,18 @@ describe("RoutedModelClient", () => {
     expect(client.route("continue")).toEqual(adapterRoute(adapter));
     expect(client.route("open")).toEqual(remoteRoute);
   });
+
+  it("closes the clients it routes to that hold something, with the engine", async () => {
+    const closed: string[] = [];
+    const local = Object.assign(new FakeModelClient({ script: [] }), {
+      close: async () => {
+        closed.push("local");
+      },
+    });
+    const remote = new FakeModelClient({ script: [] });
+    await new RoutedModelClient(routes(), { local, remote }).close();
+    expect(closed).toEqual(["local"]);
+  });
 });
 
 describe("the engine's model client for its routes", () => {
