@@ -563,6 +563,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       if (spec?.startsWith(LOCAL_ROUTE_PREFIX)) {
         return [t, localRouteOf(key, spec, { ownUrl, fineTuned, local }, routeProblems)];
       }
+      if (everyTaskLocal && ownUrl !== "" && spec === undefined) {
+        // The default model is the embedded file: an endpoint of the task's own needs a name it serves.
+        routeProblems.push(
+          `${key}_BASE_URL sends ${t} to ${ownUrl}, which cannot serve the embedded model: name its model with ${key}`,
+        );
+      }
       return [t, { model: spec ?? defaultModel, baseUrl: ownUrl || baseUrl, fineTuned: fineTuned === "true" }];
     }),
   ) as Record<Task, ModelRoute>;

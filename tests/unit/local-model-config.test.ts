@@ -68,6 +68,24 @@ describe("LOCAL_MODEL", () => {
     expect(config.images).toMatchObject({ model: "flux", baseUrl: "http://127.0.0.1:7860/v1" });
   });
 
+  it("sends a task with its own endpoint there, but only with the model that endpoint serves named", () => {
+    expect(
+      problems({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime, MODEL_CHECK_BASE_URL: "http://127.0.0.1:8000/v1" })[0],
+    ).toContain("MODEL_CHECK_BASE_URL sends check to http://127.0.0.1:8000/v1, which cannot serve the embedded model");
+    const config = loadConfig({
+      LOCAL_MODEL: model,
+      LOCAL_RUNTIME_DIR: runtime,
+      MODEL_CHECK: "qwen2.5:7b-instruct",
+      MODEL_CHECK_BASE_URL: "http://127.0.0.1:8000/v1",
+    });
+    expect(config.models.check).toEqual({
+      model: "qwen2.5:7b-instruct",
+      baseUrl: "http://127.0.0.1:8000/v1",
+      fineTuned: false,
+    });
+    expect(config.models.continue.baseUrl).toBe("local://embedded");
+  });
+
   it("takes the tokens per story from LOCAL_MODEL_CONTEXT, and refuses a tiny one", () => {
     expect(
       loadConfig({ LOCAL_MODEL: model, LOCAL_RUNTIME_DIR: runtime, LOCAL_MODEL_CONTEXT: "16384" }).local?.contextSize,
