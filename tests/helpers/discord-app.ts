@@ -10,9 +10,12 @@ export type DiscordApp = TestFront<DiscordAdapter>;
  * Engine and adapter configured from the environment `npm start` would see, logged in.
  * With REDIS_URL in `extra` (tests/helpers/topology.ts queueEnv), it is the front only and
  * two worker processes write the chapters. The caller stops all three (stopDiscordApp).
+ *
+ * Without `fakes.model` the environment names no endpoint (no OPENAI_* at all): `extra`
+ * says which model serves the stories (LOCAL_MODEL, tests/helpers/local-terminal.ts).
  */
 export async function launchDiscordApp(
-  fakes: { model: FakeOpenAiServer; discord: FakeDiscordServer },
+  fakes: { model?: FakeOpenAiServer; discord: FakeDiscordServer },
   /** DATABASE_URL of the test's database (tests/helpers/database.ts). */
   databaseUrl: string,
   log: (message: string) => void,
@@ -20,9 +23,7 @@ export async function launchDiscordApp(
 ): Promise<DiscordApp> {
   const { model, discord } = fakes;
   const env = {
-    OPENAI_BASE_URL: model.baseUrl,
-    OPENAI_MODEL: "fake",
-    OPENAI_MAX_RETRIES: "0",
+    ...(model === undefined ? {} : { OPENAI_BASE_URL: model.baseUrl, OPENAI_MODEL: "fake", OPENAI_MAX_RETRIES: "0" }),
     DATABASE_URL: databaseUrl,
     DISCORD_TOKEN: discord.token,
     DISCORD_APPLICATION_ID: discord.applicationId,

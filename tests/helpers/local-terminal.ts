@@ -1,6 +1,6 @@
 /**
- * What the end-to-end tests on the embedded model share (tests/local-model/terminal-*.local.test.ts
- * and telegram-chapter.local.test.ts): the tiny llama they play on, tuned so a weak random
+ * What the end-to-end tests on the embedded model share (tests/local-model/terminal-*.local.test.ts,
+ * telegram-chapter.local.test.ts and discord-chapter.local.test.ts): the tiny llama they play on, tuned so a weak random
  * model finishes a chapter, the LOCAL_MODEL settings that go with it, and the terminal's
  * environment with them and no endpoint at all.
  *
