@@ -216,6 +216,8 @@ export async function createEngine(
   queue.handle<IllustrationJobPayload>(
     ILLUSTRATION_JOB,
     retryOn(isTransientDbError, (payload, job) => illustrationJob.run(payload, job.attempt)),
+    // Given up for good: the picture is marked failed and its readers told, never left waiting.
+    { failed: (payload, failure) => illustrationJob.abandon(payload, failure.error.message) },
   );
   queue.handle<RepairJobPayload>(
     REPAIR_JOB,

@@ -152,28 +152,68 @@ export class IllustrationJob {
     } catch (error) {
       const kind = error instanceof ModelError ? error.kind : "internal";
       this.options.log?.(`illustration ${row.id} failed: ${error instanceof Error ? error.message : String(error)}`);
-      await this.db.$transaction([
-        this.db.illustration.update({
-          where: { id: row.id },
-          data: { status: "failed", prompt, error: kind },
-          select: { id: true },
-        }),
-        // A failed picture does not count against its day's budget.
-        giveBackCounter(this.db, COUNTER_KEYS.images(story.workspaceId, row.createdAt)),
-      ]);
-      const audience = await this.audiences(story.conversationId);
-      if (audience !== undefined) {
-        const reason = t(
-          audience.locale,
-          kind === "refused" ? "illustrate.refused" : kind === "timeout" ? "illustrate.slow" : "illustrate.down",
-        );
-        await audience.surface
-          .notice(t(audience.locale, "illustrate.failed", { reason }))
-          .catch((e: unknown) => this.options.log?.(`illustration note not shown: ${String(e)}`));
-      }
+      await this.fail(row.id, { prompt, kind });
       return;
     }
     await this.post(row.id);
+  }
+
+  /**
+   * The `failed` hook of the picture job: the queue gave it up for good (its worker died
+   * more often than the stalled check allows, or its retries ran out). A picture still
+   * `pending` or `drawing` is marked failed, its day's budget given back and its readers
+   * told once, as when the image endpoint fails; a picture drawn (or failed) meanwhile is
+   * left alone. Without it, the row would wait for ever: recovery next to live workers
+   * leaves a `drawing` picture to its job.
+   */
+  async abandon(payload: IllustrationJobPayload, reason: string): Promise<void> {
+    if (await this.fail(payload.illustrationId, { kind: "internal", from: ["pending", "drawing"] })) {
+      this.options.log?.(`illustration ${payload.illustrationId} failed: its job was given up (${reason})`);
+    }
+  }
+
+  /**
+   * Mark a picture failed (from `from`, default `drawing`), give its budget back and tell
+   * its readers; false when it was no longer there to fail (done, or failed already).
+   */
+  private async fail(
+    illustrationId: string,
+    failure: { kind: string; prompt?: string; from?: string[] },
+  ): Promise<boolean> {
+    const row = await this.db.illustration.findUnique({
+      where: { id: illustrationId },
+      select: { id: true, createdAt: true, story: { select: { workspaceId: true, conversationId: true } } },
+    });
+    if (row === null) return false;
+    // Failed and its budget given back together: a failed picture does not count against its day's budget.
+    const marked = await this.db.$transaction(async (tx) => {
+      const { count } = await tx.illustration.updateMany({
+        where: { id: row.id, status: { in: failure.from ?? ["drawing"] } },
+        data: {
+          status: "failed",
+          error: failure.kind,
+          ...(failure.prompt === undefined ? {} : { prompt: failure.prompt }),
+        },
+      });
+      if (count > 0) await giveBackCounter(tx, COUNTER_KEYS.images(row.story.workspaceId, row.createdAt));
+      return count > 0;
+    });
+    if (!marked) return false;
+    const audience = await this.audiences(row.story.conversationId);
+    if (audience !== undefined) {
+      const reason = t(
+        audience.locale,
+        failure.kind === "refused"
+          ? "illustrate.refused"
+          : failure.kind === "timeout"
+            ? "illustrate.slow"
+            : "illustrate.down",
+      );
+      await audience.surface
+        .notice(t(audience.locale, "illustrate.failed", { reason }))
+        .catch((e: unknown) => this.options.log?.(`illustration note not shown: ${String(e)}`));
+    }
+    return true;
   }
 
   /**

@@ -17,6 +17,7 @@ import { commandServices } from "../../commands/types.ts";
 import { loadConfig } from "../../src/app/config.ts";
 import { createEngine, type Engine } from "../../src/app/wiring.ts";
 import { bookToEpub, bookToMarkdownZip } from "../../src/story/book.ts";
+import { enqueueIllustrations } from "../../src/story/illustration-job.ts";
 import { FakeOpenAiServer } from "../fakes/fake-openai-server.ts";
 import type { FakeRequest } from "../fakes/fake-openai-types.ts";
 import { FakeSurface } from "../fakes/fake-surface.ts";
@@ -291,6 +292,79 @@ describe("illustrations", { timeout: 60_000 }, () => {
     expect(surface.images).toHaveLength(posted + 1);
     await engine.illustrationJob.run({ illustrationId: row.id }, 3);
     expect(surface.images).toHaveLength(posted + 1);
+  });
+
+  it("a picture job given up for good marks its picture failed, gives its budget back and says so, once", async () => {
+    // Every picture job's database work fails as a database that does not answer would:
+    // the queue's retries run out and its failed hook gives the picture up.
+    await launch({ IMAGES_PER_DAY: "5" });
+    const storyId = await start();
+    const drawn = await engine.db.illustration.findFirstOrThrow({ where: { storyId } });
+    expect(drawn.status).toBe("done");
+    const row = await engine.db.illustration.create({
+      data: {
+        storyId,
+        chapterId: drawn.chapterId,
+        source: "request",
+        requestKey: "given-up",
+        scene: "The harbour at night",
+        characters: [],
+        status: "drawing",
+      },
+    });
+    const before = surface.notices.length;
+    const counters = async () => (await engine.db.counter.findMany()).map((c) => c.count);
+    const budget = await counters();
+    await engine.illustrationJob.abandon({ illustrationId: row.id }, "job stalled more than allowable limit");
+    await engine.illustrationJob.abandon({ illustrationId: row.id }, "job stalled more than allowable limit");
+    expect(await engine.db.illustration.findUniqueOrThrow({ where: { id: row.id } })).toMatchObject({
+      status: "failed",
+      error: "internal",
+    });
+    expect(surface.notices.slice(before)).toEqual([expect.stringContaining("Illustration unavailable")]);
+    expect((await counters()).reduce((a, b) => a + b, 0)).toBe(budget.reduce((a, b) => a + b, 0) - 1);
+    expect(logs.some((l) => l.includes(`illustration ${row.id} failed: its job was given up (job stalled`))).toBe(true);
+    // A picture drawn meanwhile is left alone.
+    await engine.illustrationJob.abandon({ illustrationId: drawn.id }, "stalled");
+    expect((await engine.db.illustration.findUniqueOrThrow({ where: { id: drawn.id } })).status).toBe("done");
+    expect(surface.notices.slice(before)).toHaveLength(1);
+  });
+
+  it("the picture queue's failed hook gives up a picture whose job failed for good", async () => {
+    await launch();
+    const storyId = await start();
+    const drawn = await engine.db.illustration.findFirstOrThrow({ where: { storyId } });
+    // The job's claim (pending -> drawing) fails with an error no retry mends.
+    if (process.env.TEST_DATABASE === "postgres") {
+      await engine.db.$executeRawUnsafe(`CREATE FUNCTION no_drawing() RETURNS trigger AS $$
+        BEGIN IF NEW.status = 'drawing' THEN RAISE EXCEPTION 'no drawing today'; END IF; RETURN NEW; END
+        $$ LANGUAGE plpgsql`);
+      await engine.db.$executeRawUnsafe(
+        `CREATE TRIGGER no_drawing BEFORE UPDATE ON "Illustration" FOR EACH ROW EXECUTE FUNCTION no_drawing()`,
+      );
+    } else {
+      await engine.db.$executeRawUnsafe(`CREATE TRIGGER no_drawing BEFORE UPDATE OF status ON "Illustration"
+        WHEN NEW.status = 'drawing' BEGIN SELECT RAISE(ABORT, 'no drawing today'); END`);
+    }
+    const row = await engine.db.illustration.create({
+      data: {
+        storyId,
+        chapterId: drawn.chapterId,
+        source: "request",
+        requestKey: "refused-claim",
+        scene: "The harbour at night",
+        characters: [],
+      },
+    });
+    const before = surface.notices.length;
+    await enqueueIllustrations(engine.queue, [row.id]);
+    await engine.queue.onIdle();
+    expect(await engine.db.illustration.findUniqueOrThrow({ where: { id: row.id } })).toMatchObject({
+      status: "failed",
+      error: "internal",
+    });
+    expect(surface.notices.slice(before)).toEqual([expect.stringContaining("Illustration unavailable")]);
+    expect(logs.some((l) => l.includes(`illustration ${row.id} failed: its job was given up`))).toBe(true);
   });
 
   it("nothing is drawn without IMAGE_MODEL, and /illustrate says why", async () => {
