@@ -16,63 +16,49 @@
  *
  * Opt-in (`LOCAL_RUNTIME_DIR=<prefix> npm run test:local`): fails, never skips, without it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FakeDiscordServer, type FakeMessage, type FakeUser } from "../fakes/fake-discord-server.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { ballotIn, buttonsOf, type DiscordApp, launchDiscordApp, stopDiscordApp } from "../helpers/discord-app.ts";
-import { localModelEnv, localRuntimeDir, TURN_MS, writeChapterModel } from "../helpers/local-terminal.ts";
+import {
+  expectCarriable,
+  expectNoFailure,
+  expectTwoLocalChapters,
+  squeeze,
+  useLocalBotFixture,
+} from "../helpers/local-bot.ts";
+import { TURN_MS } from "../helpers/local-terminal.ts";
 
 /** Discord's longest message content. */
 const MAX_CONTENT = 2000;
 /** Discord's longest button label. */
 const MAX_LABEL = 80;
-/** JSON cannot carry a lone surrogate (a pair cut in two) as text Discord would keep. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-/** Text without whitespace: a chapter split over messages loses only the whitespace at its cuts. */
-const squeeze = (text: string) => text.replace(/\s+/g, "");
 const newer = (a: FakeMessage, b: FakeMessage) => BigInt(a.id) > BigInt(b.id);
 const votesOf = (m: FakeMessage | undefined) => buttonsOf(m).filter((b) => b.custom_id?.startsWith("ink:v:"));
 
 describe("a chapter on the embedded model, through the Discord bot", { timeout: 120_000 }, () => {
-  let dir: string;
-  let database: TestDatabase;
-  let modelPath: string;
-  let discord: FakeDiscordServer;
+  let discord: FakeDiscordServer | undefined;
   let app: DiscordApp | undefined;
   const logs: string[] = [];
-
-  beforeAll(async () => {
-    localRuntimeDir();
-    dir = mkdtempSync(join(tmpdir(), "inkloom-local-dc-"));
-    database = await createTestDatabase(dir, "inkloom");
-    modelPath = join(dir, "tiny.gguf");
-    writeChapterModel(modelPath);
-    discord = await FakeDiscordServer.start();
-  });
-
-  afterAll(async () => {
+  const fixture = useLocalBotFixture("inkloom-local-dc-", async () => {
     if (app !== undefined) await stopDiscordApp(app);
     await discord?.close();
-    await database?.drop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it("/start -> modal -> thread -> chapter 1 streamed with its ballot -> votes, close -> chapter 2", async () => {
-    app = await launchDiscordApp({ discord }, database.url, (m) => logs.push(m), localModelEnv(modelPath));
+    const server = await FakeDiscordServer.start();
+    discord = server;
+    app = await launchDiscordApp({ discord: server }, fixture.databaseUrl, (m) => logs.push(m), fixture.env);
     const { engine } = app;
-    const guild = discord.guild({ name: "Book Club" });
-    const channel = discord.textChannel(guild, { name: "stories" });
+    const guild = server.guild({ name: "Book Club" });
+    const channel = server.textChannel(guild, { name: "stories" });
     const [ann, bea, cal] = ["ann", "bea", "cal"].map((username) => {
-      const user = discord.user({ username });
-      discord.addMember(guild, user);
+      const user = server.user({ username });
+      server.addMember(guild, user);
       return user;
     }) as [FakeUser, FakeUser, FakeUser];
-    const threadOf = () => discord.threads(channel)[0];
-    const messages = () => discord.messages(threadOf()?.id ?? channel.id).filter((m) => !m.deleted);
+    const threadOf = () => server.threads(channel)[0];
+    const messages = () => server.messages(threadOf()?.id ?? channel.id).filter((m) => !m.deleted);
     const seen = () =>
       `messages: ${JSON.stringify(
         messages().map((m) => ({ id: m.id, content: m.content, history: m.contentHistory, buttons: buttonsOf(m) })),
@@ -84,17 +70,17 @@ describe("a chapter on the embedded model, through the Discord bot", { timeout: 
       .slashCommand(guild, channel, ann, "start", [{ name: "genre", type: 3, value: "mystery" }])
       .response();
     expect(modal.type).toBe(9);
-    const submitted = discord.submitModal(guild, channel, ann, String(modal.data?.custom_id), {
+    const submitted = server.submitModal(guild, channel, ann, String(modal.data?.custom_id), {
       scenario: "a lighthouse keeper finds a letter from the future",
     });
     expect((await submitted.response()).type).toBe(5);
-    const thread = await discord.waitFor(threadOf);
+    const thread = await server.waitFor(threadOf);
     const first = await discord
-      .waitFor(() => ballotIn(discord, thread.id), TURN_MS)
+      .waitFor(() => ballotIn(server, thread.id), TURN_MS)
       .catch((error: unknown) => {
         throw new Error(`no ballot after chapter 1: ${String(error)}\n${seen()}`);
       });
-    await discord.waitFor(() => submitted.original()?.content?.includes(`<#${thread.id}>`));
+    await server.waitFor(() => submitted.original()?.content?.includes(`<#${thread.id}>`));
     const firstVotes = votesOf(first);
     expect(firstVotes.length, seen()).toBeGreaterThanOrEqual(2);
 
@@ -104,28 +90,21 @@ describe("a chapter on the embedded model, through the Discord bot", { timeout: 
       [cal, firstVotes[1]],
       [ann, firstVotes[0]],
     ] as const) {
-      const answer = await discord.clickButton(guild, thread, user, first.id, vote?.custom_id ?? "").response();
+      const answer = await server.clickButton(guild, thread, user, first.id, vote?.custom_id ?? "").response();
       expect(answer.type, seen()).toBe(7);
     }
     const close = buttonsOf(first).find((b) => b.custom_id?.startsWith("ink:x:"))?.custom_id ?? "";
-    expect((await discord.clickButton(guild, thread, ann, first.id, close).response()).type).toBe(7);
-    expect(discord.message(first.id)?.content, seen()).toMatch(/^The readers chose: “.+” \(2 of 3 votes\)\.\n/);
+    expect((await server.clickButton(guild, thread, ann, first.id, close).response()).type).toBe(7);
+    expect(server.message(first.id)?.content, seen()).toMatch(/^The readers chose: “.+” \(2 of 3 votes\)\.\n/);
     const second = await discord
-      .waitFor(() => ballotIn(discord, thread.id, first.id), TURN_MS)
+      .waitFor(() => ballotIn(server, thread.id, first.id), TURN_MS)
       .catch((error: unknown) => {
         throw new Error(`no ballot after chapter 2: ${String(error)}\n${seen()}`);
       });
     expect(votesOf(second).length, seen()).toBeGreaterThanOrEqual(2);
 
     const all = messages();
-    const chapters = await engine.db.chapter.findMany({ orderBy: { number: "asc" } });
-    expect(
-      chapters.map((c) => [c.number, c.status]),
-      seen(),
-    ).toEqual([
-      [1, "done"],
-      [2, "done"],
-    ]);
+    const chapters = await expectTwoLocalChapters(engine.db, seen);
     // Chapter 2 follows the winning choice, the second one offered.
     const offered = await engine.db.choice.findMany({
       where: { chapterId: chapters[0]?.id ?? "" },
@@ -133,11 +112,6 @@ describe("a chapter on the embedded model, through the Discord bot", { timeout: 
     });
     expect(offered.length).toBe(firstVotes.length);
     expect(chapters[1]?.action).toBe(offered[1]?.label);
-
-    // Every task ran on the embedded model: there is no endpoint to go to.
-    const runs = await engine.db.agentRun.findMany();
-    expect(runs.length).toBeGreaterThan(0);
-    for (const run of runs) expect(run).toMatchObject({ model: "local:tiny.gguf", baseUrl: "local://embedded" });
 
     for (const chapter of chapters) {
       // One message opens the chapter with its heading, posted once.
@@ -176,27 +150,20 @@ describe("a chapter on the embedded model, through the Discord bot", { timeout: 
     // chapter 2's open.
     const ballots = all.filter((m) => buttonsOf(m).some((b) => b.custom_id?.startsWith("ink:u:")));
     expect(ballots.map((m) => m.id)).toEqual([first.id, second.id]);
-    expect(votesOf(discord.message(first.id))).toEqual([]);
+    expect(votesOf(server.message(first.id))).toEqual([]);
     expect(all.filter((m) => votesOf(m).length > 0).map((m) => m.id)).toEqual([second.id]);
 
-    // No message twice, none over Discord's limits, nothing Discord could not carry.
+    // No message twice, none over Discord's limits, nothing Discord could not carry; no error
+    // notice, no Try again button, no refused call, nothing logged as failing.
     const contents = all.map((m) => m.content);
-    expect(new Set(contents).size, seen()).toBe(contents.length);
-    const shown = [...all.flatMap((m) => m.contentHistory), ...all.flatMap((m) => buttonsOf(m).map((b) => b.label))];
-    for (const text of shown) {
-      expect(text?.length).toBeGreaterThan(0);
-      expect(text?.length).toBeLessThanOrEqual(MAX_CONTENT);
-      expect(LONE_SURROGATE.test(text ?? ""), JSON.stringify(text)).toBe(false);
-    }
+    expectCarriable(
+      [...all.flatMap((m) => m.contentHistory), ...all.flatMap((m) => buttonsOf(m).map((b) => b.label))],
+      MAX_CONTENT,
+    );
     for (const label of all.flatMap((m) => buttonsOf(m).map((b) => b.label ?? ""))) {
       expect(label.length).toBeLessThanOrEqual(MAX_LABEL);
     }
-
-    // No error notice, no Try again button, no refused call, nothing logged as failing.
-    expect(contents.filter((text) => /could not be finished|went wrong|not finished/i.test(text))).toEqual([]);
     expect(all.flatMap((m) => buttonsOf(m)).filter((b) => b.custom_id?.startsWith("ink:r:"))).toEqual([]);
-    const refused = discord.calls.filter((c) => c.status >= 400);
-    expect(refused, JSON.stringify(refused)).toEqual([]);
-    expect(logs.filter((line) => /fail|error|refused/i.test(line))).toEqual([]);
+    expectNoFailure(contents, server.calls, logs, seen);
   });
 });

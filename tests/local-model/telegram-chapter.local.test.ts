@@ -15,14 +15,17 @@
  *
  * Opt-in (`LOCAL_RUNTIME_DIR=<prefix> npm run test:local`): fails, never skips, without it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { t } from "../../src/i18n/messages.ts";
 import { FakeTelegramServer } from "../fakes/fake-telegram-server.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
-import { localModelEnv, localRuntimeDir, TURN_MS, writeChapterModel } from "../helpers/local-terminal.ts";
+import {
+  expectCarriable,
+  expectNoFailure,
+  expectTwoLocalChapters,
+  squeeze,
+  useLocalBotFixture,
+} from "../helpers/local-bot.ts";
+import { TURN_MS } from "../helpers/local-terminal.ts";
 import { launchTelegramApp, stopTelegramApp, type TelegramApp } from "../helpers/telegram-app.ts";
 
 type Msg = ReturnType<FakeTelegramServer["messages"]>[number];
@@ -33,51 +36,32 @@ const buttons = (m: Msg | undefined) =>
   )?.inline_keyboard?.flat() ?? [];
 const choiceButtons = (m: Msg | undefined) => buttons(m).filter((b) => b.callback_data?.startsWith("p|"));
 
-/** Telegram refuses text that is not UTF-8: a lone surrogate (a pair cut in two) cannot be sent. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /** Telegram's longest message text, in UTF-16 code units after entity parsing. */
 const MAX_TEXT = 4096;
 const PICK_PROMPT = t("en", "pick.prompt");
 
-/** Text without whitespace: a chapter split over messages loses only the whitespace at its cuts. */
-const squeeze = (text: string) => text.replace(/\s+/g, "");
-
 describe("a chapter on the embedded model, through the Telegram bot", { timeout: 120_000 }, () => {
-  let dir: string;
-  let database: TestDatabase;
-  let modelPath: string;
-  let tg: FakeTelegramServer;
+  let tg: FakeTelegramServer | undefined;
   let app: TelegramApp | undefined;
   const logs: string[] = [];
-
-  beforeAll(async () => {
-    localRuntimeDir();
-    dir = mkdtempSync(join(tmpdir(), "inkloom-local-tg-"));
-    database = await createTestDatabase(dir, "inkloom");
-    modelPath = join(dir, "tiny.gguf");
-    writeChapterModel(modelPath);
-    tg = await FakeTelegramServer.start();
-  });
-
-  afterAll(async () => {
+  const fixture = useLocalBotFixture("inkloom-local-tg-", async () => {
     if (app !== undefined) await stopTelegramApp(app);
     await tg?.close();
-    await database?.drop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it("/start <scenario> streams chapter 1 and its choices; a choice button writes chapter 2", async () => {
-    const env = localModelEnv(modelPath);
-    app = await launchTelegramApp({ tg }, database.url, (m) => logs.push(m), env);
+    const server = await FakeTelegramServer.start();
+    tg = server;
+    app = await launchTelegramApp({ tg: server }, fixture.databaseUrl, (m) => logs.push(m), fixture.env);
     const { engine } = app;
-    const ann = tg.user({ first_name: "Ann" });
-    const chat = tg.chat("private", { user: ann });
-    const messages = () => tg.messages(chat.id);
+    const ann = server.user({ first_name: "Ann" });
+    const chat = server.chat("private", { user: ann });
+    const messages = () => server.messages(chat.id);
     /** Messages offering choices now (a closed offer keeps only its rating row). */
     const offers = () => messages().filter((m) => choiceButtons(m).length > 0);
     const seen = () => `messages: ${JSON.stringify(messages(), null, 1)}\nlog:\n${logs.join("\n")}`;
 
-    tg.sendText(chat, ann, "/start a lighthouse keeper finds a letter from the future");
+    server.sendText(chat, ann, "/start a lighthouse keeper finds a letter from the future");
     const first = await tg
       .waitFor(() => offers()[0], TURN_MS)
       .catch((error: unknown) => {
@@ -89,7 +73,7 @@ describe("a chapter on the embedded model, through the Telegram bot", { timeout:
     expect(firstChoices.length, seen()).toBeGreaterThanOrEqual(2);
 
     const pick = firstChoices[0]?.callback_data ?? "";
-    await tg.clickButton(chat, ann, first.message_id, pick);
+    await server.clickButton(chat, ann, first.message_id, pick);
     const second = await tg
       .waitFor(() => offers().find((m) => m.message_id > first.message_id), TURN_MS)
       .catch((error: unknown) => {
@@ -98,19 +82,7 @@ describe("a chapter on the embedded model, through the Telegram bot", { timeout:
     expect(choiceButtons(second).length, seen()).toBeGreaterThanOrEqual(2);
 
     const all = messages();
-    const chapters = await engine.db.chapter.findMany({ orderBy: { number: "asc" } });
-    expect(
-      chapters.map((c) => [c.number, c.status]),
-      seen(),
-    ).toEqual([
-      [1, "done"],
-      [2, "done"],
-    ]);
-
-    // Every task ran on the embedded model: there is no endpoint to go to.
-    const runs = await engine.db.agentRun.findMany();
-    expect(runs.length).toBeGreaterThan(0);
-    for (const run of runs) expect(run).toMatchObject({ model: "local:tiny.gguf", baseUrl: "local://embedded" });
+    const chapters = await expectTwoLocalChapters(engine.db, seen);
 
     for (const chapter of chapters) {
       // One message opens the chapter, in bold, sent once: the draft became one real message.
@@ -132,7 +104,7 @@ describe("a chapter on the embedded model, through the Telegram bot", { timeout:
 
     // Streamed: private chats preview the chapter in a native draft, growing, one draft per
     // chapter, each a prefix of the message it became.
-    const drafts = tg.drafts(chat.id);
+    const drafts = server.drafts(chat.id);
     const draftIds = [...new Set(drafts.map((d) => d.draft_id))];
     expect(draftIds, JSON.stringify(drafts)).toHaveLength(2);
     for (const [i, id] of draftIds.entries()) {
@@ -152,21 +124,14 @@ describe("a chapter on the embedded model, through the Telegram bot", { timeout:
     expect(choiceButtons(closed)).toEqual([]);
     expect(offers().map((m) => m.message_id)).toEqual([second.message_id]);
 
-    // No message twice, none over Telegram's limits, nothing Telegram would refuse as not UTF-8.
+    // No message twice, none over Telegram's limits, nothing Telegram would refuse as not UTF-8;
+    // no error notice, no Retry button, no refused call, nothing logged as failing.
     const texts = all.map((m) => m.text);
-    expect(new Set(texts).size, seen()).toBe(texts.length);
-    const shown = [...texts, ...drafts.map((d) => d.text), ...all.flatMap((m) => buttons(m).map((b) => b.text))];
-    for (const text of shown) {
-      expect(text.length).toBeGreaterThan(0);
-      expect(text.length).toBeLessThanOrEqual(MAX_TEXT);
-      expect(LONE_SURROGATE.test(text), JSON.stringify(text)).toBe(false);
-    }
-
-    // No error notice, no refused call, nothing logged as failing.
-    expect(texts.filter((text) => /could not be finished|went wrong|not finished/i.test(text))).toEqual([]);
+    expectCarriable(
+      [...texts, ...drafts.map((d) => d.text), ...all.flatMap((m) => buttons(m).map((b) => b.text))],
+      MAX_TEXT,
+    );
     expect(all.flatMap((m) => buttons(m)).filter((b) => b.callback_data?.startsWith("r|"))).toEqual([]);
-    const refused = tg.calls.filter((c) => c.status >= 400);
-    expect(refused, JSON.stringify(refused)).toEqual([]);
-    expect(logs.filter((line) => /fail|error|refused/i.test(line))).toEqual([]);
+    expectNoFailure(texts, server.calls, logs, seen);
   });
 });
