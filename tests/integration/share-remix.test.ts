@@ -35,6 +35,9 @@ beforeEach(async () => {
     OPENAI_MODEL: "fake",
     OPENAI_MAX_RETRIES: "0",
     DATABASE_URL: await databases.url(dir, "share"),
+    // No planning ahead: its model calls run after a chapter's job and would be counted
+    // against the remix's (on BullMQ they can still be running when a test counts).
+    PREPLAN: "off",
   });
   engine = await createEngine(config, (m) => logs.push(m));
   logs.length = 0;
